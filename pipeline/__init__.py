@@ -1,0 +1,1 @@
+"""The run: CLI, config, Beam graph, runner options, manifest, report."""

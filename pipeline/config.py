@@ -1,0 +1,182 @@
+"""The run config: one YAML file, validated by pydantic, overridable from the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from transforms.compound.config import CompoundConfig
+from transforms.config_base import StrictModel
+from transforms.decontam.config import DecontamConfig
+from transforms.dedup.config import DedupConfig
+from transforms.embed.config import EmbeddingConfig
+from transforms.llm.config import LLMConfig
+from transforms.quality.config import QualityConfig
+from transforms.rise.config import RiseConfig
+from transforms.tag_instruct.config import TagInstructConfig
+
+FORMATS = ("auto", "jsonl", "json", "parquet", "csv", "hf_disk", "hf")
+LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference")
+
+
+class RunSection(StrictModel):
+    name: str = Field("refinery", description="dataset name used in the card and manifest")
+    seed: int = Field(0, description="seed for every sampled choice in the run")
+    output_dir: str = Field("out", description="where shards, card, manifest, rejected/ go")
+
+
+class SourceConfig(StrictModel):
+    path: str = Field(..., description="file, glob, or directory (hf_disk) to read")
+    name: str | None = Field(None, description="dataset name in `source.dataset`; default: file stem")
+    format: Literal[FORMATS] = "auto"  # type: ignore[valid-type]
+    layout: Literal[LAYOUTS] = "auto"  # type: ignore[valid-type]
+    field_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical field → source field, e.g. {instruction: prompt, output: reply}; "
+        "overrides detection (set `layout` too)",
+    )
+    split: str = Field("train", description="split for `hf` sources")
+    limit: int | None = Field(None, ge=1, description="read only the first N rows of each file")
+
+
+class IngestConfig(StrictModel):
+    batch_rows: int = Field(2000, ge=1, description="rows per Arrow batch between stages")
+    split_bytes: int = Field(16 << 20, ge=1024, description="byte-range split size for JSONL")
+    max_record_bytes: int = Field(1 << 20, ge=16, description="larger records go to the dead letter")
+    max_error_rate: float = Field(
+        0.2, ge=0, le=1, description="abort (publish nothing) when dead-lettered/read exceeds it"
+    )
+
+
+class EmitConfig(StrictModel):
+    split: str = "train"
+    num_shards: int | None = Field(None, ge=1, description="fixed shard count; default by rows")
+    rows_per_shard: int = Field(100_000, ge=1, description="used when num_shards is not set")
+    jsonl: bool = Field(False, description="also write <split>-*.jsonl next to the Parquet shards")
+    include_curated: bool = Field(True, description="emit the curated input examples as `sft`")
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+
+
+class BeamConfig(StrictModel):
+    runner: str = Field("DirectRunner", description="any Beam runner name")
+    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "in_memory"
+    direct_num_workers: int = Field(1, ge=1)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="extra pipeline options passed through to Beam"
+    )
+
+
+class StagesConfig(StrictModel):
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
+    tag_instruct: TagInstructConfig = Field(default_factory=TagInstructConfig)
+    compound: CompoundConfig = Field(default_factory=CompoundConfig)
+    rise: RiseConfig = Field(default_factory=RiseConfig)
+
+
+class RunConfig(StrictModel):
+    run: RunSection = Field(default_factory=RunSection)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    stages: StagesConfig = Field(default_factory=StagesConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    embeddings: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    emit: EmitConfig = Field(default_factory=EmitConfig)
+    beam: BeamConfig = Field(default_factory=BeamConfig)
+
+    @field_validator("sources")
+    @classmethod
+    def _need_sources(cls, v: list[SourceConfig]) -> list[SourceConfig]:
+        if not v:
+            raise ValueError("at least one source is required (or pass --input PATH)")
+        return v
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of the validated config."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; `problems` lists 'field.path: message' lines."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "<root>"
+        got = e.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        lines.append(f"{path}: {e['msg']}{shown}")
+    return lines
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.0.c = value` in nested dicts/lists, creating dicts on the way."""
+    keys = dotted.split(".")
+    node: Any = data
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError([f"{'.'.join(keys[:i + 1])}: no list item {key!r}"])
+            if last:
+                node[int(key)] = value
+            else:
+                node = node[int(key)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError([f"{'.'.join(keys[:i])}: cannot set {key!r} inside a value"])
+        if last:
+            node[key] = value
+        else:
+            node = node.setdefault(key, {})
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'a.b=value' → ('a.b', YAML-parsed value)."""
+    if "=" not in text:
+        raise ConfigError([f"--set {text!r}: expected dotted.key=value"])
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(
+    path: str | Path | None,
+    overrides: list[str] | None = None,
+    inputs: list[str] | None = None,
+    out: str | None = None,
+) -> RunConfig:
+    """Read YAML, apply --input/--out/--set, validate. Raises ConfigError listing every problem."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError as e:
+            raise ConfigError([f"<file>: config file not found: {path}"]) from e
+        except yaml.YAMLError as e:
+            raise ConfigError([f"<file>: not valid YAML: {e}"]) from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(["<root>: the config must be a mapping of sections"])
+        data = loaded or {}
+    if inputs:
+        data["sources"] = [{"path": p} for p in inputs]
+    if out:
+        data.setdefault("run", {})["output_dir"] = out
+    for text in overrides or []:
+        key, value = parse_override(text)
+        set_dotted(data, key, value)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e)) from e

@@ -1,0 +1,1 @@
+"""Stage families: one composite PTransform per file, a pure core beside it."""

@@ -1,0 +1,60 @@
+"""The serving layer's contract: what stages send and get back. No backend code here.
+
+Stages build `ChatRequest`s (rendered prompt, sampling, optional JSON Schema), apply
+`transforms.llm.generate.Generate(llm_config, stage=...)` to a PCollection of them, and get a
+dict {MAIN: PCollection[ChatResult], DEADLETTER: PCollection[dict]}. Every request ends in one
+of the two. `ChatResult.parsed` holds the schema-validated JSON answers when a schema was given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    n: int = 1
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat call. `key` identifies the caller's item (e.g. record id + step), and travels
+    back on the result; `payload` is opaque caller state carried along (JSON-able)."""
+
+    key: str
+    messages: tuple[tuple[str, str], ...]  # ((role, content), ...)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    json_schema: dict[str, Any] | None = None
+    logprobs: int | None = None  # top-k logprobs per generated token, where supported
+    template_version: str = ""
+    payload: Any = None
+
+    def message_dicts(self) -> list[dict[str, str]]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """The answers to one request: `texts` has `n` entries; `parsed` the validated JSON
+    (same order) when the request had a schema; `model` the backend's model id."""
+
+    key: str
+    texts: tuple[str, ...]
+    parsed: tuple[Any, ...] | None = None
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprobs: tuple[Any, ...] | None = None
+    cached: bool = False
+    payload: Any = None

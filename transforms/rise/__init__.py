@@ -1,0 +1,1 @@
+"""rise stage family."""

@@ -1,0 +1,1 @@
+"""tag_instruct stage family."""
