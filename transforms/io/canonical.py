@@ -1,0 +1,52 @@
+"""Adapted row → canonical Example / PreferencePair row dict: normalized text, stable id,
+validated (empty texts and unknown shapes raise AdapterError, which the reader dead-letters)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from schemas.ids import example_id, pair_id
+from schemas.records import example_row, pair_row
+from schemas.text import normalize_text
+from transforms.io.adapters import Adapted, AdapterError
+
+
+def _normalized(messages: list[dict[str, str]], what: str) -> list[dict[str, str]]:
+    out = []
+    for i, m in enumerate(messages):
+        content = normalize_text(m["content"])
+        if not content and m["role"] in ("user", "assistant"):
+            raise AdapterError(f"{what}: message {i} ({m['role']}) is empty")
+        out.append({"role": m["role"], "content": content})
+    return out
+
+
+def _check_example(messages: list[dict[str, str]]) -> None:
+    roles = [m["role"] for m in messages]
+    if "user" not in roles:
+        raise AdapterError("example has no user turn")
+    if "assistant" not in roles:
+        raise AdapterError("example has no assistant turn")
+
+
+def to_canonical(adapted: Adapted, source: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """('example' | 'pair', row dict in the canonical schema's shape)."""
+    meta = {k: v for k, v in adapted.meta.items() if v is not None}
+    for key in ("context", "answer"):
+        if isinstance(meta.get(key), str):
+            meta[key] = normalize_text(meta[key]) or None
+    if adapted.kind == "example":
+        messages = _normalized(adapted.messages, "example")
+        _check_example(messages)
+        return "example", example_row(example_id(messages), messages, source, **meta)
+    prompt = _normalized(adapted.prompt, "prompt")
+    chosen = _normalized(adapted.chosen, "chosen")
+    rejected = _normalized(adapted.rejected, "rejected")
+    if not any(m["role"] == "user" for m in prompt):
+        raise AdapterError("pair prompt has no user turn")
+    if chosen == rejected:
+        raise AdapterError("chosen and rejected are identical")
+    meta.setdefault("method", "ingest")
+    return "pair", pair_row(pair_id(prompt, chosen, rejected), prompt, chosen, rejected, source,
+                            **meta)

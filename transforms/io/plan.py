@@ -1,0 +1,89 @@
+"""Plan the reading of sources: files matched → format and layout detected → splits.
+
+Runs once when the graph is built, so a missing file or an unknown format fails fast, and
+the split list (hence every row number) is the same on every runner.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from transforms.io.adapters import AdapterError, detect_layout
+from transforms.io.readers import (
+    SAMPLE_ROWS,
+    FileSplit,
+    detect_format,
+    expand_paths,
+    load_hf,
+    plan_jsonl,
+    read_split,
+)
+
+UNDETECTED = "undetected"
+
+
+class SourceError(Exception):
+    """A source that cannot be read at all (missing file, unknown format)."""
+
+
+def _sample_layout(first: FileSplit, max_bytes: int, hf_split: str) -> str:
+    rows = [r for _, _, r in itertools.islice(read_split(first, max_bytes, hf_split),
+                                              SAMPLE_ROWS * 4)
+            if not isinstance(r, Exception)][:SAMPLE_ROWS]
+    try:
+        return detect_layout(rows)
+    except AdapterError as e:
+        return f"{UNDETECTED}:{e}"
+
+
+def plan_file(index: int, path: str, source: Any, split_bytes: int, max_bytes: int,
+              batch_rows: int) -> list[FileSplit]:
+    fmt = source.format if source.format != "auto" else detect_format(path)
+    limit = source.limit
+    if fmt == "jsonl":
+        ranges = [(s, e, r) for s, e, r in plan_jsonl(path, split_bytes)
+                  if limit is None or r < limit]
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        starts = itertools.accumulate([meta.row_group(i).num_rows for i in range(meta.num_row_groups)],
+                                      initial=0)
+        ranges = [(g, g, r) for g, r in zip(range(meta.num_row_groups), starts, strict=False)
+                  if limit is None or r < limit]
+    elif fmt in ("hf_disk", "hf"):
+        n = len(load_hf(path, fmt, source.split))
+        n = min(n, limit) if limit else n
+        step = max(batch_rows * 4, 1)
+        ranges = [(s, min(s + step, n), s) for s in range(0, n, step)]
+    else:
+        ranges = [(0, -1, 0)]
+    splits = [FileSplit(index, path, fmt, "", s, e, r, limit) for s, e, r in ranges]
+    if not splits:
+        return []
+    layout = source.layout
+    if layout == "auto":
+        layout = _sample_layout(splits[0], max_bytes, source.split)
+    return [FileSplit(index, path, fmt, layout, s.start, s.end, s.first_row, limit)
+            for s in splits]
+
+
+def plan_sources(sources: Sequence[Any], ingest: Any) -> list[FileSplit]:
+    """Every split of every source, in source then file order."""
+    splits: list[FileSplit] = []
+    for index, source in enumerate(sources):
+        paths = expand_paths(source.path, source.format)
+        if not paths:
+            raise SourceError(f"sources.{index}.path: no file matches {source.path!r}")
+        for path in paths:
+            if not os.path.exists(path) and source.format != "hf":
+                raise SourceError(f"sources.{index}.path: file not found: {path}")
+            try:
+                splits.extend(plan_file(index, path, source, ingest.split_bytes,
+                                        ingest.max_record_bytes, ingest.batch_rows))
+            except (OSError, ValueError) as e:
+                raise SourceError(f"sources.{index}.path: {path}: {e}") from e
+    return splits

@@ -1,0 +1,41 @@
+"""WriteDeadLetter: dead-letter dicts from every stage → `<dir>/deadletter.jsonl`.
+
+Each line: {stage, file, row, record_id, error, raw}; sorted so reruns give the same bytes.
+Always writes the file (empty when nothing failed) and returns its info dict."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.io.files import write_bytes
+from transforms.io.shards import sha256
+
+
+def _sort_key(e: dict[str, Any]) -> tuple:
+    return (e.get("stage") or "", e.get("file") or "", e.get("row") if e.get("row") is not None
+            else -1, e.get("record_id") or "", e.get("error") or "", e.get("raw") or "")
+
+
+def _write(entries: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    lines = [json.dumps(e, ensure_ascii=False, sort_keys=True) for e in sorted(entries, key=_sort_key)]
+    data = ("\n".join(lines) + "\n").encode() if lines else b""
+    write_bytes(path, data)
+    by_stage: dict[str, int] = {}
+    for e in entries:
+        by_stage[e["stage"]] = by_stage.get(e["stage"], 0) + 1
+    return {"path": path, "rows": len(entries), "sha256": sha256(data), "stages": by_stage}
+
+
+class WriteDeadLetter(beam.PTransform):
+    def __init__(self, directory: str, label: str | None = None):
+        super().__init__(label)
+        self._path = f"{directory}/deadletter.jsonl"
+
+    def expand(self, entries: beam.PCollection) -> beam.PCollection:
+        path = self._path
+        return (entries
+                | "All" >> beam.combiners.ToList()
+                | "Write" >> beam.Map(lambda es: _write(es, path)))
