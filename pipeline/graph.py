@@ -80,9 +80,10 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
 
     infos = [
         _flatten(p, sft, "AllSft") | "EmitSft" >> WriteShards(
-            "sft", f"{staging}/sft", cfg.emit, EXAMPLE_SCHEMA) | "TagSft" >> _tag("shards"),
+            "sft", f"{staging}/sft", cfg.emit, EXAMPLE_SCHEMA, f"{staging}/jsonl/sft") | "TagSft" >> _tag("shards"),
         _flatten(p, pairs, "AllPairs") | "EmitPairs" >> WriteShards(
-            "preference", f"{staging}/preference", cfg.emit, PAIR_SCHEMA)
+            "preference", f"{staging}/preference", cfg.emit, PAIR_SCHEMA,
+            f"{staging}/jsonl/preference")
         | "TagPairs" >> _tag("shards"),
         _flatten(p, rejected, "AllRejected") | "EmitRejected" >> WriteRejected(
             f"{staging}/rejected") | "TagRejected" >> _tag("rejected"),

@@ -23,8 +23,8 @@ from pipeline.options import pipeline_options
 from pipeline.report import render_report
 from transforms.base import RunContext
 
-PUBLISHED = ("sft", "preference", "rejected", "deadletter", "README.md", "manifest.json",
-             "report.html")
+PUBLISHED = ("sft", "preference", "jsonl", "rejected", "deadletter", "README.md",
+             "manifest.json", "report.html")
 
 
 class RunAborted(Exception):

@@ -1,4 +1,5 @@
-"""WriteShards: record batches → `<dir>/<split>-0000i-of-0000N.parquet` (+ optional JSONL).
+"""WriteShards: record batches → `<dir>/<split>-0000i-of-0000N.parquet` (+ optional JSONL in
+a separate directory, so `load_dataset("parquet", data_dir=<dir>)` sees only Parquet).
 
 Reads Example or PreferencePair batches. Shard = hash of id modulo N (N fixed or from the row
 count); rows sorted by id within a shard; one schema for all shards (differing meta structs
@@ -45,8 +46,10 @@ class _UnifySchemas(beam.CombineFn):
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, dataset: str, directory: str, emit: Any, base: pa.Schema):
+    def __init__(self, dataset: str, directory: str, emit: Any, base: pa.Schema,
+                 jsonl_directory: str):
         self._dataset, self._dir, self._emit, self._base = dataset, directory, emit, base
+        self._jsonl_dir = jsonl_directory
 
     def process(self, item: tuple[int, Iterable[Any]], schema: pa.Schema, n: int) -> Iterable[dict]:
         index, batches = item
@@ -58,7 +61,7 @@ class _WriteShard(beam.DoFn):
                 "sha256": sha256(data), "format": "parquet"}
         yield info
         if self._emit.jsonl:
-            jpath = f"{self._dir}/{shard_name(self._emit.split, index, n, 'jsonl')}"
+            jpath = f"{self._jsonl_dir}/{shard_name(self._emit.split, index, n, 'jsonl')}"
             jdata = jsonl_bytes(table)
             write_bytes(jpath, jdata)
             yield {**info, "path": jpath, "sha256": sha256(jdata), "format": "jsonl"}
@@ -68,9 +71,10 @@ class WriteShards(beam.PTransform):
     """Batches → sharded files under `directory`; returns a PCollection of shard info dicts."""
 
     def __init__(self, dataset: str, directory: str, emit: Any, base: pa.Schema,
-                 label: str | None = None):
+                 jsonl_directory: str | None = None, label: str | None = None):
         super().__init__(label)
         self._dataset, self._dir, self._emit, self._base = dataset, directory, emit, base
+        self._jsonl_dir = jsonl_directory or f"{directory}/jsonl"
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         emit = self._emit
@@ -87,7 +91,8 @@ class WriteShards(beam.PTransform):
             (keyed, every)
             | "Merge" >> beam.Flatten()
             | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WriteShard(self._dataset, self._dir, emit, self._base),
+            | "Write" >> beam.ParDo(_WriteShard(self._dataset, self._dir, emit, self._base,
+                                                self._jsonl_dir),
                                     schema=beam.pvalue.AsSingleton(schema),
                                     n=beam.pvalue.AsSingleton(n))
         )
