@@ -1,0 +1,71 @@
+"""Prompt templates against golden renderings (regenerate with REGEN_GOLDEN=1 after an
+intended template change; the version hash changes with it)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from transforms.tag_instruct import templates
+
+GOLDEN = Path(__file__).parent / "golden"
+INSTRUCTION = "Summarize the paragraph in one sentence.\n\nBees visit flowers to collect nectar."
+CASES = {
+    "compress": {"instruction": INSTRUCTION, "num_tags": 3},
+    "expand": {"instruction": INSTRUCTION, "tags": ["summarization", "reading", "biology"]},
+    "reconstruct": {"instruction": INSTRUCTION,
+                    "tags": ["summarization", "reading", "causal reasoning"]},
+    "respond": {"question": "Explain, in two sentences, how pollination links bees and fruit."},
+    "retag": {"question": "Explain how pollination links bees and fruit.", "max_tags": 8},
+}
+
+
+@pytest.mark.parametrize("step", templates.STEPS)
+def test_rendering_matches_golden(step: str) -> None:
+    rendered = templates.render(step, **CASES[step])
+    path = GOLDEN / f"{step}.txt"
+    if os.environ.get("REGEN_GOLDEN"):
+        path.write_text(rendered + "\n")
+    assert rendered + "\n" == path.read_text()
+
+
+def test_versions_are_named_and_hash_the_template() -> None:
+    versions = templates.versions()
+    assert set(versions) == set(templates.STEPS)
+    assert all(v.startswith(f"tag_instruct.{s}@") and len(v.split("@")[1]) == 10
+               for s, v in versions.items())
+    assert len(set(versions.values())) == len(versions)
+
+
+def test_missing_variable_is_an_error() -> None:
+    import jinja2
+
+    with pytest.raises(jinja2.UndefinedError):
+        templates.render("compress", instruction="x")
+
+
+@pytest.mark.parametrize(("step", "good", "bad"), [
+    ("compress", {"tags": ["a", "b", "c"]}, {"tags": ["a", "b"]}),
+    ("expand", {"tag": "recursion", "explanation": "deeper"}, {"tag": ""}),
+    ("reconstruct", {"question": "Why?"}, {"question": "Why?", "extra": 1}),
+    ("retag", {"tags": ["a"]}, {"tags": []}),
+])
+def test_answer_schemas_are_valid_and_sized(step: str, good: dict, bad: dict) -> None:
+    schema = templates.answer_schema(step, num_tags=3, max_retag=8)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(good, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    assert templates.answer_schema("respond") is None
+
+
+def test_compress_schema_follows_num_tags() -> None:
+    schema = templates.answer_schema("compress", num_tags=5)
+    assert schema["properties"]["tags"]["minItems"] == 5
+    # the file on disk is not mutated by sizing
+    on_disk = json.loads((templates.SCHEMAS / "tag_instruct_compress.json").read_text())
+    assert on_disk["properties"]["tags"]["minItems"] == 3

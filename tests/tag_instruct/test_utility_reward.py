@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from transforms.tag_instruct.reward import best_and_worst, rewards
+from transforms.tag_instruct.utility import (
+    UtilityTable,
+    count_tokens,
+    load_utility,
+    merge_partials,
+    reference_sets,
+    save_utility,
+    utility_partial,
+)
+
+# (tags, response tokens): shares are tokens / number of tags.
+ROWS = [
+    (["math", "proof", "logic"], 300),   # 100 each
+    (["math", "proof"], 100),            # 50 each
+    (["math", "logic", "trivia"], 30),   # 10 each
+    (["trivia", "greeting"], 4),         # 2 each
+    (["trivia", "greeting", "logic"], 9),  # 3 each
+    (["greeting"], 1),                   # 1
+]
+
+
+def test_count_tokens_words_and_punctuation() -> None:
+    assert count_tokens("Hello, world! 42 times.") == 7
+    assert count_tokens("") == 0
+
+
+def test_utility_is_mean_of_even_shares() -> None:
+    table = UtilityTable.from_partial(utility_partial(ROWS))
+    assert table.count == {"math": 3, "proof": 2, "logic": 3, "trivia": 3, "greeting": 3}
+    assert table.utility["math"] == pytest.approx((100 + 50 + 10) / 3)
+    assert table.utility["proof"] == pytest.approx(75.0)
+    assert table.utility["logic"] == pytest.approx((100 + 10 + 3) / 3)
+    assert table.utility["trivia"] == pytest.approx((10 + 2 + 3) / 3)
+    assert table.utility["greeting"] == pytest.approx((2 + 3 + 1) / 3)
+
+
+def test_partials_merge_like_one_pass() -> None:
+    whole = UtilityTable.from_partial(utility_partial(ROWS))
+    merged = UtilityTable.from_partial(
+        merge_partials([utility_partial(ROWS[:2]), utility_partial(ROWS[2:]), {}]))
+    assert merged.count == whole.count
+    for tag, value in whole.utility.items():
+        assert merged.utility[tag] == pytest.approx(value)
+
+
+def test_reference_sets_use_pool_of_frequent_tags() -> None:
+    table = UtilityTable.from_partial(utility_partial(ROWS))
+    refs = reference_sets(table, k=1, min_count=3)
+    # proof (2 occurrences) is outside the pool despite its high utility
+    assert refs.pool_size == 4
+    assert refs.top == ("math",)
+    assert refs.bottom == ("greeting",)
+    refs2 = reference_sets(table, k=5, min_count=3)
+    assert refs2.top == ("math", "logic")  # K shrinks to pool // 2: sets never overlap
+    assert refs2.bottom == ("greeting", "trivia")
+
+
+def test_reference_sets_ties_broken_by_tag_and_fallback() -> None:
+    table = UtilityTable(utility={"b": 1.0, "a": 1.0, "c": 0.0, "d": 0.0},
+                         count={"b": 1, "a": 1, "c": 1, "d": 1})
+    refs = reference_sets(table, k=1, min_count=3, fallback_min_count=1)
+    assert refs.min_count == 1 and refs.top == ("a",) and refs.bottom == ("c",)
+    none = reference_sets(table, k=1, min_count=3, fallback_min_count=None)
+    assert none.top == () and none.bottom == () and none.pool_size == 0
+
+
+def test_utility_file_roundtrip_and_plain_form(tmp_path) -> None:
+    table = UtilityTable.from_partial(utility_partial(ROWS))
+    path = tmp_path / "u.json"
+    save_utility(table, path)
+    loaded = load_utility(path)
+    assert loaded.count == table.count
+    assert loaded.utility == pytest.approx(table.utility)
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"Data Structures": 10.0, "data structure": 20.0, "Poems": 1}))
+    t2 = load_utility(plain)
+    assert t2.utility == {"data structure": pytest.approx(15.0), "poem": 1.0}
+
+
+def test_reward_is_top_similarity_minus_bottom_similarity() -> None:
+    top = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    bottom = np.array([[0.0, 0.0, 1.0]])
+    cands = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.0, 0.0]])
+    r = rewards(cands, top, bottom)
+    s = 1 / np.sqrt(2)
+    assert r == pytest.approx([0.5 - 0.0, 0.0 - 1.0, s - 0.0])
+    assert rewards(cands, np.zeros((0, 3)), np.zeros((0, 3))) == pytest.approx([0, 0, 0])
+
+
+def test_best_and_worst_tie_break_by_tag() -> None:
+    assert best_and_worst(["b", "a", "c"], [0.5, 0.5, 0.1]) == (1, 2)
+    assert best_and_worst(["b", "a"], [0.2, 0.2]) == (1, 0)
+    assert best_and_worst(["x"], [0.3]) == (0, 0)
+    with pytest.raises(ValueError):
+        best_and_worst([], [])

@@ -1,0 +1,174 @@
+"""Parsers of the model's answers at each step; tolerant of noise, strict about content.
+
+Each parser takes the raw text and, when the serving layer validated it against the step's
+JSON Schema, the parsed object (used first). Noise around the JSON (code fences, prose before or
+after, trailing commas) is tolerated; empty, truncated or wrongly shaped answers raise
+`ParseError` whose `reason` becomes the reject reason. Pure, no Beam.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from transforms.tag_instruct.tags import normalize_tag, normalize_tags
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+
+
+class ParseError(ValueError):
+    """An answer that cannot be used; `reason` is a short snake_case reject reason."""
+
+    def __init__(self, reason: str, message: str = ""):
+        super().__init__(f"{reason}: {message}" if message else reason)
+        self.reason = reason
+
+
+def _balanced_object(text: str) -> str | None:
+    """The first balanced {...} in text (string-aware), or None."""
+    start = text.find("{")
+    while start != -1:
+        depth, in_str, esc = 0, False, False
+        for i in range(start, len(text)):
+            ch = text[i]
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == "\\":
+                    esc = True
+                elif ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start:i + 1]
+        start = text.find("{", start + 1)
+    return None
+
+
+def parse_json_object(text: str | None) -> dict[str, Any]:
+    """The JSON object in a model answer. Raises ParseError('empty_output' |
+    'truncated_json' | 'invalid_json' | 'not_an_object')."""
+    if text is None or not text.strip():
+        raise ParseError("empty_output")
+    fenced = _FENCE.search(text)
+    body = fenced.group(1) if fenced else text
+    candidate = _balanced_object(body)
+    if candidate is None:
+        if "{" in body:
+            raise ParseError("truncated_json", body[:200])
+        try:
+            value = json.loads(body)
+        except json.JSONDecodeError as e:
+            raise ParseError("invalid_json", str(e)) from e
+        raise ParseError("not_an_object", type(value).__name__)
+    for attempt in (candidate, _TRAILING_COMMA.sub(r"\1", candidate)):
+        try:
+            value = json.loads(attempt)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(value, dict):
+            raise ParseError("not_an_object", type(value).__name__)
+        return value
+    raise ParseError("invalid_json", candidate[:200])
+
+
+def _object(text: str | None, parsed: Any) -> dict[str, Any]:
+    if isinstance(parsed, dict):
+        return parsed
+    return parse_json_object(text)
+
+
+def _string_list(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        value = [p for p in re.split(r"[,;\n]", value)]
+    if not isinstance(value, list):
+        raise ParseError(f"{what}_not_a_list", type(value).__name__)
+    out = []
+    for item in value:
+        if isinstance(item, dict):  # {"tag": "...", ...}
+            item = item.get("tag") or item.get("name") or ""
+        if isinstance(item, str | int | float):
+            out.append(str(item))
+    return out
+
+
+def parse_compress(text: str | None, parsed: Any = None, n: int = 3,
+                   max_words: int = 4) -> list[str]:
+    """Exactly `n` normalized, distinct tags in the model's order (extra tags beyond n are
+    cut). Raises ParseError('missing_tags' | 'too_few_tags' | ...)."""
+    obj = _object(text, parsed)
+    if "tags" not in obj:
+        raise ParseError("missing_tags", ",".join(sorted(obj)))
+    tags = normalize_tags(_string_list(obj["tags"], "tags"), max_words=max_words)
+    if len(tags) < n:
+        raise ParseError("too_few_tags", f"{len(tags)} usable of {n}")
+    return tags[:n]
+
+
+def parse_retag(text: str | None, parsed: Any = None, max_tags: int = 8,
+                max_words: int = 4) -> list[str]:
+    """Between 1 and `max_tags` normalized distinct tags."""
+    obj = _object(text, parsed)
+    if "tags" not in obj:
+        raise ParseError("missing_tags", ",".join(sorted(obj)))
+    tags = normalize_tags(_string_list(obj["tags"], "tags"), max_words=max_words)
+    if not tags:
+        raise ParseError("too_few_tags", "0 usable")
+    return tags[:max_tags]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tag: str          # normalized
+    raw_tag: str      # as the model wrote it
+    explanation: str
+
+    def answer_json(self) -> str:
+        """The canonical assistant answer for this candidate (used in preference pairs)."""
+        return json.dumps({"tag": self.raw_tag, "explanation": self.explanation},
+                          ensure_ascii=False)
+
+
+def parse_candidate(text: str | None, parsed: Any = None, max_words: int = 4) -> Candidate:
+    """One proposed tag with its explanation. Raises ParseError('missing_tag' | 'empty_tag' |
+    'tag_too_long' | ...)."""
+    obj = _object(text, parsed)
+    raw = obj.get("tag", obj.get("new_tag"))
+    if not isinstance(raw, str):
+        raise ParseError("missing_tag", ",".join(sorted(obj)))
+    norm = normalize_tag(raw)
+    if not norm:
+        raise ParseError("empty_tag", raw)
+    if len(norm.split(" ")) > max_words:
+        raise ParseError("tag_too_long", raw)
+    explanation = obj.get("explanation", "")
+    explanation = explanation.strip() if isinstance(explanation, str) else ""
+    return Candidate(tag=norm, raw_tag=raw.strip(), explanation=explanation)
+
+
+def parse_question(text: str | None, parsed: Any = None) -> str:
+    """The rebuilt question. Raises ParseError('missing_question' | 'empty_question' | ...)."""
+    obj = _object(text, parsed)
+    value = obj.get("question", obj.get("new_question", obj.get("instruction")))
+    if not isinstance(value, str):
+        raise ParseError("missing_question", ",".join(sorted(obj)))
+    value = value.strip()
+    if not value:
+        raise ParseError("empty_question")
+    return value
+
+
+def parse_response(text: str | None) -> str:
+    """The free-text answer, stripped. Raises ParseError('empty_response')."""
+    value = (text or "").strip()
+    if not value:
+        raise ParseError("empty_response")
+    return value
