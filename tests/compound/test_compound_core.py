@@ -134,3 +134,11 @@ def test_partner_goes_into_prompt_and_lineage() -> None:
     assert meta["partner_id"] == "p9" and meta["partner_similarity"] == 0.71
     assert meta["lineage"]["parent_ids"] == ["seed1", "p9"]
     assert isinstance(core.rows_to_batch([step.row]), pa.RecordBatch)
+
+
+def test_context_appended_to_the_turn_is_not_repeated() -> None:
+    ctx = "The Eiffel Tower was completed in March 1889."
+    row = example_row("d1", [{"role": "user", "content": f"When was it completed?\n\n{ctx}"},
+                             {"role": "assistant", "content": "March 1889."}], context=ctx)
+    seed, _ = core.seed_from_row(row)
+    assert seed["question"] == "When was it completed?" and seed["context"] == ctx

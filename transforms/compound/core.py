@@ -47,6 +47,7 @@ class Step:
     accepted: bool = False
     reason: str | None = None  # why it was rejected
     detail: dict[str, Any] | None = None
+    partner_status: str | None = None  # found / fallback / none, for two-subject categories
 
 
 def rule_params(cfg: CompoundConfig) -> RuleParams:
@@ -66,9 +67,11 @@ def seed_from_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
         return None, "seed_without_question"
     if not answer:
         return None, "seed_without_answer"
-    meta = row.get("meta") or {}
-    return {"id": row["id"], "question": question, "answer": answer,
-            "context": (meta.get("context") or "").strip(), "source": row.get("source")}, None
+    context = ((row.get("meta") or {}).get("context") or "").strip()
+    if context and question.endswith(context) and len(question) > len(context):
+        question = question[: -len(context)].strip()  # ingest appends the context to the turn
+    return {"id": row["id"], "question": question, "answer": answer, "context": context,
+            "source": row.get("source")}, None
 
 
 def _sampling_seed(run_seed: int, seed_id: str, step: str) -> int:
@@ -109,8 +112,9 @@ def question_request(item: dict[str, Any], cfg: CompoundConfig, run_seed: int) -
                     cfg.sampling.question_max_tokens, version, cfg, run_seed)
 
 
-def _reject(item: dict[str, Any], reason: str, detail: dict[str, Any]) -> Step:
-    return Step(row=output_row(item), reason=reason, detail=detail)
+def reject(item: dict[str, Any], reason: str, detail: dict[str, Any]) -> Step:
+    return Step(row=output_row(item), reason=reason, detail=detail,
+                partner_status=item.get("partner_status"))
 
 
 def _raw(result: ChatResult) -> str:
@@ -123,14 +127,14 @@ def on_question(result: ChatResult, cfg: CompoundConfig, run_seed: int) -> Step:
     item["models"] = {**item.get("models", {}), "question": result.model}
     parsed = parse_question(result_payload(result.parsed, result.texts))
     if not parsed.ok:
-        return _reject(item, f"question_{parsed.error}",
+        return reject(item, f"question_{parsed.error}",
                        {"check": "parse", "step": "question", "error": parsed.detail,
                         "raw": _raw(result)})
     q = parsed.value
     item["compound_question"], item["sub_questions"] = q.compound_question, list(q.sub_questions)
     fails = check_question(q.compound_question, q.sub_questions, rule_params(cfg))
     if fails:
-        return _reject(item, f"rule_{fails[0]['rule']}",
+        return reject(item, f"rule_{fails[0]['rule']}",
                        {"check": "rule", "step": "question", "failures": fails})
     prompt = templates.render_answer(
         item["category"], q.compound_question, list(q.sub_questions), item["seed"],
@@ -146,14 +150,14 @@ def on_answer(result: ChatResult, cfg: CompoundConfig, run_seed: int) -> Step:
     item["models"] = {**item.get("models", {}), "answer": result.model}
     parsed = parse_answer(result_payload(result.parsed, result.texts))
     if not parsed.ok:
-        return _reject(item, f"answer_{parsed.error}",
+        return reject(item, f"answer_{parsed.error}",
                        {"check": "parse", "step": "answer", "error": parsed.detail,
                         "raw": _raw(result)})
     a = parsed.value
     item["answer"], item["sub_answers"] = a.answer, list(a.sub_answers)
     fails = check_answers(item["sub_questions"], a.answer, a.sub_answers, rule_params(cfg))
     if fails:
-        return _reject(item, f"rule_{fails[0]['rule']}",
+        return reject(item, f"rule_{fails[0]['rule']}",
                        {"check": "rule", "step": "answer", "failures": fails})
     prompt = templates.render_check(
         item["compound_question"], item["sub_questions"], a.answer, item["seed"],
@@ -170,7 +174,7 @@ def on_check(result: ChatResult) -> Step:
     item["models"] = {**item.get("models", {}), "check": result.model}
     parsed = parse_check(result_payload(result.parsed, result.texts))
     if not parsed.ok:
-        return _reject(item, f"check_{parsed.error}",
+        return reject(item, f"check_{parsed.error}",
                        {"check": "parse", "step": "check", "error": parsed.detail,
                         "raw": _raw(result)})
     c = parsed.value
@@ -178,10 +182,10 @@ def on_check(result: ChatResult) -> Step:
     verdict = {"check": "llm", "covers_all_sub_questions": c.covers_all_sub_questions,
                "consistent_with_context": c.consistent_with_context, "reason": c.reason}
     if not c.covers_all_sub_questions:
-        return _reject(item, "llm_check_not_covering", verdict)
+        return reject(item, "llm_check_not_covering", verdict)
     if not c.consistent_with_context:
-        return _reject(item, "llm_check_inconsistent", verdict)
-    return Step(row=output_row(item), accepted=True)
+        return reject(item, "llm_check_inconsistent", verdict)
+    return Step(row=output_row(item), accepted=True, partner_status=item.get("partner_status"))
 
 
 def _versions(item: dict[str, Any]) -> str:
