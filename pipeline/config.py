@@ -25,12 +25,16 @@ LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference")
 
 
 class RunSection(StrictModel):
+    """Name, seed and output directory of the run."""
+
     name: str = Field("refinery", description="dataset name used in the card and manifest")
     seed: int = Field(0, description="seed for every sampled choice in the run")
     output_dir: str = Field("out", description="where shards, card, manifest, rejected/ go")
 
 
 class SourceConfig(StrictModel):
+    """One input: a file, glob or dataset directory, and how to read it."""
+
     path: str = Field(..., description="file, glob, or directory (hf_disk) to read")
     name: str | None = Field(None, description="dataset name in `source.dataset`; default: file stem")
     format: Literal[FORMATS] = "auto"  # type: ignore[valid-type]
@@ -45,6 +49,8 @@ class SourceConfig(StrictModel):
 
 
 class IngestConfig(StrictModel):
+    """Reading: batch size, split size, limits and the error budget."""
+
     batch_rows: int = Field(2000, ge=1, description="rows per Arrow batch between stages")
     split_bytes: int = Field(16 << 20, ge=1024, description="byte-range split size for JSONL")
     max_record_bytes: int = Field(1 << 20, ge=16, description="larger records go to the dead letter")
@@ -54,6 +60,8 @@ class IngestConfig(StrictModel):
 
 
 class EmitConfig(StrictModel):
+    """Writing: split name, shard count, JSONL copies, compression."""
+
     split: str = "train"
     num_shards: int | None = Field(None, ge=1, description="fixed shard count; default by rows")
     rows_per_shard: int = Field(100_000, ge=1, description="used when num_shards is not set")
@@ -63,6 +71,8 @@ class EmitConfig(StrictModel):
 
 
 class BeamConfig(StrictModel):
+    """Runner and pipeline options."""
+
     runner: str = Field("DirectRunner", description="any Beam runner name")
     direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "in_memory"
     direct_num_workers: int = Field(1, ge=1)
@@ -72,6 +82,8 @@ class BeamConfig(StrictModel):
 
 
 class StagesConfig(StrictModel):
+    """The stages; each has `enabled` and its own settings."""
+
     quality: QualityConfig = Field(default_factory=QualityConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
@@ -81,6 +93,8 @@ class StagesConfig(StrictModel):
 
 
 class RunConfig(StrictModel):
+    """A whole run."""
+
     run: RunSection = Field(default_factory=RunSection)
     sources: list[SourceConfig] = Field(default_factory=list)
     ingest: IngestConfig = Field(default_factory=IngestConfig)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StrictModel(BaseModel):
@@ -12,4 +12,4 @@ class StrictModel(BaseModel):
 class StageConfig(StrictModel):
     """Every stage can be switched on and off."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="run this stage")
