@@ -45,12 +45,13 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 
 def start_item(row: Mapping[str, Any], round_no: int, root_id: str | None = None
                ) -> dict[str, Any] | Failure:
-    """An Example row → the item entering `round_no`, or Failure('no_instruction')."""
+    """An Example row → the item entering `round_no`, or Failure('no_instruction'). The root
+    id (the seed's) comes from `root_id`, the row's meta.ti_root_id, or the row's id."""
     instruction = first_turn(row["messages"], "user").strip()
     if not instruction:
         return Failure("no_instruction", {"round": round_no})
-    return {"id": row["id"], "row": dict(row), "round": round_no,
-            "root_id": root_id or row["id"], "instruction": instruction,
+    root = root_id or (row.get("meta") or {}).get("ti_root_id") or row["id"]
+    return {"id": row["id"], "row": dict(row), "round": round_no, "root_id": root, "instruction": instruction,
             "answer": first_turn(row["messages"], "assistant").strip(), "models": {}}
 
 
