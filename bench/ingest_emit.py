@@ -1,0 +1,214 @@
+"""Benchmark: our batched ingest → emit path against a naive per-record Beam pipeline.
+
+Generates N records (default 200k; Alpaca and OpenAI-messages JSONL, one file per layout, realistic
+lengths, a few percent non-ASCII) into a temp dir, then, in the same process and on the same
+files, measures:
+
+  ours   `pipeline.run.run_config` with the file as the only source and no stages: ReadSources
+         (byte-range splits → adapters → normalized canonical Arrow batches with stable ids) →
+         WriteShards (sorted zstd Parquet shards) + dead letter + manifest, on the DirectRunner;
+  naive  ReadFromText → json.loads → json.dumps → WriteToText, one element per record, on the
+         same DirectRunner mode.
+
+Prints a table and ends with one JSON line: ours_records_per_s, naive_records_per_s, ratio.
+`--profile` also writes a cProfile of our path (top functions by cumulative and own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_WORDS = (
+    "the of and to in is that for it as with was on be by this are or from at an which have "
+    "not but all can more one their will so if about into than other what time some these "
+    "data model value function return list number first each make example use way because "
+    "explain write describe summary code python error result table answer question system "
+    "user step process energy water light city history market science method test string "
+    "array memory network server request response temperature distance average total price"
+).split()
+_ACCENTED = ["café", "naïve", "über", "résumé", "24 °C", "π ≈ 3.14", "déjà vu", "São Paulo"]
+
+
+def _sentence(rng: random.Random, lo: int, hi: int) -> str:
+    words = [rng.choice(_WORDS) for _ in range(rng.randint(lo, hi))]
+    if rng.random() < 0.05:
+        words.insert(rng.randrange(len(words)), rng.choice(_ACCENTED))
+    text = " ".join(words)
+    return text[0].upper() + text[1:] + "."
+
+
+def _paragraphs(rng: random.Random, sentences: int) -> str:
+    parts, para = [], []
+    for _ in range(sentences):
+        para.append(_sentence(rng, 6, 22))
+        if rng.random() < 0.25:
+            parts.append(" ".join(para))
+            para = []
+    if para:
+        parts.append(" ".join(para))
+    return "\n\n".join(parts)
+
+
+def make_records(directory: Path, n: int, seed: int = 0) -> list[Path]:
+    """Write n JSONL records, ≈60% Alpaca (alpaca.jsonl) and 40% OpenAI messages
+    (openai.jsonl): layout is detected per file, so each layout gets its own file."""
+    rng = random.Random(seed)
+    paths = [directory / "alpaca.jsonl", directory / "openai.jsonl"]
+    with paths[0].open("w", encoding="utf-8") as fa, paths[1].open("w", encoding="utf-8") as fo:
+        for i in range(n):
+            instruction = _sentence(rng, 6, 30)
+            answer = _paragraphs(rng, rng.randint(2, 12))
+            alpaca = rng.random() < 0.6
+            if alpaca:
+                extra = _sentence(rng, 5, 40) if rng.random() < 0.35 else ""
+                row: dict = {"instruction": instruction, "input": extra, "output": answer}
+            else:
+                messages = []
+                if rng.random() < 0.3:
+                    messages.append({"role": "system", "content": _sentence(rng, 5, 15)})
+                messages.append({"role": "user", "content": instruction})
+                messages.append({"role": "assistant", "content": answer})
+                if rng.random() < 0.2:
+                    messages.append({"role": "user", "content": _sentence(rng, 5, 20)})
+                    messages.append({"role": "assistant", "content": _paragraphs(rng, 3)})
+                row = {"messages": messages}
+            # A unique tail keeps ids distinct, like real data (no accidental duplicates).
+            key = "output" if "output" in row else None
+            if key:
+                row[key] += f" (#{i})"
+            else:
+                row["messages"][-1]["content"] += f" (#{i})"
+            (fa if alpaca else fo).write(json.dumps(row, ensure_ascii=False) + "\n")
+    return paths
+
+
+def _beam_flags(mode: str, workers: int) -> dict:
+    return {"runner": "DirectRunner", "direct_running_mode": mode,
+            "direct_num_workers": workers}
+
+
+def run_ours(paths: list[Path], out: Path, mode: str, workers: int) -> tuple[float, dict]:
+    from pipeline.config import load_config
+    from pipeline.run import run_config
+
+    cfg = load_config(None, [f"beam.direct_running_mode={mode}",
+                             f"beam.direct_num_workers={workers}",
+                             "ingest.max_record_bytes=1048576"],
+                      inputs=[str(p) for p in paths], out=str(out))
+    t0 = time.perf_counter()
+    result = run_config(cfg)
+    elapsed = time.perf_counter() - t0
+    return elapsed, result.manifest
+
+
+def run_naive(pattern: str, out: Path, mode: str, workers: int) -> tuple[float, int]:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    opts = PipelineOptions(**_beam_flags(mode, workers))
+    t0 = time.perf_counter()
+    with beam.Pipeline(options=opts) as p:
+        (p
+         | "Read" >> beam.io.ReadFromText(pattern)
+         | "Parse" >> beam.Map(json.loads)
+         | "Dump" >> beam.Map(lambda r: json.dumps(r, ensure_ascii=False))
+         | "Write" >> beam.io.WriteToText(str(out / "naive"), file_name_suffix=".jsonl"))
+    elapsed = time.perf_counter() - t0
+    rows = 0
+    for f in sorted(out.glob("naive*.jsonl")):
+        with f.open("rb") as fh:
+            rows += sum(1 for _ in fh)
+    return elapsed, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--records", type=int, default=200_000, help="records to generate")
+    ap.add_argument("--mode", default="in_memory",
+                    choices=["in_memory", "multi_threading", "multi_processing"],
+                    help="DirectRunner mode for both pipelines")
+    ap.add_argument("--workers", type=int, default=1, help="direct_num_workers for both")
+    ap.add_argument("--profile", action="store_true", help="cProfile our path (prints top 25)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = ap.parse_args(argv)
+
+    import logging
+
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_ingest_emit_"))
+    try:
+        src = tmp / "in"
+        src.mkdir()
+        t0 = time.perf_counter()
+        paths = make_records(src, args.records)
+        size = sum(p.stat().st_size for p in paths)
+        gen_s = time.perf_counter() - t0
+        print(f"generated {args.records} records ({size / 1e6:.1f} MB, "
+              f"{', '.join(p.name for p in paths)}) in {gen_s:.1f}s under {src}")
+
+        prof = cProfile.Profile() if args.profile else None
+        if prof:
+            prof.enable()
+        ours_s, manifest = run_ours(paths, tmp / "ours", args.mode, args.workers)
+        if prof:
+            prof.disable()
+        naive_s, naive_rows = run_naive(str(src / "*.jsonl"), tmp / "naive", args.mode, args.workers)
+
+        c = manifest["conservation"]
+        ours_rows = c["records_in"]
+        if ours_rows != args.records or naive_rows != args.records or not c["holds"]:
+            print(f"count mismatch: ours read {ours_rows} (conservation {c}), naive wrote "
+                  f"{naive_rows}, expected {args.records}", file=sys.stderr)
+            return 1
+        ours_rps = ours_rows / ours_s
+        naive_rps = naive_rows / naive_s
+        ratio = ours_rps / naive_rps
+        shards = [s for s in manifest["shards"] if s["format"] == "parquet"]
+        print()
+        print(f"{'pipeline':<44} {'records':>9} {'seconds':>9} {'records/s':>11}")
+        print(f"{'ours: ReadSources → WriteShards (+manifest)':<44} {ours_rows:>9} "
+              f"{ours_s:>9.2f} {ours_rps:>11.0f}")
+        print(f"{'naive: ReadFromText → json.loads → Write':<44} {naive_rows:>9} "
+              f"{naive_s:>9.2f} {naive_rps:>11.0f}")
+        print(f"ratio ours/naive: {ratio:.2f}x  (runner DirectRunner/{args.mode}, "
+              f"workers {args.workers}, cpus {os.cpu_count()}; ours wrote "
+              f"{c['records_out']} rows in {len(shards)} shard(s), {c['deadletter']} dead letter)")
+        if prof:
+            buf = io.StringIO()
+            stats = pstats.Stats(prof, stream=buf)
+            stats.sort_stats("cumulative").print_stats(25)
+            stats.sort_stats("tottime").print_stats(25)
+            print(buf.getvalue())
+        print(json.dumps({
+            "bench": "ingest_emit", "records": args.records, "mode": args.mode,
+            "workers": args.workers, "cpus": os.cpu_count(),
+            "ours_records_per_s": round(ours_rps), "naive_records_per_s": round(naive_rps),
+            "ratio": round(ratio, 2), "ours_s": round(ours_s, 2), "naive_s": round(naive_s, 2),
+        }))
+        return 0
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
