@@ -80,12 +80,15 @@ PII_PATTERNS: dict[str, str] = {
     "email": "[A-Za-z0-9._%+\\-]+@[A-Za-z0-9\\-]+(?:\\.[A-Za-z0-9\\-]+)*\\.[A-Za-z]{2,}",
     "phone": "(?:\\+[0-9]{1,3}[ .\\-]?)?(?:\\([0-9]{3}\\)|\\b[0-9]{3})[ .\\-][0-9]{3}[ .\\-]"
              "[0-9]{4}\\b",
-    "ip": "\\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}"
-          "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\b",
     "api_key": "(?:sk-[A-Za-z0-9_\\-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|"
                "xox[abprs]-[A-Za-z0-9\\-]{10,}|AIza[0-9A-Za-z_\\-]{35}|"
                "-----BEGIN [A-Z ]*PRIVATE KEY-----)",
 }
+# IPv4: a run of digits and dots not preceded by a digit or dot, which must be exactly four
+# octets (an optional sentence-final dot allowed) once its leading character is removed.
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IP_CANDIDATE_RE = "(?:^|[^0-9.])[0-9]{1,3}(?:\\.[0-9]{1,3}){3}[0-9.]*"
+IP_FULL_RE = "^(?:" + _OCTET + "\\.){3}" + _OCTET + "\\.?$"
 CARD_CANDIDATE_RE = "\\b(?:[0-9][ \\-]?){12,18}[0-9]\\b"
 REDACT_TOKENS = {"email": "[EMAIL]", "phone": "[PHONE]", "ip": "[IP]",
                  "credit_card": "[CREDIT_CARD]", "api_key": "[API_KEY]"}

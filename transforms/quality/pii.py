@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 from transforms.quality import _defs as D
 
 # Redaction order: most specific first, so an API key is not partly taken for a phone number.
-_REDACT_ORDER = ("api_key", "email", "ip", "phone")
+_REDACT_ORDER = ("api_key", "email", "phone")
+PII_KINDS = ("email", "phone", "ip", "api_key", "credit_card")
 
 
 def _valid_cards(texts: pl.Series) -> pl.DataFrame:
@@ -30,28 +31,43 @@ def _valid_cards(texts: pl.Series) -> pl.DataFrame:
     return cand.filter(pl.Series(ok, dtype=pl.Boolean))
 
 
+def _ip_rows(texts: pl.Series) -> pl.DataFrame:
+    """(row, ip) for every IPv4 address (candidates first, then the exact form)."""
+    cand = (pl.DataFrame({"row": np.arange(len(texts), dtype=np.uint32),
+                          "ip": texts.str.extract_all(D.IP_CANDIDATE_RE)})
+            .explode("ip").drop_nulls("ip"))
+    cand = cand.with_columns(pl.col("ip").str.replace("^[^0-9]", ""))
+    return cand.filter(pl.col("ip").str.contains(D.IP_FULL_RE))
+
+
+def _per_row(rows: pl.Series, n: int) -> np.ndarray:
+    counts = np.zeros(n, dtype=np.int64)
+    if len(rows):
+        np.add.at(counts, rows.to_numpy(), 1)
+    return counts
+
+
 def pii_counts(texts: pl.Series) -> dict[str, np.ndarray]:
     """q_pii_<kind> counts per text."""
     out = {f"q_pii_{k}": texts.str.count_matches(p).cast(pl.Int64).to_numpy()
            for k, p in D.PII_PATTERNS.items()}
-    cards = _valid_cards(texts)
-    counts = np.zeros(len(texts), dtype=np.int64)
-    if cards.height:
-        np.add.at(counts, cards["row"].to_numpy(), 1)
-    out["q_pii_credit_card"] = counts
-    return out
+    out["q_pii_ip"] = _per_row(_ip_rows(texts)["row"], len(texts))
+    out["q_pii_credit_card"] = _per_row(_valid_cards(texts)["row"], len(texts))
+    return {f"q_pii_{k}": out[f"q_pii_{k}"] for k in PII_KINDS}
 
 
 def redact_texts(texts: pl.Series, kinds: tuple[str, ...] | None = None) -> pl.Series:
     """Texts with PII spans replaced by REDACT_TOKENS (all kinds unless `kinds` is given)."""
-    kinds = kinds or (*D.PII_PATTERNS, "credit_card")
+    kinds = kinds or PII_KINDS
     out = texts
-    if "credit_card" in kinds:
-        cards = _valid_cards(texts)["card"].unique().to_list()
-        if cards:
-            # longest first, so a card that contains another is replaced whole
-            cards.sort(key=lambda c: (-len(c), c))
-            out = out.str.replace_many(cards, [D.REDACT_TOKENS["credit_card"]] * len(cards))
+    for kind, found in (("credit_card", _valid_cards), ("ip", _ip_rows)):
+        if kind not in kinds:
+            continue
+        spans = found(texts).get_column(kind if kind == "ip" else "card").unique().to_list()
+        if spans:
+            # longest first, so a span that contains another is replaced whole
+            spans.sort(key=lambda c: (-len(c), c))
+            out = out.str.replace_many(spans, [D.REDACT_TOKENS[kind]] * len(spans))
     for kind in _REDACT_ORDER:
         if kind in kinds:
             out = out.str.replace_all(D.PII_PATTERNS[kind], D.REDACT_TOKENS[kind])

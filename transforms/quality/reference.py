@@ -20,6 +20,9 @@ _PLACEHOLDER = re.compile(D.PLACEHOLDER_RE)
 _DANGLING = re.compile(D.DANGLING_END_RE)
 _PII = {k: re.compile(v) for k, v in D.PII_PATTERNS.items()}
 _CARD = re.compile(D.CARD_CANDIDATE_RE)
+_IP_CAND = re.compile(D.IP_CANDIDATE_RE)
+_IP_FULL = re.compile(D.IP_FULL_RE)
+_LEAD = re.compile("^[^0-9]")
 _WS_SET = set(D.WS_CHARS)
 
 
@@ -118,6 +121,8 @@ def record_signals(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     for kind, pattern in _PII.items():
         out[f"q_pii_{kind}"] = len(pattern.findall(every))
+    ips = [_LEAD.sub("", c) for c in _IP_CAND.findall(every)]
+    out["q_pii_ip"] = sum(1 for c in ips if _IP_FULL.search(c))
     cards = [re.sub("[^0-9]", "", c) for c in _CARD.findall(every)]
     out["q_pii_credit_card"] = sum(1 for c in cards if D.luhn_ok(c))
     return out

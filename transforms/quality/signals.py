@@ -26,7 +26,7 @@ SIGNAL_TYPES: dict[str, pa.DataType] = {
     "q_boilerplate": INT, "q_empty": BOOL, "q_placeholder": BOOL, "q_unbalanced_fence": BOOL,
     "q_truncated": BOOL, "q_no_terminal_punct": BOOL, "q_prompt_eq_response": BOOL,
     **{f"q_script_{s}": FLOAT for s in D.SCRIPTS}, "q_script_other": FLOAT, "q_script": STR,
-    **{f"q_pii_{k}": INT for k in (*D.PII_PATTERNS, "credit_card")},
+    **{f"q_pii_{k}": INT for k in ("email", "phone", "ip", "api_key", "credit_card")},
 }
 _P = np.uint64(0x100000001B3)  # odd multiplier of the rolling n-gram key
 _HASH_SEED = 0x5EED
