@@ -52,8 +52,9 @@ Record = tuple[int, Any, Any]  # (row, raw payload, parsed row or Exception)
 
 def expand_paths(pattern: str, fmt: str) -> list[str]:
     """Files matched by a path or glob, sorted; a directory is one path for hf_disk/hf."""
-    if fmt in ("hf_disk", "hf"):
-        return [pattern]
+    if fmt in ("hf_disk", "hf") or (fmt == "auto" and os.path.isdir(pattern) and any(
+            (Path(pattern) / n).is_file() for n in ("state.json", "dataset_dict.json"))):
+        return [pattern]  # a save_to_disk folder is one source, not its metadata JSON files
     if os.path.isdir(pattern):
         return sorted(str(p) for p in Path(pattern).rglob("*")
                       if p.suffix.lower() in FORMAT_BY_SUFFIX and p.is_file())
