@@ -68,33 +68,31 @@ def _paragraphs(rng: random.Random, sentences: int) -> str:
 
 def make_records(directory: Path, n: int, seed: int = 0) -> list[Path]:
     """Write n JSONL records, ≈60% Alpaca (alpaca.jsonl) and 40% OpenAI messages
-    (openai.jsonl): layout is detected per file, so each layout gets its own file."""
+    (openai.jsonl): layout is detected per file, so each layout gets its own file. Texts are
+    drawn from pools of generated sentences and paragraphs (fast), made unique by a suffix."""
     rng = random.Random(seed)
+    sentences = [_sentence(rng, 6, 30) for _ in range(4000)]
+    paragraphs = [_paragraphs(rng, rng.randint(2, 12)) for _ in range(3000)]
+    short = [_paragraphs(rng, 3) for _ in range(500)]
     paths = [directory / "alpaca.jsonl", directory / "openai.jsonl"]
     with paths[0].open("w", encoding="utf-8") as fa, paths[1].open("w", encoding="utf-8") as fo:
         for i in range(n):
-            instruction = _sentence(rng, 6, 30)
-            answer = _paragraphs(rng, rng.randint(2, 12))
+            instruction = rng.choice(sentences)
+            answer = f"{rng.choice(paragraphs)} (#{i})"
             alpaca = rng.random() < 0.6
             if alpaca:
-                extra = _sentence(rng, 5, 40) if rng.random() < 0.35 else ""
+                extra = rng.choice(sentences) if rng.random() < 0.35 else ""
                 row: dict = {"instruction": instruction, "input": extra, "output": answer}
             else:
                 messages = []
                 if rng.random() < 0.3:
-                    messages.append({"role": "system", "content": _sentence(rng, 5, 15)})
+                    messages.append({"role": "system", "content": rng.choice(sentences)})
                 messages.append({"role": "user", "content": instruction})
                 messages.append({"role": "assistant", "content": answer})
                 if rng.random() < 0.2:
-                    messages.append({"role": "user", "content": _sentence(rng, 5, 20)})
-                    messages.append({"role": "assistant", "content": _paragraphs(rng, 3)})
+                    messages.append({"role": "user", "content": rng.choice(sentences)})
+                    messages.append({"role": "assistant", "content": rng.choice(short)})
                 row = {"messages": messages}
-            # A unique tail keeps ids distinct, like real data (no accidental duplicates).
-            key = "output" if "output" in row else None
-            if key:
-                row[key] += f" (#{i})"
-            else:
-                row["messages"][-1]["content"] += f" (#{i})"
             (fa if alpaca else fo).write(json.dumps(row, ensure_ascii=False) + "\n")
     return paths
 
