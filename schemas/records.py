@@ -157,9 +157,13 @@ def meta_field(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
     return meta.field(name)
 
 
-def with_meta(batch: pa.RecordBatch, **columns: pa.Array | Sequence[Any]) -> pa.RecordBatch:
-    """A copy of `batch` whose meta struct has `columns` added or replaced."""
-    meta: pa.StructArray = batch.column("meta")
+def with_meta(batch: pa.RecordBatch | pa.Table,
+              **columns: pa.Array | Sequence[Any]) -> pa.RecordBatch | pa.Table:
+    """A copy of `batch` (RecordBatch or Table) whose meta struct has `columns` added or
+    replaced."""
+    meta = batch.column("meta")
+    if isinstance(meta, pa.ChunkedArray):
+        meta = meta.combine_chunks()
     names = [meta.type.field(i).name for i in range(meta.type.num_fields)]
     arrays = {n: meta.field(n) for n in names}
     for name, values in columns.items():
@@ -169,10 +173,11 @@ def with_meta(batch: pa.RecordBatch, **columns: pa.Array | Sequence[Any]) -> pa.
     new_meta = pa.StructArray.from_arrays([arrays[n] for n in names], names=names,
                                           mask=meta.is_null() if meta.null_count else None)
     idx = batch.schema.get_field_index("meta")
-    return batch.set_column(idx, "meta", new_meta) if isinstance(batch, pa.Table) else \
-        pa.RecordBatch.from_arrays(
-            [new_meta if i == idx else batch.column(i) for i in range(batch.num_columns)],
-            names=batch.schema.names)
+    if isinstance(batch, pa.Table):
+        return batch.set_column(idx, "meta", new_meta)
+    return pa.RecordBatch.from_arrays(
+        [new_meta if i == idx else batch.column(i) for i in range(batch.num_columns)],
+        names=batch.schema.names)
 
 
 def first_turn(messages: Sequence[Mapping[str, str]], role: str) -> str:

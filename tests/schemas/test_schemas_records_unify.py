@@ -66,9 +66,6 @@ def test_with_meta_adds_and_replaces_fields_and_keeps_other_columns() -> None:
     assert meta_field(table, "category").to_pylist() == [None] * 6
 
 
-@pytest.mark.xfail(strict=True, reason="BUG schemas/records.py:161: with_meta has a pa.Table branch "
-                   "but calls .field() on the table's ChunkedArray meta column (needs "
-                   "combine_chunks(), as meta_field does)")
 def test_with_meta_on_a_table() -> None:
     batch = _batch(3)
     table = pa.Table.from_batches([batch, batch])
