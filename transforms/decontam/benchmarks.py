@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from transforms.decontam.config import BenchmarkSpec
+from transforms.io.plan import SourceError
 
 # preset → (text fields, id field). 'a|b' = first present; dotted paths reach into nested values.
 PRESET_FIELDS: dict[str, tuple[list[str], str | None]] = {
@@ -37,8 +38,9 @@ _NAME_HINTS = [("gsm8k", "gsm8k"), ("humaneval", "humaneval"), ("mbpp", "mbpp"),
                ("math", "math")]
 
 
-class BenchmarkError(ValueError):
-    """A benchmark that cannot be loaded; the message says which and why."""
+class BenchmarkError(SourceError, ValueError):
+    """A benchmark that cannot be loaded; the message says which and why. A SourceError, so
+    the CLI reports it in one line (exit status 3) instead of a traceback."""
 
 
 @dataclass
