@@ -28,7 +28,7 @@ CRAFTED = [
     ("Repeat: the sky is blue.", "The sky is blue.", None),
     ("Copy me exactly.", "copy me exactly.", "prompt_equals_response"),
     ("Give the steps.", "First, preheat the oven and", "truncated"),
-    ("List fruits.", "apple\n" * 60, "repeated_lines"),
+    ("List fruits.", "apple\n" * 120, "repeated_lines"),
     ("Tell a story.", "Once upon a time a fox found a grape vine in the sun.", None),
 ]
 

@@ -23,10 +23,11 @@ DUP_NGRAMS = (5, 6, 7, 8, 9, 10)  # q_dup{n}gram_frac: share of word chars in re
 URL_RE = "(?:https?://|www\\.)[^" + WS_CHARS + "<>\"']+"
 
 # Refusal / boilerplate markers, matched case-insensitively anywhere in the response.
+_HELP = "(?:help|assist|provide|fulfil|fulfill|comply|do that|answer|complete|create|write)"
 REFUSAL_RE = (
     "(?i)(?:as an ai(?: language)? model|as a language model|i am an ai\\b|"
-    "i cannot|i can['’]t|i'm sorry|i’m sorry|i am sorry|i apologi[sz]e|my apologies|"
-    "i'm unable to|i’m unable to|i am unable to|i'm not able to|i’m not able to|i am not able to|"
+    "i cannot " + _HELP + "|i can['’]t " + _HELP + "|i(?: am|'m|’m) (?:not able|unable) to "
+    + _HELP + "|i(?: am|'m|’m) sorry,? but|i apologi[sz]e|my apologies|"
     "i (?:do not|don['’]t) have (?:the ability|access|personal))"
 )
 BOILERPLATE_RE = (
@@ -43,7 +44,7 @@ PLACEHOLDER_RE = (
 FENCE = "```"
 # Truncation: the response (stripped) ends with a dangling mark or function word.
 DANGLING_END_RE = (
-    "(?i)(?:[,;:\\-–—(\\[{/\\\\&+=]|(?:^|" + WS_CLASS + ")(?:and|or|the|of|to|with|for|that|which|"
+    "(?i)(?:[,:\\-–—(\\[{\\\\&+=]|(?:^|" + WS_CLASS + ")(?:and|or|the|of|to|with|for|that|which|"
     "because|but))$"
 )
 TERMINAL_CHARS = ".!?。！？…\"'”’)]}>*`$"  # q_no_terminal_punct: last char not one of these

@@ -77,11 +77,11 @@ class SelectionConfig(StrictModel):
 def _default_filters() -> list[FilterRule]:
     rule = FilterRule
     gopher = [rule(signal="q_dup_line_frac", op=">", value=0.3, reason="repeated_lines",
-                   min_response_words=50)]
+                   min_response_words=100)]
     gopher += [rule(signal=f"q_top{n}gram_frac", op=">", value=v, reason=f"top{n}gram",
-                    min_response_words=50) for n, v in ((2, 0.2), (3, 0.18), (4, 0.16))]
+                    min_response_words=100) for n, v in ((2, 0.2), (3, 0.18), (4, 0.16))]
     gopher += [rule(signal=f"q_dup{n}gram_frac", op=">", value=v, reason=f"dup{n}gram",
-                    min_response_words=50)
+                    min_response_words=100)
                for n, v in ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))]
     return [
         rule(signal="q_empty", op="==", value=True, reason="empty_response"),
