@@ -58,3 +58,4 @@ class ChatResult:
     logprobs: tuple[Any, ...] | None = None
     cached: bool = False
     payload: Any = None
+    template_version: str = ""  # copied from the request, for lineage

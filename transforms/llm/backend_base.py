@@ -1,0 +1,63 @@
+"""What every backend implements, and how one is picked from the config.
+
+A backend turns a list of `ChatRequest`s into one `Generation` per request (same order). It
+never raises for a single bad request: a request that fails after the backend's own transport
+retries comes back with `error` set (and whatever raw text it got). Schema validation and its
+retries happen above the backend (transforms.llm.structured), identically for all backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from transforms.llm.api import ChatRequest
+from transforms.llm.config import LLMConfig
+
+
+@dataclass
+class Generation:
+    """One request's answer from a backend: `texts` has `n` entries unless `error` is set."""
+
+    texts: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprobs: list[Any] | None = None  # one entry per text: [{token, logprob, top}] per token
+    error: str | None = None
+    raw: str = ""  # the raw payload when the backend could not produce texts
+    retries: int = 0  # transport retries spent on this request
+
+
+class Backend(Protocol):
+    model_id: str
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]: ...
+
+    def close(self) -> None: ...
+
+
+def make_backend(config: LLMConfig) -> Backend:
+    """The backend named by `config.backend`; heavy libraries are imported only here."""
+    if config.backend == "local":
+        from transforms.llm.backend_local import LocalBackend
+
+        return LocalBackend(config)
+    if config.backend == "vllm":
+        from transforms.llm.backend_vllm import VLLMBackend
+
+        return VLLMBackend(config)
+    if config.backend == "openai":
+        from transforms.llm.backend_openai import OpenAIBackend
+
+        return OpenAIBackend(config)
+    raise ValueError(f"unknown llm backend {config.backend!r}")
+
+
+def backend_model_id(config: LLMConfig) -> str:
+    """The model id a backend built from `config` reports, without loading it."""
+    if config.backend == "local":
+        from transforms.llm.local_model import model_id
+
+        return f"local:{model_id(config)}"
+    return f"{config.backend}:{config.model}"

@@ -1,0 +1,137 @@
+"""Schema validation and re-generation, the same for every backend (pure core).
+
+`generate_validated(backend, requests, retries, retry_temperature)` calls the backend, parses
+and validates every answer that has a JSON Schema (jsonschema), re-asks only the failing
+requests (new seed; greedy requests get `retry_temperature`) up to `retries` times, and returns
+one `Outcome` per request: a `ChatResult` or an error with the raw text. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
+from transforms.llm.backend_base import Backend, Generation
+
+
+@dataclass
+class Outcome:
+    """What became of one request: `result` or (`error`, `raw`); usage summed over attempts."""
+
+    request: ChatRequest
+    result: ChatResult | None = None
+    error: str | None = None
+    raw: str = ""
+    attempts: int = 0
+    retries: int = 0  # schema re-generations + transport retries
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_json_answer(text: str) -> Any:
+    """The JSON value in a model answer: the whole text, else the outermost {...} or [...]
+    span (answers from unconstrained endpoints sometimes wrap JSON in prose or fences)."""
+    stripped = text.strip()
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        pass
+    for open_c, close_c in (("{", "}"), ("[", "]")):
+        i, j = stripped.find(open_c), stripped.rfind(close_c)
+        if i != -1 and j > i:
+            try:
+                return json.loads(stripped[i:j + 1])
+            except ValueError:
+                continue
+    raise ValueError("no JSON value in the answer")
+
+
+def validate_texts(texts: Sequence[str], schema: dict[str, Any]) -> tuple[list[Any] | None, str]:
+    """(parsed values, '') when every text is valid JSON of `schema`, else (None, reason)."""
+    import jsonschema
+
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator = validator_cls(schema)
+    parsed = []
+    for k, text in enumerate(texts):
+        try:
+            value = parse_json_answer(text)
+        except ValueError as e:
+            return None, f"invalid_json (answer {k}): {e}"
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].path) or "<root>"
+            return None, f"schema_violation (answer {k}) at {where}: {errors[0].message[:200]}"
+        parsed.append(value)
+    return parsed, ""
+
+
+def retry_request(request: ChatRequest, attempt: int, retry_temperature: float) -> ChatRequest:
+    """The request re-asked after `attempt` failed tries: a new seed, sampling if it was greedy."""
+    s = request.sampling
+    sampling = SamplingParams(
+        temperature=s.temperature if s.temperature > 0 else retry_temperature,
+        top_p=s.top_p, max_tokens=s.max_tokens, n=s.n,
+        seed=(s.seed * 7919 + attempt * 104_729) & 0x7FFF_FFFF, stop=s.stop)
+    return replace(request, sampling=sampling)
+
+
+def _result(request: ChatRequest, gen: Generation, parsed: list[Any] | None,
+            model: str) -> ChatResult:
+    return ChatResult(
+        key=request.key, texts=tuple(gen.texts),
+        parsed=None if parsed is None else tuple(parsed), model=model,
+        prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
+        logprobs=None if gen.logprobs is None else tuple(gen.logprobs), cached=False,
+        payload=request.payload, template_version=request.template_version)
+
+
+def generate_validated(backend: Backend, requests: Sequence[ChatRequest], retries: int,
+                       retry_temperature: float = 0.7, model_id: str | None = None
+                       ) -> list[Outcome]:
+    """One Outcome per request (same order), after up to `retries` schema re-generations."""
+    model = model_id if model_id is not None else backend.model_id
+    outcomes = [Outcome(request=r) for r in requests]
+    pending = list(range(len(requests)))
+    attempt = 0
+    while pending:
+        asked = [requests[i] if attempt == 0 else retry_request(requests[i], attempt,
+                                                                 retry_temperature)
+                 for i in pending]
+        gens = backend.generate(asked)
+        if len(gens) != len(asked):
+            raise RuntimeError(f"backend returned {len(gens)} answers for {len(asked)} requests")
+        again = []
+        for i, gen in zip(pending, gens, strict=True):
+            o = outcomes[i]
+            o.attempts += 1
+            o.retries += gen.retries + (1 if attempt > 0 else 0)
+            o.prompt_tokens += gen.prompt_tokens
+            o.completion_tokens += gen.completion_tokens
+            req = requests[i]
+            if gen.error is not None:  # the backend already retried its transport
+                o.error, o.raw = gen.error, gen.raw or "\n".join(gen.texts)
+                continue
+            if len(gen.texts) != max(1, req.sampling.n):
+                o.error = f"wrong_answer_count: {len(gen.texts)} for n={req.sampling.n}"
+                o.raw = json.dumps(gen.texts, ensure_ascii=False)
+            elif req.json_schema is None:
+                o.result, o.error = _result(req, gen, None, model), None
+                continue
+            else:
+                parsed, reason = validate_texts(gen.texts, req.json_schema)
+                if parsed is not None:
+                    o.result, o.error = _result(req, gen, parsed, model), None
+                    continue
+                o.error = reason
+                o.raw = gen.texts[0] if len(gen.texts) == 1 else json.dumps(
+                    gen.texts, ensure_ascii=False)
+            if attempt < retries:
+                again.append(i)
+        pending = again
+        attempt += 1
+    return outcomes
