@@ -36,7 +36,7 @@ def test_rendering_matches_golden(step: str) -> None:
 def test_versions_are_named_and_hash_the_template() -> None:
     versions = templates.versions()
     assert set(versions) == set(templates.STEPS)
-    assert all(v.startswith(f"tag_instruct.{s}@") and len(v.split("@")[1]) == 10
+    assert all(v.startswith(f"tag_instruct.{s}@") and len(v.split("@")[1]) == 12
                for s, v in versions.items())
     assert len(set(versions.values())) == len(versions)
 

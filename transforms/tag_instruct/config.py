@@ -45,7 +45,9 @@ class TagInstructConfig(StageConfig):
         0.9, ge=0, le=1, description="new question must have cosine similarity to the original "
         "answer and to its own answer below this (not a copy of an answer)")
     min_question_chars: int = Field(20, ge=1, description="shortest acceptable new question")
-    max_question_chars: int = Field(1200, ge=1, description="longest acceptable new question")
+    max_question_chars: int = Field(
+        600, ge=1, description="longest acceptable new question (also the answer schema's "
+        "maxLength, so keep reconstruct.max_tokens above about a quarter of it)")
     max_length_ratio: float = Field(
         6.0, gt=0, description="new question length / original length must not exceed this")
     min_response_chars: int = Field(1, ge=1, description="shortest acceptable new answer")

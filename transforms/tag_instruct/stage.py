@@ -199,7 +199,7 @@ class TagInstructStage(beam.PTransform):
             return self._generate(self.ctx.llm, stage=f"{core.STAGE}.{step}")
         from transforms.llm.generate import Generate
 
-        return Generate(self.ctx.llm, stage=f"{core.STAGE}.{step}")
+        return Generate(self.ctx.llm, stage=f"{core.STAGE}.{step}", work_dir=self.ctx.work_dir)
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg, ctx = self.cfg, self.ctx

@@ -8,43 +8,36 @@ Schema stated to the serving layer.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
+from transforms.llm.prompts import PromptTemplate
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "llm"
 STEPS = ("compress", "expand", "reconstruct", "respond", "retag")
 SCHEMA_STEPS = ("compress", "expand", "reconstruct", "retag")
 
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(PROMPTS)),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=False,
-    autoescape=False,
-)
 
 
 @cache
-def _template(step: str) -> tuple[jinja2.Template, str]:
+def template(step: str) -> PromptTemplate:
+    """The versioned template of `step` (the serving layer's PromptTemplate)."""
     if step not in STEPS:
         raise KeyError(f"unknown step {step!r}")
-    text = (PROMPTS / f"{step}.jinja").read_text()
-    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-    return _ENV.get_template(f"{step}.jinja"), f"tag_instruct.{step}@{digest}"
+    return PromptTemplate.from_file(PROMPTS / f"{step}.jinja")
 
 
 def render(step: str, **variables: Any) -> str:
-    """The rendered user message of `step` (trailing whitespace stripped)."""
-    return _template(step)[0].render(**variables).strip()
+    """The rendered user message of `step` (strict: a missing variable is an error)."""
+    return template(step).render(**variables)
 
 
 def version(step: str) -> str:
-    return _template(step)[1]
+    """`tag_instruct.<step>@<content hash>`: recorded in lineage and the response cache key."""
+    return f"tag_instruct.{step}@{template(step).version}"
 
 
 def versions() -> dict[str, str]:
@@ -56,7 +49,8 @@ def _schema_file(step: str) -> dict[str, Any]:
     return json.loads((SCHEMAS / f"tag_instruct_{step}.json").read_text())
 
 
-def answer_schema(step: str, num_tags: int = 3, max_retag: int = 8) -> dict[str, Any] | None:
+def answer_schema(step: str, num_tags: int = 3, max_retag: int = 8,
+                  max_question_chars: int | None = None) -> dict[str, Any] | None:
     """The JSON Schema of a step's answer, sized by the config (None for free text)."""
     if step not in SCHEMA_STEPS:
         return None
@@ -66,4 +60,6 @@ def answer_schema(step: str, num_tags: int = 3, max_retag: int = 8) -> dict[str,
         schema["properties"]["tags"]["maxItems"] = num_tags
     elif step == "retag":
         schema["properties"]["tags"]["maxItems"] = max_retag
+    elif step == "reconstruct" and max_question_chars is not None:
+        schema["properties"]["question"]["maxLength"] = max_question_chars
     return schema
