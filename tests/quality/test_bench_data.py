@@ -15,7 +15,7 @@ from transforms.quality.signals import compute_signals
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "quality.py"
 
 
-def _bench_module():  # noqa: ANN202
+def _bench_module():
     spec = importlib.util.spec_from_file_location("bench_quality", BENCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -197,7 +197,7 @@ TEXTS = st.lists(st.sampled_from(ALPHABET + ["the", "cat", "I cannot", "N/A", "h
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(TEXTS, TEXTS), min_size=1, max_size=6))
-def test_properties_deterministic_in_range_and_equal_to_reference(pairs) -> None:  # noqa: ANN001
+def test_properties_deterministic_in_range_and_equal_to_reference(pairs) -> None:
     batch = batch_of(pairs)
     first, second = compute_signals(batch), compute_signals(batch)
     assert all(first[k].equals(second[k]) for k in first)
@@ -214,7 +214,7 @@ def test_properties_deterministic_in_range_and_equal_to_reference(pairs) -> None
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(TEXTS, TEXTS), min_size=2, max_size=8), st.integers(0, 7))
-def test_row_signals_do_not_depend_on_batch_neighbours(pairs, k) -> None:  # noqa: ANN001
+def test_row_signals_do_not_depend_on_batch_neighbours(pairs, k) -> None:
     whole = compute_signals(batch_of(pairs))
     i = k % len(pairs)
     alone = compute_signals(batch_of([pairs[i]]))

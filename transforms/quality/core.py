@@ -49,11 +49,11 @@ def filter_batch(batch: pa.RecordBatch, config: QualityConfig,
     return split_by_mask(batch, keep, STAGE, reasons, details)
 
 
-def guarded(fn, batch: pa.RecordBatch, *args) -> BatchResult:  # noqa: ANN001
+def guarded(fn, batch: pa.RecordBatch, *args) -> BatchResult:
     """Run `fn(batch, *args)`; on an exception, every row goes to the dead letter."""
     try:
         return fn(batch, *args)
-    except Exception as exc:  # noqa: BLE001 - routed to the dead letter with the payload
+    except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         rows = batch.to_pylist()
         return BatchResult(kept=None, deadletter=[

@@ -78,7 +78,7 @@ def evaluate(batch: pa.RecordBatch, rules: Sequence[FilterRule]
     dropped = (~keep).arg_true().to_list()
     if dropped:
         rule_idx = which.gather(dropped).to_list()
-        for row, ri in zip(dropped, rule_idx):
+        for row, ri in zip(dropped, rule_idx, strict=False):
             rule = rules[ri]
             reasons[row] = rule_reason(rule)
             details[row] = {"signal": rule.signal, "op": rule.op, "threshold": rule.value,

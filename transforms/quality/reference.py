@@ -53,7 +53,7 @@ def _dup_ngram_frac(words: list[str], n: int, total: int) -> float:
                 covered[j] = True
     if total == 0:
         return 0.0
-    return sum(len(w) for w, c in zip(words, covered) if c) / total
+    return sum(len(w) for w, c in zip(words, covered, strict=False) if c) / total
 
 
 def record_signals(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ _BLOCK = 256
 
 def rank_order(ids: Sequence[str], scores: np.ndarray) -> list[int]:
     """Indices by score descending (NaN last), then id ascending."""
-    keyed = [(-(s if s == s else -np.inf), i) for s, i in zip(scores.tolist(), ids)]
+    keyed = [(-(s if s == s else -np.inf), i) for s, i in zip(scores.tolist(), ids, strict=False)]
     return sorted(range(len(ids)), key=lambda k: keyed[k])
 
 

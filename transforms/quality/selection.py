@@ -64,7 +64,7 @@ class _Split(beam.DoFn):
         ids = batch.column("id").to_pylist()
         keep = [i in choice["selected"] for i in ids]
         result = split_by_mask(batch, keep, "quality", [None if k else REASON for k in keep],
-                               [None if k else choice["skipped"].get(i) for i, k in zip(ids, keep)])
+                               [None if k else choice["skipped"].get(i) for i, k in zip(ids, keep, strict=False)])
         if result.kept is not None and result.kept.num_rows:
             beam.metrics.Metrics.counter(ns, "selected").inc(result.kept.num_rows)
             yield result.kept

@@ -86,7 +86,7 @@ def _char_signals(df: pl.DataFrame) -> dict[str, np.ndarray]:
     letters = ac["letter"]
     names = [*D.SCRIPTS, "other"]
     counts = np.stack([ac[f"script_{n}"] for n in names])
-    for name, c in zip(names, counts):
+    for name, c in zip(names, counts, strict=False):
         out[f"q_script_{name}"] = _safe_div(c.astype(np.float64), letters)
     labels = np.array(names + ["none"], dtype=object)
     best = np.argmax(counts, axis=0)  # first maximum: ties go to the earlier script
