@@ -95,6 +95,16 @@ def extract_final_answer(text: str) -> str | None:
     return nums[-1].strip() if nums else None
 
 
+def stated_answer(text: str) -> str | None:
+    """The answer a solution states explicitly (`#### N`, `\\boxed{}`, "the answer is"), or
+    None; unlike `extract_final_answer`, never falls back to the last number."""
+    if not text:
+        return None
+    if _HASH_ANSWER.search(text) or extract_boxed(text) or _ANSWER_IS.search(text):
+        return extract_final_answer(text)
+    return None
+
+
 def _strip_latex_wrappers(s: str) -> str:
     s = s.strip().strip("$").strip()
     s = re.sub(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}", r" \1 ", s)

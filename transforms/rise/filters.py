@@ -3,7 +3,7 @@
 Reads the original and edited solution texts and the edited step's span. Rejects: no-op edits,
 edits that admit the error ("incorrect", "mistake", "let me correct", ...), edits beyond a token
 edit-distance bound, edits that reach outside the chosen step, and (for steps with arithmetic)
-edits after which every equation of the edited region still holds.
+edits after which every equation of the edited region still holds or no equation is left.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ def check_edit(
     if arithmetic:
         verdict = edited_equations_false(new_step, (s - step_start, e_new - step_start))
         if verdict is None and find_equations(old_step):
+            if not find_equations(new_step):
+                return "equation_removed", detail
             verdict = edited_equations_false(new_step, (0, len(new_step)))
         if verdict is True:
             return None, detail

@@ -188,4 +188,4 @@ def finalize_report(acc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 FILTER_REASONS = ("noop_edit", "admits_error", "edit_too_large", "edit_outside_step",
-                  "equation_still_true", "unparseable_edit")
+                  "equation_still_true", "equation_removed", "unparseable_edit")

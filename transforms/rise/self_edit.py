@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
-from transforms.rise.answers import extract_final_answer, grade
+from transforms.rise.answers import grade, stated_answer
 from transforms.rise.config import RiseConfig
 from transforms.rise.equations import find_equations, numbers_in
 from transforms.rise.errors import ERROR_TYPES, NUMERIC_TYPES, applicable_types_for_text
@@ -141,11 +141,11 @@ def plan_sampled(problem: Problem, cfg: RiseConfig, seed: int) -> ChatRequest:
 def sampled_outcome(result: ChatResult, cfg: RiseConfig, seed: int
                     ) -> tuple[list[dict], str | None, dict]:
     """(pair rows, None, detail), or ([], reason, detail): no_correct_sample /
-    no_incorrect_sample. Samples without a final answer are not used as rejected."""
+    no_incorrect_sample. Samples stating no final answer are not used as rejected."""
     problem = Problem(**result.payload["problem"])
     texts = sorted({t.strip() for t in result.texts if t and t.strip()})
     correct = [t for t in texts if grade(t, problem.gold)]
-    wrong = [t for t in texts if t not in correct and extract_final_answer(t) is not None]
+    wrong = [t for t in texts if t not in correct and stated_answer(t) is not None]
     detail = {"samples": len(result.texts), "correct": len(correct), "incorrect": len(wrong)}
     if not correct:
         return [], "no_correct_sample", detail
@@ -162,5 +162,5 @@ def sampled_outcome(result: ChatResult, cfg: RiseConfig, seed: int
         rows.append(make_pair(problem, c, w, "sampled", None, first_diff,
                               cfg.strip_boxed_rejected, model=result.model,
                               template_version=SOLVE_VERSION,
-                              extra={"rejected_answer": extract_final_answer(w)}))
+                              extra={"rejected_answer": stated_answer(w)}))
     return rows, None, detail

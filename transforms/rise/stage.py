@@ -165,6 +165,12 @@ class _Outcome(beam.DoFn):
         yield from rows
 
 
+def _dead_to_example(entry: dict[str, Any]) -> dict[str, Any]:
+    """A serving-layer dead-letter entry keyed by the example id (request key minus method)."""
+    key = entry.get("record_id") or ""
+    return {**entry, "record_id": key.rsplit(":", 1)[0] if ":" in key else key}
+
+
 def _rows_to_rejected(items: list[tuple[dict, str, dict]]) -> pa.RecordBatch:
     batch = examples_to_batch([it[0] for it in items])
     return reject_rows(batch, STAGE, [it[1] for it in items], [it[2] for it in items])
@@ -195,9 +201,11 @@ def _rejected_summary(batch: pa.RecordBatch) -> dict[str, Any]:
 class RiseStage(beam.PTransform):
     """Example batches → {PAIRS, REJECTED, DEADLETTER, REPORT}; see the module docstring."""
 
-    def __init__(self, config: RiseConfig, ctx: RunContext, label: str | None = None):
+    def __init__(self, config: RiseConfig, ctx: RunContext, label: str | None = None,
+                 backend_factory: Any = None):
         super().__init__(label)
         self.config, self.ctx = config, ctx
+        self.backend_factory = backend_factory  # replaces the LLM backend (fault injection)
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg, seed = self.config, self.ctx.seed
@@ -235,10 +243,15 @@ class RiseStage(beam.PTransform):
         except ImportError as e:  # the serving layer is not installed in this checkout
             raise RuntimeError("rise methods self_edit/sampled need transforms.llm.generate."
                                "Generate (the LLM serving layer)") from e
+        from transforms.llm.config import LLMConfig
+
         cfg, seed = self.config, self.ctx.seed
+        llm = self.ctx.llm if self.ctx.llm is not None else LLMConfig()
         planned = prepared | "PlanLLM" >> beam.ParDo(_PlanLLM(cfg, seed)).with_outputs(
             REJECTED, main="requests")
-        gen = planned["requests"] | "Generate" >> Generate(self.ctx.llm, stage=STAGE)
+        gen = planned["requests"] | "Generate" >> Generate(
+            llm, stage=STAGE, work_dir=self.ctx.work_dir, backend_factory=self.backend_factory)
+        gen_dead = gen[DEADLETTER] | "DeadToExample" >> beam.Map(_dead_to_example)
         outcome = gen[MAIN] | "Outcome" >> beam.ParDo(_Outcome(cfg, seed)).with_outputs(
             REJECTED, DEADLETTER, "summary", main="pairs")
         size = cfg.batch_rows
@@ -249,5 +262,5 @@ class RiseStage(beam.PTransform):
         rej = ((planned[REJECTED], outcome[REJECTED]) | "FlattenLLMRejected" >> beam.Flatten()
                | "BatchRejected" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
                | "RejectedToBatch" >> beam.Map(_rows_to_rejected))
-        return pair_batches, rej, [gen[DEADLETTER], outcome[DEADLETTER]], outcome["summary"]
+        return pair_batches, rej, [gen_dead, outcome[DEADLETTER]], outcome["summary"]
 
