@@ -2,8 +2,50 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from transforms.config_base import StageConfig
 
 
 class DedupConfig(StageConfig):
-    """Placeholder until the stage lands: only `enabled`."""
+    """Exact, MinHash LSH near-duplicate and semantic (SemDeDup) dedup with deterministic
+    keepers (best quality score, then smallest id)."""
+
+    key: Literal["prompt", "first_user", "conversation"] = Field(
+        "prompt", description="text compared: all user turns, the first user turn, or every "
+        "turn of the conversation")
+    exact: bool = Field(True, description="drop rows whose folded key text is identical")
+    near: bool = Field(True, description="drop MinHash LSH near-duplicates")
+    semantic: bool = Field(False, description="drop SemDeDup semantic duplicates (embeddings)")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations (datasketch)")
+    threshold: float = Field(0.7, gt=0, lt=1, description="Jaccard threshold; bands × rows "
+                             "follow from it as in datasketch.MinHashLSH")
+    fp_weight: float = Field(0.5, ge=0, le=1, description="false-positive weight of the "
+                             "bands × rows optimisation")
+    fn_weight: float = Field(0.5, ge=0, le=1, description="false-negative weight of the "
+                             "bands × rows optimisation")
+    shingle: Literal["word", "char"] = Field("word", description="word or character n-grams")
+    ngram: int = Field(5, ge=1, le=64, description="shingle length in words or characters")
+    minhash_seed: int = Field(1, description="seed of the MinHash permutations (fixed, so "
+                              "signatures stay comparable with a stored release index)")
+    verify: bool = Field(True, description="keep only candidate pairs whose estimated Jaccard "
+                         "(from signatures) reaches the threshold")
+    num_partitions: int = Field(64, ge=1, description="coarse partitions for the exact-key and "
+                                "LSH band shuffles")
+    semantic_eps: float = Field(0.05, gt=0, lt=1, description="drop when cosine similarity to "
+                                "a kept row exceeds 1 - eps")
+    semantic_clusters: int | None = Field(None, ge=1, description="k-means clusters; default "
+                                          "about sqrt(rows)")
+    kmeans_iters: int = Field(20, ge=1, description="k-means iterations")
+    kmeans_sample: int = Field(100_000, ge=10, description="rows (smallest id hashes) used "
+                               "to train k-means")
+    score_field: str = Field("quality_score", description="meta field ranking keepers "
+                             "(higher wins; missing = all equal, then smallest id)")
+    release_index_dir: str | None = Field(None, description="directory of a previous "
+                                          "release's dedup index to dedup against")
+    write_index_dir: str | None = Field(None, description="write the index of this run's "
+                                        "kept rows (plus the previous release's) here")
+    report_clusters: int = Field(1000, ge=0, description="clusters listed in the report "
+                                 "(largest first); counts always cover all")

@@ -1,0 +1,249 @@
+"""Near-duplicate detection benchmark: ours (vectorized MinHash + LSH) vs datasketch vs rensa,
+and the semantic stage's embedding throughput vs plain SentenceTransformer.encode.
+
+Builds a labeled set from real texts in ../shared/evaldata: every distinct text is a cluster
+seed; edited copies (typos, reordered sentences, inserted sentences, changed numbers,
+whitespace/punctuation noise) join its cluster. Each method shingles the same folded text into
+word 5-grams, builds MinHash signatures with the same num_perm, indexes them in LSH with the same
+bands × rows (datasketch's optimisation), verifies candidates by estimated Jaccard >= threshold
+and clusters by union-find; pairwise precision / recall / F1 against the labels and docs/s
+(shingling included) are printed. The last line is one JSON object.
+
+    python bench/dedup.py [--docs 20000] [--embed-docs 1000] [--threshold 0.7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from schemas.text import fold_text  # noqa: E402
+from transforms.dedup import clusters, lsh  # noqa: E402
+from transforms.dedup.minhash import MinHasher  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "evaldata"
+
+
+def load_texts() -> list[str]:
+    out = []
+    for name in ("gsm8k_train.jsonl", "gsm8k_test.jsonl"):
+        for line in open(EVAL / name):
+            d = json.loads(line)
+            out.append(d["question"] + "\n" + d["answer"])
+    for line in open(EVAL / "math500_test.jsonl"):
+        d = json.loads(line)
+        out.append(d["problem"] + "\n" + d["solution"])
+    for line in open(EVAL / "humaneval.jsonl"):
+        out.append(json.loads(line)["prompt"])
+    for line in open(EVAL / "alpaca_seed_tasks.jsonl"):
+        d = json.loads(line)
+        out.append(d["instruction"] + "\n" + " ".join(i["output"] for i in d["instances"]))
+    for d in json.load(open(EVAL / "alpaca_subset_1k.json")):
+        out.append(" ".join([d["instruction"], d.get("input", ""), d["output"]]))
+    seen, uniq = set(), []
+    for t in out:
+        k = fold_text(t)
+        if len(k.split()) >= 12 and k not in seen:
+            seen.add(k)
+            uniq.append(t)
+    return uniq
+
+
+_SENT = re.compile(r"(?<=[.!?])\s+")
+_NUM = re.compile(r"\d+")
+
+
+def typo(t: str, rng: random.Random) -> str:
+    words = t.split(" ")
+    for _ in range(rng.randint(1, 2)):
+        i = rng.randrange(len(words))
+        w = words[i]
+        if len(w) > 3:
+            j = rng.randrange(len(w) - 1)
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:] if rng.random() < 0.5 else \
+                w[:j] + w[j + 1:]
+    return " ".join(words)
+
+
+def reorder(t: str, rng: random.Random) -> str:
+    s = _SENT.split(t)
+    if len(s) > 2:
+        i = rng.randrange(len(s) - 1)
+        s[i], s[i + 1] = s[i + 1], s[i]
+    return " ".join(s)
+
+
+def insert_sentence(t: str, rng: random.Random, pool: list[str]) -> str:
+    other = _SENT.split(rng.choice(pool))[0][:200]
+    s = _SENT.split(t)
+    s.insert(rng.randrange(len(s) + 1), other)
+    return " ".join(s)
+
+
+def change_number(t: str, rng: random.Random) -> str:
+    nums = list(_NUM.finditer(t))
+    if not nums:
+        return t
+    m = rng.choice(nums)
+    return t[:m.start()] + str(int(m.group()) + rng.randint(1, 9)) + t[m.end():]
+
+
+def noise(t: str, rng: random.Random) -> str:
+    t = t.replace(", ", " , ") if rng.random() < 0.5 else t.replace(",", "")
+    t = re.sub(r" ", lambda _: "  " if rng.random() < 0.05 else " ", t)
+    return (t.upper() if rng.random() < 0.1 else t) + rng.choice(["", "!!", " ...", "\n"])
+
+
+def build(n_docs: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    rng = random.Random(seed)
+    base = load_texts()
+    rng.shuffle(base)
+    n_seed = min(len(base), max(1, int(n_docs * 0.55)))
+    base = base[:n_seed]
+    docs, label = list(base), list(range(n_seed))
+    edits = [typo, reorder, change_number, noise,
+             lambda t, r: insert_sentence(t, r, base)]
+    while len(docs) < n_docs:
+        k = rng.randrange(n_seed)
+        t = base[k]
+        for e in rng.sample(edits, rng.randint(1, 3)):
+            t = e(t, rng)
+        docs.append(t)
+        label.append(k)
+    order = list(range(len(docs)))
+    rng.shuffle(order)
+    return [docs[i] for i in order], np.array([label[i] for i in order])
+
+
+def pair_scores(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    def pairs(c: Counter) -> int:
+        return sum(v * (v - 1) // 2 for v in c.values())
+    tp = pairs(Counter(zip(pred.tolist(), truth.tolist(), strict=True)))
+    pp, tt = pairs(Counter(pred.tolist())), pairs(Counter(truth.tolist()))
+    p = tp / pp if pp else 1.0
+    r = tp / tt if tt else 1.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def shingles(text: str, n: int) -> list[str]:
+    w = fold_text(text).split()
+    return [" ".join(w[i:i + n]) for i in range(max(1, len(w) - n + 1))] if w else []
+
+
+def roots_from(n: int, edges: list[tuple[int, int]]) -> np.ndarray:
+    i = np.array([a for a, _ in edges], np.int64)
+    j = np.array([b for _, b in edges], np.int64)
+    return clusters.components(n, i, j)
+
+
+def run_ours(docs: list[str], num_perm: int, thr: float, n: int) -> np.ndarray:
+    b, r = lsh.lsh_params(thr, num_perm)
+    sig, nonempty = MinHasher(num_perm=num_perm, seed=1, ngram=n).signatures(docs)
+    i, j = lsh.candidate_pairs(sig, b, r)
+    ok = nonempty[i] & nonempty[j]
+    i, j = i[ok], j[ok]
+    est = lsh.verify_pairs(sig, i, j, thr)
+    keep = est >= thr
+    return clusters.components(len(docs), i[keep], j[keep])
+
+
+def run_datasketch(docs: list[str], num_perm: int, thr: float, n: int) -> np.ndarray:
+    from datasketch import MinHash, MinHashLSH
+
+    index = MinHashLSH(threshold=thr, num_perm=num_perm)
+    mhs = []
+    for k, t in enumerate(docs):
+        m = MinHash(num_perm=num_perm, seed=1)
+        m.update_batch([s.encode("utf-8") for s in shingles(t, n)])
+        mhs.append(m)
+        index.insert(k, m)
+    edges = [(k, c) for k, m in enumerate(mhs) for c in index.query(m)
+             if c > k and m.jaccard(mhs[c]) >= thr]
+    return roots_from(len(docs), edges)
+
+
+def run_rensa(docs: list[str], num_perm: int, thr: float, n: int) -> np.ndarray:
+    from rensa import RMinHash, RMinHashLSH
+
+    b, _ = lsh.lsh_params(thr, num_perm)
+    mhs = RMinHash.from_token_sets([shingles(t, n) for t in docs], num_perm=num_perm, seed=1)
+    index = RMinHashLSH(threshold=thr, num_perm=num_perm, num_bands=b)
+    index.insert_many(mhs)
+    edges = [(k, c) for k, cs in enumerate(index.query_all(mhs)) for c in cs
+             if c > k and mhs[k].jaccard(mhs[c]) >= thr]
+    return roots_from(len(docs), edges)
+
+
+def bench_embed(texts: list[str]) -> tuple[float, float]:
+    from sentence_transformers import SentenceTransformer
+
+    from transforms.embed.model import Embedder, resolve_model_path
+
+    ours = Embedder()
+    ours.encode(texts[:32])
+    t = time.perf_counter()
+    ours.encode(texts)
+    ours_s = time.perf_counter() - t
+    plain = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device="cpu")
+    plain.encode(texts[:32])
+    t = time.perf_counter()
+    plain.encode(texts)
+    plain_s = time.perf_counter() - t
+    return len(texts) / ours_s, len(texts) / plain_s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=20000)
+    ap.add_argument("--embed-docs", type=int, default=1000)
+    ap.add_argument("--num-perm", type=int, default=128)
+    ap.add_argument("--threshold", type=float, default=0.7)
+    ap.add_argument("--ngram", type=int, default=5)
+    a = ap.parse_args()
+    docs, truth = build(a.docs)
+    b, r = lsh.lsh_params(a.threshold, a.num_perm)
+    print(f"{len(docs)} docs, {len(set(truth.tolist()))} true clusters; num_perm={a.num_perm} "
+          f"threshold={a.threshold} bands={b} rows={r} word {a.ngram}-grams")
+    results = {}
+    for name, fn in (("ours", run_ours), ("datasketch", run_datasketch), ("rensa", run_rensa)):
+        t = time.perf_counter()
+        roots = fn(docs, a.num_perm, a.threshold, a.ngram)
+        dt = time.perf_counter() - t
+        p, rec, f1 = pair_scores(roots, truth)
+        results[name] = {"docs_per_s": len(docs) / dt, "p": p, "r": rec, "f1": f1}
+        print(f"{name:>10}: {len(docs) / dt:10.0f} docs/s  precision {p:.4f}  recall {rec:.4f}"
+              f"  F1 {f1:.4f}  ({dt:.2f} s)", flush=True)
+    emb_ours, emb_plain = bench_embed(docs[: a.embed_docs])
+    print(f"embeddings: semantic stage {emb_ours:.1f}/s, plain SentenceTransformer.encode "
+          f"{emb_plain:.1f}/s over {min(a.embed_docs, len(docs))} texts")
+    o, d, rs = results["ours"], results["datasketch"], results["rensa"]
+    print(json.dumps({
+        "bench": "dedup", "docs": len(docs),
+        "ours_docs_per_s": round(o["docs_per_s"], 1),
+        "datasketch_docs_per_s": round(d["docs_per_s"], 1),
+        "rensa_docs_per_s": round(rs["docs_per_s"], 1),
+        "ratio_vs_datasketch": round(o["docs_per_s"] / d["docs_per_s"], 2),
+        "ratio_vs_rensa": round(o["docs_per_s"] / rs["docs_per_s"], 2),
+        "f1": round(o["f1"], 4), "f1_datasketch": round(d["f1"], 4),
+        "f1_rensa": round(rs["f1"], 4),
+        "precision": round(o["p"], 4), "recall": round(o["r"], 4),
+        "embed_per_s": round(emb_ours, 1), "embed_plain_per_s": round(emb_plain, 1),
+        "embed_ratio": round(emb_ours / emb_plain, 3)}))
+
+
+if __name__ == "__main__":
+    main()

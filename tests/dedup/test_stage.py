@@ -1,0 +1,150 @@
+"""DedupStage on real Beam DirectRunners (in-memory and multi-process) with planted duplicates."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.internal.cloudpickle import cloudpickle
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms.base import MAIN, REJECTED, REPORT, RunContext
+from transforms.dedup.config import DedupConfig
+from transforms.dedup.local import dedup_local
+from transforms.dedup.stage import DedupStage
+
+from ._data import BASE, EXACT, NEAR, PARAPHRASE, UNRELATED, batches, planted_rows, row
+
+# multi-process workers cannot import the test package: ship this module's helpers by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def _run(rows: list[dict], cfg: DedupConfig, mode: str = "in_memory", size: int = 4,
+         check=None) -> None:
+    opts = PipelineOptions(runner="DirectRunner", direct_running_mode=mode,
+                           direct_num_workers=2 if mode == "multi_processing" else 1)
+    with TestPipeline(options=opts) as p:
+        out = (p | beam.Create(batches(rows, size)) | DedupStage(cfg, RunContext(seed=0)))
+        check(out)
+
+
+def _ids(batch) -> list[str]:
+    return batch.column("id").to_pylist()
+
+
+def _rejects(batch) -> list[tuple[str, str, str]]:
+    return list(zip(batch.column("id").to_pylist(), batch.column("reject_reason").to_pylist(),
+                    batch.column("duplicate_of").to_pylist(), strict=True))
+
+
+def _id(text: str) -> str:
+    return row(text)["id"]
+
+
+def test_planted_duplicates_found_unrelated_kept() -> None:
+    rows = planted_rows()
+    cfg = DedupConfig(enabled=True, semantic=True, semantic_eps=0.15)
+    exp_pairs = {
+        frozenset({_id(BASE[0]), _id(EXACT)}): "exact_duplicate",
+        frozenset({_id(BASE[2]), _id(NEAR[0])}): "near_duplicate",
+        frozenset({_id(BASE[3]), _id(NEAR[1])}): "near_duplicate",
+        frozenset({_id(BASE[5]), _id(PARAPHRASE)}): "semantic_duplicate",
+    }
+
+    def check_rej(rej: list) -> None:
+        got = {frozenset({i, k}): r for i, r, k in rej}
+        assert got == exp_pairs, got
+
+    def check_main(kept: list) -> None:
+        assert len(kept) == len(rows) - 4 and len(set(kept)) == len(kept)
+        for t in UNRELATED:
+            assert _id(t) in kept
+
+    def check(out) -> None:
+        assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects)
+                    | "RL" >> beam.combiners.ToList(), lambda x: check_rej(x[0]), label="rej")
+        assert_that(out[MAIN] | "M" >> beam.FlatMap(_ids) | "ML" >> beam.combiners.ToList(),
+                    lambda x: check_main(x[0]), label="main")
+        assert_that(out[REPORT] | beam.Map(lambda r: (r["stage"], r["dropped"])),
+                    equal_to([("dedup", {"exact_duplicate": 1, "near_duplicate": 2,
+                                         "semantic_duplicate": 1})]), label="report")
+
+    _run(rows, cfg, check=check)
+
+
+def test_keeper_is_best_score_then_id() -> None:
+    rows = [row(BASE[2], 0.1), row(NEAR[0], 0.9), row(BASE[1], None), row(BASE[1] + " !", None)]
+    cfg = DedupConfig(enabled=True)
+    lo, hi = sorted([rows[2]["id"], rows[3]["id"]])
+    expected = [(rows[0]["id"], "near_duplicate", rows[1]["id"])]
+    if rows[2]["id"] != rows[3]["id"]:
+        expected.append((hi, "exact_duplicate", lo))
+
+    def check(out) -> None:
+        assert_that(out[REJECTED] | beam.FlatMap(_rejects), equal_to(expected))
+
+    _run(rows, cfg, check=check)
+
+
+def _reference(rows: list[dict], cfg: DedupConfig) -> tuple[list[str], list[tuple]]:
+    res = dedup_local(batches(rows, 4), cfg)
+    kept = sorted(r["id"] for r in rows if r["id"] not in res)
+    return kept, sorted((i, v[1], v[0]) for i, v in res.items())
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_runners_match_reference_and_conserve(mode: str) -> None:
+    rows = planted_rows(with_scores=True) + [row(t + " Please answer briefly.", 0.5)
+                                              for t in BASE[:3]]
+    cfg = DedupConfig(enabled=True, num_partitions=3)
+    kept, rejected = _reference(rows, cfg)
+    assert len(kept) + len(rejected) == len(rows) and len(rejected) >= 3
+
+    def check(out) -> None:
+        assert_that(out[MAIN] | "M" >> beam.FlatMap(_ids), equal_to(kept), label="kept")
+        assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects), equal_to(rejected),
+                    label="rejected")
+
+    _run(rows, cfg, mode=mode, size=3, check=check)
+
+
+def test_idempotent_second_pass_drops_nothing() -> None:
+    rows = planted_rows()
+    cfg = DedupConfig(enabled=True)
+    res = dedup_local(batches(rows), cfg)
+    survivors = [r for r in rows if r["id"] not in res]
+    assert res and not dedup_local(batches(survivors), cfg)
+
+    def check(out) -> None:
+        assert_that(out[REJECTED], equal_to([]), label="none")
+        assert_that(out[MAIN] | beam.FlatMap(_ids), equal_to([r["id"] for r in survivors]))
+
+    _run(survivors, cfg, check=check)
+
+
+def test_against_previous_release(tmp_path: Path) -> None:
+    index = str(tmp_path / "release")
+    first = [row(t) for t in BASE]
+    cfg1 = DedupConfig(enabled=True, semantic=True, write_index_dir=index)
+    _run(first, cfg1, check=lambda out: assert_that(out[REJECTED], equal_to([])))
+    assert (tmp_path / "release" / "dedup_minhash.npz").exists()
+    assert (tmp_path / "release" / "dedup_embeddings.npz").exists()
+
+    new = [row(EXACT), row(NEAR[0]), row(PARAPHRASE), row(BASE[1]), *[row(t) for t in UNRELATED]]
+    cfg2 = DedupConfig(enabled=True, semantic=True, semantic_eps=0.15, release_index_dir=index)
+    expected = [(_id(EXACT), "exact_duplicate", _id(BASE[0])),
+                (_id(NEAR[0]), "near_duplicate", _id(BASE[2])),
+                (_id(PARAPHRASE), "semantic_duplicate", _id(BASE[5])),
+                (_id(BASE[1]), "exact_duplicate", _id(BASE[1]))]
+
+    def check(out) -> None:
+        assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects), equal_to(expected),
+                    label="rej")
+        assert_that(out[MAIN] | "M" >> beam.FlatMap(_ids),
+                    equal_to([_id(t) for t in UNRELATED]), label="main")
+
+    _run(new, cfg2, check=check)

@@ -1,0 +1,232 @@
+"""Pure steps of the dedup stage, each over small dicts of numpy arrays (one per batch or per
+coarse partition), so the Beam shell in stage.py only wires them.
+
+Ids of a previous release's rows are tagged with RELEASE_TAG inside these steps (a new row may
+carry the same content id as a released one); `untag` strips it for outputs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from transforms.dedup import clusters, lsh, semantic
+from transforms.dedup.config import DedupConfig
+from transforms.dedup.exact import exact_groups, exact_hashes, key_texts, quality_scores
+from transforms.dedup.minhash import MinHasher, fmix64
+from transforms.dedup.release_index import ReleaseIndex
+
+RELEASE_TAG = "\x00release:"
+Decision = tuple[str, str, str, dict[str, Any]]  # (row id, keeper id, reason, detail)
+
+
+def untag(x: str) -> str:
+    return x[len(RELEASE_TAG):] if x.startswith(RELEASE_TAG) else x
+
+
+def hasher_for(cfg: DedupConfig) -> MinHasher:
+    return MinHasher(num_perm=cfg.num_perm, seed=cfg.minhash_seed, ngram=cfg.ngram,
+                     unit=cfg.shingle)
+
+
+def index_params(cfg: DedupConfig) -> dict[str, Any]:
+    return {"num_perm": cfg.num_perm, "seed": cfg.minhash_seed, "ngram": cfg.ngram,
+            "unit": cfg.shingle, "key": cfg.key, "scheme": "affine32-fmix64-v1"}
+
+
+def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> dict[str, Any]:
+    """ids, scores, exact hashes and (when near dedup is on) MinHash signatures of a batch."""
+    texts = key_texts(batch, cfg.key)
+    feat: dict[str, Any] = {
+        "ids": np.asarray(batch.column("id").to_pylist(), dtype=object),
+        "scores": quality_scores(batch, cfg.score_field),
+        "hashes": exact_hashes(texts),
+    }
+    if cfg.near or cfg.write_index_dir:
+        feat["sigs"], feat["nonempty"] = hasher.signatures(texts)
+    return feat
+
+
+def release_features(release: ReleaseIndex) -> dict[str, Any]:
+    n = len(release.ids)
+    return {"ids": np.array([RELEASE_TAG + i for i in release.ids], dtype=object),
+            "scores": np.full(n, np.inf), "hashes": release.hashes,
+            "sigs": release.sigs if release.sigs is not None else np.zeros((n, 0), np.uint32),
+            "nonempty": np.ones(n, bool)}
+
+
+def _split(part: np.ndarray, num_partitions: int, **cols: np.ndarray) -> Iterable[tuple]:
+    order = np.argsort(part, kind="stable")
+    p_sorted = part[order]
+    bounds = np.flatnonzero(np.diff(p_sorted)) + 1
+    for sl in np.split(np.arange(len(order)), bounds):
+        if len(sl):
+            rows = order[sl]
+            yield int(p_sorted[sl[0]]), {k: v[rows] for k, v in cols.items()}
+
+
+def exact_entries(feat: dict[str, Any], num_partitions: int) -> Iterable[tuple]:
+    """(partition, {hashes, ids, scores}) for every partition the batch's hashes fall in."""
+    part = (fmix64(feat["hashes"]) % np.uint64(num_partitions)).astype(np.int64)
+    yield from _split(part, num_partitions, hashes=feat["hashes"], ids=feat["ids"],
+                      scores=feat["scores"])
+
+
+def decide_exact(entries: Iterable[dict[str, Any]]) -> list[Decision]:
+    """Within one partition: every row whose folded key equals a better row's is dropped."""
+    entries = list(entries)
+    if not entries:
+        return []
+    ids = np.concatenate([e["ids"] for e in entries])
+    scores = np.concatenate([e["scores"] for e in entries])
+    hashes = np.concatenate([e["hashes"] for e in entries])
+    pinned = np.array([i.startswith(RELEASE_TAG) for i in ids], bool)
+    order = clusters.priority_order(list(ids), scores, pinned)
+    keeper = exact_groups(hashes, order)
+    out = []
+    for row in np.flatnonzero(keeper != np.arange(len(ids))):
+        if not pinned[row]:
+            k = ids[keeper[row]]
+            out.append((ids[row], untag(k), "exact_duplicate",
+                        {"release": bool(pinned[keeper[row]])}))
+    return out
+
+
+def band_entries(feat: dict[str, Any], bands: int, rows: int,
+                 num_partitions: int) -> Iterable[tuple]:
+    """(partition, {band, key, ids}): many band buckets per element, one element per partition
+    per batch."""
+    ok = np.flatnonzero(feat["nonempty"])
+    if len(ok) == 0:
+        return
+    keys = lsh.band_keys(feat["sigs"][ok], bands, rows)
+    band = np.tile(np.arange(bands, dtype=np.int16), len(ok))
+    ids = np.repeat(feat["ids"][ok], bands)
+    flat = keys.ravel()
+    yield from _split(lsh.partition_of(flat, num_partitions), num_partitions,
+                      band=band, key=flat, ids=ids)
+
+
+def partition_pairs(entries: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Candidate id pairs from the band buckets of one partition."""
+    entries = list(entries)
+    if not entries:
+        return []
+    ids = np.concatenate([e["ids"] for e in entries])
+    uniq, node = np.unique(ids.astype(str), return_inverse=True)
+    i, j = lsh.bucket_pairs(np.concatenate([e["band"] for e in entries]).astype(np.int64),
+                            np.concatenate([e["key"] for e in entries]), node.astype(np.int64))
+    return list(zip(uniq[i].tolist(), uniq[j].tolist(), strict=True))
+
+
+def involved_rows(feat: dict[str, Any], wanted: set[str]) -> dict[str, Any] | None:
+    """The rows of a batch (ids, scores, signatures) that appear in some candidate pair."""
+    mask = np.array([i in wanted for i in feat["ids"]], bool)
+    if not mask.any():
+        return None
+    return {"ids": feat["ids"][mask], "scores": feat["scores"][mask], "sigs": feat["sigs"][mask]}
+
+
+def decide_near(pairs: list[tuple[str, str]], nodes: list[dict[str, Any]],
+                dropped_before: set[str], threshold: float, verify: bool) -> list[Decision]:
+    """Verify candidate pairs, union-find the rest, keep the best member of each cluster."""
+    nodes = [n for n in nodes if n is not None]
+    if not pairs or not nodes:
+        return []
+    ids = np.concatenate([n["ids"] for n in nodes])
+    scores = np.concatenate([n["scores"] for n in nodes])
+    sigs = np.concatenate([n["sigs"] for n in nodes])
+    alive = np.array([i not in dropped_before for i in ids], bool)
+    ids, scores, sigs = ids[alive], scores[alive], sigs[alive]
+    pinned = np.array([i.startswith(RELEASE_TAG) for i in ids], bool)
+    order = clusters.priority_order(list(ids), scores, pinned)
+    ids, sigs, pinned = ids[order], sigs[order], pinned[order]
+    pos = {v: k for k, v in enumerate(ids.tolist())}
+    pi = np.array([pos.get(a, -1) for a, _ in pairs], np.int64)
+    pj = np.array([pos.get(b, -1) for _, b in pairs], np.int64)
+    ok = (pi >= 0) & (pj >= 0) & ~(pinned[np.maximum(pi, 0)] & pinned[np.maximum(pj, 0)])
+    pi, pj = pi[ok], pj[ok]
+    est = lsh.verify_pairs(sigs, pi, pj, threshold)
+    if verify:
+        pi, pj, est = pi[est >= threshold], pj[est >= threshold], est[est >= threshold]
+    roots = clusters.components(len(ids), pi, pj)
+    best: dict[tuple[int, int], float] = {}
+    for a, b, e in zip(pi.tolist(), pj.tolist(), est.tolist(), strict=True):
+        best[(min(a, b), max(a, b))] = e
+    out = []
+    for row in np.flatnonzero(roots != np.arange(len(ids))):
+        if pinned[row]:
+            continue
+        k = int(roots[row])
+        detail = {"release": bool(pinned[k])}
+        if (k, int(row)) in best:
+            detail["jaccard"] = round(best[(k, int(row))], 4)
+        out.append((ids[row], untag(ids[k]), "near_duplicate", detail))
+    return out
+
+
+class SampleFn:
+    """Keeps the `limit` rows with the smallest id hash: a deterministic k-means sample."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def trim(self, parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+        parts = [p for p in parts if p is not None and len(p["ids"])]
+        if not parts:
+            return None
+        ids = np.concatenate([p["ids"] for p in parts])
+        emb = np.concatenate([p["emb"] for p in parts])
+        h = exact_hashes([str(i) for i in ids])
+        order = np.lexsort((ids.astype(str), h))[: self.limit]
+        return {"ids": ids[order], "emb": emb[order]}
+
+
+def train_centroids(sample: dict[str, Any] | None, cfg: DedupConfig, seed: int) -> np.ndarray:
+    if sample is None:
+        return np.zeros((1, 1), np.float32)
+    order = np.argsort(sample["ids"].astype(str), kind="stable")
+    emb = sample["emb"][order]
+    k = semantic.auto_clusters(len(emb), cfg.semantic_clusters)
+    return semantic.kmeans_centroids(emb, k, seed, cfg.kmeans_iters)
+
+
+def cluster_entries(feat: dict[str, Any] | None, centroids: np.ndarray,
+                    num_partitions: int) -> Iterable[tuple]:
+    """(partition, {cluster, ids, scores, emb}) with partition = cluster % num_partitions."""
+    if feat is None or len(feat["ids"]) == 0 or centroids.shape[1] != feat["emb"].shape[1]:
+        return
+    cl = semantic.assign_clusters(feat["emb"], centroids)
+    yield from _split(cl % num_partitions, num_partitions, cluster=cl, ids=feat["ids"],
+                      scores=feat["scores"], emb=feat["emb"])
+
+
+def decide_semantic(entries: Iterable[dict[str, Any]], eps: float) -> list[Decision]:
+    """SemDeDup inside every k-means cluster of one partition."""
+    entries = list(entries)
+    if not entries:
+        return []
+    cl = np.concatenate([e["cluster"] for e in entries])
+    ids = np.concatenate([e["ids"] for e in entries])
+    scores = np.concatenate([e["scores"] for e in entries])
+    emb = np.concatenate([e["emb"] for e in entries])
+    groups: dict[int, list[int]] = defaultdict(list)
+    for r, c in enumerate(cl.tolist()):
+        groups[c].append(r)
+    out = []
+    for c in sorted(groups):
+        rows = np.array(groups[c])
+        pinned = np.array([i.startswith(RELEASE_TAG) for i in ids[rows]], bool)
+        order = rows[clusters.priority_order(list(ids[rows]), scores[rows], pinned)]
+        pin_o = np.array([i.startswith(RELEASE_TAG) for i in ids[order]], bool)
+        keeper, sim = semantic.dedup_cluster(emb[order], eps, pin_o)
+        for r in np.flatnonzero(keeper != np.arange(len(order))):
+            k = order[keeper[r]]
+            out.append((ids[order[r]], untag(ids[k]), "semantic_duplicate",
+                        {"release": bool(pin_o[keeper[r]]), "cosine": round(float(sim[r]), 4),
+                         "cluster": int(c)}))
+    return out

@@ -1,0 +1,63 @@
+"""Dedup keys and exact duplicates.
+
+Reads Example batches; writes the text each row is compared on (`key_texts`: all user turns,
+the first user turn, or the whole conversation) and a 64-bit hash of its folded form
+(schemas.text.fold_text: NFKC, case, punctuation, whitespace). Rows with equal hashes are exact
+duplicates; `exact_groups` picks the keeper of each group by priority.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from schemas.records import meta_field
+from schemas.text import fold_text
+
+KEYS = ("prompt", "first_user", "conversation")
+
+
+def key_texts(batch: pa.RecordBatch, key: str) -> list[str]:
+    """The text of each row that dedup compares."""
+    if key not in KEYS:
+        raise ValueError(f"unknown dedup key {key!r}; expected one of {KEYS}")
+    out = []
+    for messages in batch.column("messages").to_pylist():
+        messages = messages or []
+        if key == "conversation":
+            out.append("\n".join(f"{m['role']}: {m['content'] or ''}" for m in messages))
+            continue
+        users = [m["content"] or "" for m in messages if m["role"] == "user"]
+        out.append((users[0] if users else "") if key == "first_user" else "\n".join(users))
+    return out
+
+
+def exact_hashes(texts: Sequence[str]) -> np.ndarray:
+    """uint64 hash of each folded text (blake2b, 8 bytes)."""
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(fold_text(t).encode("utf-8"), digest_size=8).digest(),
+                        "little") for t in texts], dtype=np.uint64)
+
+
+def quality_scores(batch: pa.RecordBatch, field: str) -> np.ndarray:
+    """meta.<field> as float64 (NaN where missing); all NaN when the field does not exist."""
+    names = [f.name for f in batch.schema.field("meta").type]
+    if field not in names:
+        return np.full(batch.num_rows, np.nan)
+    arr = meta_field(batch, field).cast(pa.float64())
+    return arr.to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def exact_groups(hashes: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """For rows already sorted in keeper priority (`order` = that permutation of row numbers),
+    the row number of each row's keeper (itself when it is kept)."""
+    h = hashes[order]
+    first_pos = {}
+    keeper = np.empty(len(hashes), np.int64)
+    for pos, (row, value) in enumerate(zip(order.tolist(), h.tolist(), strict=True)):
+        first = first_pos.setdefault(value, pos)
+        keeper[row] = order[first]
+    return keeper

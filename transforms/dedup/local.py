@@ -1,0 +1,43 @@
+"""The exact + near decisions of DedupStage computed in one process, without Beam: the same
+pure steps chained directly. Used by tests (as the reference the runners must match) and by
+bench/dedup.py. Reads Example batches; returns id → (keeper, reason, detail) of dropped rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from transforms.dedup import _steps as st
+from transforms.dedup.config import DedupConfig
+from transforms.dedup.lsh import lsh_params
+from transforms.dedup.stage import resolve
+
+
+def dedup_local(batches: Sequence[pa.RecordBatch], cfg: DedupConfig
+                ) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    hasher = st.hasher_for(cfg)
+    feats = [st.features(b, cfg, hasher) for b in batches if b.num_rows]
+    P = cfg.num_partitions
+    exact: list[st.Decision] = []
+    if cfg.exact:
+        groups: dict[int, list] = defaultdict(list)
+        for f in feats:
+            for p, e in st.exact_entries(f, P):
+                groups[p].append(e)
+        for p in sorted(groups):
+            exact += st.decide_exact(groups[p])
+    near: list[st.Decision] = []
+    if cfg.near:
+        bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
+        bgroups: dict[int, list] = defaultdict(list)
+        for f in feats:
+            for p, e in st.band_entries(f, bands, rows, P):
+                bgroups[p].append(e)
+        pairs = [x for p in sorted(bgroups) for x in st.partition_pairs(bgroups[p])]
+        wanted = {x for pair in pairs for x in pair}
+        nodes = [st.involved_rows(f, wanted) for f in feats]
+        near = st.decide_near(pairs, nodes, {d[0] for d in exact}, cfg.threshold, cfg.verify)
+    return resolve(exact + near)
