@@ -127,3 +127,65 @@ def test_pairs_load_as_a_dpo_dataset() -> None:
     assert set(row) >= {"prompt", "chosen", "rejected"}
     assert row["chosen"][0]["role"] == "assistant" and row["prompt"][0]["role"] == "user"
     assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
+
+
+class _FailingBackend:
+    """Fault injection: a backend whose every request fails (as after exhausted retries)."""
+
+    model_id = "failing"
+
+    def __init__(self, config) -> None:
+        pass
+
+    def generate(self, requests):
+        from transforms.llm.backend_base import Generation
+
+        return [Generation(error="injected backend failure", raw="") for _ in requests]
+
+    def close(self) -> None:
+        pass
+
+
+def test_llm_paths_route_backend_failures_to_the_dead_letter(tmp_path) -> None:
+    from transforms.llm.config import LLMConfig
+
+    rows = all_rows()
+    wordy = gsm8k_row("How many legs has a cat?", "A cat has four legs.\n#### 4")
+    rows.append(wordy)
+    cfg = RiseConfig(enabled=True, methods=["self_edit"], error_types=["swap_terms"])
+    ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=LLMConfig(cache=False, progress=False))
+
+    def check_dead(entries: list) -> None:
+        assert all("injected backend failure" in e["error"] for e in entries)
+        dead_ids = sorted(e["record_id"] for e in entries)
+        # every problem with a step that admits swap_terms went to the model and failed there
+        assert len(dead_ids) == len(set(dead_ids)) and wordy["id"] not in dead_ids
+        assert len(dead_ids) + 1 + _n_without_swap() == len(rows)
+
+    def check_rejected(batches: list) -> None:
+        got = {i: r for b in batches for i, r in zip(b.column("id").to_pylist(),
+                                                     b.column("reject_reason").to_pylist(),
+                                                     strict=True)}
+        assert got[wordy["id"]] == "no_applicable_step"
+        assert set(got.values()) == {"no_applicable_step"}
+
+    def check_report(reports: list) -> None:
+        (rep,) = reports
+        assert rep["pairs"] == 0 and rep["examples_in"] == len(rows)
+        assert rep["deadletter"] + sum(rep["rejected"].values()) == len(rows)
+
+    with TestPipeline() as p:
+        out = p | beam.Create(_batches(rows)) | RiseStage(cfg, ctx,
+                                                            backend_factory=_FailingBackend)
+        assert_that(out[DEADLETTER], check_dead, label="dead")
+        assert_that(out[REJECTED], check_rejected, label="rejected")
+        assert_that(out[REPORT], check_report, label="report")
+
+
+def _n_without_swap() -> int:
+    """Fixture problems whose steps admit no swap_terms edit (computed, not hard-coded)."""
+    from transforms.rise.pairs import read_problem
+    from transforms.rise.self_edit import plan_self_edit
+
+    cfg = RiseConfig(enabled=True, methods=["self_edit"], error_types=["swap_terms"])
+    return sum(isinstance(plan_self_edit(read_problem(r), cfg, 0), str) for r in all_rows())
