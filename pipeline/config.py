@@ -66,7 +66,9 @@ class EmitConfig(StrictModel):
     num_shards: int | None = Field(None, ge=1, description="fixed shard count; default by rows")
     rows_per_shard: int = Field(100_000, ge=1, description="used when num_shards is not set")
     jsonl: bool = Field(False, description="also write <split>-*.jsonl next to the Parquet shards")
-    include_curated: bool = Field(True, description="emit the curated input examples as `sft`")
+    include_curated: bool = Field(
+        True, description="true: curated input examples go into `sft` with the synthesized ones; "
+        "false: they get their own dataset `curated/`, so `sft` holds only synthesized examples")
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
 
 

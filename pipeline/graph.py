@@ -67,7 +67,7 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
             examples = out[MAIN]
             collect(name, out)
 
-    sft = [examples]
+    sft = [examples] if cfg.emit.include_curated else []
     for name in SYNTHESIS:
         stage_cfg = getattr(cfg.stages, name)
         if stage_cfg.enabled:
@@ -91,6 +91,10 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
             f"{staging}/deadletter") | "TagDeadletter" >> _tag("deadletter"),
         _flatten(p, reports, "AllReports") | "TagReports" >> _tag("reports"),
     ]
+    if not cfg.emit.include_curated:
+        infos.append(examples | "EmitCurated" >> WriteShards(
+            "curated", f"{staging}/curated", cfg.emit, EXAMPLE_SCHEMA, f"{staging}/jsonl/curated")
+            | "TagCurated" >> _tag("shards"))
     path = f"{staging}/{RUN_INFO}"
     (infos | "AllInfo" >> beam.Flatten() | "InfoList" >> beam.combiners.ToList()
      | "WriteInfo" >> beam.Map(lambda items: _collect(items, path)))

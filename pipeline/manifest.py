@@ -48,10 +48,10 @@ def _origin_counts(path: str, dataset: str) -> dict[str, int]:
     """Rows of a shard by origin: 'ingest' for input records, else the producing stage."""
     table = pq.read_table(path, columns=["meta"])
     meta = table.column("meta").combine_chunks()
-    if dataset == "sft":
-        origin = meta.field("lineage").field("stage")
-    else:
+    if dataset == "preference":
         origin = meta.field("method")
+    else:
+        origin = meta.field("lineage").field("stage")
     origin = pc.fill_null(origin, "ingest")
     counts = pc.value_counts(origin).to_pylist()
     return {c["values"]: c["counts"] for c in counts}
@@ -98,9 +98,12 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
     rejected = {r["stage"]: r["reasons"] for r in info["rejected"]}
     dead = info["deadletter"][0]["stages"] if info["deadletter"] else {}
     curation = ("ingest", *CURATION)
-    kept = outputs["sft"].get("ingest", 0) + outputs["preference"].get("ingest", 0)
+    kept = sum(outputs[d].get("ingest", 0) for d in ("sft", "curated", "preference"))
     rejected_in = sum(sum(r.values()) for s, r in rejected.items() if s in curation)
     dead_in = sum(n for s, n in dead.items() if s in curation)
+    synthesis = {s: {"rejected": sum(r.values()), "deadletter": dead.get(s, 0),
+                     **{f"out_{d}": outputs[d].get(s, 0) for d in ("sft", "preference")}}
+                 for s in sorted(set(rejected) | set(dead)) if s not in curation}
     return {
         "name": cfg.run.name,
         "config_hash": cfg.config_hash(),
@@ -119,6 +122,7 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
             "deadletter": dead_in,
             "holds": records_in == kept + rejected_in + dead_in,
         },
+        "synthesis": synthesis,
         "shards": shards,
         "rejected_files": [{**{k: v for k, v in r.items() if k != "path"},
                             "path": Path(r["path"]).relative_to(staging).as_posix()}
