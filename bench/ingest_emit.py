@@ -10,7 +10,11 @@ files, measures:
   naive  ReadFromText → json.loads → json.dumps → WriteToText, one element per record, on the
          same DirectRunner mode.
 
-Prints a table and ends with one JSON line: ours_records_per_s, naive_records_per_s, ratio.
+Prints a table and ends with one JSON line: ours_records_per_s, naive_records_per_s, ratio
+(wall clock), plus the CPU seconds of each (this process; in_memory mode runs the workers
+in-process) and cpu_ratio, which is steadier than wall clock on a shared machine.
+A warm-up run of each pipeline on a few records comes first, so one-time imports and Beam
+start-up caches are not charged to whichever pipeline happens to run first.
 `--profile` also writes a cProfile of our path (top functions by cumulative and own time).
 """
 
@@ -102,7 +106,9 @@ def _beam_flags(mode: str, workers: int) -> dict:
             "direct_num_workers": workers}
 
 
-def run_ours(paths: list[Path], out: Path, mode: str, workers: int) -> tuple[float, dict]:
+def run_ours(paths: list[Path], out: Path, mode: str, workers: int
+             ) -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds of this process, manifest)."""
     from pipeline.config import load_config
     from pipeline.run import run_config
 
@@ -110,30 +116,30 @@ def run_ours(paths: list[Path], out: Path, mode: str, workers: int) -> tuple[flo
                              f"beam.direct_num_workers={workers}",
                              "ingest.max_record_bytes=1048576"],
                       inputs=[str(p) for p in paths], out=str(out))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = run_config(cfg)
-    elapsed = time.perf_counter() - t0
-    return elapsed, result.manifest
+    return time.perf_counter() - t0, time.process_time() - c0, result.manifest
 
 
-def run_naive(pattern: str, out: Path, mode: str, workers: int) -> tuple[float, int]:
+def run_naive(pattern: str, out: Path, mode: str, workers: int) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, records written)."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     opts = PipelineOptions(**_beam_flags(mode, workers))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with beam.Pipeline(options=opts) as p:
         (p
          | "Read" >> beam.io.ReadFromText(pattern)
          | "Parse" >> beam.Map(json.loads)
          | "Dump" >> beam.Map(lambda r: json.dumps(r, ensure_ascii=False))
          | "Write" >> beam.io.WriteToText(str(out / "naive"), file_name_suffix=".jsonl"))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     rows = 0
     for f in sorted(out.glob("naive*.jsonl")):
         with f.open("rb") as fh:
             rows += sum(1 for _ in fh)
-    return elapsed, rows
+    return elapsed, cpu, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,13 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {args.records} records ({size / 1e6:.1f} MB, "
               f"{', '.join(p.name for p in paths)}) in {gen_s:.1f}s under {src}")
 
+        warm = tmp / "warm"
+        warm.mkdir()
+        warm_paths = make_records(warm, 200, seed=1)
+        run_ours(warm_paths, warm / "ours", args.mode, args.workers)
+        run_naive(str(warm / "*.jsonl"), warm / "naive", args.mode, args.workers)
+
         prof = cProfile.Profile() if args.profile else None
         if prof:
             prof.enable()
-        ours_s, manifest = run_ours(paths, tmp / "ours", args.mode, args.workers)
+        ours_s, ours_cpu, manifest = run_ours(paths, tmp / "ours", args.mode, args.workers)
         if prof:
             prof.disable()
-        naive_s, naive_rows = run_naive(str(src / "*.jsonl"), tmp / "naive", args.mode, args.workers)
+        naive_s, naive_cpu, naive_rows = run_naive(str(src / "*.jsonl"), tmp / "naive", args.mode, args.workers)
 
         c = manifest["conservation"]
         ours_rows = c["records_in"]
@@ -180,11 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         ratio = ours_rps / naive_rps
         shards = [s for s in manifest["shards"] if s["format"] == "parquet"]
         print()
-        print(f"{'pipeline':<44} {'records':>9} {'seconds':>9} {'records/s':>11}")
+        print(f"{'pipeline':<44} {'records':>9} {'wall s':>8} {'cpu s':>8} {'records/s':>10}")
         print(f"{'ours: ReadSources → WriteShards (+manifest)':<44} {ours_rows:>9} "
-              f"{ours_s:>9.2f} {ours_rps:>11.0f}")
+              f"{ours_s:>8.2f} {ours_cpu:>8.2f} {ours_rps:>10.0f}")
         print(f"{'naive: ReadFromText → json.loads → Write':<44} {naive_rows:>9} "
-              f"{naive_s:>9.2f} {naive_rps:>11.0f}")
+              f"{naive_s:>8.2f} {naive_cpu:>8.2f} {naive_rps:>10.0f}")
         print(f"ratio ours/naive: {ratio:.2f}x  (runner DirectRunner/{args.mode}, "
               f"workers {args.workers}, cpus {os.cpu_count()}; ours wrote "
               f"{c['records_out']} rows in {len(shards)} shard(s), {c['deadletter']} dead letter)")
@@ -199,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers, "cpus": os.cpu_count(),
             "ours_records_per_s": round(ours_rps), "naive_records_per_s": round(naive_rps),
             "ratio": round(ratio, 2), "ours_s": round(ours_s, 2), "naive_s": round(naive_s, 2),
+            "ours_cpu_s": round(ours_cpu, 2), "naive_cpu_s": round(naive_cpu, 2),
+            "cpu_ratio": round((naive_cpu / naive_rows) / (ours_cpu / ours_rows), 2),
         }))
         return 0
     finally:
