@@ -216,9 +216,11 @@ class _ReportFn(beam.CombineFn):
 class CompoundStage(beam.PTransform):
     """CQ-Syn over a PCollection of Example batches; see the module docstring."""
 
-    def __init__(self, config: CompoundConfig, ctx: RunContext, label: str | None = None):
+    def __init__(self, config: CompoundConfig, ctx: RunContext, label: str | None = None,
+                 backend_factory: Any = None):
+        """`backend_factory` replaces the configured LLM backend (tests inject faults)."""
         super().__init__(label)
-        self._cfg, self._ctx = config, ctx
+        self._cfg, self._ctx, self._backend_factory = config, ctx, backend_factory
 
     def _generate(self, requests: beam.PCollection, step: str) -> dict[str, beam.PCollection]:
         from transforms.llm.config import LLMConfig
@@ -226,7 +228,8 @@ class CompoundStage(beam.PTransform):
 
         llm = self._ctx.llm if self._ctx.llm is not None else LLMConfig()
         return requests | f"Generate{step.title()}" >> Generate(
-            llm, stage=f"{core.STAGE}_{step}", work_dir=self._ctx.work_dir)
+            llm, stage=f"{core.STAGE}_{step}", work_dir=self._ctx.work_dir,
+            backend_factory=self._backend_factory)
 
     def _with_partners(self, items: beam.PCollection) -> tuple[beam.PCollection, Any]:
         cfg = self._cfg
