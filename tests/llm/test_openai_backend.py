@@ -173,3 +173,19 @@ def test_stage_in_a_test_pipeline_with_assert_that(server):
                     equal_to([(f"q{i}", f"q{i}") for i in range(5)]), label="main")
         assert_that(out[DEADLETTER] | beam.Map(lambda d: (d["record_id"], d["error"])),
                     equal_to([("[fault:400*all] x", "http_400")]), label="dead")
+
+
+def test_two_generate_steps_in_one_pipeline_share_the_cache(server, tmp_path):
+    """A stage may call Generate more than once (e.g. generate, then verify)."""
+    from transforms.base import MAIN
+    from transforms.llm.generate import Generate
+
+    cfg = _config(server, cache=True, cache_dir=str(tmp_path / "c"))
+    with TestPipeline() as p:
+        first = p | "Reqs" >> beam.Create([_req("step one")]) | "Ask" >> Generate(cfg, stage="s1")
+        second = (first[MAIN]
+                  | beam.Map(lambda r: _req("step two: " + r.parsed[0]["answer"]))
+                  | "Verify" >> Generate(cfg, stage="s2"))
+        assert_that(second[MAIN] | beam.Map(lambda r: r.parsed[0]["answer"]),
+                    equal_to(["step two: step one"]))
+    assert server.total_calls() == 2

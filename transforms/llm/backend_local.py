@@ -20,6 +20,8 @@ from transforms.llm.local_model import load_local_model
 
 log = logging.getLogger(__name__)
 
+_GRAMMARS: dict[int, dict[str, Any]] = {}  # id(tokenizer) → {schema text: compiled grammar}
+
 
 def row_seed(seed: int, choice: int) -> int:
     """Seed of the `choice`-th sample of a request (choice 0 uses the request's seed)."""
@@ -36,8 +38,8 @@ class LocalBackend:
             model, tokenizer = load_local_model(config)
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
-        self._compiler: Any = None
-        self._grammars: dict[str, Any] = {}
+        # grammars compiled for this tokenizer, shared by every backend of the process
+        self._grammars: dict[str, Any] = _GRAMMARS.setdefault(id(tokenizer), {})
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         eos_ids.add(tokenizer.eos_token_id)
@@ -54,12 +56,14 @@ class LocalBackend:
         if key not in self._grammars:
             import xgrammar as xgr
 
-            if self._compiler is None:
+            compiler = self._grammars.get("__compiler__")
+            if compiler is None:
                 info = xgr.TokenizerInfo.from_huggingface(
                     self.tokenizer, vocab_size=self.model.config.vocab_size,
                     stop_token_ids=self.eos_ids)
-                self._compiler = xgr.GrammarCompiler(info, max_threads=2)
-            self._grammars[key] = self._compiler.compile_json_schema(
+                compiler = self._grammars["__compiler__"] = xgr.GrammarCompiler(
+                    info, max_threads=2)
+            self._grammars[key] = compiler.compile_json_schema(
                 key, any_whitespace=False, strict_mode=True)
         return self._grammars[key]
 

@@ -12,6 +12,7 @@ retries, prompt_tokens, completion_tokens, failures, generate_ms, tokens_per_s (
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -58,7 +59,8 @@ class _ServeFromCache(beam.DoFn):
             return
         if groups["hit"]:
             beam.metrics.Metrics.counter(self._ns, "cache_hits").inc(len(requests))
-            entry = groups["hit"][0]
+            # several files may hold the key (reruns on other workers): pick one deterministically
+            entry = min(groups["hit"], key=lambda e: json.dumps(e, sort_keys=True))
             for req in requests:
                 yield result_from_entry(entry, req)
         else:
