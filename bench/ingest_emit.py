@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - a word list is easier to read as text
     "the of and to in is that for it as with was on be by this are or from at an which have "
     "not but all can more one their will so if about into than other what time some these "
     "data model value function return list number first each make example use way because "
