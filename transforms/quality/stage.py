@@ -72,10 +72,6 @@ class QualityStage(beam.PTransform):
     def __init__(self, config: QualityConfig, ctx: RunContext | None = None,
                  label: str | None = None):
         super().__init__(label)
-        if config.judge.enabled or config.ifd.enabled:
-            # transforms/quality/judge.py and ifd.py are not written yet (issue 4, open item)
-            raise NotImplementedError("stages.quality.judge / stages.quality.ifd are not "
-                                      "available yet; set them to enabled: false")
         self.config, self.ctx = config, ctx or RunContext()
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
@@ -98,8 +94,9 @@ class QualityStage(beam.PTransform):
                 ifd = scored | "IFD" >> IFDScores(cfg.ifd, self.ctx)
                 dead.append(ifd[DEADLETTER])
                 scored = ifd[MAIN]
+            # own metrics namespace: refinery.quality counts rows_in once (at "Signals")
             last = scored | "ScoreFilter" >> ApplyBatchFn(
-                STAGE, partial(_late_filters, config=cfg))
+                f"{STAGE}.scores", partial(_late_filters, config=cfg))
         else:
             last = batches | "Heuristics" >> ApplyBatchFn(
                 STAGE, partial(heuristic_batch, config=cfg))
