@@ -1,4 +1,11 @@
-"""Stable record ids: a hash of the normalized content, independent of source and row."""
+"""Stable record ids: a hash of the normalized content, independent of source and row.
+
+Ids hash a flat encoding: a kind tag, then each message as `role US content`, messages
+separated by RS, message lists by GS (ASCII unit/record/group separators). Normalized text
+never holds these control characters (schemas.text removes them), so the encoding is
+unambiguous, and it can be built column-wise with Arrow string functions (see
+transforms/io/columnar.py) as well as row by row here: both give the same id.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +14,27 @@ import json
 from collections.abc import Iterable, Mapping
 
 ID_BYTES = 16
+US, RS, GS = "\x1f", "\x1e", "\x1d"
+
+
+def digest(data: bytes) -> str:
+    """The id of an encoded record: hex blake2b, 16 bytes."""
+    return hashlib.blake2b(data, digest_size=ID_BYTES).hexdigest()
 
 
 def content_id(*parts: object) -> str:
-    """Hex blake2b digest of the canonical JSON of `parts`."""
+    """Hex blake2b digest of the canonical JSON of `parts` (for seeds and derived keys)."""
     payload = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(payload.encode("utf-8"), digest_size=ID_BYTES).hexdigest()
+    return digest(payload.encode("utf-8"))
 
 
-def _pairs(messages: Iterable[Mapping[str, str]]) -> list[list[str]]:
-    return [[m["role"], m["content"]] for m in messages]
+def encode_messages(messages: Iterable[Mapping[str, str]]) -> str:
+    return RS.join(f"{m['role']}{US}{m['content']}" for m in messages)
 
 
 def example_id(messages: Iterable[Mapping[str, str]]) -> str:
     """Id of an Example: depends only on its (already normalized) roles and contents."""
-    return content_id("example", _pairs(messages))
+    return digest(("example" + GS + encode_messages(messages)).encode("utf-8"))
 
 
 def pair_id(
@@ -30,4 +43,6 @@ def pair_id(
     rejected: Iterable[Mapping[str, str]],
 ) -> str:
     """Id of a PreferencePair: depends only on prompt, chosen and rejected."""
-    return content_id("pair", _pairs(prompt), _pairs(chosen), _pairs(rejected))
+    text = GS.join(["pair", encode_messages(prompt), encode_messages(chosen),
+                    encode_messages(rejected)])
+    return digest(text.encode("utf-8"))

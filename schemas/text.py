@@ -16,8 +16,16 @@ _FOLD_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _WS = re.compile(r"\s+")
 
 
-# Anything that normalization could change; plain ASCII text without it is already canonical.
-_NEEDS_WORK = re.compile(r"[^\x20-\x7e\n]|  |[ \t]\n|\n\n\n|^\s|\s$")
+def is_canonical(text: str) -> bool:
+    """True when `normalize_text` would return `text` unchanged (cheap check).
+
+    ' ' is the only character both printable and whitespace, so `isprintable()` rules out
+    tabs, CR, control, invisible and exotic-space characters in one C-level pass."""
+    return bool(text) and (
+        "  " not in text and " \n" not in text and "\n\n\n" not in text
+        and not text[0].isspace() and not text[-1].isspace()
+        and text.replace("\n", "").isprintable()
+        and (text.isascii() or unicodedata.is_normalized("NFC", text)))
 
 
 def normalize_text(text: str) -> str:
@@ -26,12 +34,13 @@ def normalize_text(text: str) -> str:
     trimmed. Leading indentation inside lines is kept (code stays valid)."""
     if not text:
         return ""
-    if _NEEDS_WORK.search(text) is None:
+    if is_canonical(text):
         return text
-    text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _INVISIBLE.sub("", text)
     text = _CONTROL.sub("", text)
+    # Compose after removals: a removed character may have separated a base from its mark.
+    text = unicodedata.normalize("NFC", text)
     text = "\n".join(_leading_kept(line) for line in text.split("\n"))
     text = _TRAILING.sub("\n", text)
     text = _MANY_BLANK.sub("\n\n", text)

@@ -281,3 +281,12 @@ def test_canonical_normalizes_text_and_meta() -> None:
     _, other = to_canonical(adapt_row("dolly", {**row, "instruction": "Cafe\u0301\nmenu"}),
                             {"dataset": "x", "file": "y", "row": 0})
     assert other["id"] == rec["id"]
+
+
+def test_rows_of_another_layout_in_the_same_file_are_converted_with_their_own() -> None:
+    openai_row = {"messages": [{"role": "user", "content": "Hi"},
+                               {"role": "assistant", "content": "Hello"}]}
+    adapted = adapt_row("alpaca", openai_row)
+    assert [m["role"] for m in adapted.messages] == ["user", "assistant"]
+    with pytest.raises(AdapterError, match="missing field 'output'"):
+        adapt_row("alpaca", {"instruction": "x"})

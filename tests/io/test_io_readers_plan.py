@@ -135,10 +135,6 @@ def test_json_array_and_wrapped_and_jsonl_in_json_suffix(tmp_path: Path) -> None
     assert len(read_all(plan(tmp_path, lines))) == 3
 
 
-@pytest.mark.xfail(strict=True, reason="BUG transforms/io/readers.py detect_format: any .json file "
-                   "starting with '{' is taken for JSON lines, so a pretty-printed "
-                   "{\"data\": [...]} file (which read_json_array supports) is read as broken "
-                   "JSONL; check that the first line alone parses as an object instead")
 def test_detect_format_pretty_printed_wrapped_json(tmp_path: Path) -> None:
     wrapped = tmp_path / "wrapped.json"
     wrapped.write_text(json.dumps({"version": 1, "data": rows_for(3)}, indent=1))

@@ -150,3 +150,20 @@ def test_example_id_is_a_function_of_content(pairs: list[tuple[str, str]]) -> No
     a = example_id(_msgs(*pairs))
     b = example_id([{"content": c, "role": r} for r, c in pairs])
     assert a == b
+
+
+def test_normalize_composes_after_removing_invisible_characters() -> None:
+    # A zero-width space between a base letter and its combining mark used to survive NFC
+    # and leave a non-NFC, non-idempotent result.
+    text = "Z\u200b\u0301 x"
+    once = normalize_text(text)
+    assert once == "\u0179 x"
+    assert normalize_text(once) == once
+
+
+def test_ids_separate_roles_and_messages() -> None:
+    from schemas.ids import example_id
+
+    a = example_id([{"role": "user", "content": "ab"}, {"role": "assistant", "content": "c"}])
+    b = example_id([{"role": "user", "content": "a"}, {"role": "assistant", "content": "bc"}])
+    assert a != b

@@ -222,9 +222,12 @@ ADAPTERS = {"alpaca": _alpaca, "sharegpt": _sharegpt, "openai": _openai, "dolly"
 
 
 def adapt_row(layout: str, row: Any, field_map: Mapping[str, str] | None = None) -> Adapted:
-    """Convert one raw row of `layout` (after applying `field_map`)."""
+    """Convert one raw row of `layout` (after applying `field_map`). Without a field map, a
+    row whose own fields clearly match another layout (files that mix layouts) is converted
+    with that one."""
     if not isinstance(row, Mapping):
         raise AdapterError(f"a record should be an object, got {type(row).__name__}")
     if field_map:
-        row = _apply_map(row, field_map)
-    return ADAPTERS[layout](row)
+        return ADAPTERS[layout](_apply_map(row, field_map))
+    own = _layout_of(row)
+    return ADAPTERS[own if own is not None and own != layout else layout](row)

@@ -69,12 +69,20 @@ def detect_format(path: str) -> str:
         raise ValueError(f"{path}: cannot tell the format from the suffix {suffix!r}; "
                          "set `format` on the source")
     fmt = FORMAT_BY_SUFFIX[suffix]
-    if fmt == "json":  # a .json file may hold JSON lines
-        with open(path, "rb") as f:
-            head = f.read(4096).lstrip()
-        if head[:1] == b"{":
-            return "jsonl"
+    if fmt == "json" and _first_line_is_object(path):  # a .json file may hold JSON lines
+        return "jsonl"
     return fmt
+
+
+def _first_line_is_object(path: str) -> bool:
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    return isinstance(_loads(line), dict)
+                except ValueError:
+                    return False
+    return False
 
 
 def plan_jsonl(path: str, split_bytes: int) -> list[tuple[int, int, int]]:
