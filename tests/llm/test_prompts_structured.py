@@ -129,3 +129,13 @@ def test_generate_validated_retries_then_deadletters():
     assert retried.temperature == 0.5 and retried.seed != reqs[1].sampling.seed
     assert [len(c) for c in backend.calls] == [3, 2, 1]
     assert sum(o.completion_tokens for o in out) == 14
+
+
+def test_invalid_schema_fails_without_a_model_call():
+    bad = ChatRequest(key="bad", messages=(("user", "x"),), json_schema={"type": "nonsense"})
+    good = ChatRequest(key="good", messages=(("user", "x"),), json_schema=SCHEMA)
+    backend = _Scripted([Generation(texts=['{"a": 1}'])])
+    out = generate_validated(backend, [bad, good], retries=2)
+    assert out[0].result is None and out[0].error.startswith("invalid_schema")
+    assert out[0].attempts == 0 and '"nonsense"' in out[0].raw
+    assert out[1].result.parsed == ({"a": 1},) and [len(c) for c in backend.calls] == [1]

@@ -50,6 +50,21 @@ def parse_json_answer(text: str) -> Any:
     raise ValueError("no JSON value in the answer")
 
 
+def schema_problem(schema: Any) -> str | None:
+    """Why `schema` is not a usable JSON Schema, or None (also for no schema)."""
+    if schema is None:
+        return None
+    import jsonschema
+
+    if not isinstance(schema, dict | bool):
+        return f"expected an object, got {type(schema).__name__}"
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as e:
+        return e.message[:200]
+    return None
+
+
 def validate_texts(texts: Sequence[str], schema: dict[str, Any]) -> tuple[list[Any] | None, str]:
     """(parsed values, '') when every text is valid JSON of `schema`, else (None, reason)."""
     import jsonschema
@@ -96,7 +111,14 @@ def generate_validated(backend: Backend, requests: Sequence[ChatRequest], retrie
     """One Outcome per request (same order), after up to `retries` schema re-generations."""
     model = model_id if model_id is not None else backend.model_id
     outcomes = [Outcome(request=r) for r in requests]
-    pending = list(range(len(requests)))
+    pending = []
+    for i, r in enumerate(requests):
+        problem = schema_problem(r.json_schema)
+        if problem is None:
+            pending.append(i)
+        else:  # a broken schema is the caller's bug: fail at once, without a model call
+            outcomes[i].error = f"invalid_schema: {problem}"
+            outcomes[i].raw = json.dumps(r.json_schema, sort_keys=True, default=str)
     attempt = 0
     while pending:
         asked = [requests[i] if attempt == 0 else retry_request(requests[i], attempt,
