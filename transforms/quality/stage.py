@@ -4,6 +4,10 @@
 Reads Example batches. Writes q_* signals and quality_score into meta. Kept rows → MAIN;
 rows matched by a filter rule → REJECTED with the rule's reason (counter dropped_<reason>);
 rows not selected → REJECTED `not_selected`; batches that fail → DEADLETTER per row.
+With judge / IFD enabled: heuristic filters first, then the LLM ratings (judge.py) and IFD
+(ifd.py), then the composite score and the filters on those scores. A failed rating keeps its
+row (null score, meta.q_judge_note); its LLM dead-letter entry (stage `quality.judge`) is
+passed on to DEADLETTER.
 REPORT: one dict with row counts and mean signals of the kept rows.
 """
 
