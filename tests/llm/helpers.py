@@ -10,6 +10,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from transforms.base import DEADLETTER, MAIN
@@ -41,12 +42,14 @@ def _read(path: Path) -> list[Any]:
     return items
 
 
-def run_generate(requests, config, stage: str, **kwargs) -> tuple[Any, list, list[dict]]:
-    """Run Generate on `requests`; (pipeline result, MAIN results, DEADLETTER entries)."""
+def run_generate(requests, config, stage: str, options: dict[str, Any] | None = None,
+                 **kwargs) -> tuple[Any, list, list[dict]]:
+    """Run Generate on `requests` (extra pipeline `options`, e.g. multi-process DirectRunner);
+    (pipeline result, MAIN results, DEADLETTER entries)."""
     _OUT.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex
     main_path, dead_path = _OUT / f"{tag}.main", _OUT / f"{tag}.dead"
-    p = TestPipeline()
+    p = TestPipeline(options=PipelineOptions(**options)) if options else TestPipeline()
     out = p | beam.Create(requests, reshuffle=False) | Generate(config, stage=stage, **kwargs)
     out[MAIN] | "CollectMain" >> beam.ParDo(_Collect(str(main_path)))
     out[DEADLETTER] | "CollectDead" >> beam.ParDo(_Collect(str(dead_path)))

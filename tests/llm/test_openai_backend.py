@@ -189,3 +189,19 @@ def test_two_generate_steps_in_one_pipeline_share_the_cache(server, tmp_path):
         assert_that(second[MAIN] | beam.Map(lambda r: r.parsed[0]["answer"]),
                     equal_to(["step two: step one"]))
     assert server.total_calls() == 2
+
+
+@pytest.mark.slow
+def test_multi_process_runner_keeps_every_request(server, tmp_path):
+    """Workers in separate processes each load their backend; the cache written by them is
+    found by the next run."""
+    cfg = _config(server, cache=True, cache_dir=str(tmp_path / "mp"), batch_size=4)
+    reqs = [_req(f"mp {i}") for i in range(10)] + [_req("[fault:400*all] mp")]
+    opts = {"direct_running_mode": "multi_processing", "direct_num_workers": 2}
+    result, main, dead = run_generate(reqs, cfg, stage="mp", options=opts)
+    assert sorted(r.key for r in main) == sorted(f"mp {i}" for i in range(10))
+    assert [d["record_id"] for d in dead] == ["[fault:400*all] mp"]
+    assert server.total_calls() == 11
+    again, main2, _ = run_generate(reqs, cfg, stage="mp", options=opts)
+    assert counters(again, "mp")["cache_hits"] == 10 and server.total_calls() == 12
+    assert all(r.cached for r in main2)
