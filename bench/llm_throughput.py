@@ -22,16 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import apache_beam as beam  # noqa: E402
-from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
-from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.base import MAIN  # noqa: E402
-from transforms.llm.api import ChatRequest, SamplingParams  # noqa: E402
-from transforms.llm.backend_local import LocalBackend  # noqa: E402
-from transforms.llm.config import LLMConfig  # noqa: E402
-from transforms.llm.generate import Generate  # noqa: E402
-from transforms.llm.structured import generate_validated  # noqa: E402
+from transforms.base import MAIN
+from transforms.llm.api import ChatRequest, SamplingParams
+from transforms.llm.backend_local import LocalBackend
+from transforms.llm.config import LLMConfig
+from transforms.llm.generate import Generate
+from transforms.llm.structured import generate_validated
 
 TOPICS = ["rivers", "volcanoes", "bread", "chess", "bees", "glass", "tides", "maps", "salt",
           "clocks", "owls", "copper", "rain", "paper", "stars", "cheese"]

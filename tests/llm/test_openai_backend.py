@@ -205,3 +205,12 @@ def test_multi_process_runner_keeps_every_request(server, tmp_path):
     again, main2, _ = run_generate(reqs, cfg, stage="mp", options=opts)
     assert counters(again, "mp")["cache_hits"] == 10 and server.total_calls() == 12
     assert all(r.cached for r in main2)
+
+
+def test_unwritable_cache_does_not_lose_answers(server, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    cfg = _config(server, cache=True, cache_dir=str(blocker / "cache"))
+    result, main, dead = run_generate([_req("w1"), _req("w2")], cfg, stage="wr")
+    assert sorted(r.key for r in main) == ["w1", "w2"] and not dead
+    assert counters(result, "wr")["cache_write_errors"] == 1

@@ -9,7 +9,9 @@ time, so one bad request fails alone.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +20,9 @@ from transforms.llm.backend_base import Generation, backend_model_id
 from transforms.llm.config import LLMConfig
 
 log = logging.getLogger(__name__)
+
+_LOCK = threading.Lock()
+_ENGINES: dict[str, Any] = {}  # engine kwargs (JSON) → vllm.LLM, one per process
 
 
 def vllm_model_path(config: LLMConfig) -> str:
@@ -100,7 +105,12 @@ class VLLMBackend:
         self.config = config
         self.model_id = backend_model_id(config)
         self._vllm = vllm
-        self.llm = vllm.LLM(**engine_kwargs(config, vllm_model_path(config)))
+        kwargs = engine_kwargs(config, vllm_model_path(config))
+        key = json.dumps(kwargs, sort_keys=True, default=str)
+        with _LOCK:  # stages that call Generate several times share one engine per process
+            if key not in _ENGINES:
+                _ENGINES[key] = vllm.LLM(**kwargs)
+            self.llm = _ENGINES[key]
 
     def close(self) -> None:
         pass

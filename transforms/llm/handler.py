@@ -8,6 +8,7 @@ ticks a progress bar for local runs. Batch sizes come from the config.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from transforms.llm.cache import entry_from_result, write_entries
 from transforms.llm.config import LLMConfig
 from transforms.llm.structured import Outcome, generate_validated
 
+log = logging.getLogger(__name__)
 _PROGRESS: dict[str, Any] = {}
 
 
@@ -82,9 +84,13 @@ class ChatModelHandler(ModelHandler[Job, Outcome, Backend]):
         if elapsed > 0:
             beam.metrics.Metrics.gauge(ns, "tokens_per_s").set(int(completion / elapsed))
         if self.cache_dir is not None:
-            write_entries(self.cache_dir, [entry_from_result(j.cache_key, o.result)
-                                           for j, o in zip(batch, outcomes, strict=True)
-                                           if o.result is not None])
+            try:
+                write_entries(self.cache_dir, [entry_from_result(j.cache_key, o.result)
+                                               for j, o in zip(batch, outcomes, strict=True)
+                                               if o.result is not None])
+            except Exception as e:  # answers still flow on; the next run asks again
+                log.warning("cannot write to the response cache %s: %s", self.cache_dir, e)
+                counter(ns, "cache_write_errors").inc()
         if self.config.progress and self.config.backend == "local":
             bar = _progress(self.stage)
             bar.update(len(batch))
