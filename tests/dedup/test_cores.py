@@ -127,3 +127,13 @@ def test_key_texts(key: str) -> None:
     expected = {"prompt": "u1\nu2", "first_user": "u1",
                 "conversation": "system: s\nuser: u1\nassistant: a\nuser: u2"}[key]
     assert key_texts(batch, key) == [expected]
+
+
+def test_decide_near_when_every_node_was_exact_dropped() -> None:
+    from transforms.dedup._steps import decide_near
+
+    sig = np.zeros((2, 8), np.uint32)
+    nodes = [{"ids": np.array(["a", "b"], dtype=object), "scores": np.full(2, np.nan),
+              "sigs": sig}]
+    assert decide_near([("a", "b")], nodes, {"a", "b"}, 0.7, True) == []
+    assert decide_near([("a", "b")], nodes, {"b"}, 0.7, True) == []

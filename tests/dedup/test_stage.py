@@ -148,3 +148,17 @@ def test_against_previous_release(tmp_path: Path) -> None:
                     equal_to([_id(t) for t in UNRELATED]), label="main")
 
     _run(new, cfg2, check=check)
+
+
+def test_copies_with_the_same_id_keep_exactly_one() -> None:
+    base = row(BASE[0])
+    copies = [dict(base, source={"dataset": "t", "file": "f.jsonl", "row": k}) for k in range(3)]
+    rows = [*copies, row(BASE[1])]
+
+    def check(out) -> None:
+        assert_that(out[MAIN] | "M" >> beam.FlatMap(_ids), equal_to([base["id"], _id(BASE[1])]),
+                    label="main")
+        assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects),
+                    equal_to([(base["id"], "exact_duplicate", base["id"])] * 2), label="rej")
+
+    _run(rows, DedupConfig(enabled=True), size=2, check=check)

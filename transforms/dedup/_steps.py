@@ -1,8 +1,9 @@
 """Pure steps of the dedup stage, each over small dicts of numpy arrays (one per batch or per
 coarse partition), so the Beam shell in stage.py only wires them.
 
-Ids of a previous release's rows are tagged with RELEASE_TAG inside these steps (a new row may
-carry the same content id as a released one); `untag` strips it for outputs.
+Rows are named by row keys (id + source, see exact.row_keys); a previous release's rows by
+RELEASE_TAG + id (a new row may carry the same content id as a released one). Decisions carry
+keys; `untag` turns a key back into the public id for outputs.
 """
 
 from __future__ import annotations
@@ -16,16 +17,24 @@ import pyarrow as pa
 
 from transforms.dedup import clusters, lsh, semantic
 from transforms.dedup.config import DedupConfig
-from transforms.dedup.exact import exact_groups, exact_hashes, key_texts, quality_scores
+from transforms.dedup.exact import (
+    exact_groups,
+    exact_hashes,
+    id_of,
+    key_texts,
+    quality_scores,
+    row_keys,
+)
 from transforms.dedup.minhash import MinHasher, fmix64
 from transforms.dedup.release_index import ReleaseIndex
 
 RELEASE_TAG = "\x00release:"
-Decision = tuple[str, str, str, dict[str, Any]]  # (row id, keeper id, reason, detail)
+Decision = tuple[str, str, str, dict[str, Any]]  # (row key, keeper key, reason, detail)
 
 
 def untag(x: str) -> str:
-    return x[len(RELEASE_TAG):] if x.startswith(RELEASE_TAG) else x
+    """The public record id of a row key (data row or tagged release row)."""
+    return id_of(x[len(RELEASE_TAG):] if x.startswith(RELEASE_TAG) else x)
 
 
 def hasher_for(cfg: DedupConfig) -> MinHasher:
@@ -42,7 +51,7 @@ def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> dict
     """ids, scores, exact hashes and (when near dedup is on) MinHash signatures of a batch."""
     texts = key_texts(batch, cfg.key)
     feat: dict[str, Any] = {
-        "ids": np.asarray(batch.column("id").to_pylist(), dtype=object),
+        "ids": np.asarray(row_keys(batch), dtype=object),
         "scores": quality_scores(batch, cfg.score_field),
         "hashes": exact_hashes(texts),
     }
@@ -91,7 +100,7 @@ def decide_exact(entries: Iterable[dict[str, Any]]) -> list[Decision]:
     for row in np.flatnonzero(keeper != np.arange(len(ids))):
         if not pinned[row]:
             k = ids[keeper[row]]
-            out.append((ids[row], untag(k), "exact_duplicate",
+            out.append((ids[row], k, "exact_duplicate",
                         {"release": bool(pinned[keeper[row]])}))
     return out
 
@@ -142,6 +151,8 @@ def decide_near(pairs: list[tuple[str, str]], nodes: list[dict[str, Any]],
     sigs = np.concatenate([n["sigs"] for n in nodes])
     alive = np.array([i not in dropped_before for i in ids], bool)
     ids, scores, sigs = ids[alive], scores[alive], sigs[alive]
+    if len(ids) < 2:
+        return []
     pinned = np.array([i.startswith(RELEASE_TAG) for i in ids], bool)
     order = clusters.priority_order(list(ids), scores, pinned)
     ids, sigs, pinned = ids[order], sigs[order], pinned[order]
@@ -165,7 +176,7 @@ def decide_near(pairs: list[tuple[str, str]], nodes: list[dict[str, Any]],
         detail = {"release": bool(pinned[k])}
         if (k, int(row)) in best:
             detail["jaccard"] = round(best[(k, int(row))], 4)
-        out.append((ids[row], untag(ids[k]), "near_duplicate", detail))
+        out.append((ids[row], ids[k], "near_duplicate", detail))
     return out
 
 
@@ -226,7 +237,7 @@ def decide_semantic(entries: Iterable[dict[str, Any]], eps: float) -> list[Decis
         keeper, sim = semantic.dedup_cluster(emb[order], eps, pin_o)
         for r in np.flatnonzero(keeper != np.arange(len(order))):
             k = order[keeper[r]]
-            out.append((ids[order[r]], untag(ids[k]), "semantic_duplicate",
+            out.append((ids[order[r]], ids[k], "semantic_duplicate",
                         {"release": bool(pin_o[keeper[r]]), "cosine": round(float(sim[r]), 4),
                          "cluster": int(c)}))
     return out

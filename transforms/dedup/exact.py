@@ -18,6 +18,23 @@ from schemas.records import meta_field
 from schemas.text import fold_text
 
 KEYS = ("prompt", "first_user", "conversation")
+SEP = "\x1f"
+
+
+def row_keys(batch: pa.RecordBatch) -> list[str]:
+    """A key per row: its id plus its source (dataset, file, row), so that two copies of the
+    same content (same id) are still told apart; sorting keys sorts by id first."""
+    ids = batch.column("id").to_pylist()
+    if "source" not in batch.schema.names:
+        return ids
+    src = batch.column("source").to_pylist()
+    return [f"{i}{SEP}{(s or {}).get('dataset')}{SEP}{(s or {}).get('file')}{SEP}"
+            f"{(s or {}).get('row')}" for i, s in zip(ids, src, strict=True)]
+
+
+def id_of(key: str) -> str:
+    """The record id inside a row key."""
+    return key.split(SEP, 1)[0]
 
 
 def key_texts(batch: pa.RecordBatch, key: str) -> list[str]:

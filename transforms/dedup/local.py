@@ -1,6 +1,7 @@
 """The exact + near decisions of DedupStage computed in one process, without Beam: the same
 pure steps chained directly. Used by tests (as the reference the runners must match) and by
-bench/dedup.py. Reads Example batches; returns id → (keeper, reason, detail) of dropped rows."""
+bench/dedup.py. Reads Example batches; returns id → (keeper id, reason, detail) of dropped rows
+(inputs with one row per id)."""
 
 from __future__ import annotations
 
@@ -40,4 +41,4 @@ def dedup_local(batches: Sequence[pa.RecordBatch], cfg: DedupConfig
         wanted = {x for pair in pairs for x in pair}
         nodes = [st.involved_rows(f, wanted) for f in feats]
         near = st.decide_near(pairs, nodes, {d[0] for d in exact}, cfg.threshold, cfg.verify)
-    return resolve(exact + near)
+    return {st.untag(k): (st.untag(v[0]), v[1], v[2]) for k, v in resolve(exact + near).items()}

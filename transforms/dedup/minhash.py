@@ -93,6 +93,7 @@ class MinHasher:
     seed: int = 1
     ngram: int = 5
     unit: str = "word"  # "word" or "char"
+    threads: int = 1  # > 1: contiguous slices of the texts in threads (numpy/arrow drop the GIL)
     a: np.ndarray = field(init=False, repr=False, compare=False)
     b: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -159,26 +160,34 @@ class MinHasher:
         return (h >> np.uint64(32)).astype(np.uint32), offsets
 
     def _combine(self, wh: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Word hashes (grouped by doc, counts per doc) → word n-gram shingle hashes."""
+        """Word hashes (grouped by doc, counts per doc) → word n-gram shingle hashes: one
+        window sum over the flat array (contiguous slices), windows crossing documents dropped;
+        a document shorter than n words gets one shingle of all its words."""
         n = self.ngram
-        starts = np.cumsum(counts) - counts
-        ends = starts + counts
-        total = len(wh)
-        shingle_counts = np.where(counts >= n, counts - n + 1, (counts > 0).astype(np.int64))
-        first = np.repeat(starts, shingle_counts) + (
-            np.arange(int(shingle_counts.sum())) - np.repeat(np.cumsum(shingle_counts)
-                                                             - shingle_counts, shingle_counts))
-        end_of = np.repeat(ends, shingle_counts)
-        acc = np.zeros(len(first), np.uint64)
         rng = np.random.RandomState((self.seed + 7919) & 0x7FFFFFFF)
         mults = rng.randint(1 << 30, 1 << 62, size=n, dtype=np.int64).astype(np.uint64) | 1
-        padded = np.concatenate([wh, np.zeros(n, np.uint64)]) if total else np.zeros(n, np.uint64)
+        total = len(wh)
+        padded = np.concatenate([wh, np.zeros(n, np.uint64)])
+        acc = np.zeros(total, np.uint64)
         with np.errstate(over="ignore"):
             for j in range(n):
-                pos = first + j
-                term = padded[pos] * mults[j]
-                acc += np.where(pos < end_of, term, np.uint64(0))
-        h = fmix64(acc)
+                acc += padded[j:j + total] * mults[j]
+        starts = np.cumsum(counts) - counts
+        pos_in_doc = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+        doc_len = np.repeat(counts, counts)
+        valid = pos_in_doc <= doc_len - n
+        short = np.flatnonzero((counts > 0) & (counts < n))
+        if len(short):  # redo the windows of short docs without their neighbours' words
+            first = starts[short]
+            fix = np.zeros(len(short), np.uint64)
+            with np.errstate(over="ignore"):
+                for j in range(n - 1):
+                    inside = j < counts[short]
+                    fix += np.where(inside, padded[first + j] * mults[j], np.uint64(0))
+            acc[first] = fix
+            valid[first] = True
+        shingle_counts = np.where(counts >= n, counts - n + 1, (counts > 0).astype(np.int64))
+        h = fmix64(acc[valid])
         offsets = np.concatenate([[0], np.cumsum(shingle_counts)]).astype(np.int64)
         return (h >> np.uint64(32)).astype(np.uint32), offsets
 
@@ -206,6 +215,19 @@ class MinHasher:
         return np.ascontiguousarray(sig_t.T), nonempty
 
     def signatures(self, texts: pa.Array | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        n = len(texts)
+        if self.threads > 1 and n >= 2048:
+            from concurrent.futures import ThreadPoolExecutor
+
+            bounds = np.linspace(0, n, self.threads + 1).astype(int)
+            with ThreadPoolExecutor(self.threads) as pool:
+                parts = list(pool.map(lambda se: self._signatures(texts[se[0]:se[1]]),
+                                      zip(bounds[:-1], bounds[1:], strict=True)))
+            return (np.concatenate([p[0] for p in parts]),
+                    np.concatenate([p[1] for p in parts]))
+        return self._signatures(texts)
+
+    def _signatures(self, texts: pa.Array | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         h, offsets = self.shingle_hashes(texts)
         return self.signatures_from_hashes(h, offsets)
 

@@ -45,7 +45,7 @@ def resolve(decisions: Iterable[st.Decision]) -> dict[str, tuple[str, str, dict[
             final = direct[final][0]
         d = dict(detail)
         if final != keeper:
-            d["via"] = keeper
+            d["via"] = st.untag(keeper)
         out[row] = (final, reason, d)
     return out
 
@@ -56,11 +56,12 @@ def build_report(resolved: dict[str, tuple[str, str, dict[str, Any]]], limit: in
     members: dict[str, list[str]] = defaultdict(list)
     for row, (keeper, reason, _) in resolved.items():
         counts[reason] += 1
-        members[keeper].append(row)
+        members[st.untag(keeper)].append(row)
     listed = sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]
     return {"stage": STAGE, "dropped": dict(sorted(counts.items())),
             "num_clusters": len(members),
-            "clusters": [{"keeper": k, "members": [k, *sorted(m)], "size": len(m) + 1,
+            "clusters": [{"keeper": k, "members": [k, *sorted(st.untag(x) for x in m)],
+                          "size": len(m) + 1,
                           "reasons": {r: sum(resolved[x][1] == r for x in m)
                                       for r in sorted({resolved[x][1] for x in m})}}
                          for k, m in listed]}
@@ -91,9 +92,9 @@ class _Embed(beam.DoFn):
         self._embedder = Embedder(self._emb_cfg)
 
     def process(self, batch: pa.RecordBatch, dropped: dict) -> Iterable[dict[str, Any]]:
-        from transforms.dedup.exact import key_texts, quality_scores
+        from transforms.dedup.exact import key_texts, quality_scores, row_keys
 
-        ids = np.asarray(batch.column("id").to_pylist(), dtype=object)
+        ids = np.asarray(row_keys(batch), dtype=object)
         keep = np.array([i not in dropped for i in ids], bool)
         if not keep.any():
             return
@@ -109,12 +110,15 @@ class _Apply(beam.DoFn):
     def process(self, batch: pa.RecordBatch, resolved: dict) -> Iterable[Any]:
         from schemas.records import with_meta
 
-        ids = batch.column("id").to_pylist()
+        from transforms.dedup.exact import row_keys
+
+        ids = row_keys(batch)
         keepers = resolved.get("__keepers__", set())
         drop = np.array([i in resolved for i in ids], bool)
         kept = batch.filter(pa.array(~drop))
         if kept.num_rows:
-            cl = [i if i in keepers else None for i in kept.column("id").to_pylist()]
+            cl = [st.untag(k) if k in keepers else None
+                  for k, d in zip(ids, drop, strict=True) if not d]
             beam.metrics.Metrics.counter(_NS, "rows_out").inc(kept.num_rows)
             yield with_meta(kept, dup_cluster=pa.array(cl, pa.string()))
         if drop.any():
@@ -125,7 +129,7 @@ class _Apply(beam.DoFn):
                 beam.metrics.Metrics.counter(_NS, f"dropped_{reason}").inc()
             yield beam.pvalue.TaggedOutput(REJECTED, reject_rows(
                 dropped, STAGE, [x[1] for x in info], [x[2] for x in info],
-                duplicate_of=pa.array([x[0] for x in info], pa.string())))
+                duplicate_of=pa.array([st.untag(x[0]) for x in info], pa.string())))
 
 
 def _concat(lists: Iterable[list]) -> list:
@@ -246,14 +250,14 @@ class DedupStage(beam.PTransform):
 
         def write(_: Any, fs: list, es: list, res: dict) -> str:
             fs, es = kept(fs, res), (kept(es, res) if emb is not None else None)
-            ids = [i for f in fs for i in f["ids"]] + list(release.ids)
+            ids = [st.untag(i) for f in fs for i in f["ids"]] + list(release.ids)
             hashes = np.concatenate([f["hashes"] for f in fs] + [release.hashes])
             sigs = np.concatenate([f["sigs"] for f in fs] + (
                 [release.sigs] if release.sigs is not None else []) or
                 [np.zeros((0, cfg.num_perm), np.uint32)])
             e_ids, e = None, None
             if es is not None:
-                e_ids = [i for x in es for i in x["ids"]] + list(release.emb_ids)
+                e_ids = [st.untag(i) for x in es for i in x["ids"]] + list(release.emb_ids)
                 parts = [x["emb"] for x in es] + ([release.emb] if release.emb is not None
                                                   else [])
                 e = np.concatenate(parts) if parts else None
