@@ -34,6 +34,7 @@ def test_compress_tolerates_noise(text: str) -> None:
     ('{"labels": ["a", "b", "c"]}', "missing_tags"),
     ('{"tags": ["Math", "math", "MATHS"]}', "too_few_tags"),
     ('{"tags": ["a", "", "   "]}', "too_few_tags"),
+    ('{"tags": ["tag 1", "tag 2", "tag 3"]}', "too_few_tags"),  # the format, echoed
     ('{"tags": 3}', "tags_not_a_list"),
     ("{'tags': ['a', 'b', 'c']}", "invalid_json"),
 ])
@@ -60,6 +61,7 @@ def test_candidate_parsing() -> None:
                          ('{"tag": "!!!"}', "empty_tag"),
                          ('{"tag": "one two three four five six"}', "tag_too_long"),
                          ('{"tag": 5}', "missing_tag"),
+                         ('{"tag": "New Tag"}', "placeholder_tag"),
                          ('{"tag": "rec', "truncated_json")]:
         with pytest.raises(ParseError) as info:
             parse_candidate(text)

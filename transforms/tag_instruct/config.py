@@ -39,7 +39,7 @@ class TagInstructConfig(StageConfig):
     reference_k: int = Field(5, ge=1, description="K: size of the top and bottom reference sets")
     # verify
     max_similarity: float = Field(
-        0.95, ge=0, le=1, description="new question must have cosine similarity to the "
+        0.9, ge=0, le=1, description="new question must have cosine similarity to the "
         "original instruction below this")
     max_answer_similarity: float = Field(
         0.9, ge=0, le=1, description="new question must have cosine similarity to the original "

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from transforms.tag_instruct.tags import normalize_tag, normalize_tags
+from transforms.tag_instruct.tags import is_placeholder, normalize_tag, normalize_tags
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
@@ -139,7 +139,7 @@ class Candidate:
 
 def parse_candidate(text: str | None, parsed: Any = None, max_words: int = 4) -> Candidate:
     """One proposed tag with its explanation. Raises ParseError('missing_tag' | 'empty_tag' |
-    'tag_too_long' | ...)."""
+    'tag_too_long' | 'placeholder_tag' | ...)."""
     obj = _object(text, parsed)
     raw = obj.get("tag", obj.get("new_tag"))
     if not isinstance(raw, str):
@@ -149,6 +149,8 @@ def parse_candidate(text: str | None, parsed: Any = None, max_words: int = 4) ->
         raise ParseError("empty_tag", raw)
     if len(norm.split(" ")) > max_words:
         raise ParseError("tag_too_long", raw)
+    if is_placeholder(norm):
+        raise ParseError("placeholder_tag", raw)
     explanation = obj.get("explanation", "")
     explanation = explanation.strip() if isinstance(explanation, str) else ""
     return Candidate(tag=norm, raw_tag=raw.strip(), explanation=explanation)

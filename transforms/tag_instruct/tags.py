@@ -25,6 +25,11 @@ _NOT_PLURAL = frozenset({
     "does", "less", "across", "yes", "us", "aws", "dos", "ios", "macos", "js", "css",
 })
 _SINGULAR_ES = ("ches", "shes", "sses", "xes", "zzes")
+# Words that only echo the answer format ("tag 1", "json key", "new tag"): a tag made of
+# nothing else carries no meaning and is dropped.
+_FORMAT_WORDS = frozenset({"tag", "new", "json", "key", "value", "object", "string", "list",
+                           "array", "example", "placeholder"})
+_DIGITS = re.compile(r"^[\d\W_]+$")
 
 
 def singular(word: str) -> str:
@@ -55,14 +60,20 @@ def normalize_tag(tag: str) -> str:
     return " ".join(words)
 
 
+def is_placeholder(tag: str) -> bool:
+    """A normalized tag made only of format words and numbers ('tag 1', 'tag2', 'json')."""
+    return all(w.rstrip("0123456789") in _FORMAT_WORDS or _DIGITS.match(w)
+               for w in tag.split(" "))
+
+
 def normalize_tags(tags: Iterable[str], max_words: int = 4) -> list[str]:
-    """Normalized tags in their given order, empty, too long (> max_words) and repeated ones
-    dropped."""
+    """Normalized tags in their given order; empty, placeholder ('tag 1'), too long
+    (> max_words) and repeated ones dropped."""
     seen: set[str] = set()
     out: list[str] = []
     for tag in tags:
         norm = normalize_tag(tag)
-        if not norm or len(norm.split(" ")) > max_words or norm in seen:
+        if not norm or len(norm.split(" ")) > max_words or norm in seen or is_placeholder(norm):
             continue
         seen.add(norm)
         out.append(norm)
