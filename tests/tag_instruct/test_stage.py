@@ -13,8 +13,16 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
 from schemas.records import example_row, examples_to_batch, meta_field
-from transforms.base import DEADLETTER, EXAMPLES, MAIN, PAIRS, REJECTED, REPORT, RunContext, \
-    deadletter_entry
+from transforms.base import (
+    DEADLETTER,
+    EXAMPLES,
+    MAIN,
+    PAIRS,
+    REJECTED,
+    REPORT,
+    RunContext,
+    deadletter_entry,
+)
 from transforms.llm.api import ChatRequest, ChatResult
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.stage import TagInstructStage

@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from transforms.tag_instruct.reward import best_and_worst, rewards
 from transforms.tag_instruct.utility import (
@@ -101,3 +103,26 @@ def test_best_and_worst_tie_break_by_tag() -> None:
     assert best_and_worst(["x"], [0.3]) == (0, 0)
     with pytest.raises(ValueError):
         best_and_worst([], [])
+
+
+_TAG = st.sampled_from(["math", "proof", "logic", "trivia", "greeting", "code"])
+_ROW = st.tuples(st.lists(_TAG, min_size=0, max_size=4), st.integers(0, 500))
+
+
+@given(st.lists(_ROW, max_size=30), st.integers(0, 30))
+def test_utility_split_anywhere_merges_to_the_same_table(rows, cut) -> None:
+    whole = UtilityTable.from_partial(utility_partial(rows))
+    parts = UtilityTable.from_partial(
+        merge_partials([utility_partial(rows[:cut]), utility_partial(rows[cut:])]))
+    assert parts.count == whole.count
+    assert parts.utility == pytest.approx(whole.utility)
+    # utility is a mean of shares, so it lies within [0, max tokens]
+    assert all(0 <= u <= 500 for u in whole.utility.values())
+
+
+@given(st.integers(1, 5), st.integers(1, 4), st.integers(0, 2**16))
+def test_swapping_reference_sets_negates_reward(n, k, seed) -> None:
+    rng = np.random.default_rng(seed)
+    cands, top, bottom = (rng.normal(size=(m, 8)) for m in (n, k, k))
+    assert rewards(cands, top, bottom) == pytest.approx(-rewards(cands, bottom, top), abs=1e-9)
+    assert np.all(np.abs(rewards(cands, top, bottom)) <= 2 + 1e-9)
