@@ -109,7 +109,6 @@ class _Apply(beam.DoFn):
 
     def process(self, batch: pa.RecordBatch, resolved: dict) -> Iterable[Any]:
         from schemas.records import with_meta
-
         from transforms.dedup.exact import row_keys
 
         ids = row_keys(batch)
