@@ -7,6 +7,7 @@ import pytest
 from transforms.compound.rule_check import (
     RuleParams,
     content_words,
+    is_question,
     overlap,
     present_in,
     rule_check,
@@ -49,6 +50,13 @@ BAD = [
     ("sub_answer_off_topic", dict(sub_answers=[SUB_ANSWERS[0], "Yes, indeed."],
                                   answer=SUB_ANSWERS[0] + " Yes, indeed.")),
     ("answer_omits_sub_answer", dict(answer=SUB_ANSWERS[0])),
+    ("sub_question_not_a_question",
+     dict(subs=[SUBS[0], "The Brooklyn Bridge crosses a river."],
+          cq=CQ.replace("which river does", "the Brooklyn Bridge crosses a river.") +
+          " The Brooklyn Bridge crosses a river.")),
+    ("sub_answer_echoes_question",
+     dict(sub_answers=[SUB_ANSWERS[0], "Which river does the Brooklyn Bridge cross?"],
+          answer=SUB_ANSWERS[0] + " Which river does the Brooklyn Bridge cross?")),
 ]
 
 
@@ -90,3 +98,24 @@ def test_content_words_drop_function_words_and_stem() -> None:
 def test_question_made_of_stopwords_must_appear_verbatim() -> None:
     assert present_in("What is it?", "Tell me: what is it? And why?", 0.75)
     assert not present_in("What is it?", "Why is that so?", 0.75)
+
+
+SEED_TEXT = "When did the Brooklyn Bridge open?\nIt opened in 1883 over the East River."
+
+
+def test_sub_questions_must_come_from_the_seed() -> None:
+    assert rule_check(CQ, SUBS, ANSWER, SUB_ANSWERS, seed_text=SEED_TEXT).ok
+    # a sub-question copied from the prompt's example instead of the seed
+    copied = "How safe are walk-run intervals for a beginner runner?"
+    r = rule_check(CQ + " " + copied, SUBS + [copied], ANSWER + " Walk-run intervals are safe.",
+                   SUB_ANSWERS + ["Walk-run intervals are safe for a beginner runner."],
+                   seed_text=SEED_TEXT)
+    assert r.reason == "sub_question_off_seed"
+    assert {"rule": "sub_question_off_seed", "index": 2, "shared": []} in r.failures
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Why is the sky blue?", True), ("Explain why the sky is blue", True),
+    ("how does it work", True), ("The sky is blue.", False), ("", False)])
+def test_is_question(text: str, expected: bool) -> None:
+    assert is_question(text) is expected

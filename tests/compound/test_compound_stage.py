@@ -121,7 +121,7 @@ def _check_routing(items) -> None:
         assert r["reject_stage"] == "compound"
         ends.setdefault(r["meta"]["seed_id"], []).append(("rejected", r["reject_reason"]))
     for d in got["deadletter"]:
-        assert d["error"] and d["raw"]
+        assert d["stage"] == "compound" and d["error"].startswith("question: ") and d["raw"]
         ends.setdefault(parse_key(d["record_id"])[2], []).append(("deadletter", None))
     assert ends == {k: [v] for k, v in EXPECTED.items()}
 
@@ -174,3 +174,43 @@ def test_partners_in_the_stage_and_no_partner_rejection(tmp_path) -> None:
                | _stage(tmp_path, category_weights={"Comparison-and-Selection": 1.0},
                         partner_fallback=False))
         assert_that(_tagged(out), _check_partners)
+
+
+def _check_conservation(items, seed_ids: set[str]) -> None:
+    got = _by_kind(items)
+    ends = [r["meta"]["seed_id"] for r in got["examples"] + got["rejected"]]
+    ends += [parse_key(d["record_id"])[2] for d in got["deadletter"]]
+    assert sorted(ends) == sorted(seed_ids)
+    for r in got["rejected"]:
+        assert r["reject_reason"] and json.loads(r["reject_detail"])["check"]
+    for r in got["examples"]:
+        assert len(r["meta"]["sub_questions"]) >= 2
+        assert len(r["meta"]["sub_answers"]) == len(r["meta"]["sub_questions"])
+        assert r["meta"]["lineage"]["model"].startswith("local:")
+    (rep,) = got["report"]
+    assert rep["seeds"] == len(seed_ids)
+    assert rep["accepted"] + rep["rejected"] + rep["deadletter"] == len(seed_ids)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_real_local_model_every_seed_accounted_for(tmp_path) -> None:
+    """Two seeds through the real 135M model with small budgets: whatever it writes, each seed
+    ends in exactly one output, with a reason when it is not accepted."""
+    from transforms.compound.stage import CompoundStage
+
+    rows = [example_row("eiffel", [{"role": "user", "content": "When was the Eiffel Tower "
+                                    "completed?"},
+                                   {"role": "assistant", "content": "In March 1889."}],
+                        context="The Eiffel Tower in Paris was completed in March 1889."),
+            example_row("ice", [{"role": "user", "content": "Why does ice float on water?"},
+                                {"role": "assistant", "content": "Ice is less dense than water."}])]
+    cfg = CompoundConfig(enabled=True, max_sub_questions=2,
+                         category_weights={"Factual-Statement": 1.0, "Cause-and-Effect": 1.0},
+                         sampling={"question_max_tokens": 96, "answer_max_tokens": 128,
+                                   "check_max_tokens": 48})
+    ctx = RunContext(seed=0, work_dir=str(tmp_path),
+                     llm=LLMConfig(progress=False, retries=0, batch_size=2))
+    with TestPipeline() as p:
+        out = p | beam.Create([examples_to_batch(rows)]) | CompoundStage(cfg, ctx)
+        assert_that(_tagged(out), lambda items: _check_conservation(items, {"eiffel", "ice"}))

@@ -62,6 +62,9 @@ class CompoundConfig(StageConfig):
         description="a sub-question counts as present in the compound question when it appears "
         "verbatim (after folding) or this share of its content words appears in it",
     )
+    min_seed_words: int = Field(
+        1, ge=0, description="content words each sub-question must share with the seed material "
+        "(question, answer, context, partner): keeps it about the seed, not the prompt's example")
     min_shared_words: int = Field(
         1, ge=1, description="content words a sub-answer must share with its sub-question")
     answer_min_overlap: float = Field(

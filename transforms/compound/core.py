@@ -55,7 +55,14 @@ def rule_params(cfg: CompoundConfig) -> RuleParams:
                       max_sub_questions=cfg.max_sub_questions,
                       presence_min_overlap=cfg.presence_min_overlap,
                       min_shared_words=cfg.min_shared_words,
-                      answer_min_overlap=cfg.answer_min_overlap)
+                      answer_min_overlap=cfg.answer_min_overlap,
+                      min_seed_words=cfg.min_seed_words)
+
+
+def seed_text(item: dict[str, Any]) -> str:
+    """All seed material of an item: question, answer, context, and the partner's."""
+    parts = [item["seed"], item.get("partner") or {}]
+    return "\n".join(p.get(k) or "" for p in parts for k in ("question", "answer", "context"))
 
 
 def seed_from_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -132,7 +139,8 @@ def on_question(result: ChatResult, cfg: CompoundConfig, run_seed: int) -> Step:
                         "raw": _raw(result)})
     q = parsed.value
     item["compound_question"], item["sub_questions"] = q.compound_question, list(q.sub_questions)
-    fails = check_question(q.compound_question, q.sub_questions, rule_params(cfg))
+    fails = check_question(q.compound_question, q.sub_questions, rule_params(cfg),
+                           seed_text(item))
     if fails:
         return reject(item, f"rule_{fails[0]['rule']}",
                        {"check": "rule", "step": "question", "failures": fails})

@@ -1,10 +1,12 @@
 """The rule check of a compound item: structure of the question, and each sub-question answered.
 
-Reads: compound question, sub-questions, reference answer, sub-answers. Writes: pass, or the
-first failing rule as a reason (too_few_sub_questions, too_many_sub_questions,
-duplicate_sub_questions, sub_question_not_in_question, unanswered_sub_question,
-extra_sub_answers, empty_sub_answer, sub_answer_off_topic, answer_omits_sub_answer) with every
-failure listed in the detail. Pure, no Beam, no model.
+Reads: compound question, sub-questions, reference answer, sub-answers, and the seed text the
+question was made from. Writes: pass, or the first failing rule as a reason
+(too_few_sub_questions, too_many_sub_questions, duplicate_sub_questions,
+sub_question_not_a_question, sub_question_off_seed, sub_question_not_in_question,
+unanswered_sub_question, extra_sub_answers, empty_sub_answer, sub_answer_off_topic,
+sub_answer_echoes_question, answer_omits_sub_answer) with every failure listed in the detail.
+Pure, no Beam, no model.
 """
 
 from __future__ import annotations
@@ -31,6 +33,23 @@ whether which while who whom whose why will with within without would yet you yo
 yourself yourselves
 explain describe tell give list name say state please briefly answer question questions
 """.split())
+
+
+# First words that make a sentence a question or a task even without a question mark.
+QUESTION_STARTS = frozenset("""
+what why how which who whom whose when where whether is are was were do does did can could
+should would will shall may might has have had explain describe compare list name give suggest
+evaluate assess recommend identify tell
+""".split())
+
+
+def is_question(text: str) -> bool:
+    """Ends with '?' or starts with an interrogative or task word."""
+    stripped = text.strip()
+    if stripped.endswith("?"):
+        return True
+    words = _WORD.findall(fold_text(stripped))
+    return bool(words) and words[0] in QUESTION_STARTS
 
 
 def _stem(word: str) -> str:
@@ -89,11 +108,14 @@ class RuleParams:
     presence_min_overlap: float = 0.75
     min_shared_words: int = 1
     answer_min_overlap: float = 0.5
+    min_seed_words: int = 1
 
 
 def check_question(compound_question: str, sub_questions: Sequence[str],
-                   params: RuleParams) -> list[dict[str, Any]]:
-    """Failures of the question alone (count, duplicates, presence)."""
+                   params: RuleParams, seed_text: str | None = None) -> list[dict[str, Any]]:
+    """Failures of the question alone: count, duplicates, each a question, each grounded in the
+    seed (shares `min_seed_words` content words with `seed_text`, when given), each present
+    in the compound question."""
     fails: list[dict[str, Any]] = []
     n = len(sub_questions)
     if n < params.min_sub_questions:
@@ -108,6 +130,15 @@ def check_question(compound_question: str, sub_questions: Sequence[str],
         if key in seen:
             fails.append({"rule": "duplicate_sub_questions", "index": i, "same_as": seen[key]})
         seen.setdefault(key, i)
+    seed_words = content_words(seed_text) if seed_text is not None else None
+    for i, sq in enumerate(sub_questions):
+        if not is_question(sq):
+            fails.append({"rule": "sub_question_not_a_question", "index": i})
+        if seed_words is not None:
+            shared = content_words(sq) & seed_words
+            if len(shared) < params.min_seed_words:
+                fails.append({"rule": "sub_question_off_seed", "index": i,
+                              "shared": sorted(shared)})
     for i, sq in enumerate(sub_questions):
         if not present_in(sq, compound_question, params.presence_min_overlap):
             fails.append({"rule": "sub_question_not_in_question", "index": i,
@@ -133,6 +164,8 @@ def check_answers(sub_questions: Sequence[str], answer: str, sub_answers: Sequen
         shared = content_words(sq) & content_words(sa)
         if len(shared) < params.min_shared_words:
             fails.append({"rule": "sub_answer_off_topic", "index": i, "shared": sorted(shared)})
+        elif not content_words(sa) - content_words(sq):
+            fails.append({"rule": "sub_answer_echoes_question", "index": i})
         if overlap(sa, answer) < params.answer_min_overlap:
             fails.append({"rule": "answer_omits_sub_answer", "index": i,
                           "overlap": round(overlap(sa, answer), 3)})
@@ -140,10 +173,11 @@ def check_answers(sub_questions: Sequence[str], answer: str, sub_answers: Sequen
 
 
 def rule_check(compound_question: str, sub_questions: Sequence[str], answer: str,
-               sub_answers: Sequence[str], params: RuleParams | None = None) -> RuleResult:
+               sub_answers: Sequence[str], params: RuleParams | None = None,
+               seed_text: str | None = None) -> RuleResult:
     """Every rule at once; the reason is the first failure in the order of the docstring."""
     params = params or RuleParams()
-    fails = check_question(compound_question, sub_questions, params) + \
+    fails = check_question(compound_question, sub_questions, params, seed_text) + \
         check_answers(sub_questions, answer, sub_answers, params)
     if not fails:
         return RuleResult(ok=True)

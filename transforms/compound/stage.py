@@ -193,6 +193,16 @@ def _deadletter_event(entry: dict[str, Any]) -> dict[str, Any]:
     return report.event(category, "deadletter", f"deadletter_{step}")
 
 
+def _own_deadletter(entry: dict[str, Any]) -> dict[str, Any]:
+    """A serving-layer dead-letter entry attributed to this stage (the step stays in `error`),
+    so the manifest counts it under `compound`."""
+    stage = entry.get("stage") or ""
+    if stage == core.STAGE:
+        return entry
+    step = stage.removeprefix(f"{core.STAGE}_")
+    return {**entry, "stage": core.STAGE, "error": f"{step}: {entry.get('error')}"}
+
+
 def _rejected_batch(items: list[tuple]) -> pa.RecordBatch:
     batch = core.rows_to_batch([r for r, _, _ in items])
     return reject_rows(batch, core.STAGE, [why for _, why, _ in items],
@@ -271,7 +281,8 @@ class CompoundStage(beam.PTransform):
         rejected = (finished[REJECTED]
                     | "BatchRejected" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
                     | "RejectedToArrow" >> beam.Map(_rejected_batch))
-        deadletter = deadletters | "AllDeadletter" >> beam.Flatten()
+        deadletter = (deadletters | "AllDeadletter" >> beam.Flatten()
+                      | "OwnDeadletter" >> beam.Map(_own_deadletter))
         dl_events = deadletter | "DeadletterEvents" >> beam.Map(_deadletter_event)
         rep = ((finished[_EVENT], dl_events) | "AllEvents" >> beam.Flatten()
                | "Report" >> beam.CombineGlobally(_ReportFn()))
