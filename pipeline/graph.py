@@ -19,6 +19,7 @@ from transforms.io.read_sources import ReadSources
 from transforms.io.write_deadletter import WriteDeadLetter
 from transforms.io.write_rejected import WriteRejected
 from transforms.io.write_shards import WriteShards
+from transforms.select_seeds import SelectSeeds
 
 RUN_INFO = "_run_info.json"
 
@@ -71,7 +72,11 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
     for name in SYNTHESIS:
         stage_cfg = getattr(cfg.stages, name)
         if stage_cfg.enabled:
-            out = examples | name.capitalize() >> load_stage(name)(stage_cfg, ctx)
+            seeds = examples
+            if getattr(stage_cfg, "seeds", None) is not None:
+                seeds = examples | f"{name.capitalize()}Seeds" >> SelectSeeds(
+                    stage_cfg.seeds, cfg.run.seed)
+            out = seeds | name.capitalize() >> load_stage(name)(stage_cfg, ctx)
             if EXAMPLES in out:
                 sft.append(out[EXAMPLES])
             if PAIRS in out:

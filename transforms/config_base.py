@@ -13,3 +13,19 @@ class StageConfig(StrictModel):
     """Every stage can be switched on and off."""
 
     enabled: bool = Field(False, description="run this stage")
+
+
+class SeedSelection(StrictModel):
+    """Which curated examples feed a synthesis stage."""
+
+    datasets: list[str] = Field(
+        default_factory=list, description="source dataset names to draw seeds from; [] = all")
+    max_seeds: int | None = Field(
+        None, ge=1, description="at most this many seeds, a deterministic sample; null = all")
+
+
+class SynthesisConfig(StageConfig):
+    """A synthesis stage: `enabled` plus which curated examples it starts from."""
+
+    seeds: SeedSelection = Field(default_factory=SeedSelection,
+                                 description="which curated examples feed this stage")
