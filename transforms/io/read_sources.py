@@ -9,6 +9,7 @@ split counts). Drops nothing silently.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,36 +19,39 @@ from schemas.records import examples_to_batch, pairs_to_batch
 from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, PAIRS, REPORT, deadletter_entry
 from transforms.io.adapters import AdapterError, adapt_row
 from transforms.io.canonical import to_canonical
+from transforms.io.columnar import convert_jsonl
 from transforms.io.plan import UNDETECTED, plan_sources
 from transforms.io.readers import FileSplit, ReadError, read_split
 
 STAGE = "ingest"
 
 
-def convert_split(split: FileSplit, source: Any, ingest: Any) -> Iterable[tuple[str, Any]]:
-    """Pure core: ('example', batch) / ('pair', batch) / ('deadletter', entry) / ('report', d)."""
-    name = source.name or Path(split.path).stem
+def convert_row(split: FileSplit, source: Any, dataset: str, row: int, raw: Any, parsed: Any
+                ) -> tuple[str, Any]:
+    """The per-row reference: ('example' | 'pair', row dict) or ('deadletter', entry)."""
+    try:
+        if isinstance(parsed, Exception):
+            raise parsed
+        if split.layout.startswith(UNDETECTED):
+            raise AdapterError(split.layout.split(":", 1)[1])
+        return to_canonical(adapt_row(split.layout, parsed, source.field_map),
+                            {"dataset": dataset, "file": split.path, "row": row})
+    except (AdapterError, ReadError, TypeError, ValueError) as e:
+        return "deadletter", deadletter_entry(STAGE, f"{type(e).__name__}: {e}", raw,
+                                              file=split.path, row=row)
+
+
+def _per_row(split: FileSplit, source: Any, ingest: Any, dataset: str
+             ) -> Iterable[tuple[str, Any]]:
     examples: list[dict] = []
     pairs: list[dict] = []
-    counts = {"rows_read": 0, "examples": 0, "pairs": 0, "deadletter": 0}
     for row, raw, parsed in read_split(split, ingest.max_record_bytes, source.split):
-        counts["rows_read"] += 1
-        try:
-            if isinstance(parsed, Exception):
-                raise parsed
-            if split.layout.startswith(UNDETECTED):
-                raise AdapterError(split.layout.split(":", 1)[1])
-            kind, record = to_canonical(
-                adapt_row(split.layout, parsed, source.field_map),
-                {"dataset": name, "file": split.path, "row": row})
-        except (AdapterError, ReadError, TypeError, ValueError) as e:
-            counts["deadletter"] += 1
-            yield "deadletter", deadletter_entry(STAGE, f"{type(e).__name__}: {e}", raw,
-                                                 file=split.path, row=row)
+        kind, value = convert_row(split, source, dataset, row, raw, parsed)
+        if kind == "deadletter":
+            yield kind, value
             continue
         target = examples if kind == "example" else pairs
-        target.append(record)
-        counts[kind + "s"] += 1
+        target.append(value)
         if len(target) >= ingest.batch_rows:
             yield kind, (examples_to_batch if kind == "example" else pairs_to_batch)(target)
             target.clear()
@@ -55,6 +59,26 @@ def convert_split(split: FileSplit, source: Any, ingest: Any) -> Iterable[tuple[
         yield "example", examples_to_batch(examples)
     if pairs:
         yield "pair", pairs_to_batch(pairs)
+
+
+def convert_split(split: FileSplit, source: Any, ingest: Any, fast: bool = True
+                  ) -> Iterable[tuple[str, Any]]:
+    """Pure core: ('example', batch) / ('pair', batch) / ('deadletter', entry) / ('report', d).
+    JSONL splits of the common layouts take the columnar path (columnar.py), which gives the
+    same batches as the per-row path (`fast=False`)."""
+    name = source.name or Path(split.path).stem
+    items = convert_jsonl(split, source, ingest, name,
+                          partial(convert_row, split, source, name)) if fast else None
+    if items is None:
+        items = _per_row(split, source, ingest, name)
+    counts = {"rows_read": 0, "examples": 0, "pairs": 0, "deadletter": 0}
+    for kind, value in items:
+        if kind == "deadletter":
+            counts["deadletter"] += 1
+        else:
+            counts[kind + "s"] += value.num_rows
+        yield kind, value
+    counts["rows_read"] = counts["examples"] + counts["pairs"] + counts["deadletter"]
     yield "report", {"stage": STAGE, "file": split.path, "layout": split.layout,
                      "format": split.format, "split_start": split.start, **counts}
 

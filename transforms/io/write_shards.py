@@ -28,21 +28,26 @@ from transforms.io.shards import (
 )
 
 
-class _UnifySchemas(beam.CombineFn):
-    def __init__(self, base: pa.Schema):
-        self._base = base
+class _Stats(beam.CombineFn):
+    """Batches → (unified canonical schema, shard count), in one combine (lifted before the
+    shuffle, so only (schema, rows) accumulators move)."""
 
-    def create_accumulator(self) -> pa.Schema:
-        return self._base
+    def __init__(self, base: pa.Schema, emit: Any):
+        self._base, self._emit = base, emit
 
-    def add_input(self, acc: pa.Schema, schema: pa.Schema) -> pa.Schema:
-        return unify_schemas([acc, schema])
+    def create_accumulator(self) -> tuple[pa.Schema, int]:
+        return self._base, 0
 
-    def merge_accumulators(self, accs: Iterable[pa.Schema]) -> pa.Schema:
-        return unify_schemas(list(accs))
+    def add_input(self, acc: tuple[pa.Schema, int], batch: Any) -> tuple[pa.Schema, int]:
+        return unify_schemas([acc[0], batch.schema]), acc[1] + batch.num_rows
 
-    def extract_output(self, acc: pa.Schema) -> pa.Schema:
-        return canonical_schema(acc, self._base)
+    def merge_accumulators(self, accs: Iterable[tuple[pa.Schema, int]]) -> tuple[pa.Schema, int]:
+        accs = list(accs)
+        return unify_schemas([a[0] for a in accs]), sum(a[1] for a in accs)
+
+    def extract_output(self, acc: tuple[pa.Schema, int]) -> tuple[pa.Schema, int]:
+        return (canonical_schema(acc[0], self._base),
+                shard_count(acc[1], self._emit.num_shards, self._emit.rows_per_shard))
 
 
 class _WriteShard(beam.DoFn):
@@ -51,8 +56,10 @@ class _WriteShard(beam.DoFn):
         self._dataset, self._dir, self._emit, self._base = dataset, directory, emit, base
         self._jsonl_dir = jsonl_directory
 
-    def process(self, item: tuple[int, Iterable[Any]], schema: pa.Schema, n: int) -> Iterable[dict]:
+    def process(self, item: tuple[int, Iterable[Any]], stats: tuple[pa.Schema, int]
+                ) -> Iterable[dict]:
         index, batches = item
+        schema, n = stats
         table = build_table([b for b in batches if b is not None], self._base, schema)
         data = parquet_bytes(table, self._emit.compression)
         path = f"{self._dir}/{shard_name(self._emit.split, index, n)}"
@@ -77,22 +84,15 @@ class WriteShards(beam.PTransform):
         self._jsonl_dir = jsonl_directory or f"{directory}/jsonl"
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        emit = self._emit
-        schema = (batches | "Schemas" >> beam.Map(lambda b: b.schema)
-                  | "Unify" >> beam.CombineGlobally(_UnifySchemas(self._base)))
-        total = (batches | "Rows" >> beam.Map(lambda b: b.num_rows)
-                 | "Total" >> beam.CombineGlobally(sum))
-        n = total | "Count" >> beam.Map(
-            lambda t: shard_count(t, emit.num_shards, emit.rows_per_shard))
+        stats = batches | "Stats" >> beam.CombineGlobally(_Stats(self._base, self._emit))
         keyed = batches | "Assign" >> beam.FlatMap(
-            lambda b, k: split_by_shard(b, k), k=beam.pvalue.AsSingleton(n))
-        every = n | "Every" >> beam.FlatMap(lambda k: [(i, None) for i in range(k)])
+            lambda b, st: split_by_shard(b, st[1]), st=beam.pvalue.AsSingleton(stats))
+        every = stats | "Every" >> beam.FlatMap(lambda st: [(i, None) for i in range(st[1])])
         return (
             (keyed, every)
             | "Merge" >> beam.Flatten()
             | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WriteShard(self._dataset, self._dir, emit, self._base,
+            | "Write" >> beam.ParDo(_WriteShard(self._dataset, self._dir, self._emit, self._base,
                                                 self._jsonl_dir),
-                                    schema=beam.pvalue.AsSingleton(schema),
-                                    n=beam.pvalue.AsSingleton(n))
+                                    stats=beam.pvalue.AsSingleton(stats))
         )
