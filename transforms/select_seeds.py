@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from schemas.ids import content_id
 from transforms.config_base import SeedSelection
 
