@@ -173,6 +173,10 @@ GSM8K_STYLE = [
      "Tom has 3*14=<<3*14=42>>42 marbles.\nTogether they have 42+14=<<42+14=56>>56 marbles.\n#### 56"),
     ("A bakery sells 120 muffins on Monday and 35 more on Tuesday than on Monday. How many muffins does it sell on both days?",
      "On Tuesday it sells 120+35=<<120+35=155>>155 muffins.\nOn both days it sells 120+155=<<120+155=275>>275 muffins.\n#### 275"),
+    # Planted contamination: a benchmark question (data/benchmarks/mini_gsm8k.jsonl) with its
+    # numbers changed. Decontamination must flag it.
+    ("Marisol picks 30 apples from her orchard every morning. She gives 4 apples to her neighbor and uses 8 apples to bake two pies. She sells the rest at the village stall for $2 per apple. How many dollars does she earn each morning?",
+     "She sells 30-4-8=<<30-4-8=18>>18 apples.\nShe earns 18*2=<<18*2=36>>36 dollars.\n#### 36"),
 ]
 
 PREFERENCE = [

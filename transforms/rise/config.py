@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from transforms.config_base import StageConfig, StrictModel
+from transforms.config_base import StrictModel, SynthesisConfig
 
 METHODS = ("rule_edit", "self_edit", "sampled")
 ERROR_TYPE_NAMES = ("change_value", "change_values", "wrong_substitution", "delete_term",
@@ -35,7 +35,7 @@ class SampledConfig(StrictModel):
         1, ge=1, description="correct/incorrect pairs formed per problem at most")
 
 
-class RiseConfig(StageConfig):
+class RiseConfig(SynthesisConfig):
     """Subtle-error preference pairs (RISE): chosen = a correct solution, rejected = the same
     solution with one injected error (rule_edit, self_edit) or an incorrect sampled one."""
 
