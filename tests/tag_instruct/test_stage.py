@@ -131,6 +131,7 @@ def test_every_seed_ends_somewhere_with_lineage_and_pairs() -> None:
             "id-noinstr": "no_instruction",
         }
         assert [d["record_id"] for d in dead] == ["id-dead|r1|compress"]
+        assert dead[0]["stage"] == "tag_instruct" and "backend failed" in dead[0]["error"]
         # round 1: the happy seed is accepted; round 2: its output is accepted again
         by_round = {e["meta"]["ti_round"]: e for e in examples}
         assert sorted(by_round) == [1, 2]

@@ -222,7 +222,9 @@ class TagInstructStage(beam.PTransform):
                        | f"{label}Request" >> beam.Map(
                            lambda it, step=step: core.build_request(step, it, cfg, ctx.seed))
                        | f"{label}Generate" >> self._generate_transform(step))
-                deadletter.append(gen[DEADLETTER])
+                # attribute failed calls to this stage (the step is in record_id: id|rN|step)
+                deadletter.append(gen[DEADLETTER] | f"{label}DeadStage" >> beam.Map(
+                    lambda d: {**d, "stage": core.STAGE}))
                 events.append(gen[DEADLETTER] | f"{label}DeadEvent" >> beam.Map(
                     lambda _, r=r, step=step: {"round": r, "kind": "deadletter", "step": step}))
                 side = {"refs": beam.pvalue.AsSingleton(refs)} if step == "expand" else {}
