@@ -176,7 +176,7 @@ def test_partners_in_the_stage_and_no_partner_rejection(tmp_path) -> None:
         assert_that(_tagged(out), _check_partners)
 
 
-def _check_conservation(items, seed_ids: set[str]) -> None:
+def _check_conservation(items, seed_ids: set[str], model_prefix: str = "local:") -> None:
     got = _by_kind(items)
     ends = [r["meta"]["seed_id"] for r in got["examples"] + got["rejected"]]
     ends += [parse_key(d["record_id"])[2] for d in got["deadletter"]]
@@ -186,7 +186,7 @@ def _check_conservation(items, seed_ids: set[str]) -> None:
     for r in got["examples"]:
         assert len(r["meta"]["sub_questions"]) >= 2
         assert len(r["meta"]["sub_answers"]) == len(r["meta"]["sub_questions"])
-        assert r["meta"]["lineage"]["model"].startswith("local:")
+        assert r["meta"]["lineage"]["model"].startswith(model_prefix)
     (rep,) = got["report"]
     assert rep["seeds"] == len(seed_ids)
     assert rep["accepted"] + rep["rejected"] + rep["deadletter"] == len(seed_ids)
@@ -214,3 +214,35 @@ def test_real_local_model_every_seed_accounted_for(tmp_path) -> None:
     with TestPipeline() as p:
         out = p | beam.Create([examples_to_batch(rows)]) | CompoundStage(cfg, ctx)
         assert_that(_tagged(out), lambda items: _check_conservation(items, {"eiffel", "ice"}))
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_openai_backend_by_changing_only_the_llm_block(tmp_path, monkeypatch) -> None:
+    """The demo config with `llm.backend: openai` pointed at an OpenAI-compatible server (here
+    one serving the local model): same stage, same outputs, the endpoint's model in lineage."""
+    from pipeline.config import load_config
+    from tests.compound._local_openai_server import LocalModelServer
+    from transforms.compound.stage import CompoundStage
+
+    monkeypatch.setenv("OPENAI_API_KEY", "not-needed-locally")
+    rows = [example_row("eiffel", [{"role": "user", "content": "When was the Eiffel Tower "
+                                    "completed?"},
+                                   {"role": "assistant", "content": "In March 1889."}],
+                        context="The Eiffel Tower in Paris was completed in March 1889.")]
+    with LocalModelServer() as server:
+        cfg = load_config("configs/compound_demo.yaml", overrides=[
+            f"llm={{backend: openai, model: smollm2-served, base_url: '{server.base_url}', "
+            "cache: false}"])
+        ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=cfg.llm,
+                         embeddings=cfg.embeddings)
+        stage_cfg = cfg.stages.compound.model_copy(
+            update={"category_weights": {"Factual-Statement": 1.0}})
+        with TestPipeline() as p:
+            out = p | beam.Create([examples_to_batch(rows)]) | CompoundStage(stage_cfg, ctx)
+            assert_that(_tagged(out), lambda items: _check_openai(items))
+        assert server.calls >= 1
+
+
+def _check_openai(items) -> None:
+    _check_conservation(items, {"eiffel"}, model_prefix="openai:smollm2-served")

@@ -19,6 +19,7 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
+from schemas.records import first_turn
 from transforms.base import (
     DEADLETTER,
     EXAMPLES,
@@ -34,7 +35,6 @@ from transforms.compound import core, report
 from transforms.compound.categories import CATEGORIES, pick_category, slug
 from transforms.compound.config import CompoundConfig
 from transforms.compound.partners import select_partners
-from schemas.records import first_turn
 from transforms.llm.api import ChatResult
 
 NS = f"{METRICS_NAMESPACE}.{core.STAGE}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ SCHEMAS_DIR = Path(schemas.__file__).resolve().parent / "llm"
 TEMPLATE_NAMES = tuple(slug(c) for c in CATEGORIES) + ("answer", "check")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_template(name: str) -> PromptTemplate:
     """One template by name: a category slug, 'answer' or 'check'."""
     if name not in TEMPLATE_NAMES:
@@ -33,7 +33,7 @@ def question_template(category: str) -> PromptTemplate:
     return load_template(slug(category))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _schema(name: str) -> dict[str, Any]:
     return json.loads((SCHEMAS_DIR / f"compound_{name}.json").read_text(encoding="utf-8"))
 
