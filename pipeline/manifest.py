@@ -101,9 +101,11 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
     kept = sum(outputs[d].get("ingest", 0) for d in ("sft", "curated", "preference"))
     rejected_in = sum(sum(r.values()) for s, r in rejected.items() if s in curation)
     dead_in = sum(n for s, n in dead.items() if s in curation)
-    synthesis = {s: {"rejected": sum(r.values()), "deadletter": dead.get(s, 0),
-                     **{f"out_{d}": outputs[d].get(s, 0) for d in ("sft", "preference")}}
-                 for s in sorted(set(rejected) | set(dead)) if s not in curation}
+    produced = {origin for counts in outputs.values() for origin in counts}
+    synthesis = {
+        s: {"rejected": sum(rejected.get(s, {}).values()), "deadletter": dead.get(s, 0),
+            **{f"out_{d}": outputs[d].get(s, 0) for d in ("sft", "preference")}}
+        for s in sorted(set(rejected) | set(dead) | produced) if s not in curation}
     return {
         "name": cfg.run.name,
         "config_hash": cfg.config_hash(),
