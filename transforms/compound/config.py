@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from transforms.compound.categories import CATEGORIES
-from transforms.config_base import StageConfig, StrictModel
+from transforms.config_base import StrictModel, SynthesisConfig
 
 
 def _default_weights() -> dict[str, float]:
@@ -26,7 +26,7 @@ class CompoundSampling(StrictModel):
         64, ge=8, description="token budget for the LLM check verdict")
 
 
-class CompoundConfig(StageConfig):
+class CompoundConfig(SynthesisConfig):
     """Turns QA/instruction seeds into compound questions (>= 2 sub-questions) with reference
     answers; each candidate must pass the rule check and the LLM check."""
 
