@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from transforms.config_base import StageConfig, StrictModel
+from transforms.config_base import StrictModel, SynthesisConfig
 
 
 class StepSampling(StrictModel):
@@ -15,7 +15,7 @@ class StepSampling(StrictModel):
     max_tokens: int = Field(128, ge=1, description="cap on generated tokens")
 
 
-class TagInstructConfig(StageConfig):
+class TagInstructConfig(SynthesisConfig):
     """TAG-INSTRUCT: compress → tag utility → expand (rewarded) → reconstruct → respond →
     verify, repeated for `rounds` rounds; accepted examples of a round feed the next."""
 
