@@ -44,15 +44,12 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _origin_counts(path: str, dataset: str) -> dict[str, int]:
+def _origin_counts(path: str) -> dict[str, int]:
     """Rows of a shard by origin: 'ingest' for input records, else the producing stage."""
     table = pq.read_table(path, columns=["meta"])
     meta = table.column("meta").combine_chunks()
-    if dataset == "preference":
-        origin = meta.field("method")
-    else:
-        origin = meta.field("lineage").field("stage")
-    origin = pc.fill_null(origin, "ingest")
+    # Synthesized records name their stage in lineage; input records have none.
+    origin = pc.fill_null(meta.field("lineage").field("stage"), "ingest")
     counts = pc.value_counts(origin).to_pylist()
     return {c["values"]: c["counts"] for c in counts}
 
@@ -92,19 +89,19 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
         shards.append({"dataset": s["dataset"], "path": rel, "format": s["format"],
                        "rows": s["rows"], "sha256": s["sha256"]})
         if s["format"] == "parquet":
-            for origin, n in _origin_counts(s["path"], s["dataset"]).items():
+            for origin, n in _origin_counts(s["path"]).items():
                 outputs[s["dataset"]][origin] += n
 
     rejected = {r["stage"]: r["reasons"] for r in info["rejected"]}
     dead = info["deadletter"][0]["stages"] if info["deadletter"] else {}
     curation = ("ingest", *CURATION)
-    kept = sum(outputs[d].get("ingest", 0) for d in ("sft", "curated", "preference"))
+    kept = sum(outputs.get(d, {}).get("ingest", 0) for d in ("sft", "curated", "preference"))
     rejected_in = sum(sum(r.values()) for s, r in rejected.items() if s in curation)
     dead_in = sum(n for s, n in dead.items() if s in curation)
     produced = {origin for counts in outputs.values() for origin in counts}
     synthesis = {
         s: {"rejected": sum(rejected.get(s, {}).values()), "deadletter": dead.get(s, 0),
-            **{f"out_{d}": outputs[d].get(s, 0) for d in ("sft", "preference")}}
+            **{f"out_{d}": outputs.get(d, {}).get(s, 0) for d in ("sft", "preference")}}
         for s in sorted(set(rejected) | set(dead) | produced) if s not in curation}
     return {
         "name": cfg.run.name,
