@@ -129,6 +129,20 @@ def test_seeded_sampling_is_per_row_and_logprobs(config):
                             )[0].texts[0].count(",") == 0
 
 
+def test_answer_properties_come_in_the_schema_order(config):
+    """Regression: grammars were compiled from sorted JSON, so the model wrote properties in
+    alphabetical order instead of the schema's."""
+    from transforms.llm.backend_local import LocalBackend
+
+    schema = {"type": "object", "properties": {"zeta": {"type": "integer"},
+                                                "alpha": {"type": "integer"}},
+              "required": ["zeta", "alpha"], "additionalProperties": False}
+    request = ChatRequest(key="order", messages=(("user", "Give two numbers."),),
+                          json_schema=schema, sampling=SamplingParams(max_tokens=24))
+    text = LocalBackend(config).generate([request])[0].texts[0]
+    assert text.index('"zeta"') < text.index('"alpha"'), text
+
+
 def test_response_losses_for_ifd(config):
     from transforms.llm.local_model import load_local_model
     from transforms.llm.scoring import ifd_scores, response_losses

@@ -139,3 +139,4 @@ def test_invalid_schema_fails_without_a_model_call():
     assert out[0].result is None and out[0].error.startswith("invalid_schema")
     assert out[0].attempts == 0 and '"nonsense"' in out[0].raw
     assert out[1].result.parsed == ({"a": 1},) and [len(c) for c in backend.calls] == [1]
+
