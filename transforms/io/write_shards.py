@@ -58,34 +58,21 @@ class _Spill(beam.DoFn):
         yield path, batch.num_rows, batch.schema, id_prefix(batch.column("id"))
 
 
-class _Stats(beam.CombineFn):
-    """Spilled tuples → (unified canonical schema, shard count), in one combine (lifted before
-    the shuffle, so only (schema, rows) accumulators move)."""
-
-    def __init__(self, base: pa.Schema, emit: Any):
-        self._base, self._emit = base, emit
-
-    def create_accumulator(self) -> tuple[pa.Schema, int]:
-        return self._base, 0
-
-    def add_input(self, acc: tuple[pa.Schema, int], spilled: Spilled) -> tuple[pa.Schema, int]:
-        return unify_schemas([acc[0], spilled[2]]), acc[1] + spilled[1]
-
-    def merge_accumulators(self, accs: Iterable[tuple[pa.Schema, int]]) -> tuple[pa.Schema, int]:
-        accs = list(accs)
-        return unify_schemas([a[0] for a in accs]), sum(a[1] for a in accs)
-
-    def extract_output(self, acc: tuple[pa.Schema, int]) -> tuple[pa.Schema, int]:
-        return (canonical_schema(acc[0], self._base),
-                shard_count(acc[1], self._emit.num_shards, self._emit.rows_per_shard))
-
-
-def _assign(spilled: Spilled, stats: tuple[pa.Schema, int]
-            ) -> Iterable[tuple[int, tuple[str, np.ndarray]]]:
-    path, rows, _, prefix = spilled
-    if rows:
-        for shard, idx in rows_by_shard(prefix, stats[1]):
-            yield shard, (path, idx)
+def plan_shards(spilled: Iterable[Spilled], base: pa.Schema, emit: Any
+                ) -> list[tuple[int, tuple[pa.Schema, int, list[tuple[str, np.ndarray]]]]]:
+    """Every Spilled tuple → (shard, (schema, shard count, [(spill path, row indices)])) for
+    every shard 0..n-1, empty ones included. The schema is the canonical union of all batch
+    schemas (taken in a fixed order, so it does not depend on arrival order)."""
+    spilled = list(spilled)
+    schemas = {s[2].to_string(show_schema_metadata=False): s[2] for s in spilled}
+    schema = canonical_schema(unify_schemas([base, *(schemas[k] for k in sorted(schemas))]), base)
+    n = shard_count(sum(s[1] for s in spilled), emit.num_shards, emit.rows_per_shard)
+    parts: list[list[tuple[str, np.ndarray]]] = [[] for _ in range(n)]
+    for path, rows, _, prefix in spilled:
+        if rows:
+            for shard, idx in rows_by_shard(prefix, n):
+                parts[shard].append((path, idx))
+    return [(i, (schema, n, parts[i])) for i in range(n)]
 
 
 def gather(parts: Iterable[tuple[str, np.ndarray]]) -> list[pa.RecordBatch | pa.Table]:
@@ -107,11 +94,9 @@ class _WriteShard(beam.DoFn):
         self._dataset, self._dir, self._emit, self._base = dataset, directory, emit, base
         self._jsonl_dir = jsonl_directory
 
-    def process(self, item: tuple[int, Iterable[Any]], stats: tuple[pa.Schema, int]
-                ) -> Iterable[dict]:
-        index, parts = item
-        schema, n = stats
-        parts = [p for p in parts if p is not None]
+    def process(self, item: tuple[int, Iterable[tuple[pa.Schema, int, list]]]) -> Iterable[dict]:
+        index, plans = item
+        [(schema, n, parts)] = list(plans)
         table = build_table(gather(parts), self._base, schema)
         expected = sum(len(idx) for _, idx in parts)
         if table.num_rows != expected:
@@ -144,21 +129,21 @@ class WriteShards(beam.PTransform):
         self._cleanup = cleanup
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        # Few DoFns on purpose: each costs the DirectRunner tens of ms of signature inspection.
         spilled = batches | "Spill" >> beam.ParDo(_Spill(self._spill_dir))
-        stats = spilled | "Stats" >> beam.CombineGlobally(_Stats(self._base, self._emit))
-        keyed = spilled | "Assign" >> beam.FlatMap(_assign, stats=beam.pvalue.AsSingleton(stats))
-        every = stats | "Every" >> beam.FlatMap(lambda st: [(i, None) for i in range(st[1])])
+        start = beam.pvalue.PBegin(batches.pipeline) | "Start" >> beam.Impulse()
+        base, emit = self._base, self._emit
         infos = (
-            (keyed, every)
-            | "Merge" >> beam.Flatten()
-            | "Group" >> beam.GroupByKey()
+            start
+            | "Plan" >> beam.FlatMap(lambda _, sp: plan_shards(sp, base, emit),
+                                     sp=beam.pvalue.AsList(spilled))
+            | "Group" >> beam.GroupByKey()  # spreads the shards over workers
             | "Write" >> beam.ParDo(_WriteShard(self._dataset, self._dir, self._emit, self._base,
-                                                self._jsonl_dir),
-                                    stats=beam.pvalue.AsSingleton(stats))
+                                                self._jsonl_dir))
         )
         if self._cleanup:
             spill_dir = self._spill_dir
-            # stats is a singleton; waiting on every info as a side input makes this run last
-            _ = stats | "Cleanup" >> beam.Map(lambda _, done: delete_tree(spill_dir),
+            # waiting on every info as a side input makes this run after the last shard
+            _ = start | "Cleanup" >> beam.Map(lambda _, done: delete_tree(spill_dir),
                                               done=beam.pvalue.AsList(infos))
         return infos
