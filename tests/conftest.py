@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A fresh `datasets` cache per session: pytest reuses numbered tmp dirs, and a cache keyed on
+# such a path could serve a dataset built by an earlier session.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="refinery-hf-datasets-")
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"

@@ -21,11 +21,14 @@ DEMO = ROOT / "configs" / "demo.yaml"
 
 
 def demo_config(out: Path, *overrides: str) -> RunConfig:
-    """The demo config with absolute sample paths and `out` as output directory."""
+    """The demo's sources and ingest/emit settings with every stage off (these tests cover
+    ingest → emit; tests/test_configs.py runs the whole demo), absolute sample paths and
+    `out` as output directory."""
     import yaml
 
     raw = yaml.safe_load(DEMO.read_text())
     sets = [f"sources.{i}.path={ROOT / s['path']}" for i, s in enumerate(raw["sources"])]
+    sets += [f"stages.{name}.enabled=false" for name in raw.get("stages", {})]
     return load_config(DEMO, [*sets, *overrides], out=str(out))
 
 
