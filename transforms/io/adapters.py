@@ -64,7 +64,7 @@ def _layout_of(row: Mapping[str, Any]) -> str | None:
 
 def detect_layout(rows: Sequence[Mapping[str, Any]]) -> str:
     """The layout most sample rows match; AdapterError if none does."""
-    votes = Counter(l for r in rows if isinstance(r, Mapping) and (l := _layout_of(r)))
+    votes = Counter(found for r in rows if isinstance(r, Mapping) and (found := _layout_of(r)))
     if not votes:
         keys = sorted({k for r in rows if isinstance(r, Mapping) for k in r})[:20]
         raise AdapterError(f"cannot detect the layout from fields {keys}; set `layout` and "
