@@ -32,7 +32,7 @@ test-fast: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check pipeline transforms schemas dags tests bench
+	$(BIN)/ruff check pipeline transforms schemas dags tests bench data
 
 bench: install
 	for b in bench/*.py; do HF_HUB_OFFLINE=1 $(BIN)/python $$b || exit 1; done
