@@ -19,7 +19,7 @@ from transforms.llm.generate import Generate
 _OUT = Path("/tmp") / f"refinery-llm-tests-{uuid.uuid4().hex[:8]}"
 
 
-class _Collect(beam.DoFn):
+class Collect(beam.DoFn):
     """Appends each element (pickled) to a file: outputs are read back after the run."""
 
     def __init__(self, path: str):
@@ -30,7 +30,8 @@ class _Collect(beam.DoFn):
             pickle.dump(element, f)
 
 
-def _read(path: Path) -> list[Any]:
+def read_collected(path: Path) -> list[Any]:
+    """Everything a Collect DoFn wrote to `path`, in order."""
     items = []
     if path.exists():
         with open(path, "rb") as f:
@@ -51,13 +52,13 @@ def run_generate(requests, config, stage: str, options: dict[str, Any] | None = 
     main_path, dead_path = _OUT / f"{tag}.main", _OUT / f"{tag}.dead"
     p = TestPipeline(options=PipelineOptions(**options)) if options else TestPipeline()
     out = p | beam.Create(requests, reshuffle=False) | Generate(config, stage=stage, **kwargs)
-    out[MAIN] | "CollectMain" >> beam.ParDo(_Collect(str(main_path)))
-    out[DEADLETTER] | "CollectDead" >> beam.ParDo(_Collect(str(dead_path)))
+    out[MAIN] | "CollectMain" >> beam.ParDo(Collect(str(main_path)))
+    out[DEADLETTER] | "CollectDead" >> beam.ParDo(Collect(str(dead_path)))
     result = p.run()
     result.wait_until_finish()
-    dead = _read(dead_path)
+    dead = read_collected(dead_path)
     json.dumps(dead)  # dead-letter entries are JSON-able
-    return result, _read(main_path), dead
+    return result, read_collected(main_path), dead
 
 
 def counters(result, stage: str) -> dict[str, int]:

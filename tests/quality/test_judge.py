@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.records import example_row, examples_to_batch
+from tests.llm.helpers import Collect, read_collected
 from transforms.base import DEADLETTER, MAIN, RunContext
 from transforms.llm.api import ChatResult
 from transforms.llm.backend_base import Generation
@@ -232,26 +232,6 @@ def test_attach_ratings_writes_scores_and_notes() -> None:
 
 # ---------------------------------------------------------------- Beam (fault injection)
 
-class _Collect(beam.DoFn):
-    def __init__(self, path: str):
-        self._path = path
-
-    def process(self, element: Any) -> None:
-        with open(self._path, "ab") as f:
-            pickle.dump(element, f)
-
-
-def _read(path: Path) -> list[Any]:
-    items = []
-    if path.exists():
-        with open(path, "rb") as f:
-            while True:
-                try:
-                    items.append(pickle.load(f))
-                except EOFError:
-                    return items
-    return items
-
 
 def run_judge(batches: list[pa.RecordBatch], config: JudgeConfig, ctx: RunContext,
               out_dir: Path, backend_factory: Any = None) -> tuple[Any, list[dict], list[dict]]:
@@ -261,12 +241,12 @@ def run_judge(batches: list[pa.RecordBatch], config: JudgeConfig, ctx: RunContex
     p = test_pipeline.TestPipeline()
     out = (p | beam.Create(batches, reshuffle=False)
            | JudgeScores(config, ctx, backend_factory=backend_factory))
-    out[MAIN] | "CollectMain" >> beam.ParDo(_Collect(str(main_path)))
-    out[DEADLETTER] | "CollectDead" >> beam.ParDo(_Collect(str(dead_path)))
+    out[MAIN] | "CollectMain" >> beam.ParDo(Collect(str(main_path)))
+    out[DEADLETTER] | "CollectDead" >> beam.ParDo(Collect(str(dead_path)))
     result = p.run()
     result.wait_until_finish()
-    rows = [r for b in _read(main_path) for r in b.to_pylist()]
-    return result, rows, _read(dead_path)
+    rows = [r for b in read_collected(main_path) for r in b.to_pylist()]
+    return result, rows, read_collected(dead_path)
 
 
 def judge_counters(result) -> dict[str, int]:
