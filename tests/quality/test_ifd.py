@@ -16,7 +16,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing import test_pipeline
 
 from schemas.records import example_row, examples_to_batch
-from tests.quality.test_judge import _Collect, _read
+from tests.llm.helpers import Collect, read_collected
 from transforms.base import DEADLETTER, MAIN, REJECTED, REPORT, RunContext
 from transforms.llm.config import LLMConfig
 from transforms.quality.composite import composite_score
@@ -131,13 +131,13 @@ def test_stage_with_judge_and_ifd_conserves_rows(tmp_path: Path) -> None:
     p = test_pipeline.TestPipeline()
     out = p | beam.Create(batches, reshuffle=False) | QualityStage(config, ctx)
     for name in (MAIN, REJECTED, DEADLETTER, REPORT):
-        out[name] | f"Collect{name}" >> beam.ParDo(_Collect(str(out_dir / f"{name}.pkl")))
+        out[name] | f"Collect{name}" >> beam.ParDo(Collect(str(out_dir / f"{name}.pkl")))
     result = p.run()
     result.wait_until_finish()
-    kept = _read(out_dir / f"{MAIN}.pkl")
-    rejected = _read(out_dir / f"{REJECTED}.pkl")
-    dead = _read(out_dir / f"{DEADLETTER}.pkl")
-    report = _read(out_dir / f"{REPORT}.pkl")
+    kept = read_collected(out_dir / f"{MAIN}.pkl")
+    rejected = read_collected(out_dir / f"{REJECTED}.pkl")
+    dead = read_collected(out_dir / f"{DEADLETTER}.pkl")
+    report = read_collected(out_dir / f"{REPORT}.pkl")
 
     kept_ids = [i for b in kept for i in b.column("id").to_pylist()]
     rej = [(i, why) for b in rejected for i, why in zip(b.column("id").to_pylist(),
