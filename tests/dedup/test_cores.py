@@ -137,3 +137,34 @@ def test_decide_near_when_every_node_was_exact_dropped() -> None:
               "sigs": sig}]
     assert decide_near([("a", "b")], nodes, {"a", "b"}, 0.7, True) == []
     assert decide_near([("a", "b")], nodes, {"b"}, 0.7, True) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(hs.lists(hs.text(alphabet=" \t\n\v.,;:'\"-_()aAbBzZ09éÉñ\u00a0\u3000\u2028!?", max_size=40),
+                min_size=1, max_size=8))
+def test_word_shingles_follow_fold_text(texts: list[str]) -> None:
+    """ASCII byte tables and the pyarrow fold give the words of fold_text, text by text."""
+    h = MinHasher(ngram=2)
+    got, got_off = h.shingle_hashes(texts)
+    ref, ref_off = h.shingle_hashes([" ".join(fold_text(t).split()) for t in texts])
+    assert np.array_equal(got_off, ref_off) and np.array_equal(got, ref)
+    for k, t in enumerate(texts):
+        words = len(fold_text(t).split())
+        assert got_off[k + 1] - got_off[k] == (max(words - 1, 1) if words else 0)
+
+
+def test_ascii_and_unicode_texts_hash_words_alike() -> None:
+    h = MinHasher(ngram=2)
+    hashes, off = h.shingle_hashes(["Hello, World! foo_bar 42", "hello world foo_bar 42 café"])
+    assert off.tolist() == [0, 3, 7]
+    assert np.array_equal(hashes[0:3], hashes[3:6])
+
+
+def test_long_batches_are_sliced_without_changing_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import transforms.dedup.minhash as minhash
+
+    texts = [BASE[k % len(BASE)] + f" doc {k}" for k in range(50)]
+    whole = MinHasher().shingle_hashes(texts)
+    monkeypatch.setattr(minhash, "_CHUNK_BYTES", 300)
+    sliced = MinHasher().shingle_hashes(texts)
+    assert np.array_equal(whole[0], sliced[0]) and np.array_equal(whole[1], sliced[1])

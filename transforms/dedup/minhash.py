@@ -2,8 +2,8 @@
 
 Reads texts, writes an (n, num_perm) uint32 signature matrix and a mask of documents that had at
 least one shingle. Texts are folded (NFKC, lower case, punctuation → space, whitespace runs
-collapsed) with pyarrow compute, split into words, and every word is hashed from its UTF-8 bytes
-in one vectorized pass. Word n-gram (or character n-gram) shingle hashes are combined from those,
+collapsed): ASCII texts by byte tables, the rest with pyarrow compute; every word is hashed from
+its UTF-8 bytes in one vectorized pass over a prefix sum. Word n-gram (or character n-gram) shingle hashes are combined from those,
 mixed with the MurmurHash3 finalizer, and permuted with datasketch's "affine32" scheme
 (h → a·h + b mod 2³², a odd; a, b drawn from `numpy.random.RandomState(seed)` exactly as
 datasketch does), all permutations applied as one numpy operation per chunk of shingles.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -26,12 +27,15 @@ _EMPTY = np.uint32(0xFFFFFFFF)
 
 
 def fmix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finalizer (a bijection that spreads every input bit)."""
+    """MurmurHash3's 64-bit finalizer (a bijection that spreads every input bit); returns a new
+    array, computed in place in it."""
     h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
+    tmp = np.empty_like(h)
+    for mult in (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)):
+        np.multiply(h, mult, out=h)
+        np.right_shift(h, np.uint64(33), out=tmp)
+        np.bitwise_xor(h, tmp, out=h)
+    return h
 
 
 def fold_arrow(texts: pa.Array | Sequence[str]) -> pa.Array:
@@ -85,6 +89,82 @@ def hash_segments(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     return fmix64(sums + lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
 
 
+# Byte tables for folding ASCII text: lower-case letters; word bytes are [a-z0-9_] and every
+# byte >= 0x80 (only non-ASCII texts, already folded, contain those).
+_LOWER = np.arange(256, dtype=np.uint64)
+_LOWER[ord("A"):ord("Z") + 1] += 32
+_WORD_BYTE = np.zeros(256, dtype=bool)
+for _lo, _hi in (("a", "z"), ("A", "Z"), ("0", "9"), ("_", "_")):
+    _WORD_BYTE[ord(_lo):ord(_hi) + 1] = True
+_WORD_BYTE[0x80:] = True
+# Bytes of text per slice of _word_hashes (its position tables are 8 bytes per text byte).
+_CHUNK_BYTES = 1 << 22
+
+
+@lru_cache(maxsize=8)
+def _powers(seed: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(P^k, P^-k) mod 2^64 for k < length, for an odd P drawn from `seed`."""
+    rng = np.random.RandomState(seed & 0x7FFFFFFF)
+    base = int(rng.randint(1 << 30, 1 << 62, dtype=np.int64)) | 1
+    inverse = pow(base, -1, 1 << 64)
+    out = []
+    for b in (base, inverse):
+        powers = np.ones(max(length, 1), dtype=np.uint64)
+        step, filled = b, 1
+        with np.errstate(over="ignore"):
+            while filled < length:  # doubling: powers[f:2f] = powers[:f] * b^f
+                n = min(filled, length - filled)
+                powers[filled:filled + n] = powers[:n] * np.uint64(step)
+                step, filled = step * step % (1 << 64), filled + n
+        out.append(powers)
+    return out[0], out[1]
+
+
+def _byte_slices(offsets: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive text ranges [lo, hi) of at most `budget` bytes each (a longer text alone)."""
+    n, out, lo = len(offsets) - 1, [], 0
+    while lo < n:
+        hi = int(np.searchsorted(offsets, offsets[lo] + budget, side="right")) - 1
+        hi = min(max(hi, lo + 1), n)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _word_hashes(data: np.ndarray, offsets: np.ndarray, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(uint64 hash of every word in order, words per text) for the texts at `offsets` in
+    `data`. A word is a maximal run of word bytes inside one text; its hash is the polynomial
+    Σ lower(byte)+1 · P^pos read off one prefix sum (scaled by P^-start), plus its length,
+    then fmix64."""
+    first, last = int(offsets[0]), int(offsets[-1])
+    rel = offsets - first
+    size = last - first
+    if size == 0:
+        return np.zeros(0, np.uint64), np.zeros(len(offsets) - 1, np.int64)
+    chunk = data[first:last]
+    word = _WORD_BYTE[chunk]
+    before = np.empty(size, dtype=bool)
+    before[0] = False
+    before[1:] = word[:-1]
+    after = np.empty(size, dtype=bool)
+    after[-1] = False
+    after[:-1] = word[1:]
+    inner = rel[1:-1]
+    before[inner[inner < size]] = False  # a word never runs across two texts
+    after[inner[inner > 0] - 1] = False
+    starts = np.flatnonzero(word & ~before)
+    ends = np.flatnonzero(word & ~after) + 1
+    powers, inverses = _powers(seed, 1 << max(22, size.bit_length()))  # few sizes: cached
+    prefix = np.zeros(size + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.cumsum((_LOWER[chunk] + np.uint64(1)) * powers[:size], out=prefix[1:])
+        h = (prefix[ends] - prefix[starts]) * inverses[starts]
+        h += (ends - starts).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    counts = np.diff(np.searchsorted(starts, rel))
+    return fmix64(h), counts.astype(np.int64)
+
+
 @dataclass(frozen=True)
 class MinHasher:
     """Batch MinHash: `signatures(texts)` → (uint32[n, num_perm], nonempty bool[n])."""
@@ -116,32 +196,24 @@ class MinHasher:
         return self._word_shingles(arr)
 
     def _word_shingles(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """Split raw text on whitespace, fold each distinct token once (a token may fold to zero
-        or several words), hash each distinct folded word once, expand back to documents."""
-        tokens = pc.utf8_split_whitespace(arr)
-        tok_counts = np.diff(tokens.offsets.to_numpy()).astype(np.int64)
-        enc = pc.dictionary_encode(tokens.flatten())
-        tok_idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        folded = fold_arrow(enc.dictionary)
-        words_of_tok = pc.utf8_split_whitespace(folded)
-        w_off, data = _flat_strings(words_of_tok.flatten())
-        w_len = np.diff(w_off)
-        word_hash = hash_segments(data, w_off[:-1], w_len, self.seed)
-        list_off = words_of_tok.offsets.to_numpy().astype(np.int64)
-        tok_start = list_off[:-1] - list_off[0]
-        # a token that folds to nothing ("=", "--") splits into one empty string: no words
-        per_tok = np.where(pc.utf8_length(folded).to_numpy(zero_copy_only=False) == 0, 0,
-                           np.diff(list_off))
-        # expand every token occurrence to the hashes of its folded words
-        occ_n = per_tok[tok_idx]
-        total = int(occ_n.sum())
-        rel = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(occ_n) - occ_n, occ_n)
-        wh = word_hash[np.repeat(tok_start[tok_idx], occ_n) + rel]
-        # words per document = sum over its tokens
-        cum = np.concatenate([[0], np.cumsum(occ_n)])
-        doc_tok_end = np.cumsum(tok_counts)
-        counts = cum[doc_tok_end] - cum[doc_tok_end - tok_counts]
-        return self._combine(wh, counts.astype(np.int64))
+        """Words of the folded texts, hashed straight from the UTF-8 bytes. ASCII texts are
+        folded by byte tables (a word = a run of [a-z0-9_] after lower-casing); the others go
+        through fold_arrow and have their words re-joined by single spaces first. Texts are
+        taken in slices of about _CHUNK_BYTES bytes to bound memory."""
+        ascii_mask = pc.fill_null(pc.string_is_ascii(arr), True)
+        if not pc.all(ascii_mask).as_py():
+            folded = fold_arrow(arr.filter(pc.invert(ascii_mask)))
+            joined = pc.binary_join(pc.utf8_split_whitespace(folded), " ")
+            arr = pc.replace_with_mask(arr, pc.invert(ascii_mask), joined)
+        offsets, data = _flat_strings(arr)
+        hashes, counts = [], []
+        for lo, hi in _byte_slices(offsets, _CHUNK_BYTES):
+            wh, cnt = _word_hashes(data, offsets[lo:hi + 1], self.seed)
+            hashes.append(wh)
+            counts.append(cnt)
+        if not hashes:
+            return self._combine(np.zeros(0, np.uint64), np.zeros(len(arr), np.int64))
+        return self._combine(np.concatenate(hashes), np.concatenate(counts))
 
     def _char_shingles(self, folded: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         collapsed = pc.replace_substring_regex(folded, r"\s+", " ")
@@ -169,13 +241,17 @@ class MinHasher:
         total = len(wh)
         padded = np.concatenate([wh, np.zeros(n, np.uint64)])
         acc = np.zeros(total, np.uint64)
+        tmp = np.empty(total, np.uint64)
         with np.errstate(over="ignore"):
             for j in range(n):
-                acc += padded[j:j + total] * mults[j]
-        starts = np.cumsum(counts) - counts
-        pos_in_doc = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-        doc_len = np.repeat(counts, counts)
-        valid = pos_in_doc <= doc_len - n
+                np.multiply(padded[j:j + total], mults[j], out=tmp)
+                acc += tmp
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        # a window is valid unless it starts in the last n-1 words of its document
+        valid = np.ones(total, bool)
+        for k in range(1, n):
+            valid[(ends - k)[counts >= k]] = False
         short = np.flatnonzero((counts > 0) & (counts < n))
         if len(short):  # redo the windows of short docs without their neighbours' words
             first = starts[short]

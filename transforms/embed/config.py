@@ -14,5 +14,7 @@ class EmbeddingConfig(StrictModel):
 
     model: str = Field("all-MiniLM-L6-v2", description="package model name, local dir or hub id")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch_size: int = Field(128, ge=1)
+    batch_size: int | None = Field(
+        None, ge=1, description="texts per forward pass; unset: 32 on CPU (less padding), "
+        "256 on CUDA")
     normalize: bool = True

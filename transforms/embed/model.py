@@ -70,12 +70,18 @@ class Embedder:
                    if hasattr(self.model, "get_embedding_dimension")
                    else self.model.get_sentence_embedding_dimension())
 
+    @property
+    def batch_size(self) -> int:
+        if self.config.batch_size is not None:
+            return self.config.batch_size
+        return 256 if str(self.model.device).startswith("cuda") else 32
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
             list(texts),
-            batch_size=self.config.batch_size,
+            batch_size=self.batch_size,
             normalize_embeddings=self.config.normalize,
             convert_to_numpy=True,
             show_progress_bar=False,
