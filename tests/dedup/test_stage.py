@@ -45,7 +45,9 @@ def _id(text: str) -> str:
     return row(text)["id"]
 
 
-def test_planted_duplicates_found_unrelated_kept() -> None:
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_planted_duplicates_found_unrelated_kept(mode: str) -> None:
+    """Exact, near and semantic duplicates, on one process and across two worker processes."""
     rows = planted_rows()
     cfg = DedupConfig(enabled=True, semantic=True, semantic_eps=0.15)
     exp_pairs = {
@@ -59,10 +61,12 @@ def test_planted_duplicates_found_unrelated_kept() -> None:
         got = {frozenset({i, k}): r for i, r, k in rej}
         assert got == exp_pairs, got
 
+    unrelated = [_id(t) for t in UNRELATED]  # computed here: workers cannot import ._data
+
     def check_main(kept: list) -> None:
         assert len(kept) == len(rows) - 4 and len(set(kept)) == len(kept)
-        for t in UNRELATED:
-            assert _id(t) in kept
+        for rid in unrelated:
+            assert rid in kept
 
     def check(out) -> None:
         assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects)
@@ -73,7 +77,7 @@ def test_planted_duplicates_found_unrelated_kept() -> None:
                     equal_to([("dedup", {"exact_duplicate": 1, "near_duplicate": 2,
                                          "semantic_duplicate": 1})]), label="report")
 
-    _run(rows, cfg, check=check)
+    _run(rows, cfg, mode=mode, check=check)
 
 
 def test_keeper_is_best_score_then_id() -> None:
