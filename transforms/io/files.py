@@ -14,7 +14,11 @@ from apache_beam.io.filesystems import FileSystems
 def write_bytes(path: str, data: bytes) -> None:
     parent = path.rsplit("/", 1)[0]
     if parent and not FileSystems.exists(parent):
-        FileSystems.mkdirs(parent)
+        try:
+            FileSystems.mkdirs(parent)
+        except (BeamIOError, OSError):  # another worker made it in between: fine
+            if not FileSystems.exists(parent):
+                raise
     with FileSystems.create(path) as f:
         f.write(data)
 

@@ -35,7 +35,7 @@ class WriteDeadLetter(beam.PTransform):
         self._path = f"{directory}/deadletter.jsonl"
 
     def expand(self, entries: beam.PCollection) -> beam.PCollection:
-        path = self._path
-        return (entries
-                | "All" >> beam.combiners.ToList()
-                | "Write" >> beam.Map(lambda es: _write(es, path)))
+        path = self._path  # one step with the entries as a side input, not a ToList combine
+        return (entries.pipeline | "Start" >> beam.Impulse()
+                | "Write" >> beam.Map(lambda _, es: _write(es, path),
+                                      es=beam.pvalue.AsList(entries)))
