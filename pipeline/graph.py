@@ -6,8 +6,6 @@ written under a staging directory; `pipeline.run` publishes it when the run succ
 
 from __future__ import annotations
 
-from typing import Any
-
 import apache_beam as beam
 
 from pipeline.config import RunConfig
