@@ -95,10 +95,14 @@ def test_union_find_roots_are_component_minima(n: int, edges: list) -> None:
     i = np.array([a for a, _ in e], np.int64)
     j = np.array([b for _, b in e], np.int64)
     roots = clusters.components(n, i, j)
+    # reference: merge member sets edge by edge; a component's root is its smallest member
+    member_of = {x: {x} for x in range(n)}
     for a, b in e:
-        assert roots[a] == roots[b]
-    for x in range(n):
-        assert roots[x] <= x and roots[roots[x]] == roots[x]
+        if member_of[a] is not member_of[b]:
+            merged = member_of[a] | member_of[b]
+            for x in merged:
+                member_of[x] = merged
+    assert roots.tolist() == [min(member_of[x]) for x in range(n)]
 
 
 def test_exact_hash_folds() -> None:
@@ -164,7 +168,8 @@ def test_long_batches_are_sliced_without_changing_hashes(monkeypatch: pytest.Mon
     import transforms.dedup.minhash as minhash
 
     texts = [BASE[k % len(BASE)] + f" doc {k}" for k in range(50)]
-    whole = MinHasher().shingle_hashes(texts)
+    whole, whole_sig = MinHasher().shingle_hashes(texts), MinHasher().signatures(texts)
     monkeypatch.setattr(minhash, "_CHUNK_BYTES", 300)
-    sliced = MinHasher().shingle_hashes(texts)
+    sliced, sliced_sig = MinHasher().shingle_hashes(texts), MinHasher(threads=2).signatures(texts)
     assert np.array_equal(whole[0], sliced[0]) and np.array_equal(whole[1], sliced[1])
+    assert np.array_equal(whole_sig[0], sliced_sig[0]) and whole_sig[1].all()

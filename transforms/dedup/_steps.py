@@ -39,12 +39,12 @@ def untag(x: str) -> str:
 
 def hasher_for(cfg: DedupConfig) -> MinHasher:
     return MinHasher(num_perm=cfg.num_perm, seed=cfg.minhash_seed, ngram=cfg.ngram,
-                     unit=cfg.shingle)
+                     unit=cfg.shingle, threads=cfg.minhash_threads)
 
 
 def index_params(cfg: DedupConfig) -> dict[str, Any]:
     return {"num_perm": cfg.num_perm, "seed": cfg.minhash_seed, "ngram": cfg.ngram,
-            "unit": cfg.shingle, "key": cfg.key, "scheme": "affine32-fmix64-v1"}
+            "unit": cfg.shingle, "key": cfg.key, "scheme": "affine32-fmix64-v2"}  # v2: words hashed by prefix sums
 
 
 def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Union-find clusters and deterministic keepers.
+"""Connected components (union by smallest root) and deterministic keepers.
 
 Nodes are numbered in keeper-priority order (best quality score first, then smallest id), so
 the root of a component, kept as its smallest node number, is its keeper on every run.
@@ -25,37 +25,27 @@ def priority_order(ids: Sequence[str], scores: np.ndarray | None,
     return np.lexsort((rank, -s, ~p))
 
 
-class UnionFind:
-    """Union-find over n nodes; the root of a set is its smallest node."""
-
-    def __init__(self, n: int):
-        self.parent = np.arange(n, dtype=np.int64)
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:  # path compression
-            parent[x], x = root, parent[x]
-        return int(root)
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            lo, hi = (ra, rb) if ra < rb else (rb, ra)
-            self.parent[hi] = lo
-
-    def roots(self) -> np.ndarray:
-        return np.array([self.find(x) for x in range(len(self.parent))], np.int64)
-
-
 def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Root (smallest member) of every node's component, given edges (i, j)."""
-    uf = UnionFind(n)
-    for a, b in zip(i.tolist(), j.tolist(), strict=True):
-        uf.union(a, b)
-    return uf.roots()
+    """Root (smallest member) of every node's component, given edges (i, j). Vectorized:
+    every round hooks the root of each edge's ends onto the smaller of the two roots, then
+    jumps pointers until every node points at a root; a few rounds suffice."""
+    labels = np.arange(n, dtype=np.int64)
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+    while len(i):
+        li, lj = labels[i], labels[j]
+        differ = li != lj
+        if not differ.any():
+            break
+        li, lj = li[differ], lj[differ]
+        low = np.minimum(li, lj)
+        np.minimum.at(labels, li, low)
+        np.minimum.at(labels, lj, low)
+        while True:
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+    return labels
 
 
 def cluster_lists(roots: np.ndarray) -> dict[int, list[int]]:

@@ -30,6 +30,9 @@ class DedupConfig(StageConfig):
     ngram: int = Field(5, ge=1, le=64, description="shingle length in words or characters")
     minhash_seed: int = Field(1, description="seed of the MinHash permutations (fixed, so "
                               "signatures stay comparable with a stored release index)")
+    minhash_threads: int = Field(1, ge=1, le=64, description="threads computing MinHash "
+                                 "signatures inside one worker (numpy releases the GIL): "
+                                 "raise it when a run has fewer Beam workers than cores")
     verify: bool = Field(True, description="keep only candidate pairs whose estimated Jaccard "
                          "(from signatures) reaches the threshold")
     num_partitions: int = Field(64, ge=1, description="coarse partitions for the exact-key and "

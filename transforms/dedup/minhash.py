@@ -97,8 +97,18 @@ _WORD_BYTE = np.zeros(256, dtype=bool)
 for _lo, _hi in (("a", "z"), ("A", "Z"), ("0", "9"), ("_", "_")):
     _WORD_BYTE[ord(_lo):ord(_hi) + 1] = True
 _WORD_BYTE[0x80:] = True
-# Bytes of text per slice of _word_hashes (its position tables are 8 bytes per text byte).
+# Bytes of text per slice of `MinHasher.signatures` and of _word_hashes (whose position tables
+# take 8 bytes per byte of text).
 _CHUNK_BYTES = 1 << 22
+
+
+def _string_array(texts: pa.Array | pa.ChunkedArray | Sequence[str]) -> pa.Array:
+    """`texts` as one string array without nulls."""
+    arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(
+        list(texts), pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pc.fill_null(arr, "")
 
 
 @lru_cache(maxsize=8)
@@ -143,7 +153,7 @@ def _word_hashes(data: np.ndarray, offsets: np.ndarray, seed: int
     if size == 0:
         return np.zeros(0, np.uint64), np.zeros(len(offsets) - 1, np.int64)
     chunk = data[first:last]
-    word = _WORD_BYTE[chunk]
+    word = np.take(_WORD_BYTE, chunk)
     before = np.empty(size, dtype=bool)
     before[0] = False
     before[1:] = word[:-1]
@@ -186,11 +196,7 @@ class MinHasher:
 
     def shingle_hashes(self, texts: pa.Array | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(uint32 shingle hashes, offsets int64[n+1]) for the folded texts."""
-        arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(
-            list(texts), pa.string())
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        arr = pc.fill_null(arr, "")
+        arr = _string_array(texts)
         if self.unit == "char":
             return self._char_shingles(fold_arrow(arr))
         return self._word_shingles(arr)
@@ -291,21 +297,28 @@ class MinHasher:
         return np.ascontiguousarray(sig_t.T), nonempty
 
     def signatures(self, texts: pa.Array | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        n = len(texts)
-        if self.threads > 1 and n >= 2048:
+        """Signatures of consecutive slices of about _CHUNK_BYTES of text each, so every
+        temporary array stays small (cache-sized, and reused by the allocator instead of
+        freshly mapped); with threads > 1 the slices are spread over a thread pool."""
+        arr = _string_array(texts)
+        slices = _byte_slices(_flat_strings(arr)[0], _CHUNK_BYTES)
+        sig = np.full((len(arr), self.num_perm), _EMPTY, dtype=np.uint32)
+        nonempty = np.zeros(len(arr), dtype=bool)
+
+        def one(bounds: tuple[int, int]) -> None:
+            lo, hi = bounds
+            h, offsets = self.shingle_hashes(arr[lo:hi])
+            sig[lo:hi], nonempty[lo:hi] = self.signatures_from_hashes(h, offsets)
+
+        if self.threads > 1 and len(slices) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            bounds = np.linspace(0, n, self.threads + 1).astype(int)
             with ThreadPoolExecutor(self.threads) as pool:
-                parts = list(pool.map(lambda se: self._signatures(texts[se[0]:se[1]]),
-                                      zip(bounds[:-1], bounds[1:], strict=True)))
-            return (np.concatenate([p[0] for p in parts]),
-                    np.concatenate([p[1] for p in parts]))
-        return self._signatures(texts)
-
-    def _signatures(self, texts: pa.Array | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        h, offsets = self.shingle_hashes(texts)
-        return self.signatures_from_hashes(h, offsets)
+                list(pool.map(one, slices))
+        else:
+            for bounds in slices:
+                one(bounds)
+        return sig, nonempty
 
 
 def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
