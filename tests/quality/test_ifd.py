@@ -15,8 +15,9 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing import test_pipeline
 
-from schemas.records import example_row, examples_to_batch
+from schemas.records import examples_to_batch
 from tests.llm.helpers import Collect, read_collected
+from tests.quality.helpers import conv
 from transforms.base import DEADLETTER, MAIN, REJECTED, REPORT, RunContext
 from transforms.llm.config import LLMConfig
 from transforms.quality.composite import composite_score
@@ -36,12 +37,7 @@ PAIRS = [
 
 
 def _row(rid: str, prompt: str | None, response: str | None) -> dict[str, Any]:
-    msgs = []
-    if prompt is not None:
-        msgs.append({"role": "user", "content": prompt})
-    if response is not None:
-        msgs.append({"role": "assistant", "content": response})
-    return example_row(rid, msgs)
+    return conv(prompt, response, rid)
 
 
 def _pair_batch() -> pa.RecordBatch:

@@ -17,8 +17,9 @@ from apache_beam.testing import test_pipeline
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.records import example_row, examples_to_batch
+from schemas.records import examples_to_batch
 from tests.llm.helpers import Collect, read_collected
+from tests.quality.helpers import conv
 from transforms.base import DEADLETTER, MAIN, RunContext
 from transforms.llm.api import ChatResult
 from transforms.llm.backend_base import Generation
@@ -163,12 +164,7 @@ def test_parse_rating_reports_malformed_answers(text: str | None, error: str) ->
 # ---------------------------------------------------------------- requests and attach (pure)
 
 def _row(rid: str, prompt: str | None, response: str | None) -> dict[str, Any]:
-    msgs = []
-    if prompt is not None:
-        msgs.append({"role": "user", "content": prompt})
-    if response is not None:
-        msgs.append({"role": "assistant", "content": response})
-    return example_row(rid, msgs)
+    return conv(prompt, response, rid)
 
 
 def test_split_turns_takes_the_last_assistant_turn() -> None:
