@@ -26,6 +26,13 @@ class SamplingParams:
         d["stop"] = list(self.stop)
         return d
 
+    def call_kwargs(self) -> dict[str, Any]:
+        """The settings as the OpenAI API and vLLM both name them (`stop` only when set)."""
+        d = self.as_dict()
+        if not self.stop:
+            del d["stop"]
+        return d
+
 
 @dataclass(frozen=True)
 class ChatRequest:

@@ -35,18 +35,8 @@ class _Malformed(Exception):
 
 def build_payload(request: ChatRequest, config: LLMConfig) -> dict[str, Any]:
     """The JSON body of one chat completion call."""
-    s = request.sampling
-    body: dict[str, Any] = {
-        "model": config.model,
-        "messages": request.message_dicts(),
-        "temperature": s.temperature,
-        "top_p": s.top_p,
-        "max_tokens": s.max_tokens,
-        "n": s.n,
-        "seed": s.seed,
-    }
-    if s.stop:
-        body["stop"] = list(s.stop)
+    body: dict[str, Any] = {"model": config.model, "messages": request.message_dicts(),
+                            **request.sampling.call_kwargs()}
     if request.json_schema is not None and config.json_mode == "json_schema":
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "answer", "schema": request.json_schema}}

@@ -55,16 +55,7 @@ def engine_kwargs(config: LLMConfig, model_path: str | None = None) -> dict[str,
 def sampling_kwargs(request: ChatRequest) -> dict[str, Any]:
     """Keyword arguments of `vllm.SamplingParams`; the schema sits under `json_schema` until
     `to_sampling_params` wraps it in the installed vLLM's structured-output class."""
-    s = request.sampling
-    kw: dict[str, Any] = {
-        "temperature": s.temperature,
-        "top_p": s.top_p,
-        "max_tokens": s.max_tokens,
-        "n": s.n,
-        "seed": s.seed,
-    }
-    if s.stop:
-        kw["stop"] = list(s.stop)
+    kw = request.sampling.call_kwargs()
     if request.logprobs is not None:
         kw["logprobs"] = request.logprobs
     if request.json_schema is not None:
