@@ -11,7 +11,12 @@ from transforms.llm.api import ChatRequest, SamplingParams
 from transforms.llm.backend_base import Generation
 from transforms.llm.cache import cache_key, list_cache_files, read_entries, write_entries
 from transforms.llm.prompts import PromptTemplate, template_version
-from transforms.llm.structured import generate_validated, parse_json_answer, validate_texts
+from transforms.llm.structured import (
+    generate_validated,
+    json_span_end,
+    parse_json_answer,
+    validate_texts,
+)
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
           "additionalProperties": False}
@@ -140,3 +145,15 @@ def test_invalid_schema_fails_without_a_model_call():
     assert out[0].attempts == 0 and '"nonsense"' in out[0].raw
     assert out[1].result.parsed == ({"a": 1},) and [len(c) for c in backend.calls] == [1]
 
+
+
+@pytest.mark.parametrize(("text", "start", "end"), [
+    ('{"a": 1} tail', 0, 8),
+    ('say {"a": "}"} ok', 4, 14),  # a bracket inside a string does not close
+    ('{"a": "\\"}"}', 0, 12),  # nor does an escaped quote end the string
+    ('[{"a": [1, 2]}, 3]', 0, 18),
+    ('{"a": [1, 2', 0, None),  # cut off
+    ('{"a": "open', 0, None),
+])
+def test_json_span_end(text: str, start: int, end: int | None) -> None:
+    assert json_span_end(text, start) == end

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from transforms.llm.structured import json_span_end
+
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
@@ -61,33 +63,11 @@ def extract_json_object(text: str | None) -> Parsed:
     try:
         obj, _ = json.JSONDecoder().raw_decode(body[start:])
     except json.JSONDecodeError as e:
-        code = "truncated_json" if _unclosed(body[start:]) else "invalid_json"
+        code = "truncated_json" if json_span_end(body, start) is None else "invalid_json"
         return Parsed(error=code, detail=f"{e.msg} at char {e.pos}")
     if not isinstance(obj, dict):
         return Parsed(error="not_an_object", detail=f"got {type(obj).__name__}")
     return Parsed(value=obj)
-
-
-def _unclosed(text: str) -> bool:
-    """True when `text` ends inside a string or with brackets still open (cut-off output)."""
-    depth, in_string, escaped = 0, False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return False
-    return in_string or depth > 0
 
 
 def _as_object(raw: Any) -> Parsed:

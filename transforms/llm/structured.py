@@ -50,6 +50,30 @@ def parse_json_answer(text: str) -> Any:
     raise ValueError("no JSON value in the answer")
 
 
+def json_span_end(text: str, start: int) -> int | None:
+    """Index just past the bracketed JSON value opening at text[start] ('{' or '['), reading
+    strings and escapes; None when the text ends first (an answer cut off mid-value)."""
+    depth, in_string, escaped = 0, False, False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
 def schema_problem(schema: Any) -> str | None:
     """Why `schema` is not a usable JSON Schema, or None (also for no schema)."""
     if schema is None:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from transforms.llm.structured import json_span_end
 from transforms.tag_instruct.tags import is_placeholder, normalize_tag, normalize_tags
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
@@ -31,24 +32,9 @@ def _balanced_object(text: str) -> str | None:
     """The first balanced {...} in text (string-aware), or None."""
     start = text.find("{")
     while start != -1:
-        depth, in_str, esc = 0, False, False
-        for i in range(start, len(text)):
-            ch = text[i]
-            if in_str:
-                if esc:
-                    esc = False
-                elif ch == "\\":
-                    esc = True
-                elif ch == '"':
-                    in_str = False
-            elif ch == '"':
-                in_str = True
-            elif ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:i + 1]
+        end = json_span_end(text, start)
+        if end is not None:
+            return text[start:end]
         start = text.find("{", start + 1)
     return None
 
