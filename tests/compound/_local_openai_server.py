@@ -6,44 +6,25 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.llm._loopback import LoopbackServer
 from transforms.llm.api import ChatRequest, SamplingParams
 from transforms.llm.config import LLMConfig
 
 
-class LocalModelServer:
+class LocalModelServer(LoopbackServer):
     def __init__(self) -> None:
         from transforms.llm.backend_local import LocalBackend
 
         self.backend = LocalBackend(LLMConfig(progress=False))
         self.lock = threading.Lock()
         self.calls = 0
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                payload = json.dumps(server.answer(body)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+    def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        self.send_json(h, 200, json.dumps(self.answer(body)).encode())
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         fmt = body.get("response_format") or {}
@@ -64,11 +45,3 @@ class LocalModelServer:
                                          if gen.texts else ""}}],
                 "usage": {"prompt_tokens": gen.prompt_tokens,
                           "completion_tokens": gen.completion_tokens}}
-
-    def __enter__(self) -> LocalModelServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
