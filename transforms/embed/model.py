@@ -3,15 +3,14 @@ selection and the synthesis stages. Reads texts, returns L2-normalized float32 v
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from transforms.embed.config import EmbeddingConfig
+from transforms.packaged import package_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,13 +23,7 @@ def resolve_model_path(name: str) -> str:
     """A packaged model's directory, a local directory, or the name itself (hub id)."""
     if name in PACKAGED_MODELS:
         package, folder = PACKAGED_MODELS[name]
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError(
-                f"embedding model {name!r} needs the package {package.replace('_', '-')}; "
-                "run `make install`"
-            )
-        return str(Path(next(iter(spec.submodule_search_locations))) / folder)
+        return str(package_dir(package, f"embedding model {name!r}") / folder)
     return name
 
 

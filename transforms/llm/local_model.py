@@ -10,7 +10,6 @@ other local directory or hub id loads the same way (hub ids only where reachable
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from transforms.llm.config import LLMConfig
+from transforms.packaged import package_dir
 
 # Models shipped inside PyPI packages: name → (package, GGUF file inside it).
 PACKAGED_MODELS = {
@@ -34,12 +34,7 @@ def resolve_local_model(name: str, gguf_file: str | None = None) -> tuple[str, s
     key = name.lower()
     if key in PACKAGED_MODELS:
         package, filename = PACKAGED_MODELS[key]
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError(
-                f"local model {name!r} needs the package {package.replace('_', '-')} "
-                "(install it with --no-deps; `make install` does)")
-        return str(Path(next(iter(spec.submodule_search_locations)))), filename
+        return str(package_dir(package, f"local model {name!r}")), filename
     return name, gguf_file
 
 

@@ -1,0 +1,16 @@
+"""Models that ship inside PyPI packages (offline): where an installed package's files are."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+def package_dir(package: str, what: str) -> Path:
+    """The directory of the installed `package`; a clear error naming the pip package when it
+    is missing (`what` says what needed it)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"{what} needs the package {package.replace('_', '-')} (installed "
+                           "with --no-deps by `make install`)")
+    return Path(next(iter(spec.submodule_search_locations)))
