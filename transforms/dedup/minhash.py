@@ -282,6 +282,7 @@ class MinHasher:
         nonempty = np.diff(offsets) > 0
         docs = np.flatnonzero(nonempty)
         a, b = self.a[:, None], self.b[:, None]
+        buf = np.empty((self.num_perm, _CHUNK_SHINGLES), dtype=np.uint32)  # reused per block
         i = 0
         while i < len(docs):
             # a run of whole documents with about _CHUNK_SHINGLES shingles (at least one doc)
@@ -290,8 +291,11 @@ class MinHasher:
             j = max(j, i + 1)
             chunk_docs = docs[i:j]
             hi = offsets[chunk_docs[-1] + 1]
-            block = np.multiply(a, h[None, lo:hi])
-            block += b
+            if hi - lo > buf.shape[1]:  # one document longer than a block
+                buf = np.empty((self.num_perm, hi - lo), dtype=np.uint32)
+            block = buf[:, :hi - lo]
+            np.multiply(a, h[None, lo:hi], out=block)
+            np.add(block, b, out=block)
             sig_t[:, chunk_docs] = np.minimum.reduceat(block, offsets[chunk_docs] - lo, axis=1)
             i = j
         return np.ascontiguousarray(sig_t.T), nonempty
