@@ -3,10 +3,11 @@
 Reads texts, writes an (n, num_perm) uint32 signature matrix and a mask of documents that had at
 least one shingle. Texts are folded (NFKC, lower case, punctuation → space, whitespace runs
 collapsed): ASCII texts by byte tables, the rest with pyarrow compute; every word is hashed from
-its UTF-8 bytes in one vectorized pass over a prefix sum. Word n-gram (or character n-gram) shingle hashes are combined from those,
-mixed with the MurmurHash3 finalizer, and permuted with datasketch's "affine32" scheme
-(h → a·h + b mod 2³², a odd; a, b drawn from `numpy.random.RandomState(seed)` exactly as
-datasketch does), all permutations applied as one numpy operation per chunk of shingles.
+its UTF-8 bytes in one vectorized pass over a prefix sum. Word n-gram (or character n-gram)
+shingle hashes are combined from those, mixed with the MurmurHash3 finalizer, and permuted with
+datasketch's "affine32" scheme (h → a·h + b mod 2³², a odd; a, b drawn from
+`numpy.random.RandomState(seed)` exactly as datasketch does), all permutations applied as one
+numpy operation per block of shingles.
 """
 
 from __future__ import annotations
@@ -301,11 +302,18 @@ class MinHasher:
         return np.ascontiguousarray(sig_t.T), nonempty
 
     def signatures(self, texts: pa.Array | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Signatures of consecutive slices of about _CHUNK_BYTES of text each, so every
-        temporary array stays small (cache-sized, and reused by the allocator instead of
-        freshly mapped); with threads > 1 the slices are spread over a thread pool."""
+        """Signatures of consecutive slices of at most _CHUNK_BYTES of text each, so every
+        temporary array stays small (reused by the allocator instead of freshly mapped); with
+        threads > 1 the text is cut into equal slices, a multiple of `threads` of them, spread
+        over a thread pool (numpy and pyarrow release the GIL)."""
         arr = _string_array(texts)
-        slices = _byte_slices(_flat_strings(arr)[0], _CHUNK_BYTES)
+        offsets = _flat_strings(arr)[0]
+        budget = _CHUNK_BYTES
+        if self.threads > 1:  # equal slices, a multiple of `threads` of them
+            total = int(offsets[-1] - offsets[0])
+            pieces = self.threads * -(-total // (self.threads * _CHUNK_BYTES))
+            budget = max(1 << 16, -(-total // max(pieces, 1)))
+        slices = _byte_slices(offsets, budget)
         sig = np.full((len(arr), self.num_perm), _EMPTY, dtype=np.uint32)
         nonempty = np.zeros(len(arr), dtype=bool)
 
