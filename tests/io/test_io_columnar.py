@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from pipeline.config import IngestConfig, SourceConfig
 from schemas.text import is_canonical
-from transforms.io.columnar import convert_jsonl, needs_work_pattern
+from transforms.io.columnar import convert_jsonl
+from transforms.io.columnar_layouts import needs_work_pattern
 from transforms.io.plan import plan_sources
 from transforms.io.read_sources import convert_split
 
