@@ -21,11 +21,33 @@ from schemas.text import fold_text
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 # Function words and question scaffolding: they carry no subject, so they never count as shared.
-STOPWORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "either", "else", "ever", "every", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "let", "like", "may", "me", "might", "more", "most", "much", "must", "my", "myself", "neither", "no", "nor", "not", "now", "of", "off", "on", "once", "one", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over", "own", "per", "rather", "same", "shall", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "thus", "to", "too", "under", "until", "up", "upon", "us", "very", "was", "we", "were", "what", "whatever", "when", "where", "whether", "which", "while", "who", "whom", "whose", "why", "will", "with", "within", "without", "would", "yet", "you", "your", "yours", "yourself", "yourselves", "explain", "describe", "tell", "give", "list", "name", "say", "state", "please", "briefly", "answer", "question", "questions"])
+STOPWORDS = frozenset([
+    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
+    "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both",
+    "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each",
+    "either", "else", "ever", "every", "few", "for", "from", "further", "had", "has", "have",
+    "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if",
+    "in", "into", "is", "it", "its", "itself", "just", "let", "like", "may", "me", "might",
+    "more", "most", "much", "must", "my", "myself", "neither", "no", "nor", "not", "now", "of",
+    "off", "on", "once", "one", "only", "or", "other", "ought", "our", "ours", "ourselves",
+    "out", "over", "own", "per", "rather", "same", "shall", "she", "should", "so", "some",
+    "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there",
+    "these", "they", "this", "those", "through", "thus", "to", "too", "under", "until", "up",
+    "upon", "us", "very", "was", "we", "were", "what", "whatever", "when", "where", "whether",
+    "which", "while", "who", "whom", "whose", "why", "will", "with", "within", "without",
+    "would", "yet", "you", "your", "yours", "yourself", "yourselves", "explain", "describe",
+    "tell", "give", "list", "name", "say", "state", "please", "briefly", "answer", "question",
+    "questions",
+])
 
 
 # First words that make a sentence a question or a task even without a question mark.
-QUESTION_STARTS = frozenset(["what", "why", "how", "which", "who", "whom", "whose", "when", "where", "whether", "is", "are", "was", "were", "do", "does", "did", "can", "could", "should", "would", "will", "shall", "may", "might", "has", "have", "had", "explain", "describe", "compare", "list", "name", "give", "suggest", "evaluate", "assess", "recommend", "identify", "tell"])
+QUESTION_STARTS = frozenset([
+    "what", "why", "how", "which", "who", "whom", "whose", "when", "where", "whether", "is",
+    "are", "was", "were", "do", "does", "did", "can", "could", "should", "would", "will",
+    "shall", "may", "might", "has", "have", "had", "explain", "describe", "compare", "list",
+    "name", "give", "suggest", "evaluate", "assess", "recommend", "identify", "tell",
+])
 
 
 def is_question(text: str) -> bool:
