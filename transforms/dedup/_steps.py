@@ -43,8 +43,9 @@ def hasher_for(cfg: DedupConfig) -> MinHasher:
 
 
 def index_params(cfg: DedupConfig) -> dict[str, Any]:
+    # scheme v2: words hashed from their bytes by prefix sums (v1 indexes are refused)
     return {"num_perm": cfg.num_perm, "seed": cfg.minhash_seed, "ngram": cfg.ngram,
-            "unit": cfg.shingle, "key": cfg.key, "scheme": "affine32-fmix64-v2"}  # v2: words hashed by prefix sums
+            "unit": cfg.shingle, "key": cfg.key, "scheme": "affine32-fmix64-v2"}
 
 
 def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> dict[str, Any]:
