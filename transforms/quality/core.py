@@ -8,13 +8,12 @@ row by row to the dead letter with the error and the row as payload.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import pyarrow as pa
 
 from schemas.records import with_meta
-from transforms.base import BatchResult, deadletter_entry, split_by_mask
+from transforms.base import BatchResult, split_by_mask
 from transforms.quality.composite import composite_score
 from transforms.quality.config import FilterRule, QualityConfig
 from transforms.quality.filters import check_rules, evaluate
@@ -50,15 +49,9 @@ def filter_batch(batch: pa.RecordBatch, config: QualityConfig,
 
 
 def guarded(fn, batch: pa.RecordBatch, *args) -> BatchResult:
-    """Run `fn(batch, *args)`; on an exception, every row goes to the dead letter."""
-    try:
-        return fn(batch, *args)
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        rows = batch.to_pylist()
-        return BatchResult(kept=None, deadletter=[
-            deadletter_entry(STAGE, error, json.dumps(r, default=str, ensure_ascii=False),
-                             record_id=r.get("id")) for r in rows])
+    """`fn(batch, *args)`; a failure propagates to ApplyBatchFn, which retries the batch row by
+    row and dead-letters only the failing rows (the failure policy of every batch stage)."""
+    return fn(batch, *args)
 
 
 def _heuristic(batch: pa.RecordBatch, config: QualityConfig) -> BatchResult:
