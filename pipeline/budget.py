@@ -48,7 +48,8 @@ def top_errors(entries: list[dict[str, Any]], stage: str, n: int = TOP_ERRORS) -
 
 
 def _rate(part: int, whole: int) -> float:
-    return part / whole if whole else 0.0
+    """Share of dead-lettered rows, at most 1 (a row may fail in several requests)."""
+    return min(part / whole, 1.0) if whole else 0.0
 
 
 def _over(stage: str, bad: int, whole: int, limit: float, setting: str, entries: list
@@ -56,8 +57,9 @@ def _over(stage: str, bad: int, whole: int, limit: float, setting: str, entries:
     rate = _rate(bad, whole)
     if rate <= limit:
         return None
-    return BudgetProblem(stage, f"stage {stage}: {bad} of {whole} rows ({rate:.1%}) went to the "
-                                f"dead letter, above {setting}={limit}; top errors: "
+    share = (f"{bad} of {whole} rows ({rate:.1%}) went to the dead letter" if bad <= whole
+             else f"{bad} dead-letter entries for {whole} rows (several requests per row)")
+    return BudgetProblem(stage, f"stage {stage}: {share}, above {setting}={limit}; top errors: "
                                 f"{top_errors(entries, stage)}")
 
 
@@ -117,8 +119,8 @@ def budget_problems(cfg: RunConfig, manifest: dict[str, Any], entries: list[dict
         w for s, (_, w) in counts.items() if s in manifest["synthesis"])
     if cfg.run.max_error_rate is not None and _rate(total_bad, total) > cfg.run.max_error_rate:
         problems.append(BudgetProblem("run", (
-            f"the run: {total_bad} of {total} rows ({_rate(total_bad, total):.1%}) went to the dead "
-            f"letter, above run.max_error_rate={cfg.run.max_error_rate}")))
+            f"the run: {total_bad} dead-letter entries for {total} rows "
+            f"({_rate(total_bad, total):.1%}), above run.max_error_rate={cfg.run.max_error_rate}")))
     c = manifest["conservation"]
     outputs = sum(n for d in manifest["counts"]["outputs"].values() for n in d.values())
     if c["records_in"] and not outputs and not cfg.run.allow_empty:
