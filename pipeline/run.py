@@ -64,6 +64,9 @@ def _run_locked(cfg: RunConfig, out: Path, run_dir: Path, extra_args: list[str] 
     (run_dir / RUN_INFO).unlink()
     info["staging"] = str(run_dir)
     manifest = build_manifest(cfg, info, str(out))
+    redact = Redactor(ctx.extras["secret_envs"])
+    (run_dir / "manifest.json").write_text(  # kept with a failed run too, for inspection
+        redact(json.dumps(manifest, indent=2, sort_keys=True)) + "\n")
     dead_path = run_dir / "deadletter" / "deadletter.jsonl"
     problems = budget_problems(cfg, manifest, read_deadletter(dead_path))
     if problems:
@@ -71,10 +74,8 @@ def _run_locked(cfg: RunConfig, out: Path, run_dir: Path, extra_args: list[str] 
         raise RunAborted(
             f"aborted at stage {problems[0].stage}: {problems[0].message}{more}"
             + f"\nnothing was published (the previous outputs in {out} are untouched); this "
-            f"run's dead letter: {dead_path}")
-    redact = Redactor(ctx.extras["secret_envs"])
-    (run_dir / "manifest.json").write_text(
-        redact(json.dumps(manifest, indent=2, sort_keys=True)) + "\n")
+            f"run's manifest and outputs stay in {run_dir} until the next run; this run's dead "
+            f"letter: {dead_path}")
     (run_dir / "README.md").write_text(render_card(manifest, cfg.emit.split))
     (run_dir / "report.html").write_text(redact(render_report(manifest)))
     publish(out, run_dir)
