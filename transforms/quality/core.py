@@ -48,27 +48,14 @@ def filter_batch(batch: pa.RecordBatch, config: QualityConfig,
     return split_by_mask(batch, keep, STAGE, reasons, details)
 
 
-def guarded(fn, batch: pa.RecordBatch, *args) -> BatchResult:
-    """`fn(batch, *args)`; a failure propagates to ApplyBatchFn, which retries the batch row by
-    row and dead-letters only the failing rows (the failure policy of every batch stage)."""
-    return fn(batch, *args)
-
-
-def _heuristic(batch: pa.RecordBatch, config: QualityConfig) -> BatchResult:
-    return filter_batch(score_batch(batch, config), config)
-
-
 def heuristic_batch(batch: pa.RecordBatch, config: QualityConfig) -> BatchResult:
-    """Signals, composite score and filters of one batch."""
-    return guarded(_heuristic, batch, config)
-
-
-def _signals_only(batch: pa.RecordBatch, config: QualityConfig) -> BatchResult:
-    scored = score_batch(batch, config)
-    return filter_batch(scored, config, rules=check_rules(config.filters, meta_names(scored)),
-                        with_score=False)
+    """Signals, composite score and filters of one batch. A failure propagates to
+    ApplyBatchFn, which retries the batch row by row and dead-letters only the failing rows."""
+    return filter_batch(score_batch(batch, config), config)
 
 
 def signals_batch(batch: pa.RecordBatch, config: QualityConfig) -> BatchResult:
     """Signals and the filters on heuristic signals only (before the LLM scores)."""
-    return guarded(_signals_only, batch, config)
+    scored = score_batch(batch, config)
+    return filter_batch(scored, config, rules=check_rules(config.filters, meta_names(scored)),
+                        with_score=False)
