@@ -8,6 +8,7 @@ import logging
 import sys
 
 from pipeline.config import ConfigError, RunConfig, load_config
+from transforms.redact import install_log_redaction, secret_env_names
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +48,7 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
     from pipeline.run import RunAborted, run_config
     from transforms.io.plan import SourceError
 
+    install_log_redaction(secret_env_names(cfg.model_dump(mode="json")))
     try:
         result = run_config(cfg, beam_args)
     except (RunAborted, SourceError) as e:
@@ -65,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     if rest and args.command != "run":
         print(f"refinery {args.command}: unknown arguments {rest}", file=sys.stderr)
         return 2
+    if rest:
+        from pipeline.options import unknown_flags
+
+        bad = unknown_flags(rest)
+        if bad or not all(a.startswith("-") for a in rest[:1]):
+            print(f"refinery run: unknown flag(s) {bad or rest[:1]}: neither a refinery flag "
+                  "(see refinery run --help) nor a Beam pipeline option", file=sys.stderr)
+            return 2
     try:
         if args.command == "config-reference":
             from pipeline.reference import config_reference

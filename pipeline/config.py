@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import itertools
 import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, create_model, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from pipeline.stages import STAGES
 from transforms.config_base import StrictModel
@@ -16,6 +18,7 @@ from transforms.embed.config import EmbeddingConfig
 from transforms.llm.config import AnyLLMConfig, LLMConfig, ModelRoles
 
 FORMATS = ("auto", "jsonl", "json", "parquet", "csv", "hf_disk", "hf")
+SPLIT_NAME = r"^\w+(\.\w+)*$"  # the split names `datasets` accepts; no path separators
 LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference")
 
 
@@ -25,6 +28,12 @@ class RunSection(StrictModel):
     name: str = Field("refinery", description="dataset name used in the card and manifest")
     seed: int = Field(0, description="seed for every sampled choice in the run")
     output_dir: str = Field("out", description="where shards, card, manifest, rejected/ go")
+    max_error_rate: float | None = Field(
+        None, ge=0, le=1, description="abort when dead-lettered rows of all stages / rows "
+        "handled exceeds it; null: only the budgets of ingest and each stage apply")
+    allow_empty: bool = Field(
+        False, description="publish a run that produced no output rows from non-empty input "
+        "(otherwise it fails)")
 
 
 class SourceConfig(StrictModel):
@@ -50,14 +59,19 @@ class IngestConfig(StrictModel):
     split_bytes: int = Field(16 << 20, ge=1024, description="byte-range split size for JSONL")
     max_record_bytes: int = Field(1 << 20, ge=16, description="larger records go to the dead letter")
     max_error_rate: float = Field(
-        0.2, ge=0, le=1, description="abort (publish nothing) when dead-lettered/read exceeds it"
+        0.2, ge=0, le=1, description="abort (publish nothing) when dead-lettered/read exceeds it, "
+        "over all input and in any one file"
     )
+    on_unreadable_file: Literal["fail", "skip"] = Field(
+        "fail", description="a file that cannot be read as a whole (corrupt, wrong encoding, "
+        "empty) fails the run, or is skipped and listed in the manifest's unreadable_files")
 
 
 class EmitConfig(StrictModel):
     """Writing: split name, shard count, JSONL copies, compression."""
 
-    split: str = "train"
+    split: str = Field("train", pattern=SPLIT_NAME,
+                       description="split name in shard file names (letters, digits, _ and .)")
     num_shards: int | None = Field(None, ge=1, description="fixed shard count; default by rows")
     rows_per_shard: int = Field(100_000, ge=1, description="used when num_shards is not set")
     jsonl: bool = Field(False, description="also write <split>-*.jsonl next to the Parquet shards")
@@ -113,10 +127,36 @@ class RunConfig(StrictModel):
                 out[spec.name] = dict(stage_cfg.roles)
         return out
 
+    @model_validator(mode="after")
+    def _inputs_outside_output(self) -> RunConfig:
+        for i, source in enumerate(self.sources):
+            if source.format != "hf" and paths_overlap(source.path, self.run.output_dir):
+                raise ValueError(f"sources.{i}.path {source.path!r} overlaps run.output_dir "
+                                 f"{self.run.output_dir!r}: a run would read its own outputs")
+        return self
+
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the validated config."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def paths_overlap(source: str, output_dir: str) -> bool:
+    """Whether an input path or glob can match files under `output_dir` (or inside it)."""
+    if "://" in source or "://" in output_dir:
+        return False
+    parts = Path(source).parts
+    static = list(itertools.takewhile(lambda p: not glob.has_magic(p), parts))
+    base = Path(*static).resolve() if static else Path.cwd()
+    out = Path(output_dir).resolve()
+    if base == out or out in base.parents:  # the input is the output dir or inside it
+        return True
+    if base not in out.parents:
+        return False
+    if not glob.has_magic(source):
+        return base.is_dir()  # a directory input is read recursively
+    depth = len(parts) - len(static)  # a glob reaches files this deep below its base
+    return "**" in parts or depth > len(out.relative_to(base).parts)
 
 
 class ConfigError(Exception):

@@ -99,7 +99,8 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
         "rejected": (rejected | "AllRejected" >> beam.Flatten()
                      | "EmitRejected" >> WriteRejected(f"{staging}/rejected")) if rejected else None,
         "deadletter": (deadletter | "AllDeadletter" >> beam.Flatten()
-                       | "EmitDeadletter" >> WriteDeadLetter(f"{staging}/deadletter")),
+                       | "EmitDeadletter" >> WriteDeadLetter(
+                           f"{staging}/deadletter", ctx.secret_envs)),
         "reports": reports | "AllReports" >> beam.Flatten(),
     }
     # one step reads every info as a side input (fewer steps than tagging, flattening and

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import RunConfig
 from pipeline.stages import CURATION
+from transforms.io.read_sources import FILE_STAGE
 
 VERSIONED = ("refinery", "apache-beam", "pyarrow", "polars", "datasets", "pydantic", "numpy",
              "datasketch", "faiss-cpu", "sentence-transformers", "transformers", "torch",
@@ -66,9 +67,9 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
             for r in items:
                 f = files.setdefault(r["file"], {"layout": r["layout"], "format": r["format"],
                                                  "rows_read": 0, "examples": 0, "pairs": 0,
-                                                 "deadletter": 0})
-                for k in ("rows_read", "examples", "pairs", "deadletter"):
-                    f[k] += r[k]
+                                                 "deadletter": 0, "file_errors": 0})
+                for k in ("rows_read", "examples", "pairs", "deadletter", "file_errors"):
+                    f[k] += r.get(k, 0)
             merged[stage] = {"files": dict(sorted(files.items()))}
         else:
             merged[stage] = items[0] if len(items) == 1 else items
@@ -102,7 +103,8 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
     synthesis = {
         s: {"rejected": sum(rejected.get(s, {}).values()), "deadletter": dead.get(s, 0),
             **{f"out_{d}": outputs.get(d, {}).get(s, 0) for d in ("sft", "preference")}}
-        for s in sorted(set(rejected) | set(dead) | produced) if s not in curation}
+        for s in sorted(set(rejected) | set(dead) | produced)
+        if s not in curation and s != FILE_STAGE}
     return {
         "name": cfg.run.name,
         "config_hash": cfg.config_hash(),
@@ -121,6 +123,7 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
             "deadletter": dead_in,
             "holds": records_in == kept + rejected_in + dead_in,
         },
+        "unreadable_files": sorted(p for p, f in files.items() if f["file_errors"]),
         "synthesis": synthesis,
         "shards": shards,
         "rejected_files": [{**{k: v for k, v in r.items() if k != "path"},

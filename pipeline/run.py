@@ -1,85 +1,82 @@
-"""Run a config: build the graph, run it, check the error budget, publish the outputs.
+"""Run a config: build the graph, run it, check the error budgets, publish the outputs.
 
-Outputs are written under `<out>/.staging` and moved into `<out>` only when the run succeeds
-and the dead-letter rate is within `ingest.max_error_rate`; otherwise nothing is published
-except the dead letter (kept for inspection) and the run fails with a clear message.
+Each run writes everything into its own `<out>/.runs/<run-id>/` and is published by switching
+one pointer (pipeline/publish.py) only when it is within every error budget
+(pipeline/budget.py) and the conservation law holds; otherwise the previous outputs stay as
+they were and the run fails with the stage, its top errors and the path of its dead letter.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 
+from pipeline.budget import budget_problems, read_deadletter
 from pipeline.card import render_card
 from pipeline.config import RunConfig
 from pipeline.graph import RUN_INFO, build_graph
 from pipeline.manifest import build_manifest
 from pipeline.options import pipeline_options
+from pipeline.publish import PublishError, clean_stale, new_run_dir, publish, run_lock
 from pipeline.report import render_report
 from transforms.base import RunContext
-
-PUBLISHED = ("sft", "curated", "preference", "jsonl", "rejected", "deadletter", "README.md",
-             "manifest.json", "report.html")
+from transforms.redact import Redactor, secret_env_names
 
 
 class RunAborted(Exception):
-    """The run finished but its outputs must not be published."""
+    """The run finished but its outputs must not be published (or it could not start)."""
 
 
 @dataclass
 class RunResult:
     out_dir: Path
     manifest: dict[str, Any]
+    run_dir: Path | None = None
 
 
 def make_context(cfg: RunConfig) -> RunContext:
     out = Path(cfg.run.output_dir)
     return RunContext(seed=cfg.run.seed, output_dir=str(out), work_dir=str(out / "_work"),
-                      llm=cfg.llm, embeddings=cfg.embeddings, roles=cfg.roles())
-
-
-def _publish(staging: Path, out: Path, names: tuple[str, ...] = PUBLISHED) -> None:
-    for name in names:
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        if (staging / name).exists():
-            shutil.move(str(staging / name), str(target))
+                      llm=cfg.llm, embeddings=cfg.embeddings, roles=cfg.roles(),
+                      secret_envs=tuple(secret_env_names(cfg.model_dump(mode="json"))))
 
 
 def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult:
     out = Path(cfg.run.output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        with run_lock(out):
+            clean_stale(out)
+            return _run_locked(cfg, out, new_run_dir(out), extra_args)
+    except PublishError as e:
+        raise RunAborted(str(e)) from e
+
+
+def _run_locked(cfg: RunConfig, out: Path, run_dir: Path, extra_args: list[str] | None
+                ) -> RunResult:
+    ctx = make_context(cfg)
     with beam.Pipeline(options=pipeline_options(cfg.beam, extra_args)) as p:
-        build_graph(p, cfg, make_context(cfg), str(staging))
-    info = json.loads((staging / RUN_INFO).read_text())
-    info["staging"] = str(staging)
+        build_graph(p, cfg, ctx, str(run_dir))
+    info = json.loads((run_dir / RUN_INFO).read_text())
+    (run_dir / RUN_INFO).unlink()
+    info["staging"] = str(run_dir)
     manifest = build_manifest(cfg, info, str(out))
-    c = manifest["conservation"]
-    ingest_dead = manifest["counts"]["deadletter"].get("ingest", 0)
-    rate = ingest_dead / c["records_in"] if c["records_in"] else 0.0
-    if rate > cfg.ingest.max_error_rate:
-        _publish(staging, out, ("deadletter",))
-        shutil.rmtree(staging, ignore_errors=True)
+    redact = Redactor(ctx.secret_envs)
+    (run_dir / "manifest.json").write_text(  # kept with a failed run too, for inspection
+        redact(json.dumps(manifest, indent=2, sort_keys=True)) + "\n")
+    dead_path = run_dir / "deadletter" / "deadletter.jsonl"
+    problems = budget_problems(cfg, manifest, read_deadletter(dead_path))
+    if problems:
+        more = "".join(f"\n  also: {p.message}" for p in problems[1:])
         raise RunAborted(
-            f"aborted: {ingest_dead} of {c['records_in']} input records ({rate:.1%}) could not "
-            f"be read, above ingest.max_error_rate={cfg.ingest.max_error_rate}; nothing was "
-            f"published. See {out / 'deadletter' / 'deadletter.jsonl'} for errors and raw rows.")
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    (staging / "README.md").write_text(render_card(manifest, cfg.emit.split))
-    (staging / "report.html").write_text(render_report(manifest))
-    _publish(staging, out)
-    shutil.rmtree(staging, ignore_errors=True)
-    if not c["holds"]:
-        raise RunAborted(f"conservation law violated: {json.dumps(c)}; see {out / 'manifest.json'}")
-    return RunResult(out, manifest)
+            f"aborted at stage {problems[0].stage}: {problems[0].message}{more}"
+            + f"\nnothing was published (the previous outputs in {out} are untouched); this "
+            f"run's manifest and outputs stay in {run_dir} until the next run; this run's dead "
+            f"letter: {dead_path}")
+    (run_dir / "README.md").write_text(render_card(manifest, cfg.emit.split))
+    (run_dir / "report.html").write_text(redact(render_report(manifest)))
+    publish(out, run_dir)
+    return RunResult(out, manifest, run_dir)

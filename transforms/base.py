@@ -63,6 +63,7 @@ class RunContext:
     embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     roles: Mapping[str, Mapping[str, LLMConfig]] = field(default_factory=dict)
     backend_factory: BackendFactory | None = None
+    secret_envs: tuple[str, ...] = ()  # env vars whose values are redacted from stored texts
 
     def llm_for(self, stage: str, role: str | None = None) -> LLMConfig:
         """The `llm` block of `role` in `stage`: its role block when the config has one, else
@@ -165,10 +166,17 @@ class _ApplyBatchFn(beam.DoFn):
         if self._setup_fn is not None:
             self._state = self._setup_fn()
 
+    def _call(self, batch: pa.RecordBatch) -> BatchResult:
+        return self._fn(batch) if self._setup_fn is None else self._fn(batch, self._state)
+
     def process(self, batch: pa.RecordBatch) -> Iterable[Any]:
         ns = f"{METRICS_NAMESPACE}.{self._stage}"
         beam.metrics.Metrics.counter(ns, "rows_in").inc(batch.num_rows)
-        result = self._fn(batch) if self._setup_fn is None else self._fn(batch, self._state)
+        try:
+            result = self._call(batch)
+        except Exception:  # the failure policy: retry row by row, dead-letter failing rows
+            beam.metrics.Metrics.counter(ns, "batches_retried_by_row").inc()
+            result = retry_by_row(self._stage, self._call, batch)
         if result.kept is not None and result.kept.num_rows:
             beam.metrics.Metrics.counter(ns, "rows_out").inc(result.kept.num_rows)
             yield result.kept
@@ -181,6 +189,36 @@ class _ApplyBatchFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DEADLETTER, entry)
 
 
+def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch | None:
+    if not batches:
+        return None
+    table = pa.concat_tables([pa.Table.from_batches([b]) for b in batches],
+                             promote_options="permissive")
+    return table.combine_chunks().to_batches()[0]
+
+
+def retry_by_row(stage: str, fn: Callable[[pa.RecordBatch], BatchResult], batch: pa.RecordBatch
+                 ) -> BatchResult:
+    """The one failure policy of batch stages: after a batch failed, run `fn` on each row
+    alone; rows that fail again go to the dead letter with their error, the others go on."""
+    kept, rejected, dead = [], [], []
+    for i in range(batch.num_rows):
+        one = batch.slice(i, 1)
+        try:
+            result = fn(one)
+        except Exception as e:  # this row's error goes to the dead letter with the row
+            row = one.to_pylist()[0]
+            dead.append(deadletter_entry(stage, f"{type(e).__name__}: {e}", row,
+                                         record_id=row.get("id")))
+            continue
+        if result.kept is not None and result.kept.num_rows:
+            kept.append(result.kept)
+        if result.rejected is not None and result.rejected.num_rows:
+            rejected.append(result.rejected)
+        dead.extend(result.deadletter)
+    return BatchResult(kept=_concat(kept), rejected=_concat(rejected), deadletter=dead)
+
+
 def _reason_counts(rejected: pa.RecordBatch) -> dict[str, int]:
     counts = pc.value_counts(rejected.column("reject_reason")).to_pylist()
     return {c["values"]: c["counts"] for c in counts}
@@ -188,7 +226,8 @@ def _reason_counts(rejected: pa.RecordBatch) -> dict[str, int]:
 
 class ApplyBatchFn(beam.PTransform):
     """Thin Beam shell around a pure `fn(batch) -> BatchResult` (or `fn(batch, state)` with a
-    per-worker `setup()` returning `state`). Returns {MAIN, REJECTED, DEADLETTER}."""
+    per-worker `setup()` returning `state`). Returns {MAIN, REJECTED, DEADLETTER}. A batch whose
+    `fn` raises is retried row by row (`retry_by_row`): only the failing rows are dead-lettered."""
 
     def __init__(self, stage: str, fn: Callable[..., BatchResult],
                  setup: Callable[[], Any] | None = None, label: str | None = None):

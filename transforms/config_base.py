@@ -13,6 +13,9 @@ class StageConfig(StrictModel):
     """Every stage can be switched on and off."""
 
     enabled: bool = Field(False, description="run this stage")
+    max_error_rate: float = Field(
+        0.05, ge=0, le=1, description="abort (publish nothing) when this stage dead-letters more "
+        "than this fraction of the rows it handles")
 
 
 class SeedSelection(StrictModel):
@@ -29,3 +32,6 @@ class SynthesisConfig(StageConfig):
 
     seeds: SeedSelection = Field(default_factory=SeedSelection,
                                  description="which curated examples feed this stage")
+    max_error_rate: float = Field(
+        0.2, ge=0, le=1, description="abort (publish nothing) when more than this fraction of "
+        "the stage's attempts (outputs + rejected + dead letter) went to the dead letter")

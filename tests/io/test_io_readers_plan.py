@@ -14,6 +14,7 @@ import pytest
 from pipeline.config import IngestConfig, SourceConfig
 from transforms.io.plan import SourceError, plan_sources
 from transforms.io.readers import (
+    FileReadError,
     FileSplit,
     ReadError,
     detect_format,
@@ -144,12 +145,12 @@ def test_detect_format_pretty_printed_wrapped_json(tmp_path: Path) -> None:
 def test_json_file_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('[{"instruction": "x", "output": "y"}, ')
-    rows = read_all(plan(tmp_path, bad, format="json", layout="alpaca"))
-    assert len(rows) == 1 and "malformed JSON file" in rows[0][2]
+    with pytest.raises(FileReadError, match="malformed JSON file"):  # one error for the file
+        read_all(plan(tmp_path, bad, format="json", layout="alpaca"))
     scalar = tmp_path / "scalar.json"
     scalar.write_text("42")
-    rows = read_all(plan(tmp_path, scalar, format="json", layout="alpaca"))
-    assert "should hold an array" in rows[0][2]
+    with pytest.raises(FileReadError, match="should hold an array"):
+        read_all(plan(tmp_path, scalar, format="json", layout="alpaca"))
 
 
 def test_csv_rows_and_wrong_field_count(tmp_path: Path) -> None:
@@ -174,8 +175,8 @@ def test_csv_rows_and_wrong_field_count(tmp_path: Path) -> None:
 def test_csv_invalid_utf8(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(b"question,answer\nbad \xff,x\n")
-    rows = read_all(plan(tmp_path, path, layout="qa"))
-    assert len(rows) == 1 and "invalid UTF-8" in rows[0][2]
+    with pytest.raises(FileReadError, match="invalid UTF-8 at byte 20"):
+        read_all(plan(tmp_path, path, layout="qa"))
 
 
 # ---------------------------------------------------------------- parquet, HF datasets

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.cli import main as cli_main
 from pipeline.config import RunConfig, load_config
+from pipeline.publish import published_dir
 from pipeline.run import RunAborted, run_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,7 @@ def sha(path: Path) -> str:
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:
+    out = published_dir(out)  # the published run (<out>/current resolved once)
     names = [p for p in out.rglob("*") if p.is_file() and p.suffix in (".parquet", ".jsonl")]
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(names)}
 
@@ -195,21 +197,24 @@ def test_rows_per_shard_and_shard_names(tmp_path: Path) -> None:
         "preference/train-00000-of-00001.parquet"]
 
 
-def test_error_budget_exceeded_aborts_and_publishes_only_deadletter(tmp_path: Path, capsys) -> None:
+def test_error_budget_exceeded_aborts_and_publishes_nothing(tmp_path: Path, capsys) -> None:
     src = _small_input(tmp_path, 6, bad=4)
     out = tmp_path / "out"
     cfg = load_config(None, ["ingest.max_error_rate=0.3"], inputs=[str(src)], out=str(out))
-    with pytest.raises(RunAborted, match=r"4 of 10 input records \(40.0%\).*max_error_rate=0.3"):
+    with pytest.raises(RunAborted, match=r"4 of 10 rows \(40.0%\).*max_error_rate=0.3") as err:
         run_config(cfg)
-    assert sorted(p.name for p in out.iterdir()) == ["deadletter"]
-    assert len((out / "deadletter" / "deadletter.jsonl").read_text().splitlines()) == 4
+    assert sorted(p.name for p in out.iterdir()) == [".runs"]  # nothing published
+    dead = Path(str(err.value).rsplit("this run's dead letter: ", 1)[1].strip())
+    assert dead.parent.parent.parent == out / ".runs"
+    assert len(dead.read_text().splitlines()) == 4
     # the CLI turns it into exit status 3 with the message on stderr
     code = cli_main(["ingest", str(src), "--out", str(tmp_path / "cli"),
                      "--set", "ingest.max_error_rate=0.3"])
-    err = capsys.readouterr().err
+    err_text = capsys.readouterr().err
     assert code == 3
-    assert "aborted" in err and "nothing was published" in err
-    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["deadletter"]
+    assert "aborted at stage ingest" in err_text and "nothing was published" in err_text
+    assert "4× ReadError: malformed JSON" in err_text
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == [".runs"]
 
 
 def test_error_rate_within_budget_publishes_and_accounts_for_bad_rows(tmp_path: Path) -> None:

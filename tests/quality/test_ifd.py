@@ -18,7 +18,7 @@ from apache_beam.testing import test_pipeline
 from schemas.records import examples_to_batch
 from tests.llm.helpers import Collect, read_collected
 from tests.quality.helpers import conv
-from transforms.base import DEADLETTER, MAIN, REJECTED, REPORT, RunContext
+from transforms.base import DEADLETTER, MAIN, REJECTED, REPORT, RunContext, retry_by_row
 from transforms.llm.config import LLMConfig
 from transforms.quality.composite import composite_score
 from transforms.quality.config import FilterRule, IFDConfig, QualityConfig
@@ -83,8 +83,12 @@ def test_relevant_instruction_lowers_ifd(model_and_tokenizer) -> None:
 
 def test_failing_batch_goes_to_the_dead_letter_with_raw_rows() -> None:
     batch = examples_to_batch([_row("a", "Q?", "A."), _row("b", "Q2?", "A2.")])
-    # a model that cannot run: every row of the batch goes to the dead letter, none is lost
-    result = ifd_batch(batch, (None, None), IFDConfig(enabled=True))
+    # a model that cannot run: the batch fails, ApplyBatchFn's policy retries it row by row
+    # and every row goes to the dead letter, none is lost
+    cfg = IFDConfig(enabled=True)
+    with pytest.raises(Exception):  # noqa: B017 - whatever a broken model raises
+        ifd_batch(batch, (None, None), cfg)
+    result = retry_by_row("quality", lambda b: ifd_batch(b, (None, None), cfg), batch)
     assert result.kept is None
     assert [d["record_id"] for d in result.deadletter] == ["a", "b"]
     assert all(d["stage"] == "quality" and d["error"] and '"Q2?"' in result.deadletter[1]["raw"]

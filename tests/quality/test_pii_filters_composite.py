@@ -92,8 +92,10 @@ def test_min_response_words_gates_a_rule() -> None:
 
 
 def test_unknown_signal_is_an_error_but_optional_ones_are_skipped() -> None:
-    cfg = QualityConfig(filters=[{"signal": "q_nope", "op": ">", "value": 1}])
-    with pytest.raises(ValueError, match="q_nope"):
+    with pytest.raises(ValueError, match="unknown signal 'q_nope'"):  # refused by the config
+        QualityConfig(filters=[{"signal": "q_nope", "op": ">", "value": 1}])
+    cfg = QualityConfig.model_construct(filters=[FilterRule(signal="q_nope", op=">", value=1)])
+    with pytest.raises(ValueError, match="q_nope"):  # and by the filter itself
         filter_batch(score_batch(batch_of([("p", "r")]), cfg), cfg)
     cfg = QualityConfig(filters=[{"signal": "q_judge_quality", "op": "<", "value": 3}])
     result = filter_batch(score_batch(batch_of([("p", "r")]), cfg), cfg)

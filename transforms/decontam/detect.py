@@ -5,7 +5,8 @@ tokenized on its own, so no n-gram spans two messages, and a row's coverage of a
 union over its messages. A row flagged by any rule is rejected with reason
 `contaminated_<first rule in config order that flags it>` and a detail naming the benchmark,
 item id, overlap and matched span; the paraphrase check (optional) runs on the rows the n-gram
-rules kept. A batch that fails is retried row by row; a row that fails goes to the dead letter.
+rules kept. A batch that fails is retried row by row by ApplyBatchFn; a row that fails goes to
+the dead letter.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.base import BatchResult, deadletter_entry, split_by_mask
+from transforms.base import BatchResult, split_by_mask
 from transforms.decontam.benchmarks import BenchmarkItems
 from transforms.decontam.config import DecontamConfig
 from transforms.decontam.ngram_index import BenchmarkIndex
@@ -138,33 +139,10 @@ class Detector:
 
 
 def detect_batch(batch: pa.RecordBatch, detector: Detector) -> BatchResult:
-    """Kept rows, rejected rows (contaminated_*), dead-letter entries for rows that fail."""
-    try:
-        reasons, details = detector.find(batch)
-        return split_by_mask(batch, [r is None for r in reasons], STAGE, reasons, details)
-    except Exception:  # retry row by row so one bad row cannot take the batch down
-        if batch.num_rows <= 1:
-            raise
-    kept, rejected, dead = [], [], []
-    for i in range(batch.num_rows):
-        one = batch.slice(i, 1)
-        try:
-            result = detect_batch(one, detector)
-        except Exception as e:  # the error goes to the dead letter
-            row = one.to_pylist()[0]
-            dead.append(deadletter_entry(STAGE, f"{type(e).__name__}: {e}", row,
-                                         record_id=row.get("id")))
-            continue
-        if result.kept is not None and result.kept.num_rows:
-            kept.append(result.kept)
-        if result.rejected is not None and result.rejected.num_rows:
-            rejected.append(result.rejected)
-    return BatchResult(
-        kept=pa.Table.from_batches(kept, batch.schema).combine_chunks().to_batches()[0]
-        if kept else None,
-        rejected=pa.Table.from_batches(rejected).combine_chunks().to_batches()[0]
-        if rejected else None,
-        deadletter=dead)
+    """Kept rows and rejected rows (contaminated_*). A failure propagates to ApplyBatchFn,
+    which retries row by row and dead-letters only the failing rows."""
+    reasons, details = detector.find(batch)
+    return split_by_mask(batch, [r is None for r in reasons], STAGE, reasons, details)
 
 
 _CACHE: dict[str, Detector] = {}

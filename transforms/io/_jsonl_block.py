@@ -120,8 +120,11 @@ def parse_lines(lines: Lines, cand: np.ndarray, slow: np.ndarray
     and retry once; if that fails too, every candidate goes to the per-row path."""
     if not len(cand):
         return None, cand, slow
-    table = _read_block(lines, cand)
-    if table is not None and non_json_literals(lines, cand, table).any():
+    try:
+        table = _read_block(lines, cand)
+        if table is not None and non_json_literals(lines, cand, table).any():
+            table = None
+    except RecursionError:  # deeply nested values: orjson below refuses them row by row
         table = None
     if table is None:
         good = np.array([_parses(lines[int(i)]) for i in cand], bool)

@@ -40,7 +40,7 @@ from transforms.io.columnar_layouts import (
     np_mask,
     qa_pair,
 )
-from transforms.io.readers import FileSplit, _loads, _parse_line
+from transforms.io.readers import FileSplit, _loads, _parse_line, split_bytes
 
 RowFn = Callable[[int, bytes, Any], tuple[str, Any]]  # per-row reference: (kind, value)
 
@@ -171,9 +171,7 @@ def convert_jsonl(split: FileSplit, source: Any, ingest: Any, dataset: str, per_
 
 def _convert(split: FileSplit, ingest: Any, dataset: str, per_row: RowFn
              ) -> Iterator[tuple[str, Any]]:
-    with open(split.path, "rb") as f:
-        f.seek(split.start)
-        data = f.read(split.end - split.start)
+    data = split_bytes(split)
     limit = None if split.limit is None else split.limit - split.first_row
     lines = Lines(data, limit)
     max_bytes = ingest.max_record_bytes

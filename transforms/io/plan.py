@@ -14,7 +14,10 @@ from typing import Any
 from transforms.io.adapters import AdapterError, detect_layout
 from transforms.io.readers import (
     SAMPLE_ROWS,
+    UNREADABLE,
     FileSplit,
+    ReadError,
+    UnknownFormat,
     detect_format,
     expand_paths,
     load_hf,
@@ -84,6 +87,9 @@ def plan_sources(sources: Sequence[Any], ingest: Any) -> list[FileSplit]:
             try:
                 splits.extend(plan_file(index, path, source, ingest.split_bytes,
                                         ingest.max_record_bytes, ingest.batch_rows))
-            except (OSError, ValueError) as e:
-                raise SourceError(f"sources.{index}.path: {path}: {e}") from e
+            except UnknownFormat as e:
+                raise SourceError(f"sources.{index}.path: {e}") from e
+            except (OSError, ValueError, ReadError) as e:  # read as one unreadable file
+                reason = f"{type(e).__name__}: {e}" if not isinstance(e, ReadError) else str(e)
+                splits.append(FileSplit(index, path, UNREADABLE, reason))
     return splits

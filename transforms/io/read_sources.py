@@ -21,9 +21,11 @@ from transforms.io.adapters import AdapterError, adapt_row
 from transforms.io.canonical import to_canonical
 from transforms.io.columnar import convert_jsonl
 from transforms.io.plan import UNDETECTED, plan_sources
-from transforms.io.readers import FileSplit, ReadError, read_split
+from transforms.io.readers import FileReadError, FileSplit, ReadError, read_split
 
 STAGE = "ingest"
+FILE_STAGE = "ingest.file"
+RAW_HEAD_BYTES = 512
 
 
 def convert_row(split: FileSplit, source: Any, dataset: str, row: int, raw: Any, parsed: Any
@@ -71,16 +73,32 @@ def convert_split(split: FileSplit, source: Any, ingest: Any, fast: bool = True
                           partial(convert_row, split, source, name)) if fast else None
     if items is None:
         items = _per_row(split, source, ingest, name)
-    counts = {"rows_read": 0, "examples": 0, "pairs": 0, "deadletter": 0}
-    for kind, value in items:
-        if kind == "deadletter":
-            counts["deadletter"] += 1
-        else:
-            counts[kind + "s"] += value.num_rows
-        yield kind, value
+    counts = {"rows_read": 0, "examples": 0, "pairs": 0, "deadletter": 0, "file_errors": 0}
+    try:
+        for kind, value in items:
+            if kind == "deadletter":
+                counts["deadletter"] += 1
+            else:
+                counts[kind + "s"] += value.num_rows
+            yield kind, value
+    except FileReadError as e:
+        counts["file_errors"] = 1
+        yield "deadletter", file_deadletter(split.path, str(e))
     counts["rows_read"] = counts["examples"] + counts["pairs"] + counts["deadletter"]
     yield "report", {"stage": STAGE, "file": split.path, "layout": split.layout,
                      "format": split.format, "split_start": split.start, **counts}
+
+
+def file_deadletter(path: str, error: str) -> dict[str, Any]:
+    """The one dead-letter entry of a file that cannot be read as a whole (stage
+    `ingest.file`, not a record: it counts against the file budget, not the row budget).
+    Its raw field holds the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(RAW_HEAD_BYTES)
+    except OSError:
+        head = b""
+    return deadletter_entry(FILE_STAGE, f"unreadable file: {error}", head, file=path)
 
 
 class _ReadSplitFn(beam.DoFn):

@@ -2,13 +2,19 @@
 
 Pure Python over pyarrow/polars; no Beam. JSONL is read by byte range (a split owns the lines
 that start inside it), Parquet by row group, HF datasets by row range; JSON arrays and CSV are
-one split per file. Rows are numbered from 0 within their file.
+one split per file. Rows are numbered from 0 within their file. Compressed files (gzip, zstd,
+bz2, told by their magic bytes, not their name) and UTF-16/32 files (told by their BOM) are read
+whole and decoded to UTF-8; a UTF-8 BOM is dropped in every text format. A file that cannot be
+read as a whole raises `FileReadError` (one dead-letter entry for the file, see read_sources).
 """
 
 from __future__ import annotations
 
+import bz2
+import codecs
 import csv
 import glob
+import gzip
 import io
 import json
 import os
@@ -26,11 +32,86 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 
 FORMAT_BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
                     ".parquet": "parquet", ".csv": "csv"}
+COMPRESSION_SUFFIXES = (".gz", ".zst", ".zstd", ".bz2")
+MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bz2"))
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 SAMPLE_ROWS = 50
 
 
 class ReadError(Exception):
     """A record that could not be parsed; carries the raw payload."""
+
+
+class UnknownFormat(ValueError):
+    """A path whose format cannot be told from its name: a config problem (set `format`)."""
+
+
+class FileReadError(ReadError):
+    """A file that cannot be read as a whole (corrupt compression, wrong encoding, empty)."""
+
+
+def sniff(path: str) -> tuple[str | None, str | None]:
+    """(compression by magic bytes, wide encoding by BOM) of a file; (None, None) if plain."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    compression = next((name for magic, name in MAGIC if head.startswith(magic)), None)
+    wide = next((enc for bom, enc in BOMS if head.startswith(bom)), None)
+    return compression, None if compression else wide
+
+
+def _decompress(raw: bytes, compression: str) -> bytes:
+    if compression == "gzip":
+        return gzip.decompress(raw)
+    if compression == "bz2":
+        return bz2.decompress(raw)
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+
+
+def read_text_bytes(path: str) -> bytes:
+    """The whole file as UTF-8 bytes: decompressed, wide encodings decoded, UTF-8 BOM dropped.
+    Raises FileReadError with the reason when that is impossible."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    compression, wide = sniff(path)
+    if compression:
+        try:
+            raw = _decompress(raw, compression)
+        except Exception as e:  # each library raises its own error types
+            raise FileReadError(f"corrupt or truncated {compression} file: "
+                                f"{type(e).__name__}: {e}") from None
+        wide = next((enc for bom, enc in BOMS if raw.startswith(bom)), None)
+    if wide:
+        try:
+            raw = raw.decode(wide).encode("utf-8")
+        except UnicodeError as e:
+            raise FileReadError(f"invalid {wide.upper()} text (file starts with its BOM): "
+                                f"{e}") from None
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    if not raw.strip():
+        raise FileReadError("the file is empty: no records")
+    return raw
+
+
+def reads_whole(path: str) -> bool:
+    """Whether the file must be read whole (compressed or wide-encoded): no byte ranges."""
+    return sniff(path) != (None, None)
+
+
+def split_bytes(split: FileSplit) -> bytes:
+    """The bytes of a JSONL split (a byte range, or the whole decoded file when end == -1)."""
+    if split.end < 0:
+        return read_text_bytes(split.path)
+    with open(split.path, "rb") as f:
+        f.seek(split.start)
+        data = f.read(split.end - split.start)
+    if split.start == 0:
+        data = data.removeprefix(codecs.BOM_UTF8)
+        if not data.strip() and split.end >= os.path.getsize(split.path):
+            raise FileReadError("the file is empty: no records")
+    return data
 
 
 @dataclass(frozen=True)
@@ -47,6 +128,7 @@ class FileSplit:
     limit: int | None = None  # rows of the whole file to read (source.limit)
 
 
+UNREADABLE = "unreadable"  # format of a file that failed planning; its layout holds the reason
 Record = tuple[int, Any, Any]  # (row, raw payload, parsed row or Exception)
 
 
@@ -57,16 +139,26 @@ def expand_paths(pattern: str, fmt: str) -> list[str]:
         return [pattern]  # a save_to_disk folder is one source, not its metadata JSON files
     if os.path.isdir(pattern):
         return sorted(str(p) for p in Path(pattern).rglob("*")
-                      if p.suffix.lower() in FORMAT_BY_SUFFIX and p.is_file())
+                      if p.is_file() and _known_suffix(p.name))
     return sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+
+
+def _known_suffix(name: str) -> bool:
+    name = name.lower()
+    for ext in COMPRESSION_SUFFIXES:
+        name = name.removesuffix(ext)
+    return Path(name).suffix in FORMAT_BY_SUFFIX
 
 
 def detect_format(path: str) -> str:
     if os.path.isdir(path):
         return "hf_disk"
-    suffix = Path(path).suffix.lower()
+    name = Path(path).name.lower()
+    for ext in COMPRESSION_SUFFIXES:
+        name = name.removesuffix(ext)
+    suffix = Path(name).suffix
     if suffix not in FORMAT_BY_SUFFIX:
-        raise ValueError(f"{path}: cannot tell the format from the suffix {suffix!r}; "
+        raise UnknownFormat(f"{path}: cannot tell the format from the suffix {suffix!r}; "
                          "set `format` on the source")
     fmt = FORMAT_BY_SUFFIX[suffix]
     if fmt == "json" and _first_line_is_object(path):  # a .json file may hold JSON lines
@@ -75,18 +167,30 @@ def detect_format(path: str) -> str:
 
 
 def _first_line_is_object(path: str) -> bool:
-    with open(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                try:
-                    return isinstance(_loads(line), dict)
-                except ValueError:
-                    return False
+    try:
+        text = read_text_bytes(path) if reads_whole(path) else _head(path)
+    except FileReadError:
+        return False
+    for line in text.removeprefix(codecs.BOM_UTF8).split(b"\n"):
+        if line.strip():
+            try:
+                return isinstance(_loads(line), dict)
+            except ValueError:
+                return False
     return False
 
 
+def _head(path: str, size: int = 1 << 20) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read(size)
+    return data[: data.rfind(b"\n") + 1] if b"\n" in data else data
+
+
 def plan_jsonl(path: str, split_bytes: int) -> list[tuple[int, int, int]]:
-    """(start, end, first_row) byte ranges aligned to line starts, rows counted exactly."""
+    """(start, end, first_row) byte ranges aligned to line starts, rows counted exactly; one
+    whole-file split (end -1) for files that cannot be read by byte range."""
+    if reads_whole(path):
+        return [(0, -1, 0)]
     size = os.path.getsize(path)
     plans: list[tuple[int, int, int]] = []
     row = 0
@@ -109,9 +213,7 @@ def plan_jsonl(path: str, split_bytes: int) -> list[tuple[int, int, int]]:
 
 
 def read_jsonl(split: FileSplit, max_bytes: int) -> Iterator[Record]:
-    with open(split.path, "rb") as f:
-        f.seek(split.start)
-        data = f.read(split.end - split.start)
+    data = split_bytes(split)
     row = split.first_row
     for line in data.split(b"\n") if data else []:
         if split.limit is not None and row >= split.limit:
@@ -137,22 +239,24 @@ def _parse_line(line: bytes, max_bytes: int) -> Any:
 
 
 def read_json_array(split: FileSplit, max_bytes: int) -> Iterator[Record]:
-    raw = Path(split.path).read_bytes()
+    raw = read_text_bytes(split.path)
     try:
         items = _loads(raw)
     except ValueError as e:
-        yield 0, raw, ReadError(f"malformed JSON file: {e}")
-        return
+        raise FileReadError(f"malformed JSON file: {e}") from None
     if isinstance(items, dict):  # {"data": [...]} or a single record
         lists = [v for v in items.values() if isinstance(v, list)]
         items = lists[0] if len(lists) == 1 else [items]
     if not isinstance(items, list):
-        yield 0, raw, ReadError("a JSON file should hold an array of records")
-        return
+        raise FileReadError("a JSON file should hold an array of records (or one object)")
     for row, item in enumerate(items):
         if split.limit is not None and row >= split.limit:
             return
-        payload = json.dumps(item, ensure_ascii=False)
+        try:
+            payload = json.dumps(item, ensure_ascii=False)
+        except RecursionError:
+            yield row, str(item)[:max_bytes], ReadError("record nested too deeply")
+            continue
         if len(payload.encode()) > max_bytes:
             yield row, payload, ReadError(f"record exceeds max_record_bytes={max_bytes}")
         else:
@@ -160,13 +264,21 @@ def read_json_array(split: FileSplit, max_bytes: int) -> Iterator[Record]:
 
 
 def read_csv(split: FileSplit, max_bytes: int) -> Iterator[Record]:
-    raw = Path(split.path).read_bytes()
+    raw = read_text_bytes(split.path)
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        yield 0, raw, ReadError(f"invalid UTF-8 at byte {e.start} (CSV files must be UTF-8)")
-        return
+        raise FileReadError(f"invalid UTF-8 at byte {e.start} (CSV files must be UTF-8; "
+                            "convert the file, e.g. iconv -f latin1 -t utf-8)") from None
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # max_bytes judges each row
     reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        yield from _csv_rows(reader, split, max_bytes)
+    except csv.Error as e:
+        raise FileReadError(f"malformed CSV at line {reader.line_num}: {e}") from None
+
+
+def _csv_rows(reader: Any, split: FileSplit, max_bytes: int) -> Iterator[Record]:
     header = next(reader, None)
     if not header:
         return
@@ -230,4 +342,6 @@ def read_split(split: FileSplit, max_bytes: int, hf_split: str = "train") -> Ite
         return read_parquet(split, max_bytes)
     if split.format in ("hf_disk", "hf"):
         return read_hf(split, max_bytes, hf_split)
+    if split.format == UNREADABLE:
+        raise FileReadError(split.layout)
     raise ValueError(f"unknown format {split.format!r}")

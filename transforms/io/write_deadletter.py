@@ -1,7 +1,8 @@
 """WriteDeadLetter: dead-letter dicts from every stage → `<dir>/deadletter.jsonl`.
 
 Each line: {stage, file, row, record_id, error, raw}; sorted so reruns give the same bytes.
-Always writes the file (empty when nothing failed) and returns its info dict."""
+Always writes the file (empty when nothing failed) and returns its info dict. Secrets are
+redacted (transforms/redact.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import apache_beam as beam
 
 from transforms.io.files import write_bytes
 from transforms.io.shards import sha256
+from transforms.redact import Redactor
 
 
 def _sort_key(e: dict[str, Any]) -> tuple:
@@ -19,7 +21,8 @@ def _sort_key(e: dict[str, Any]) -> tuple:
             else -1, e.get("record_id") or "", e.get("error") or "", e.get("raw") or "")
 
 
-def _write(entries: list[dict[str, Any]], path: str) -> dict[str, Any]:
+def _write(entries: list[dict[str, Any]], path: str, redactor: Redactor) -> dict[str, Any]:
+    entries = [redactor.entry(e) for e in entries]
     lines = [json.dumps(e, ensure_ascii=False, sort_keys=True) for e in sorted(entries, key=_sort_key)]
     data = ("\n".join(lines) + "\n").encode() if lines else b""
     write_bytes(path, data)
@@ -30,12 +33,17 @@ def _write(entries: list[dict[str, Any]], path: str) -> dict[str, Any]:
 
 
 class WriteDeadLetter(beam.PTransform):
-    def __init__(self, directory: str, label: str | None = None):
+    """Secrets (values of the env vars named in `secret_envs`, secret-shaped tokens) are
+    redacted from every entry's error and raw payload."""
+
+    def __init__(self, directory: str, secret_envs: tuple[str, ...] = (),
+                 label: str | None = None):
         super().__init__(label)
         self._path = f"{directory}/deadletter.jsonl"
+        self._redactor = Redactor(secret_envs)
 
     def expand(self, entries: beam.PCollection) -> beam.PCollection:
-        path = self._path  # one step with the entries as a side input, not a ToList combine
+        path, redactor = self._path, self._redactor  # one step, the entries as a side input
         return (entries.pipeline | "Start" >> beam.Impulse()
-                | "Write" >> beam.Map(lambda _, es: _write(es, path),
+                | "Write" >> beam.Map(lambda _, es: _write(es, path, redactor),
                                       es=beam.pvalue.AsList(entries)))

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from transforms.llm.api import ChatRequest, ChatResult
+from transforms.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ def _join(base: str, name: str) -> str:
     return FileSystems.join(base, name)
 
 
-def write_entries(cache_dir: str, entries: Sequence[dict[str, Any]], prefix: str = "") -> str | None:
-    """Write one JSONL file of cache entries; returns its path (None when nothing to write)."""
+def write_entries(cache_dir: str, entries: Sequence[dict[str, Any]], prefix: str = "",
+                  secret_envs: Sequence[str] = ()) -> str | None:
+    """Write one JSONL file of cache entries, secrets redacted; returns its path (None when
+    nothing to write)."""
     if not entries:
         return None
     from apache_beam.io.filesystems import FileSystems
@@ -85,7 +88,8 @@ def write_entries(cache_dir: str, entries: Sequence[dict[str, Any]], prefix: str
     path = _join(cache_dir, f"{prefix}{name}.jsonl")
     if "://" not in cache_dir:
         os.makedirs(cache_dir, exist_ok=True)
-    body = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries)
+    body = redact("".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n"
+                          for e in entries), secret_envs)
     with FileSystems.create(path) as f:
         f.write(body.encode("utf-8"))
     return path

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from transforms.config_base import StageConfig, StrictModel
 from transforms.llm.config import ModelRoles
 
 PII_KINDS = ("email", "phone", "ip", "credit_card", "api_key")
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
+LLM_SIGNALS = ("q_judge_quality", "q_judge_complexity", "q_ifd", "quality_score")
 
 
 class FilterRule(StrictModel):
@@ -130,3 +132,55 @@ class QualityConfig(StageConfig, ModelRoles):
     ifd: IFDConfig = Field(default_factory=IFDConfig, description="instruction-following difficulty")
     selection: SelectionConfig = Field(default_factory=SelectionConfig,
                                        description="diverse top-K selection after filtering")
+
+    @model_validator(mode="after")
+    def _known_signals(self) -> QualityConfig:
+        problems = [p for i, r in enumerate(self.filters) if (p := rule_problem(r, f"filters.{i}"))]
+        problems += [p for i, t in enumerate(self.composite)
+                     if (p := term_problem(t, f"composite.{i}"))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def signal_kinds() -> dict[str, str]:
+    """Every signal a filter or composite term may name → 'bool', 'number' or 'text'."""
+    import pyarrow as pa
+
+    from transforms.quality.signals import SIGNAL_TYPES
+
+    kinds = {n: "bool" if pa.types.is_boolean(t) else "text" if pa.types.is_string(t)
+             else "number" for n, t in SIGNAL_TYPES.items()}
+    return {**kinds, **dict.fromkeys(LLM_SIGNALS, "number")}
+
+
+def _unknown(signal: str, where: str, kinds: dict[str, str]) -> str:
+    near = difflib.get_close_matches(signal, kinds, n=1)
+    return f"{where}.signal: unknown signal {signal!r}" + (f" (did you mean {near[0]!r}?)"
+                                                           if near else "")
+
+
+def rule_problem(rule: FilterRule, where: str) -> str | None:
+    """Why a filter rule can never work as written (unknown signal, wrong value type), or None."""
+    kinds = signal_kinds()
+    kind = kinds.get(rule.signal)
+    if kind is None:
+        return _unknown(rule.signal, where, kinds)
+    value = rule.value
+    ok = {"bool": isinstance(value, bool),
+          "number": isinstance(value, int | float) and not isinstance(value, bool),
+          "text": isinstance(value, str) and rule.op in ("==", "!=")}[kind]
+    if not ok:
+        return (f"{where}.value: {value!r} cannot be compared with {rule.op} to {rule.signal}, "
+                f"a {kind} signal")
+    return None
+
+
+def term_problem(term: CompositeTerm, where: str) -> str | None:
+    kinds = signal_kinds()
+    kind = kinds.get(term.signal)
+    if kind is None:
+        return _unknown(term.signal, where, kinds)
+    if kind == "text":
+        return f"{where}.signal: {term.signal} is a text signal; a composite term needs a number"
+    return None

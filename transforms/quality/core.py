@@ -8,13 +8,12 @@ row by row to the dead letter with the error and the row as payload.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import pyarrow as pa
 
 from schemas.records import with_meta
-from transforms.base import BatchResult, deadletter_entry, split_by_mask
+from transforms.base import BatchResult, split_by_mask
 from transforms.quality.composite import composite_score
 from transforms.quality.config import FilterRule, QualityConfig
 from transforms.quality.filters import check_rules, evaluate
@@ -49,33 +48,14 @@ def filter_batch(batch: pa.RecordBatch, config: QualityConfig,
     return split_by_mask(batch, keep, STAGE, reasons, details)
 
 
-def guarded(fn, batch: pa.RecordBatch, *args) -> BatchResult:
-    """Run `fn(batch, *args)`; on an exception, every row goes to the dead letter."""
-    try:
-        return fn(batch, *args)
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        rows = batch.to_pylist()
-        return BatchResult(kept=None, deadletter=[
-            deadletter_entry(STAGE, error, json.dumps(r, default=str, ensure_ascii=False),
-                             record_id=r.get("id")) for r in rows])
-
-
-def _heuristic(batch: pa.RecordBatch, config: QualityConfig) -> BatchResult:
-    return filter_batch(score_batch(batch, config), config)
-
-
 def heuristic_batch(batch: pa.RecordBatch, config: QualityConfig) -> BatchResult:
-    """Signals, composite score and filters of one batch."""
-    return guarded(_heuristic, batch, config)
-
-
-def _signals_only(batch: pa.RecordBatch, config: QualityConfig) -> BatchResult:
-    scored = score_batch(batch, config)
-    return filter_batch(scored, config, rules=check_rules(config.filters, meta_names(scored)),
-                        with_score=False)
+    """Signals, composite score and filters of one batch. A failure propagates to
+    ApplyBatchFn, which retries the batch row by row and dead-letters only the failing rows."""
+    return filter_batch(score_batch(batch, config), config)
 
 
 def signals_batch(batch: pa.RecordBatch, config: QualityConfig) -> BatchResult:
     """Signals and the filters on heuristic signals only (before the LLM scores)."""
-    return guarded(_signals_only, batch, config)
+    scored = score_batch(batch, config)
+    return filter_batch(scored, config, rules=check_rules(config.filters, meta_names(scored)),
+                        with_score=False)

@@ -22,7 +22,6 @@ from schemas.records import with_meta
 from transforms.base import ApplyBatchFn, BatchResult, RunContext
 from transforms.llm.config import LLMConfig, as_local
 from transforms.quality.config import IFDConfig
-from transforms.quality.core import guarded
 from transforms.quality.judge import split_turns
 
 IFD_STAGE = "quality.ifd"  # metrics namespace refinery.quality.ifd
@@ -57,15 +56,11 @@ def ifd_columns(batch: pa.RecordBatch, model: Any, tokenizer: Any, max_tokens: i
     return {"q_ifd": arr(ifd), "q_ifd_cond_loss": arr(cond), "q_ifd_resp_loss": arr(alone)}
 
 
-def _ifd(batch: pa.RecordBatch, state: tuple[Any, Any], config: IFDConfig) -> BatchResult:
+def ifd_batch(batch: pa.RecordBatch, state: tuple[Any, Any], config: IFDConfig) -> BatchResult:
+    """The batch with the IFD columns; a failing batch is retried row by row (ApplyBatchFn)."""
     model, tokenizer = state
     return BatchResult(kept=with_meta(batch, **ifd_columns(batch, model, tokenizer,
                                                            config.max_tokens)))
-
-
-def ifd_batch(batch: pa.RecordBatch, state: tuple[Any, Any], config: IFDConfig) -> BatchResult:
-    """The batch with the IFD columns; on an exception every row goes to the dead letter."""
-    return guarded(_ifd, batch, state, config)
 
 
 def load_model(llm: LLMConfig) -> tuple[Any, Any]:

@@ -3,7 +3,8 @@
 
 Reads Example batches. Writes q_* signals and quality_score into meta. Kept rows → MAIN;
 rows matched by a filter rule → REJECTED with the rule's reason (counter dropped_<reason>);
-rows not selected → REJECTED `not_selected`; batches that fail → DEADLETTER per row.
+rows not selected → REJECTED `not_selected`; a batch that fails is retried row by row and
+only the failing rows → DEADLETTER (ApplyBatchFn).
 With judge / IFD enabled: heuristic filters first, then the LLM ratings (judge.py) and IFD
 (ifd.py), then the composite score and the filters on those scores. A failed rating keeps its
 row (null score, meta.q_judge_note); its LLM dead-letter entry (stage `quality.judge`) is
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 
 from transforms.base import DEADLETTER, MAIN, REJECTED, REPORT, ApplyBatchFn, RunContext
 from transforms.quality.config import QualityConfig
-from transforms.quality.core import STAGE, filter_batch, guarded, heuristic_batch, signals_batch
+from transforms.quality.core import STAGE, filter_batch, heuristic_batch, signals_batch
 from transforms.quality.filters import OPTIONAL_SIGNALS
 from transforms.quality.selection import DiverseTopK
 
@@ -33,7 +34,7 @@ REPORT_SIGNALS = ("quality_score", "q_response_words", "q_dup_line_frac", "q_top
 
 def _late_filters(batch: pa.RecordBatch, config: QualityConfig) -> Any:
     rules = [r for r in config.filters if r.signal in OPTIONAL_SIGNALS]
-    return guarded(filter_batch, batch, config, rules)
+    return filter_batch(batch, config, rules)
 
 
 def batch_summary(batch: pa.RecordBatch) -> dict[str, Any]:
