@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from pipeline.config import RunConfig
 from pipeline.graph import RUN_INFO, build_graph
 from pipeline.manifest import build_manifest
 from pipeline.options import pipeline_options
-from pipeline.report import render_report
+from pipeline.report import write_report
+from pipeline.stages import CURATION, SYNTHESIS
+from pipeline.timings import stage_seconds, step_msecs
 from transforms.base import RunContext
 
 PUBLISHED = ("sft", "curated", "preference", "jsonl", "rejected", "deadletter", "README.md",
@@ -60,11 +63,17 @@ def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    with beam.Pipeline(options=pipeline_options(cfg.beam, extra_args)) as p:
-        build_graph(p, cfg, make_context(cfg), str(staging))
+    p = beam.Pipeline(options=pipeline_options(cfg.beam, extra_args))
+    build_graph(p, cfg, make_context(cfg), str(staging))
+    started = time.monotonic()
+    result = p.run()
+    result.wait_until_finish()
+    timings = {"total_s": round(time.monotonic() - started, 3),
+               "stages": stage_seconds(step_msecs(result), [*CURATION, *SYNTHESIS])}
     info = json.loads((staging / RUN_INFO).read_text())
     info["staging"] = str(staging)
     manifest = build_manifest(cfg, info, str(out))
+    manifest["timings"] = timings
     c = manifest["conservation"]
     ingest_dead = manifest["counts"]["deadletter"].get("ingest", 0)
     rate = ingest_dead / c["records_in"] if c["records_in"] else 0.0
@@ -77,7 +86,7 @@ def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult
             f"published. See {out / 'deadletter' / 'deadletter.jsonl'} for errors and raw rows.")
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (staging / "README.md").write_text(render_card(manifest, cfg.emit.split))
-    (staging / "report.html").write_text(render_report(manifest))
+    write_report(str(staging))
     _publish(staging, out)
     shutil.rmtree(staging, ignore_errors=True)
     if not c["holds"]:

@@ -22,6 +22,8 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms import progress
+
 MAIN = "main"
 EXAMPLES = "examples"
 PAIRS = "pairs"
@@ -145,6 +147,8 @@ class _ApplyBatchFn(beam.DoFn):
         for entry in result.deadletter:
             beam.metrics.Metrics.counter(ns, "deadletter").inc()
             yield beam.pvalue.TaggedOutput(DEADLETTER, entry)
+        progress.tick(self._stage, rate_of="in", **{
+            "in": batch.num_rows, "out": 0 if result.kept is None else result.kept.num_rows})
 
 
 def _reason_counts(rejected: pa.RecordBatch) -> dict[str, int]:
