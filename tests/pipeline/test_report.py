@@ -114,8 +114,8 @@ def test_inspect_and_report_commands(demo_run, tmp_path: Path, capsys) -> None:
 
 
 def test_highlight_marks_normalized_span_and_escapes() -> None:
-    text = "A <b>garden</b> has 6 rows of tomato plants, with 8 plants in each row."
+    text = "A <b>big</b> garden has 6 rows of tomato plants, with 8 plants in each row."
     out = highlight(text, "garden has 0 rows of tomato plants with 0 plants")
-    assert "<mark>" in out and "&lt;b&gt;garden&lt;/b&gt; has 6 rows" in out
-    assert "<b>" not in out
+    assert out == ("A &lt;b&gt;big&lt;/b&gt; <mark>garden has 6 rows of tomato plants, with 8 "
+                   "plants</mark> in each row.")
     assert highlight("short text", "nothing in common here") == "short text"
