@@ -32,7 +32,7 @@ td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}
 th{background:#f4f4f4}pre{background:#f6f6f6;padding:.6em;overflow:auto;font-size:12px}
 .txt{white-space:pre-wrap;max-width:420px}mark{background:#ffe08a}del{background:#fbd0d0}
 ins{background:#c9f2c9;text-decoration:none}.ok{color:#1e7b34}.bad{color:#b3261e}
-.muted{color:#777}"""
+.muted{color:#777}.grid{display:flex;flex-wrap:wrap;gap:8px}"""
 
 
 def esc(value: Any) -> str:
@@ -186,9 +186,11 @@ def render_report(data: dict[str, Any]) -> str:
         page.add("<p>No row was rejected.</p>")
     _end(page)
     _section(page, "signals", "Quality signals and filter thresholds")
+    page.add("<div class='grid'>")
     for s in data["signals"]:
         page.chart(charts.histogram({"kept": s["kept"], "rejected by quality": s["rejected"]},
-                                    s["signal"], s["signal"], s["thresholds"]))
+                                    s["signal"], s["signal"], s["thresholds"], width=300))
+    page.add("</div>")
     if not data["signals"]:
         page.add("<p>The quality stage did not run.</p>")
     _end(page)

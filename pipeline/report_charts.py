@@ -53,7 +53,8 @@ def bars(counts: dict[str, int | float], title: str, label: str = "reason",
 
 
 def histogram(groups: dict[str, list[float]], title: str, x_title: str,
-              thresholds: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+              thresholds: list[dict[str, Any]] | None = None, width: int = WIDTH
+              ) -> dict[str, Any] | None:
     """Overlaid histograms of several groups (e.g. kept / rejected) with threshold rules."""
     rows = [{"group": g, "value": v} for g, values in groups.items() for v in values]
     if not rows:
@@ -70,7 +71,7 @@ def histogram(groups: dict[str, list[float]], title: str, x_title: str,
         layers.append(alt.Chart(alt.Data(values=rule_rows)).mark_rule(
             color="#c0392b", strokeWidth=2, strokeDash=[4, 3]).encode(
             x="value:Q", tooltip=["label:N"]))
-    return _spec(alt.layer(*layers).properties(width=WIDTH, height=160, title=title))
+    return _spec(alt.layer(*layers).properties(width=width, height=140, title=title))
 
 
 def durations(seconds: dict[str, float]) -> dict[str, Any] | None:

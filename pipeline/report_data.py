@@ -169,7 +169,8 @@ def signals(manifest: dict[str, Any], kept_rows: list[dict[str, Any]],
     for signal in ["quality_score", *sorted(rules)]:
         kept = _numeric([(r.get("meta") or {}).get(signal) for r in kept_rows])
         lost = _numeric([(r.get("meta") or {}).get(signal) for r in dropped])
-        if kept or lost:
+        values = kept + lost
+        if values and (min(values) != max(values) or lost):  # a constant signal shows nothing
             out.append({"signal": signal, "kept": kept, "rejected": lost,
                         "thresholds": rules.get(signal, [])})
     return out
