@@ -1,4 +1,4 @@
-"""Command line: `refinery run | validate | ingest | report | inspect | config-reference`."""
+"""Command line: `refinery run | validate | ingest | report | inspect | release | config-reference`."""
 
 from __future__ import annotations
 
@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("--reason", help="rejected rows with this reason")
     ins.add_argument("-n", type=int, default=5, help="number of rows (default 5)")
 
+    from pipeline.release_cli import add_parser as add_release_parser
+
+    add_release_parser(sub)
     sub.add_parser("config-reference", help="print the config reference (Markdown)")
     return p
 
@@ -92,10 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     quiet_startup()
     args, rest = _parser().parse_known_args(argv)
-    if rest and args.command != "run":
+    if rest and args.command not in ("run", "release"):
         print(f"refinery {args.command}: unknown arguments {rest}", file=sys.stderr)
         return 2
     try:
+        if args.command == "release":
+            from pipeline.release_cli import run as run_release
+
+            return run_release(args, rest)
         if args.command in ("report", "inspect"):
             return _report_or_inspect(args)
         if args.command == "config-reference":
