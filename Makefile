@@ -7,7 +7,7 @@ CONSTRAINTS := constraints/cpu.txt
 CONFIG ?= configs/demo.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install browser run test test-fast lint bench clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,7 +25,11 @@ install: $(STAMP)
 run: install
 	HF_HUB_OFFLINE=1 $(BIN)/refinery run $(CONFIG)
 
-test: install
+# The report test renders report.html in headless Chromium (Debian's package).
+browser:
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+test: install browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install

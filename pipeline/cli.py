@@ -1,13 +1,13 @@
-"""Command line: `refinery run | validate | ingest | config-reference`."""
+"""Command line: `refinery run | validate | ingest | report | inspect | release | config-reference`."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
 from pipeline.config import ConfigError, RunConfig, load_config
+from pipeline.console import quiet_startup
 from transforms.redact import install_log_redaction, secret_env_names
 
 
@@ -33,8 +33,41 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--out", required=True)
     ing.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
+    rep = sub.add_parser("report", help="(re)write OUT/report.html from a finished run")
+    rep.add_argument("out")
+
+    ins = sub.add_parser("inspect", help="print sample rows of a finished run")
+    ins.add_argument("out")
+    ins.add_argument("--dataset", default="sft",
+                     choices=["sft", "curated", "preference", "rejected", "deadletter"])
+    ins.add_argument("--stage", help="rows of this stage (rejected/deadletter: by stage; "
+                     "sft/preference: produced by it)")
+    ins.add_argument("--reason", help="rejected rows with this reason")
+    ins.add_argument("-n", type=int, default=5, help="number of rows (default 5)")
+
+    from pipeline.release_cli import add_parser as add_release_parser
+
+    add_release_parser(sub)
     sub.add_parser("config-reference", help="print the config reference (Markdown)")
     return p
+
+
+def _report_or_inspect(args: argparse.Namespace) -> int:
+    from pipeline.inspect_rows import InspectError, print_rows, sample_rows
+    from pipeline.report import write_report
+
+    try:
+        if args.command == "report":
+            print(f"wrote {write_report(args.out)}")
+            return 0
+        rows = sample_rows(args.out, args.dataset, args.stage, args.reason, args.n)
+    except (InspectError, FileNotFoundError) as e:
+        print(f"refinery {args.command}: {e}", file=sys.stderr)
+        return 2
+    title = args.dataset + "".join(f" {k}={v}" for k, v in (("stage", args.stage),
+                                                             ("reason", args.reason)) if v)
+    print_rows(rows, title)
+    return 0
 
 
 def _load(config: str | None, args: argparse.Namespace, inputs: list[str]) -> RunConfig:
@@ -54,17 +87,17 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
     except (RunAborted, SourceError) as e:
         print(f"refinery: {e}", file=sys.stderr)
         return 3
-    m = result.manifest
-    print(json.dumps({"conservation": m["conservation"], "outputs": m["counts"]["outputs"]}))
-    print(f"outputs in {result.out_dir}: sft/ preference/ rejected/ deadletter/ README.md "
-          "manifest.json report.html")
+    from pipeline.console import summary_table
+
+    print(summary_table(result.manifest, str(result.out_dir)))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
+    quiet_startup()
     args, rest = _parser().parse_known_args(argv)
-    if rest and args.command != "run":
+    if rest and args.command not in ("run", "release"):
         print(f"refinery {args.command}: unknown arguments {rest}", file=sys.stderr)
         return 2
     if rest:
@@ -76,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
                   "(see refinery run --help) nor a Beam pipeline option", file=sys.stderr)
             return 2
     try:
+        if args.command == "release":
+            from pipeline.release_cli import run as run_release
+
+            return run_release(args, rest)
+        if args.command in ("report", "inspect"):
+            return _report_or_inspect(args)
         if args.command == "config-reference":
             from pipeline.reference import config_reference
 

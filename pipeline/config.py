@@ -50,6 +50,8 @@ class SourceConfig(StrictModel):
     )
     split: str = Field("train", description="split for `hf` sources")
     limit: int | None = Field(None, ge=1, description="read only the first N rows of each file")
+    license: str | None = Field(None, description="licence of this input (SPDX id, e.g. "
+                                "cc-by-sa-3.0); listed in release cards")
 
 
 class IngestConfig(StrictModel):

@@ -1,49 +1,302 @@
-"""report.html: counts per stage and drop reason as bar charts (inline SVG), stage reports."""
+"""report.html: one self-contained page on what a run did, regenerated from its output directory.
+
+`write_report(out_dir)` reads the manifest, shards, `rejected/` and `deadletter/` of a finished
+(or staged) run and writes `<out_dir>/report.html`: the record funnel per source, drop reasons
+with example rows, signal histograms with filter thresholds, lengths before/after, dedup
+clusters, decontamination matches with the matched span highlighted, synthesis samples (parent →
+new example, chosen vs rejected with the edit highlighted) and run facts. Charts are Vega-Lite
+specs rendered by one inline copy of vega-embed: the page works offline. Every text from the data
+is HTML-escaped; JSON in <script> tags cannot close the tag.
+"""
 
 from __future__ import annotations
 
+import difflib
 import html
 import json
+import os
+import re
+from collections.abc import Callable
 from typing import Any
 
+from pipeline import report_charts as charts
+from pipeline import report_data as rd
+from pipeline import report_sections as rs
 
-def _bars(title: str, values: dict[str, int | float]) -> str:
-    if not values:
-        return f"<h3>{html.escape(title)}</h3><p>none</p>"
-    top = max(values.values()) or 1
-    rows = []
-    for i, (label, v) in enumerate(values.items()):
-        width = 360 * v / top
-        y = i * 22
-        rows.append(
-            f'<text x="0" y="{y + 15}" font-size="12">{html.escape(str(label))[:40]}</text>'
-            f'<rect x="260" y="{y + 3}" width="{width:.1f}" height="16" fill="#4a7bd0"/>'
-            f'<text x="{265 + width:.1f}" y="{y + 15}" font-size="12">{v}</text>')
-    return (f"<h3>{html.escape(title)}</h3><svg width='720' height='{22 * len(values) + 6}'>"
-            + "".join(rows) + "</svg>")
+DATASETS = ("sft", "curated", "preference")
+SECTIONS = ("flow", "rejected", "signals", "lengths", "dedup", "decontam", "synthesis",
+            "deadletter", "facts")
+CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:1.5em auto;color:#222}
+nav a{margin-right:.8em}section{border-top:1px solid #ddd;margin-top:1.5em}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0;width:100%}
+td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}
+th{background:#f4f4f4}pre{background:#f6f6f6;padding:.6em;overflow:auto;font-size:12px}
+.txt{white-space:pre-wrap;max-width:420px}mark{background:#ffe08a}del{background:#fbd0d0}
+ins{background:#c9f2c9;text-decoration:none}.ok{color:#1e7b34}.bad{color:#b3261e}
+.muted{color:#777}.grid{display:flex;flex-wrap:wrap;gap:8px}"""
 
 
-def render_report(manifest: dict[str, Any]) -> str:
-    c = manifest["counts"]
-    flow = {"records in": c["records_in"]}
-    for dataset, origins in c["outputs"].items():
-        for origin, n in origins.items():
-            flow[f"{dataset} ← {origin}"] = n
-    flow["rejected"] = sum(sum(r.values()) for r in c["rejected"].values())
-    flow["dead letter"] = sum(c["deadletter"].values())
-    parts = [
-        "<!doctype html><meta charset='utf-8'><title>Refinery run report</title>",
-        "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}"
-        "pre{background:#f4f4f4;padding:1em;overflow:auto}</style>",
-        f"<h1>{html.escape(manifest['name'])}</h1>",
-        f"<p>config hash <code>{manifest['config_hash'][:16]}</code>; conservation holds: "
-        f"<b>{manifest['conservation']['holds']}</b></p>",
-        _bars("Flow of records", flow),
-    ]
-    for stage, reasons in c["rejected"].items():
-        parts.append(_bars(f"Rejected by {stage}", reasons))
-    parts.append(_bars("Dead letter by stage", c["deadletter"]))
-    for stage, report in manifest["reports"].items():
-        parts.append(f"<h2>{html.escape(stage)}</h2><pre>"
-                     f"{html.escape(json.dumps(report, indent=2, sort_keys=True, default=str))}</pre>")
-    return "\n".join(parts)
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside <script>: no '</' and no HTML comment openers."""
+    return (json.dumps(value, ensure_ascii=False, default=str)
+            .replace("</", "<\\/").replace("<!--", "<\\!--"))
+
+
+class Page:
+    """Collects sections and charts, then renders one HTML document."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.specs: list[tuple[str, dict[str, Any]]] = []
+
+    def chart(self, spec: dict[str, Any] | None) -> None:
+        if spec is None:
+            return
+        div = f"chart{len(self.specs)}"
+        self.specs.append((div, spec))
+        self.parts.append(f'<div class="chart" id="{div}"></div>')
+
+    def add(self, markup: str) -> None:
+        self.parts.append(markup)
+
+    def table(self, header: list[str], rows: list[list[Any]], raw_cols: tuple[int, ...] = ()) -> None:
+        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(
+            f"<td class='txt'>{c if i in raw_cols else esc(c)}</td>" for i, c in enumerate(r))
+            + "</tr>" for r in rows)
+        self.add(f"<table><tr>{head}</tr>{body}</table>")
+
+    def render(self, title: str) -> str:
+        from vl_convert import javascript_bundle
+
+        embeds = "".join(
+            f"vegaEmbed('#{div}', {script_json(spec)}, {{actions: false, renderer: 'svg'}})"
+            f".catch(function(e){{console.error(e)}});\n" for div, spec in self.specs)
+        nav = " ".join(f'<a href="#sec-{s}">{s}</a>' for s in SECTIONS)
+        return ("<!doctype html><html><head><meta charset='utf-8'>"
+                f"<title>{esc(title)}</title><style>{CSS}</style>"
+                f"<script>{javascript_bundle()}</script></head><body>"
+                f"<nav>{nav}</nav>" + "\n".join(self.parts)
+                + f"<script>\n{embeds}</script></body></html>")
+
+
+def _section(page: Page, name: str, title: str) -> None:
+    page.add(f'<section id="sec-{name}" data-section="{name}"><h2>{esc(title)}</h2>')
+
+
+def _end(page: Page) -> None:
+    page.add("</section>")
+
+
+def _examples_table(page: Page, examples: list[dict[str, Any]], detail: bool = True) -> None:
+    header = ["id", "source", "prompt", "response"] + (["detail"] if detail else [])
+    page.table(header, [[e.get("id", "")[:12], e.get("source"), e.get("prompt"),
+                         e.get("response")] + ([e.get("detail")] if detail else [])
+                        for e in examples])
+
+
+def _norm(word: str) -> str:
+    return re.sub(r"\W+", "", re.sub(r"\d+", "0", word.lower()))
+
+
+def highlight(text: str, span: str) -> str:
+    """Escaped `text` with the words matching `span` wrapped in <mark>. Decontamination spans
+    are normalized n-grams (lowercase, no punctuation, numbers masked), so words are compared
+    after the same normalization, and the longest common run of words is marked."""
+    words = list(re.finditer(r"\S+", text))
+    target = [_norm(w) for w in span.split() if _norm(w)]
+    if not words or not target:
+        return esc(text)
+    normed = [_norm(w.group()) for w in words]
+    match = difflib.SequenceMatcher(a=normed, b=target, autojunk=False).find_longest_match(
+        0, len(normed), 0, len(target))
+    if match.size < 3:
+        return esc(text)
+    start, end = words[match.a].start(), words[match.a + match.size - 1].end()
+    return f"{esc(text[:start])}<mark>{esc(text[start:end])}</mark>{esc(text[end:])}"
+
+
+def diff_html(ops: list[list[Any]]) -> tuple[str, str]:
+    chosen = "".join(esc(t) if op == "eq" else (f"<del>{esc(t)}</del>" if op == "del" else "")
+                     for op, t in ops)
+    rejected = "".join(esc(t) if op == "eq" else (f"<ins>{esc(t)}</ins>" if op == "ins" else "")
+                       for op, t in ops)
+    return chosen, rejected
+
+
+def gather(out_dir: str) -> dict[str, Any]:
+    """Everything the page shows, read from `out_dir` (bounded sizes; see report_data)."""
+    with open(os.path.join(out_dir, "manifest.json"), encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    tables = {d: rd.read_dir(os.path.join(out_dir, d)) for d in DATASETS}
+    example_rows = [r for d in ("sft", "curated") if tables[d] is not None
+                    for r in tables[d].to_pylist()]
+    pair_rows = tables["preference"].to_pylist() if tables["preference"] is not None else []
+    curated = [r for r in example_rows
+               if not ((r.get("meta") or {}).get("lineage") or {}).get("stage")]
+    rejected = rd.read_rejected(out_dir)
+    dead = rd.read_deadletter(out_dir)
+    by_id = {r["id"]: r for r in example_rows}
+    parents = {r["id"]: r for rows in rejected.values() for r in rows if "messages" in r}
+    synth_pairs = [r for r in pair_rows if ((r.get("meta") or {}).get("lineage") or {}).get("stage")]
+    return {
+        "manifest": manifest,
+        "funnel": rd.funnel(curated, rejected, dead),
+        "reasons": rd.reasons(rejected),
+        "signals": rd.signals(manifest, curated, rejected),
+        "lengths": rd.lengths(curated, rejected),
+        "dedup": rs.dedup_clusters(rejected.get("dedup", []), by_id),
+        "decontam": rs.decontam_hits(rejected.get("decontam", [])),
+        "synthesized": rs.synthesized(example_rows, by_id, parents),
+        "pairs": rs.pairs(synth_pairs),
+        "pair_stats": rs.pair_stats(synth_pairs),
+        "deadletter": [{"stage": e.get("stage"), "file": e.get("file"), "row": e.get("row"),
+                        "error": rd.clip(e.get("error"), 300), "raw": rd.clip(e.get("raw"), 300)}
+                       for e in dead[:20]],
+        "facts": rs.facts(manifest),
+    }
+
+
+def render_report(data: dict[str, Any]) -> str:
+    m = data["manifest"]
+    c = m["conservation"]
+    page = Page()
+    holds = "<b class='ok'>holds</b>" if c["holds"] else "<b class='bad'>VIOLATED</b>"
+    page.add(f"<h1>{esc(m['name'])}</h1><p>config hash <code>{esc(m['config_hash'][:16])}</code>"
+             f" · records in {c['records_in']} = out {c['records_out']} + rejected "
+             f"{c['rejected']} + dead letter {c['deadletter']}: {holds}</p>")
+    _section(page, "flow", "Flow of records")
+    page.chart(charts.funnel(data["funnel"]))
+    outputs = {f"{d} ← {o}": n for d, origins in m["counts"]["outputs"].items()
+               for o, n in origins.items()}
+    page.chart(charts.bars(outputs, "Output rows by dataset and origin", "output"))
+    _end(page)
+    _section(page, "rejected", "Rejected rows, by stage and reason")
+    for stage, items in data["reasons"].items():
+        page.add(f"<h3>{esc(stage)}</h3>")
+        page.chart(charts.bars({i["reason"]: i["count"] for i in items}, f"{stage}: reasons"))
+        for item in items:
+            page.add(f"<h4>{esc(item['reason'])} <span class='muted'>({item['count']} rows)"
+                     "</span></h4>")
+            _examples_table(page, item["examples"])
+    if not data["reasons"]:
+        page.add("<p>No row was rejected.</p>")
+    _end(page)
+    _section(page, "signals", "Quality signals and filter thresholds")
+    page.add("<div class='grid'>")
+    for s in data["signals"]:
+        page.chart(charts.histogram({"kept": s["kept"], "rejected by quality": s["rejected"]},
+                                    s["signal"], s["signal"], s["thresholds"], width=300))
+    page.add("</div>")
+    if not data["signals"]:
+        page.add("<p>The quality stage did not run.</p>")
+    _end(page)
+    _section(page, "lengths", "Response length (words) before and after curation")
+    page.chart(charts.histogram({"before": data["lengths"]["before"],
+                                 "after": data["lengths"]["after"]}, "response words", "words"))
+    _end(page)
+    _render_dedup(page, data["dedup"])
+    _render_decontam(page, data["decontam"])
+    _render_synthesis(page, data, m)
+    _section(page, "deadletter", "Dead letter")
+    page.chart(charts.bars(m["counts"]["deadletter"], "Dead-letter entries by stage", "stage"))
+    page.table(["stage", "file", "row", "error", "raw"],
+               [[e["stage"], e["file"], e["row"], e["error"], e["raw"]] for e in data["deadletter"]])
+    _end(page)
+    _render_facts(page, data["facts"])
+    return page.render(f"Refinery run report: {m['name']}")
+
+
+def _render_dedup(page: Page, dedup: dict[str, Any]) -> None:
+    _section(page, "dedup", "Duplicates")
+    page.chart(charts.bars(dedup["sizes"], "Clusters by size (keeper + removed)", "size"))
+    for cl in dedup["clusters"]:
+        page.add(f"<h4>cluster of {cl['size']}: keeper <code>{esc(cl['keeper']['id'][:12])}"
+                 f"</code></h4><p class='txt'>{esc(cl['keeper']['prompt'])}</p>")
+        page.table(["removed id", "reason", "similarity", "prompt"],
+                   [[r["id"][:12], r["reason"], r["similarity"], r["prompt"]]
+                    for r in cl["removed"]])
+    if not dedup["clusters"]:
+        page.add("<p>No duplicates were removed.</p>")
+    _end(page)
+
+
+def _render_decontam(page: Page, dc: dict[str, Any]) -> None:
+    _section(page, "decontam", "Benchmark contamination")
+    page.table(["benchmark", "rows flagged", "by rule"],
+               [[b["benchmark"], b["rows"], json.dumps(b["by_rule"])] for b in dc["benchmarks"]])
+    page.table(["id", "benchmark", "rule", "row (matched span marked)", "benchmark item"],
+               [[esc(x["id"][:12]), esc(x["benchmark"]), esc(x["reason"]),
+                 highlight(x["text"], x["span"]), highlight(x["item"], x["span"])]
+                for x in dc["matches"]], raw_cols=(0, 1, 2, 3, 4))
+    if not dc["benchmarks"]:
+        page.add("<p>No row matched a benchmark.</p>")
+    _end(page)
+
+
+def _flat_numbers(report: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(report, dict):
+        for k, v in report.items():
+            out.update(_flat_numbers(v, f"{prefix}{k}."))
+    elif isinstance(report, int | float | str | bool) and len(prefix) < 80:
+        out[prefix.rstrip(".")] = report
+    return out
+
+
+def _render_synthesis(page: Page, data: dict[str, Any], m: dict[str, Any]) -> None:
+    _section(page, "synthesis", "Synthesis")
+    for stage, counts in m.get("synthesis", {}).items():
+        page.add(f"<h3>{esc(stage)}</h3>")
+        page.chart(charts.bars(counts, f"{stage}: outcome", "outcome"))
+        flat = _flat_numbers(m.get("reports", {}).get(stage, {}))
+        if flat:
+            page.add("<details><summary>stage report</summary>")
+            page.table(["field", "value"], [[k, v] for k, v in list(flat.items())[:80]])
+            page.add("</details>")
+        for ex in data["synthesized"].get(stage, []):
+            page.table(["parent instruction", f"new ({ex['method']})", "response"],
+                       [[ex["parent"] or "(parent not in outputs)", ex["prompt"], ex["response"]]])
+    stats = data["pair_stats"]
+    page.chart(charts.bars(stats["error_types"], "Injected error types", "error type"))
+    page.chart(charts.histogram({"pairs": stats["edit_distance"]},
+                                "Edit distance chosen → rejected (words)", "words"))
+    for method, items in data["pairs"].items():
+        page.add(f"<h4>pairs: {esc(method)}</h4>")
+        rows = []
+        for p in items:
+            chosen, rejected = diff_html(p["diff"])
+            rows.append([esc(p["error_type"]), esc(p["prompt"]), chosen, rejected])
+        page.table(["error", "prompt", "chosen (removed words struck)", "rejected (inserted marked)"],
+                   rows, raw_cols=(0, 1, 2, 3))
+    if not m.get("synthesis"):
+        page.add("<p>No synthesis stage ran.</p>")
+    _end(page)
+
+
+def _render_facts(page: Page, f: dict[str, Any]) -> None:
+    _section(page, "facts", "Run facts")
+    page.table(["input", "layout", "rows read", "dead letter", "sha256"],
+               [[i.get("path"), i.get("layout"), i.get("rows_read"), i.get("deadletter"),
+                 (i.get("sha256") or "")[:16]] for i in f["inputs"]])
+    page.chart(charts.durations(f["timings"].get("stages", {})))
+    if f["llm"]:
+        page.table(list(f["llm"][0]), [list(r.values()) for r in f["llm"]])
+    page.table(["library", "version"], [[k, v] for k, v in f["versions"].items()])
+    page.add(f"<details><summary>config (secrets redacted)</summary><pre>"
+             f"{esc(json.dumps(f['config'], indent=2, sort_keys=True))}</pre></details>")
+    _end(page)
+
+
+def write_report(out_dir: str, redact: Callable[[str], str] | None = None) -> str:
+    """Render `<out_dir>/report.html` from the run's files (through `redact`, which removes
+    secrets); returns its path."""
+    path = os.path.join(out_dir, "report.html")
+    page = render_report(gather(out_dir))
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(redact(page) if redact is not None else page)
+    return path

@@ -9,6 +9,7 @@ they were and the run fails with the stage, its top errors and the path of its d
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from pipeline.graph import RUN_INFO, build_graph
 from pipeline.manifest import build_manifest
 from pipeline.options import pipeline_options
 from pipeline.publish import PublishError, clean_stale, new_run_dir, publish, run_lock
-from pipeline.report import render_report
+from pipeline.report import write_report
+from pipeline.stages import CURATION, SYNTHESIS
+from pipeline.timings import stage_seconds, step_msecs
 from transforms.base import RunContext
 from transforms.redact import Redactor, secret_env_names
 
@@ -58,12 +61,18 @@ def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult
 def _run_locked(cfg: RunConfig, out: Path, run_dir: Path, extra_args: list[str] | None
                 ) -> RunResult:
     ctx = make_context(cfg)
-    with beam.Pipeline(options=pipeline_options(cfg.beam, extra_args)) as p:
-        build_graph(p, cfg, ctx, str(run_dir))
+    p = beam.Pipeline(options=pipeline_options(cfg.beam, extra_args))
+    build_graph(p, cfg, ctx, str(run_dir))
+    started = time.monotonic()
+    result = p.run()
+    result.wait_until_finish()
+    timings = {"total_s": round(time.monotonic() - started, 3),
+               "stages": stage_seconds(step_msecs(result), [*CURATION, *SYNTHESIS])}
     info = json.loads((run_dir / RUN_INFO).read_text())
     (run_dir / RUN_INFO).unlink()
     info["staging"] = str(run_dir)
     manifest = build_manifest(cfg, info, str(out))
+    manifest["timings"] = timings
     redact = Redactor(ctx.secret_envs)
     (run_dir / "manifest.json").write_text(  # kept with a failed run too, for inspection
         redact(json.dumps(manifest, indent=2, sort_keys=True)) + "\n")
@@ -77,6 +86,6 @@ def _run_locked(cfg: RunConfig, out: Path, run_dir: Path, extra_args: list[str] 
             f"run's manifest and outputs stay in {run_dir} until the next run; this run's dead "
             f"letter: {dead_path}")
     (run_dir / "README.md").write_text(render_card(manifest, cfg.emit.split))
-    (run_dir / "report.html").write_text(redact(render_report(manifest)))
+    write_report(str(run_dir), redact)
     publish(out, run_dir)
     return RunResult(out, manifest, run_dir)

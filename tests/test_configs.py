@@ -9,7 +9,6 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
 from pipeline.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,11 +26,9 @@ def test_config_validates(path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_end_to_end(demo_run) -> None:
     """`make run`'s config: every stage on, real models, outputs read back."""
-    monkeypatch.chdir(ROOT)  # the config names its inputs relative to the repo root
-    out = tmp_path / "demo"
-    assert main(["run", "configs/demo.yaml", "--out", str(out)]) == 0
+    out = demo_run.out
     manifest = json.loads((out / "manifest.json").read_text())
     c = manifest["conservation"]
     assert c["holds"] and c["records_in"] == c["records_out"] + c["rejected"] + c["deadletter"]

@@ -25,6 +25,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms import progress
 from transforms.embed.config import EmbeddingConfig
 from transforms.llm.config import LLMConfig, LocalLLMConfig
 from transforms.names import (  # noqa: F401 - re-exported: stages import them from here
@@ -187,6 +188,8 @@ class _ApplyBatchFn(beam.DoFn):
         for entry in result.deadletter:
             beam.metrics.Metrics.counter(ns, "deadletter").inc()
             yield beam.pvalue.TaggedOutput(DEADLETTER, entry)
+        progress.tick(self._stage, rate_of="in", **{
+            "in": batch.num_rows, "out": 0 if result.kept is None else result.kept.num_rows})
 
 
 def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch | None:

@@ -1,17 +1,27 @@
-"""The Airflow DAGs import cleanly and wire the pipeline as documented."""
+"""The Airflow DAGs: structure, params that refuse shell metacharacters, commands that never go
+through a shell, and the release DAG run for real twice with `dag.test()`."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import shutil
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.launch import to_cli_args
-from pipeline.release import ReleaseError, check_release, publish_release
 
 ROOT = Path(__file__).resolve().parents[2]
+DAG_RUNNER = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("refinery_release_dag", sys.argv[1])
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+run = mod.refinery_release().test(run_conf={"version": sys.argv[2], "config": sys.argv[3]})
+print("DAG_STATE=" + str(run.state))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -22,25 +32,61 @@ def dagbag():
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(f"dag_{name}", ROOT / "dags" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_dags_import_without_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
     assert {"refinery_curation", "refinery_release"} <= set(dagbag.dag_ids)
 
 
-def test_release_dag_builds_then_checks_then_publishes(dagbag) -> None:
+def test_release_dag_shape(dagbag) -> None:
     dag = dagbag.dags["refinery_release"]
-    assert [t.task_id for t in dag.topological_sort()] == ["build", "check", "publish"]
-    build = dag.get_task("build")
-    assert "python -m pipeline.launch --config={{ params.config }}" in build.bash_command
-    assert "--output_dir=" in build.bash_command
+    assert dag.max_active_runs == 1
+    assert {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks} == {
+        "build": [], "check": ["build"], "diff": ["build"],
+        "publish": ["build", "check", "diff"]}
+    assert dag.get_task("publish").retries == 2
 
 
-def test_curation_dag_is_daily_and_launches_the_pipeline(dagbag) -> None:
-    dag = dagbag.dags["refinery_curation"]
-    (task,) = dag.tasks
-    assert "python -m pipeline.launch" in task.bash_command
-    assert "/{{ ds }}" in task.bash_command
-    assert dag.schedule == "@daily"
+def test_curation_asset_schedules_the_release(dagbag) -> None:
+    curation, release = dagbag.dags["refinery_curation"], dagbag.dags["refinery_release"]
+    (task,) = curation.tasks
+    assert curation.schedule == "@daily"
+    outlets = [a.name for a in task.outlets]
+    assert outlets == ["refinery_curated"]
+    assert [a.name for a in release.timetable.asset_condition.objects] == ["refinery_curated"]
+
+
+@pytest.mark.parametrize("version", ["v1; rm -rf /", "v1$(touch x)", "../v1", "/abs", "v1 v2", ""])
+def test_version_param_refuses_metacharacters(dagbag, version: str) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dagbag.dags["refinery_release"].params
+    with pytest.raises(ParamValidationError):
+        params.get_param("version").resolve(version)
+    assert params.get_param("version").resolve("v2.1") == "v2.1"
+    with pytest.raises(ParamValidationError):
+        params.get_param("config").resolve("cfg.yaml; curl evil")
+
+
+def test_commands_are_argv_never_a_shell(tmp_path: Path, monkeypatch) -> None:
+    """Even if a hostile version reached the command, no shell interprets it: the CLI gets it
+    as one argument and refuses it (exit 3), and nothing is executed."""
+    pytest.importorskip("airflow")
+    from airflow.sdk.exceptions import AirflowFailException
+
+    mod = _module("refinery_release")
+    monkeypatch.setattr(mod, "REPO", str(ROOT))
+    marker = tmp_path / "pwned"
+    with pytest.raises(AirflowFailException, match="must look like"):
+        mod.refinery("publish", str(tmp_path), "--releases", str(tmp_path / "rel"),
+                     "--version", f"v1; touch {marker}", "--checked", "/dev/null")
+    assert not marker.exists()
 
 
 def test_launcher_turns_flags_into_a_run() -> None:
@@ -50,31 +96,66 @@ def test_launcher_turns_flags_into_a_run() -> None:
                     "--runner=DirectRunner", "--project=p"]
 
 
-def _run_demo(out: Path) -> None:
-    from pipeline.cli import main
-
-    stages_off = [a for name in ("quality", "dedup", "decontam", "rise", "tag_instruct",
-                                 "compound") for a in ("--set", f"stages.{name}.enabled=false")]
-    assert main(["run", str(ROOT / "configs/demo.yaml"), "--out", str(out),
-                 "--set", "emit.jsonl=false", *stages_off]) == 0
+def _airflow_env(tmp: Path, repo: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({
+        "AIRFLOW_HOME": str(tmp / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp / 'airflow' / 'airflow.db'}",
+        "AIRFLOW_VAR_REFINERY_RELEASES": str(tmp / "releases"),
+        "AIRFLOW_VAR_REFINERY_OUTPUT_ROOT": str(tmp / "builds"),
+        "REFINERY_REPO": str(repo), "REFINERY_PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    return env
 
 
 @pytest.mark.slow
-def test_release_check_and_publish(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    _run_demo(out)
-    summary = check_release(str(out))
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert summary["rows"]["sft"] == sum(
-        s["rows"] for s in manifest["shards"] if s["dataset"] == "sft")
-    target = publish_release(str(out), str(tmp_path / "releases"), "v1")
-    assert (Path(target) / "manifest.json").exists()
-    with pytest.raises(ReleaseError, match="immutable"):
-        publish_release(str(out), str(tmp_path / "releases"), "v1")
-    # A shard that no longer matches its checksum blocks the release.
-    shard = next((out / "sft").glob("*.parquet"))
-    broken = tmp_path / "broken"
-    shutil.copytree(out, broken)
-    (broken / "sft" / shard.name).write_bytes(b"not the shard")
-    with pytest.raises(ReleaseError, match="sha256"):
-        check_release(str(broken))
+def test_release_dag_runs_twice_and_the_changelog_shows_the_change(tmp_path: Path) -> None:
+    pytest.importorskip("airflow")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    topics = ["rivers", "volcanoes", "bridges", "honeybees", "glaciers", "lighthouses",
+              "comets", "coral reefs", "windmills", "deserts"]
+    rows = [{"instruction": f"Write two sentences about {t}.", "input": "",
+             "output": f"{t.capitalize()} are a fascinating subject for curious readers. "
+                       f"People have studied {t} for a very long time."} for t in topics]
+    (repo / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (repo / "release.yaml").write_text(
+        "run: {name: test-release, seed: 1}\n"
+        "sources: [{path: in.jsonl, name: alpaca, license: cc-by-4.0}]\n"
+        "stages: {quality: {enabled: true}, dedup: {enabled: true, semantic: false}}\n")
+    env = _airflow_env(tmp_path, repo)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
+                   capture_output=True, timeout=600)
+    runner = tmp_path / "run_dag.py"
+    runner.write_text(DAG_RUNNER)
+
+    def run(version: str) -> None:
+        res = subprocess.run([sys.executable, str(runner), str(ROOT / "dags/refinery_release.py"),
+                              version, "release.yaml"], env=env, capture_output=True, text=True,
+                             timeout=900)
+        assert "DAG_STATE=success" in res.stdout, res.stdout[-3000:] + res.stderr[-3000:]
+
+    run("v1")
+    added = {"instruction": "Name the largest planet of the solar system.", "input": "",
+             "output": "Jupiter is the largest planet of the solar system."}
+    (repo / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*rows[1:], added]))
+    run("auto")  # the next version: v2
+    releases = tmp_path / "releases"
+    assert (releases / "LATEST").read_text().strip() == "v2"
+    assert [r["version"] for r in json.loads((releases / "releases.json").read_text())] == [
+        "v1", "v2"]
+    diff = json.loads((releases / "v2" / "release_diff.json").read_text())["datasets"]["sft"]
+    assert (diff["added"], diff["removed"]) == (1, 1)
+    assert diff["kept"] == len(rows) - 1
+    card = (releases / "v2" / "README.md").read_text()
+    assert "version: `v2` (previous: `v1`)" in card and "| sft | 1 | 1 |" in card
+    assert "cc-by-4.0" in card
+    import datasets
+
+    for version in ("v1", "v2"):
+        ds = datasets.load_dataset("parquet", data_dir=str(releases / version / "sft"),
+                                   split="train")
+        assert len(ds) == json.loads((releases / version / "release_check.json").read_text())[
+            "rows"]["sft"]["train"]
+    assert not list(releases.glob(".tmp-*"))

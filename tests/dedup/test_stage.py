@@ -154,6 +154,27 @@ def test_against_previous_release(tmp_path: Path) -> None:
     _run(new, cfg2, check=check)
 
 
+def test_snapshot_release_keeps_released_ids(tmp_path: Path) -> None:
+    """release_keep_same_ids: a released row read again stays (once); its copies and new
+    near-duplicates of released rows go."""
+    index = str(tmp_path / "release")
+    _run([row(t) for t in BASE], DedupConfig(enabled=True, write_index_dir=index),
+         check=lambda out: assert_that(out[REJECTED], equal_to([])))
+    again = row(BASE[1])
+    copy = dict(again, source={"dataset": "t", "file": "other.jsonl", "row": 7})
+    new = [again, copy, row(NEAR[0]), *[row(t) for t in UNRELATED]]
+    cfg = DedupConfig(enabled=True, release_index_dir=index, release_keep_same_ids=True)
+
+    def check(out) -> None:
+        assert_that(out[MAIN] | "M" >> beam.FlatMap(_ids),
+                    equal_to([again["id"], *[_id(t) for t in UNRELATED]]), label="main")
+        assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects),
+                    equal_to([(again["id"], "exact_duplicate", again["id"]),
+                              (_id(NEAR[0]), "near_duplicate", _id(BASE[2]))]), label="rej")
+
+    _run(new, cfg, check=check)
+
+
 def test_copies_with_the_same_id_keep_exactly_one() -> None:
     base = row(BASE[0])
     copies = [dict(base, source={"dataset": "t", "file": "f.jsonl", "row": k}) for k in range(3)]

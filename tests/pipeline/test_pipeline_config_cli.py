@@ -160,8 +160,9 @@ def test_refinery_ingest_command(tmp_path: Path, capsys) -> None:
                      "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    summary = json.loads(captured.out.splitlines()[0])
-    assert summary["conservation"]["holds"] is True
+    c = json.loads((out / "manifest.json").read_text())["conservation"]
+    assert (f"records in {c['records_in']} = out {c['records_out']} + rejected 0 + dead letter "
+            f"{c['deadletter']}: holds") in captured.out.splitlines()
     manifest = json.loads((out / "manifest.json").read_text())
     assert [Path(i["path"]).name for i in manifest["inputs"]] == ["openai_messages.jsonl",
                                                                    "qa.csv"]

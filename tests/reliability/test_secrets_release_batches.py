@@ -66,7 +66,8 @@ def test_check_release_accepts_empty_datasets_and_other_splits(tmp_path: Path, c
     out = tmp_path / "out"
     assert run_cli(capsys, [src], out, "--set", "emit.split=validation")[0] == 0
     assert sorted((out / "preference").iterdir())[0].name.startswith("validation-")
-    assert check_release(str(out))["rows"] == {"preference": 0, "sft": 7}
+    assert check_release(str(out))["rows"] == {"preference": {"validation": 0},
+                                               "sft": {"validation": 7}}
 
 
 def test_one_failing_row_costs_only_itself(monkeypatch) -> None:

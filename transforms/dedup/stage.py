@@ -50,6 +50,23 @@ def resolve(decisions: Iterable[st.Decision]) -> dict[str, tuple[str, str, dict[
     return out
 
 
+def keep_released_ids(resolved: dict[str, tuple[str, str, dict[str, Any]]]
+                      ) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Snapshot releases: a row whose id equals a previous release's row is that record, not a
+    duplicate of it. One such row per id (the smallest row key) stays; the others, and every
+    near or semantic duplicate of the released row, still point at that id."""
+    carriers: set[str] = set()
+    out = {}
+    for row in sorted(resolved):
+        keeper = resolved[row][0]
+        same = keeper.startswith(st.RELEASE_TAG) and st.untag(keeper) == st.untag(row)
+        if same and st.untag(row) not in carriers:
+            carriers.add(st.untag(row))
+            continue
+        out[row] = resolved[row]
+    return out
+
+
 def build_report(resolved: dict[str, tuple[str, str, dict[str, Any]]], limit: int
                  ) -> dict[str, Any]:
     counts: dict[str, int] = defaultdict(int)
@@ -135,8 +152,10 @@ def _concat(lists: Iterable[list]) -> list:
     return [x for part in lists for x in part]
 
 
-def _resolved_side(decisions: list[st.Decision]) -> dict:
+def _resolved_side(decisions: list[st.Decision], keep_released: bool = False) -> dict:
     res: dict[Any, Any] = dict(resolve(decisions))
+    if keep_released:
+        res = keep_released_ids(res)
     res["__keepers__"] = {k for k, _, _ in res.values()}
     return res
 
@@ -222,7 +241,8 @@ class DedupStage(beam.PTransform):
 
         all_dec = (decisions | "FlatDecisions" >> beam.Flatten()
                    | "AllDecisions" >> beam.CombineGlobally(_concat))
-        resolved = all_dec | "Resolve" >> beam.Map(_resolved_side)
+        resolved = all_dec | "Resolve" >> beam.Map(_resolved_side,
+                                                   cfg.release_keep_same_ids)
         out = batches | "Apply" >> beam.ParDo(
             _Apply(), beam.pvalue.AsSingleton(resolved)).with_outputs(REJECTED, main=MAIN)
         report = resolved | "Report" >> beam.Map(

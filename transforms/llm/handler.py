@@ -17,6 +17,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from transforms import progress
 from transforms.base import METRICS_NAMESPACE
 from transforms.llm.api import ChatRequest
 from transforms.llm.backend_base import Backend, backend_model_id, make_backend
@@ -92,6 +93,8 @@ class ChatModelHandler(ModelHandler[Job, Outcome, Backend]):
             except Exception as e:  # answers still flow on; the next run asks again
                 log.warning("cannot write to the response cache %s: %s", self.cache_dir, e)
                 counter(ns, "cache_write_errors").inc()
+        progress.tick(f"llm {self.stage}", rate_of="requests", requests=len(batch),
+                      completion_tokens=completion)
         if self.config.progress and self.config.backend == "local":
             bar = _progress(self.stage)
             bar.update(len(batch))

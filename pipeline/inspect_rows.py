@@ -1,0 +1,85 @@
+"""`refinery inspect OUT`: print sample rows of a finished run in the terminal.
+
+Datasets: sft, curated, preference (shards), rejected (`rejected/<stage>.parquet`, filtered by
+`--stage` and `--reason`) and deadletter (`deadletter/deadletter.jsonl`). On a terminal the rows
+are a rich table; in a pipe they are plain `key: value` blocks with no escape codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from pipeline import report_data as rd
+from pipeline.console import is_terminal
+
+DATASETS = ("sft", "curated", "preference", "rejected", "deadletter")
+
+
+class InspectError(Exception):
+    """The output directory has no such dataset, stage or reason."""
+
+
+def _rejected_rows(out_dir: str, stage: str | None, reason: str | None) -> list[dict[str, Any]]:
+    by_stage = rd.read_rejected(out_dir)
+    if stage is not None and stage not in by_stage:
+        raise InspectError(f"no rejected rows of stage {stage!r} in {out_dir}; stages with "
+                           f"rejected rows: {', '.join(sorted(by_stage)) or 'none'}")
+    rows = [r for s, rs in sorted(by_stage.items()) if stage in (None, s) for r in rs]
+    if reason is not None:
+        reasons = sorted({r.get("reject_reason") for r in rows})
+        rows = [r for r in rows if r.get("reject_reason") == reason]
+        if not rows:
+            raise InspectError(f"no rejected rows with reason {reason!r}; reasons: "
+                               f"{', '.join(str(x) for x in reasons) or 'none'}")
+    return rows
+
+
+def sample_rows(out_dir: str, dataset: str = "sft", stage: str | None = None,
+                reason: str | None = None, n: int = 5) -> list[dict[str, str]]:
+    """The first `n` matching rows as flat {column: text} dicts (texts truncated)."""
+    if not os.path.exists(os.path.join(out_dir, "manifest.json")):
+        raise InspectError(f"{out_dir} is not the output directory of a finished run "
+                           "(no manifest.json)")
+    if dataset == "deadletter":
+        rows = [e for e in rd.read_deadletter(out_dir) if stage in (None, e.get("stage"))]
+        return [{k: rd.clip(e.get(k), 300) for k in ("stage", "file", "row", "error", "raw")}
+                for e in rows[:n]]
+    if dataset == "rejected":
+        rows = _rejected_rows(out_dir, stage, reason)
+        return [{**rd.row_summary(r), "stage": r.get("reject_stage"),
+                 "reason": r.get("reject_reason"), "detail": rd.clip(r.get("reject_detail"), 300)}
+                for r in rows[:n]]
+    table = rd.read_dir(os.path.join(out_dir, dataset))
+    if table is None:
+        raise InspectError(f"no {dataset} shards in {out_dir}")
+    rows = table.slice(0, n).to_pylist() if stage is None else [
+        r for r in table.to_pylist()
+        if ((r.get("meta") or {}).get("lineage") or {}).get("stage") == stage][:n]
+    return [{k: "" if v is None else str(v) for k, v in rd.row_summary(r).items()} for r in rows]
+
+
+def print_rows(rows: list[dict[str, str]], title: str, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    if not rows:
+        print(f"{title}: no rows", file=stream)
+        return
+    if is_terminal(stream):
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=True)
+        for key in rows[0]:
+            table.add_column(key, overflow="fold")
+        for row in rows:
+            table.add_row(*(str(row.get(k, "")) for k in rows[0]))
+        Console(file=stream).print(table)
+        return
+    print(f"# {title}: {len(rows)} rows", file=stream)
+    for row in rows:
+        for key, value in row.items():
+            text = "" if value is None else str(value)  # one line per field: \n shown escaped
+            print(f"{key}: {json.dumps(text, ensure_ascii=False)[1:-1]}", file=stream)
+        print("", file=stream)

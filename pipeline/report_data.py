@@ -1,0 +1,187 @@
+"""What the run report shows, gathered from a finished output directory (pure, no HTML).
+
+Reads `manifest.json`, the shards (`sft/`, `curated/`, `preference/`, ...), `rejected/*.parquet`
+and `deadletter/deadletter.jsonl` under one directory; writes nothing. Every list it returns is
+bounded (examples per reason, clusters, values per histogram) so the report stays small for any
+run size. Texts are truncated here and escaped where they are rendered.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections import Counter, defaultdict
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MAX_TEXT = 400
+EXAMPLES_PER_REASON = 3
+MAX_CLUSTERS = 6
+MAX_VALUES = 20_000
+CURATION = ("ingest", "quality", "dedup", "decontam")
+
+
+def clip(text: Any, limit: int = MAX_TEXT) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def prompt_text(messages: list[dict[str, Any]] | None) -> str:
+    """The last user turn (the instruction), or the first message."""
+    messages = messages or []
+    users = [m["content"] for m in messages if m.get("role") == "user"]
+    return users[-1] if users else (messages[0]["content"] if messages else "")
+
+
+def response_text(messages: list[dict[str, Any]] | None) -> str:
+    answers = [m["content"] for m in (messages or []) if m.get("role") == "assistant"]
+    return answers[-1] if answers else ""
+
+
+def read_dir(path: str) -> pa.Table | None:
+    files = sorted(glob.glob(os.path.join(path, "*.parquet")))
+    if not files:
+        return None
+    tables = [pq.read_table(f) for f in files]
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def read_rejected(out_dir: str) -> dict[str, list[dict[str, Any]]]:
+    """Stage → rejected rows as dicts (stage files of `rejected/`)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for f in sorted(glob.glob(os.path.join(out_dir, "rejected", "*.parquet"))):
+        stage = os.path.splitext(os.path.basename(f))[0]
+        rows[stage] = pq.read_table(f).to_pylist()
+    return rows
+
+
+def read_deadletter(out_dir: str, limit: int = 10_000) -> list[dict[str, Any]]:
+    path = os.path.join(out_dir, "deadletter", "deadletter.jsonl")
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                out.append(json.loads(line))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _detail(row: dict[str, Any]) -> dict[str, Any]:
+    raw = row.get("reject_detail")
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {"detail": raw}
+    return value if isinstance(value, dict) else {"detail": value}
+
+
+def row_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """id, source and the texts a person needs to judge one row (example or pair)."""
+    if "chosen" in row:
+        return {"id": row.get("id"), "prompt": clip(prompt_text(row.get("prompt"))),
+                "response": clip(response_text(row.get("chosen"))),
+                "rejected": clip(response_text(row.get("rejected"))),
+                "source": (row.get("source") or {}).get("dataset")}
+    return {"id": row.get("id"), "prompt": clip(prompt_text(row.get("messages"))),
+            "response": clip(response_text(row.get("messages"))),
+            "source": (row.get("source") or {}).get("dataset")}
+
+
+def reasons(rejected: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Stage → [{reason, count, examples: [row summary + detail]}], most frequent first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for stage, rows in rejected.items():
+        by_reason: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_reason[row.get("reject_reason") or "unknown"].append(row)
+        out[stage] = [
+            {"reason": reason, "count": len(items),
+             "examples": [{**row_summary(r), "detail": clip(json.dumps(_detail(r), default=str))}
+                          for r in items[:EXAMPLES_PER_REASON]]}
+            for reason, items in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+    return out
+
+
+def _source_of(row: dict[str, Any]) -> str:
+    return (row.get("source") or {}).get("dataset") or "unknown"
+
+
+def funnel(kept_rows: list[dict[str, Any]], rejected: dict[str, list[dict[str, Any]]],
+           dead: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per input source: rows entering each curation step and rows it removed (rejected or
+    dead-lettered), from ingest to the curated output. Rows come from the files themselves."""
+    file_to_source: dict[str, str] = {}
+    for row in kept_rows + [r for rows in rejected.values() for r in rows]:
+        src = row.get("source") or {}
+        if src.get("file") and src.get("dataset"):
+            file_to_source.setdefault(src["file"], src["dataset"])
+    removed: dict[str, Counter[str]] = defaultdict(Counter)
+    for entry in dead:
+        if entry.get("stage") in CURATION:
+            removed[entry["stage"]][file_to_source.get(entry.get("file") or "", "unknown")] += 1
+    for stage, rows in rejected.items():
+        if stage in CURATION:
+            for row in rows:
+                removed[stage][_source_of(row)] += 1
+    survivors = Counter(_source_of(r) for r in kept_rows
+                        if not ((r.get("meta") or {}).get("lineage") or {}).get("stage"))
+    steps = [s for s in CURATION if s == "ingest" or s in removed]
+    sources = sorted(set(survivors) | {s for c in removed.values() for s in c})
+    rows = []
+    for src in sources:
+        entering = survivors[src] + sum(removed[s][src] for s in steps)
+        for step in steps:
+            rows.append({"source": src, "step": step, "entering": entering,
+                         "removed": removed[step][src]})
+            entering -= removed[step][src]
+        rows.append({"source": src, "step": "output", "entering": entering, "removed": 0})
+    return {"steps": [*steps, "output"], "rows": rows}
+
+
+def _numeric(values: list[Any]) -> list[float]:
+    out = []
+    for v in values:
+        if isinstance(v, bool | int | float):
+            out.append(float(v))
+    return out[:MAX_VALUES]
+
+
+def signals(manifest: dict[str, Any], kept_rows: list[dict[str, Any]],
+            rejected: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per numeric filter signal and the composite score: kept vs quality-rejected values and
+    the thresholds of the filters on that signal."""
+    qcfg = (manifest.get("config", {}).get("stages") or {}).get("quality") or {}
+    if not qcfg.get("enabled"):
+        return []
+    dropped = rejected.get("quality", [])
+    rules: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rule in qcfg.get("filters") or []:
+        if isinstance(rule.get("value"), int | float) and not isinstance(rule["value"], bool):
+            rules[rule["signal"]].append({"op": rule["op"], "value": rule["value"],
+                                          "reason": rule.get("reason")})
+    out = []
+    for signal in ["quality_score", *sorted(rules)]:
+        kept = _numeric([(r.get("meta") or {}).get(signal) for r in kept_rows])
+        lost = _numeric([(r.get("meta") or {}).get(signal) for r in dropped])
+        values = kept + lost
+        if values and (min(values) != max(values) or lost):  # a constant signal shows nothing
+            out.append({"signal": signal, "kept": kept, "rejected": lost,
+                        "thresholds": rules.get(signal, [])})
+    return out
+
+
+def lengths(kept_rows: list[dict[str, Any]], rejected: dict[str, list[dict[str, Any]]]
+            ) -> dict[str, list[int]]:
+    """Response lengths in words of the curated input before curation and after it."""
+    after = [len(response_text(r.get("messages")).split()) for r in kept_rows]
+    before = list(after)
+    for stage in ("quality", "dedup", "decontam"):
+        before += [len(response_text(r.get("messages")).split())
+                   for r in rejected.get(stage, []) if "messages" in r]
+    return {"before": before[:MAX_VALUES], "after": after[:MAX_VALUES]}

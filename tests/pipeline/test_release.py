@@ -1,0 +1,116 @@
+"""Release checks, atomic publishing (with a copy killed halfway), versions, diffs, cards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import release
+from pipeline.cli import main
+from pipeline.release import ReleaseError, check_release, publish_release
+from pipeline.release_diff import diff_releases
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES_OFF = [a for name in ("quality", "dedup", "decontam", "rise", "tag_instruct", "compound")
+              for a in ("--set", f"stages.{name}.enabled=false")]
+
+
+def _run(out: Path, *args: str, inputs: tuple[str, ...] = ("alpaca.jsonl",)) -> Path:
+    flags = [a for i in inputs for a in ("--input", str(ROOT / "data" / i))]
+    assert main(["run", str(ROOT / "configs/demo.yaml"), "--out", str(out), *flags,
+                 "--set", "emit.jsonl=false", *STAGES_OFF, *args]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run(tmp_path_factory.mktemp("release") / "run")
+
+
+def test_check_loads_every_dataset_including_empty_ones(built: Path) -> None:
+    summary = check_release(str(built))
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert summary["rows"]["sft"]["train"] == manifest["conservation"]["records_out"] > 0
+    assert summary["rows"]["preference"] == {"train": 0}  # alpaca has no pairs: 0-row shard
+
+
+def test_check_reads_the_split_the_run_wrote(tmp_path: Path) -> None:
+    out = _run(tmp_path / "run", "--set", "emit.split=validation")
+    assert set(check_release(str(out))["rows"]["sft"]) == {"validation"}
+
+
+def test_broken_or_missing_shard_blocks_the_release(built: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(built, broken)
+    shard = next((broken / "sft").glob("*.parquet"))
+    shard.write_bytes(b"not the shard")
+    with pytest.raises(ReleaseError, match="sha256"):
+        check_release(str(broken))
+    shard.unlink()
+    with pytest.raises(ReleaseError, match="missing"):
+        check_release(str(broken))
+
+
+def test_publish_killed_halfway_leaves_nothing_and_a_retry_succeeds(
+        built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    releases = tmp_path / "releases"
+    checked = check_release(str(built))
+    real_copy = release._copy
+    copied: list[str] = []
+
+    def dying_copy(src: Path, dst: Path) -> None:  # the copy dies after two files
+        def copy_file(a: str, b: str) -> None:
+            if len(copied) == 2:
+                raise OSError("disk full (injected)")
+            copied.append(a)
+            shutil.copy2(a, b)
+
+        shutil.copytree(src, dst, copy_function=copy_file)
+
+    monkeypatch.setattr(release, "_copy", dying_copy)
+    with pytest.raises(shutil.Error, match="injected"):
+        publish_release(str(built), str(releases), "v1", checked)
+    assert len(copied) == 2 and not (releases / "v1").exists()
+    assert not list(releases.glob(".tmp-*")) and not (releases / "LATEST").exists()
+    monkeypatch.setattr(release, "_copy", real_copy)
+    target = Path(publish_release(str(built), str(releases), "v1", checked))
+    assert (target / "manifest.json").exists() and (releases / "LATEST").read_text() == "v1\n"
+    with pytest.raises(ReleaseError, match="immutable"):
+        publish_release(str(built), str(releases), "v1", checked)
+
+
+@pytest.mark.parametrize("version", ["../x", "/tmp/x", "v1/../../x", "1.0", "v1;rm", "latest"])
+def test_versions_cannot_escape_or_be_odd(built: Path, tmp_path: Path, version: str) -> None:
+    with pytest.raises(ReleaseError, match="must look like"):
+        publish_release(str(built), str(tmp_path / "releases"), version, {"rows": {}})
+    assert not (tmp_path / "x").exists()
+
+
+def test_versions_order_and_auto(tmp_path: Path) -> None:
+    (tmp_path / "releases.json").write_text(json.dumps(
+        [{"version": v} for v in ("v1", "v2", "v10", "v2.1")]))
+    assert release.next_version(tmp_path) == "v11"
+    assert release.next_version(tmp_path / "none") == "v1"
+
+
+def test_diff_counts_added_removed_kept_by_source(tmp_path: Path) -> None:
+    old = _run(tmp_path / "old", inputs=("alpaca.jsonl", "dolly.jsonl"))
+    new = _run(tmp_path / "new", inputs=("alpaca.jsonl", "openai_messages.jsonl"))
+    d = diff_releases(str(old), str(new))["datasets"]["sft"]
+    old_rows = pq.read_table(old / "sft", columns=["id", "source"]).to_pylist()
+    dolly = {r["id"] for r in old_rows if r["source"]["dataset"] == "dolly"}
+    assert d["removed"] == len(dolly) == d["by_source"]["dolly"]["removed"] > 0
+    assert d["added"] == d["by_source"]["openai_messages"]["added"] > 0
+    assert d["by_source"]["alpaca"] == {"added": 0, "removed": 0, "kept": d["kept"]}
+
+
+def test_schema_change_needs_a_declaration(built: Path, tmp_path: Path) -> None:
+    other = _run(tmp_path / "quality", "--set", "stages.quality.enabled=true")
+    with pytest.raises(ReleaseError, match="schema"):
+        check_release(str(other), previous_dir=str(built))
+    assert check_release(str(other), previous_dir=str(built), allow_schema_change=True)[
+        "schema_changes"] == ["sft"]
