@@ -11,6 +11,7 @@ import pytest
 
 from pipeline import release
 from pipeline.cli import main
+from pipeline.publish import published_dir
 from pipeline.release import ReleaseError, check_release, publish_release
 from pipeline.release_diff import diff_releases
 
@@ -45,7 +46,7 @@ def test_check_reads_the_split_the_run_wrote(tmp_path: Path) -> None:
 
 def test_broken_or_missing_shard_blocks_the_release(built: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
-    shutil.copytree(built, broken)
+    shutil.copytree(published_dir(built), broken)
     shard = next((broken / "sft").glob("*.parquet"))
     shard.write_bytes(b"not the shard")
     with pytest.raises(ReleaseError, match="sha256"):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.publish import published_dir
 from pipeline.report import highlight
 from tests.conftest import HOSTILE_INSTRUCTION
 
@@ -93,7 +94,7 @@ def test_demo_console_is_plain_and_ends_with_summary(demo_run) -> None:
 @pytest.mark.slow
 def test_inspect_and_report_commands(demo_run, tmp_path: Path, capsys) -> None:
     copy = tmp_path / "run"
-    shutil.copytree(demo_run.out, copy)
+    shutil.copytree(published_dir(demo_run.out), copy)
     (copy / "report.html").unlink()
     assert main(["report", str(copy)]) == 0
     assert (copy / "report.html").read_text() == (demo_run.out / "report.html").read_text()
