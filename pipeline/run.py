@@ -42,7 +42,7 @@ class RunResult:
 
 
 def make_context(cfg: RunConfig) -> RunContext:
-    out = Path(cfg.run.output_dir)
+    out = Path(cfg.run.output_dir).resolve()  # absolute: workers may run elsewhere
     return RunContext(seed=cfg.run.seed, output_dir=str(out), work_dir=str(out / "_work"),
                       llm=cfg.llm, embeddings=cfg.embeddings, roles=cfg.roles(),
                       secret_envs=tuple(secret_env_names(cfg.model_dump(mode="json"))))

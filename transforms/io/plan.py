@@ -6,6 +6,7 @@ the split list (hence every row number) is the same on every runner.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Sequence
@@ -92,4 +93,5 @@ def plan_sources(sources: Sequence[Any], ingest: Any) -> list[FileSplit]:
             except (OSError, ValueError, ReadError) as e:  # read as one unreadable file
                 reason = f"{type(e).__name__}: {e}" if not isinstance(e, ReadError) else str(e)
                 splits.append(FileSplit(index, path, UNREADABLE, reason))
-    return splits
+    cwd = os.getcwd()
+    return [dataclasses.replace(s, base_dir=cwd) for s in splits]

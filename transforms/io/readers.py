@@ -103,13 +103,13 @@ def reads_whole(path: str) -> bool:
 def split_bytes(split: FileSplit) -> bytes:
     """The bytes of a JSONL split (a byte range, or the whole decoded file when end == -1)."""
     if split.end < 0:
-        return read_text_bytes(split.path)
-    with open(split.path, "rb") as f:
+        return read_text_bytes(split.local_path)
+    with open(split.local_path, "rb") as f:
         f.seek(split.start)
         data = f.read(split.end - split.start)
     if split.start == 0:
         data = data.removeprefix(codecs.BOM_UTF8)
-        if not data.strip() and split.end >= os.path.getsize(split.path):
+        if not data.strip() and split.end >= os.path.getsize(split.local_path):
             raise FileReadError("the file is empty: no records")
     return data
 
@@ -126,6 +126,16 @@ class FileSplit:
     end: int = -1
     first_row: int = 0
     limit: int | None = None  # rows of the whole file to read (source.limit)
+    base_dir: str = ""  # the driver's working directory, for a relative `path` (workers)
+
+    @property
+    def local_path(self) -> str:
+        """Where a worker reads the file: `path` (recorded in rows as given) resolved against
+        the driver's working directory, so workers started elsewhere (the portable runner's
+        worker pool) read the same file."""
+        if self.base_dir and not os.path.isabs(self.path) and "://" not in self.path:
+            return os.path.join(self.base_dir, self.path)
+        return self.path
 
 
 UNREADABLE = "unreadable"  # format of a file that failed planning; its layout holds the reason
@@ -239,7 +249,7 @@ def _parse_line(line: bytes, max_bytes: int) -> Any:
 
 
 def read_json_array(split: FileSplit, max_bytes: int) -> Iterator[Record]:
-    raw = read_text_bytes(split.path)
+    raw = read_text_bytes(split.local_path)
     try:
         items = _loads(raw)
     except ValueError as e:
@@ -264,7 +274,7 @@ def read_json_array(split: FileSplit, max_bytes: int) -> Iterator[Record]:
 
 
 def read_csv(split: FileSplit, max_bytes: int) -> Iterator[Record]:
-    raw = read_text_bytes(split.path)
+    raw = read_text_bytes(split.local_path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -310,7 +320,7 @@ def _table_rows(table: Any, first_row: int, split: FileSplit, max_bytes: int) ->
 def read_parquet(split: FileSplit, max_bytes: int) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
-    table = pq.ParquetFile(split.path).read_row_group(split.start)
+    table = pq.ParquetFile(split.local_path).read_row_group(split.start)
     yield from _table_rows(table, split.first_row, split, max_bytes)
 
 
@@ -325,7 +335,7 @@ def load_hf(path: str, fmt: str, split_name: str) -> Any:
 
 
 def read_hf(split: FileSplit, max_bytes: int, split_name: str) -> Iterator[Record]:
-    ds = load_hf(split.path, split.format, split_name)
+    ds = load_hf(split.local_path, split.format, split_name)
     table = ds.with_format("arrow")[split.start:split.end]
     yield from _table_rows(table, split.start, split, max_bytes)
 
