@@ -12,7 +12,16 @@ from fractions import Fraction
 from itertools import combinations
 from typing import Any
 
-from transforms.rise.equations import BINARY_OPS, Equation, Tok, evaluate, format_number, holds
+from transforms.rise.equations import (
+    BINARY_OPS,
+    Equation,
+    Tok,
+    evaluate,
+    format_number,
+    holds,
+    numbers_in,
+)
+from transforms.rise.steps import _STEP_MARK
 
 ERROR_TYPES: dict[str, str] = {
     "change_value": "change one numerical value (an operand or a result) to a nearby wrong value",
@@ -22,9 +31,9 @@ ERROR_TYPES: dict[str, str] = {
     "delete_term": "delete one term of a calculation",
     "change_operator": "change one arithmetic operator (e.g. + to -, * to /)",
     "swap_terms": "swap two terms of a calculation",
-    "misread_question": "misread a fact or quantity given in the question",
+    "misread_question": "misread a fact or condition given in the question (a word-level "
+                        "change of what the step says about the problem)",
 }
-NUMERIC_TYPES = ("change_value", "change_values", "wrong_substitution", "misread_question")
 SIMILAR_DIGITS = {"1": "7", "7": "1", "3": "8", "8": "3", "5": "6", "6": "5"}
 _PER_TARGET = 3  # nearby values tried per number
 
@@ -257,17 +266,20 @@ def candidate_edits(eq: Equation, question_numbers: set[Fraction],
     }
 
 
-def applicable_types_for_text(step_text: str, has_equation: bool, n_numbers: int,
-                              has_question_number: bool) -> list[str]:
-    """Error types a model editor may apply to a step (self-edit): wordy steps without numbers
-    only admit a misreading of the question."""
-    if n_numbers == 0:
-        return ["misread_question"]
-    types = ["change_value", "wrong_substitution"]
-    if n_numbers >= 2:
-        types.append("change_values")
-    if has_equation:
-        types += ["delete_term", "change_operator", "swap_terms"]
-    if has_question_number:
-        types.append("misread_question")
-    return sorted(types, key=list(ERROR_TYPES).index)
+VALUE_TYPES = ("change_value", "change_values")
+EQUATION_TYPES = ("wrong_substitution", "delete_term", "change_operator", "swap_terms")
+ARITHMETIC_TYPES = VALUE_TYPES + EQUATION_TYPES
+
+
+def types_for_step(step_text: str) -> list[str]:
+    """Error types a model editor may apply to a step, by its content: digits → value edits,
+    '=' → substitution, deleted term, operator, swapped terms; neither → a misreading of the
+    question (a word-level edit). The "Step k:" marker does not count."""
+    step_text = _STEP_MARK.sub("", step_text, count=1)
+    digits = any(ch.isdigit() for ch in step_text)
+    types: list[str] = []
+    if digits:
+        types += ["change_value"] + (["change_values"] if len(numbers_in(step_text)) >= 2 else [])
+    if "=" in step_text:
+        types += list(EQUATION_TYPES)
+    return types or ["misread_question"]
