@@ -11,7 +11,17 @@ import apache_beam as beam
 from pipeline.config import RunConfig
 from pipeline.stages import CURATION, SYNTHESIS, load_stage
 from schemas.records import EXAMPLE_SCHEMA, PAIR_SCHEMA
-from transforms.base import DEADLETTER, EXAMPLES, MAIN, PAIRS, REJECTED, REPORT, RunContext
+from schemas.step_pairs import STEP_PAIR_SCHEMA
+from transforms.base import (
+    DEADLETTER,
+    EXAMPLES,
+    MAIN,
+    PAIRS,
+    REJECTED,
+    REPORT,
+    STEP_PAIRS,
+    RunContext,
+)
 from transforms.io.files import write_json
 from transforms.io.read_sources import ReadSources
 from transforms.io.write_deadletter import WriteDeadLetter
@@ -41,6 +51,7 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
     ingest = p | "Ingest" >> ReadSources(cfg.sources, cfg.ingest)
     examples = ingest[MAIN]
     pairs = [ingest[PAIRS]]
+    step_pairs: list[beam.PCollection] = []
     rejected: list[beam.PCollection] = []
     deadletter = [ingest[DEADLETTER]]
     reports = [ingest[REPORT]]
@@ -73,6 +84,8 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
                 sft.append(out[EXAMPLES])
             if PAIRS in out:
                 pairs.append(out[PAIRS])
+            if STEP_PAIRS in out:
+                step_pairs.append(out[STEP_PAIRS])
             collect(name, out)
 
     shards = [
@@ -82,6 +95,10 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
             "preference", f"{staging}/preference", cfg.emit, PAIR_SCHEMA,
             f"{staging}/jsonl/preference"),
     ]
+    if step_pairs:
+        shards.append(_flatten(p, step_pairs, "AllStepPairs") | "EmitStepPairs" >> WriteShards(
+            "preference_steps", f"{staging}/preference_steps", cfg.emit, STEP_PAIR_SCHEMA,
+            f"{staging}/jsonl/preference_steps"))
     if not cfg.emit.include_curated:
         shards.append(examples | "EmitCurated" >> WriteShards(
             "curated", f"{staging}/curated", cfg.emit, EXAMPLE_SCHEMA, f"{staging}/jsonl/curated"))

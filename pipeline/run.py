@@ -23,7 +23,7 @@ from pipeline.options import pipeline_options
 from pipeline.report import render_report
 from transforms.base import RunContext
 
-PUBLISHED = ("sft", "curated", "preference", "jsonl", "rejected", "deadletter", "README.md",
+PUBLISHED = ("sft", "curated", "preference", "preference_steps", "jsonl", "rejected", "deadletter", "README.md",
              "manifest.json", "report.html")
 
 

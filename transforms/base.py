@@ -6,7 +6,8 @@ PCollections keyed by the names below; the pipeline flattens every stage's `reje
 `rejected/`, its `deadletter` into `deadletter/`, and its `report` into the run report.
 
 - curation stages (quality, dedup, decontam) return MAIN (kept Example batches);
-- synthesis stages return EXAMPLES (new Example batches) and/or PAIRS (PreferencePair batches);
+- synthesis stages return EXAMPLES (new Example batches) and/or PAIRS (PreferencePair batches),
+  and may return STEP_PAIRS (step pairs, emitted to `preference_steps/`);
 - every stage may return REJECTED (batches with the reject_* columns, see `reject_rows`),
   DEADLETTER (dicts from `deadletter_entry`) and REPORT (JSON-able dicts, merged by key).
 """
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 MAIN = "main"
 EXAMPLES = "examples"
 PAIRS = "pairs"
+STEP_PAIRS = "step_pairs"  # step-level pairs in RISE's trainer layout (schemas/step_pairs.py)
 REJECTED = "rejected"
 DEADLETTER = "deadletter"
 REPORT = "report"

@@ -140,7 +140,7 @@ class _Finish(beam.DoFn):
                 STAGE, g["edit_dead"][0]["error"], g["edit_dead"][0]["raw"], record_id=pid))
             return
         edit_reasons = sorted(e["reason"] for e in edits)
-        reasons = status["reasons"] + (["edits_rejected"] if edits else [])
+        reasons = (["edits_rejected"] if edits else []) + status["reasons"]
         yield beam.pvalue.TaggedOutput(REJECTED, (status["row"], reasons[0] if reasons else
                                                   "no_pair", {
             "method": "self_sample", "reasons": reasons, "edit_reasons": edit_reasons,

@@ -26,6 +26,7 @@ from transforms.base import (
     PAIRS,
     REJECTED,
     REPORT,
+    STEP_PAIRS,
     ApplyBatchFn,
     BatchResult,
     RunContext,
@@ -45,7 +46,7 @@ from transforms.rise.pairs import (
 from transforms.rise.rule_pairs import rule_edit_pairs
 from transforms.rise.step_pairs import step_rows_batch
 
-STEP_PAIRS = "step_pairs"
+__all__ = ["STEP_PAIRS", "RiseStage", "prepare_batch", "rule_edit_batch"]
 
 
 def _rejected_batch(batch: pa.RecordBatch, idx: list[int], reasons: list[str],
