@@ -16,6 +16,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.run import run_config
 from tests.rise._math_server import MathServer
+from tests.rise.dpo_format import assert_dpo_row
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY, EDITOR = "math-policy", "math-editor"
@@ -93,6 +94,7 @@ def _read(out: Path, name: str) -> list[dict]:
     return ds.to_list()
 
 
+@pytest.mark.slow
 def test_paper_path_through_a_loopback_math_model(run_output) -> None:
     result, server = run_output
     out = result.out_dir
@@ -110,6 +112,7 @@ def test_paper_path_through_a_loopback_math_model(run_output) -> None:
     # the prompt of every pair is exactly what the policy received; roles used their models
     sent = {b["messages"][-1]["content"]: b["messages"] for b in server.requests_for(POLICY)}
     for p in pairs:
+        assert_dpo_row(p)  # the columns and roles trl.DPOTrainer reads
         assert p["prompt"] == sent[p["prompt"][-1]["content"]]
         assert [m["role"] for m in p["prompt"]] == ["system", "user"]
         model = p["meta"]["lineage"]["model"]

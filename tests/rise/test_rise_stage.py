@@ -12,6 +12,7 @@ from apache_beam.testing.util import assert_that
 from rise_fixtures import GSM8K, all_rows, gsm8k_row
 
 from schemas.records import PAIR_SCHEMA, examples_to_batch
+from tests.rise.dpo_format import assert_dpo_row
 from transforms.base import DEADLETTER, PAIRS, REJECTED, REPORT, RunContext
 from transforms.rise import stage as stage_mod
 from transforms.rise.answers import answers_equal, stated_answer
@@ -143,10 +144,9 @@ def test_pairs_load_as_a_dpo_dataset() -> None:
 
     batch = rule_edit_batch(examples_to_batch(all_rows()), RiseConfig(enabled=True), 0).kept
     ds = datasets.Dataset(pa.Table.from_batches([batch]))
-    row = ds[0]
-    assert set(row) >= {"prompt", "chosen", "rejected"}
-    assert row["chosen"][0]["role"] == "assistant" and row["prompt"][0]["role"] == "user"
-    assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
+    assert set(ds.column_names) >= {"prompt", "chosen", "rejected"}
+    for row in ds:
+        assert_dpo_row(row)
 
 
 class _FailingBackend:

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from transforms.rise.answers import numeric_value
 from transforms.rise.equations import evaluate, find_equations, format_number
-from transforms.rise.errors import _nums_after, _set_numbers
+from transforms.rise.errors import numbers_after, set_numbers
 from transforms.rise.rule_editor import apply_replacements
 
 _FINAL = re.compile(r"(?m)^([ \t]*####[ \t]*)([^\n]+?)[ \t]*$|\\boxed\{([^{}]*)\}")
@@ -48,14 +48,14 @@ def carry_through(original: str, edited: str, step_end: int) -> str | None:
             i: mapping[eq.lhs[i].value] for i in eq.operand_indices()  # type: ignore[index]
             if eq.lhs[i].value in mapping}
         if changes:
-            lhs, _ = _nums_after(eq, changes)
+            lhs, _ = numbers_after(eq, changes)
             value = evaluate(lhs)
             if value is not None:
                 if value != eq.result_value:
                     mapping[eq.result_value] = value
                     changes["result"] = value
                 before = len(text)
-                text = apply_replacements(text, _set_numbers(eq, changes))
+                text = apply_replacements(text, set_numbers(eq, changes))
                 cursor = eq.end + len(text) - before
                 continue
         cursor = eq.end

@@ -21,7 +21,7 @@ from transforms.rise.equations import (
     holds,
     numbers_in,
 )
-from transforms.rise.steps import _STEP_MARK
+from transforms.rise.steps import STEP_MARK
 
 ERROR_TYPES: dict[str, str] = {
     "change_value": "change one numerical value (an operand or a result) to a nearby wrong value",
@@ -106,7 +106,9 @@ def _misreadings(v: Fraction, text: str) -> list[Fraction]:
 
 # ------------------------------------------------------------ text replacements per rendering
 
-def _set_numbers(eq: Equation, changes: dict[int | str, Fraction]) -> list[tuple[int, int, str]]:
+def set_numbers(eq: Equation, changes: dict[int | str, Fraction]) -> list[tuple[int, int, str]]:
+    """Text replacements giving operands (by lhs index) or the result ("result") new values in
+    every rendering of `eq`."""
     reps = []
     for r in eq.renderings:
         for pos, value in changes.items():
@@ -130,7 +132,8 @@ def _styled_op(orig: str, sym: str) -> str:
     return sym
 
 
-def _nums_after(eq: Equation, changes: dict[int | str, Fraction]) -> tuple[list[Tok], Fraction]:
+def numbers_after(eq: Equation, changes: dict[int | str, Fraction]) -> tuple[list[Tok], Fraction]:
+    """(lhs tokens, result value) of `eq` after `changes`."""
     lhs = [(_retoken(t, changes[i]) if i in changes else t) for i, t in enumerate(eq.lhs)]
     return lhs, changes.get("result", eq.result_value)
 
@@ -143,10 +146,10 @@ def _value_edits(eq: Equation, error_type: str, targets: dict[int | str, list[Fr
     for pos, values in targets.items():
         kept = 0
         for w in values:
-            lhs, res = _nums_after(eq, {pos: w})
+            lhs, res = numbers_after(eq, {pos: w})
             if _false(eq, lhs, res):
                 old = eq.result_value if pos == "result" else eq.lhs[pos].value  # type: ignore[index]
-                edits.append(Edit(error_type, _set_numbers(eq, {pos: w}),
+                edits.append(Edit(error_type, set_numbers(eq, {pos: w}),
                                   {"target": str(pos), "old": str(old), "new": str(w)}))
                 kept += 1
                 if kept >= per_target:
@@ -169,9 +172,9 @@ def change_values(eq: Equation, ctx: set[Fraction]) -> list[Edit]:
         tb = eq.result if b == "result" else eq.lhs[b]  # type: ignore[index]
         for wa in _nearby(ta.value, ta.text)[:2]:  # type: ignore[arg-type]
             for wb in _nearby(tb.value, tb.text)[:2]:  # type: ignore[arg-type]
-                lhs, res = _nums_after(eq, {a: wa, b: wb})
+                lhs, res = numbers_after(eq, {a: wa, b: wb})
                 if _false(eq, lhs, res):
-                    edits.append(Edit("change_values", _set_numbers(eq, {a: wa, b: wb}),
+                    edits.append(Edit("change_values", set_numbers(eq, {a: wa, b: wb}),
                                       {"targets": [str(a), str(b)], "new": [str(wa), str(wb)]}))
     return edits
 
@@ -275,7 +278,7 @@ def types_for_step(step_text: str) -> list[str]:
     """Error types a model editor may apply to a step, by its content: digits → value edits,
     '=' → substitution, deleted term, operator, swapped terms; neither → a misreading of the
     question (a word-level edit). The "Step k:" marker does not count."""
-    step_text = _STEP_MARK.sub("", step_text, count=1)
+    step_text = STEP_MARK.sub("", step_text, count=1)
     digits = any(ch.isdigit() for ch in step_text)
     types: list[str] = []
     if digits:

@@ -22,16 +22,16 @@ from transforms.rise.errors import ARITHMETIC_TYPES, ERROR_TYPES
 from transforms.rise.filters import check_edit
 from transforms.rise.pairs import Problem
 from transforms.rise.step_pairs import make_step_pair
-from transforms.rise.steps import _STEP_MARK, _split_sentences
+from transforms.rise.steps import STEP_MARK, split_sentences
 from transforms.rise.templates import load_prompt
 
 
 def rewrite_cut(step: str, n_sentences: int) -> int:
     """Where the rewritable tail of a step begins: its last `n_sentences` sentences, never
     before the end of its "Step k:" marker."""
-    sentences = _split_sentences(step)
+    sentences = split_sentences(step)
     cut = sentences[-min(n_sentences, len(sentences))].start if sentences else 0
-    marker = _STEP_MARK.match(step)
+    marker = STEP_MARK.match(step)
     if marker is not None and cut < marker.end():
         cut = marker.end()
         while cut < len(step) and step[cut] in " \t":
