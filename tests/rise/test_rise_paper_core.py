@@ -180,3 +180,18 @@ def test_rule_edit_carried_through_to_a_wrong_final_answer() -> None:
     assert "262 + 32 = $<<262+32=294>>294" in carried and carried.endswith("#### 294")
     assert carry_through(sol, sol.replace("3 x 84", "3 x 85").replace("3*84", "3*85"),
                          sol.index("\n")) is None  # result unchanged: nothing carried
+
+
+def test_rule_edit_uses_the_models_own_sample_else_gold() -> None:
+    cfg = RiseConfig(enabled=True, methods=["sampled", "rule_edit"])
+    out = after_sampling(_problem(), _prompt(), (RIGHT, WRONG), cfg, 0)
+    (rule,) = [r for r in out.pairs if r["meta"]["method"] == "rule_edit"]
+    assert json.loads(rule["meta"]["extra"])["edited_solution"] == "self_sample"
+    assert rule["prompt"] == _prompt() and rule["meta"]["pair_kind"] == "step"
+    assert RIGHT.startswith(rule["chosen"][0]["content"])
+    gold = read_problem(gsm8k_row(*GSM8K[2]), need_solution=False)
+    out = after_sampling(gold, _prompt(), (WRONG,), cfg, 0)  # no correct sample: edit gold
+    (rule,) = out.pairs
+    assert json.loads(rule["meta"]["extra"])["edited_solution"] == "gold"
+    assert rule["prompt"] == gold.prompt and gold.solution.startswith(rule["chosen"][0]["content"])
+    assert out.reasons == ["no_correct_sample"]
