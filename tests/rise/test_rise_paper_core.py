@@ -12,13 +12,14 @@ import pytest
 from rise_fixtures import GSM8K, gsm8k_row
 
 from transforms.llm.api import ChatResult
+from transforms.llm.prompts import load_prompt
 from transforms.rise.carry import carry_through
 from transforms.rise.config import RiseConfig
 from transforms.rise.pairs import Problem, read_problem
 from transforms.rise.sampling import after_sampling, grade_samples
 from transforms.rise.self_edit import edit_outcome, edit_request, parse_rewrite, rewrite_cut
 from transforms.rise.step_pairs import step_row
-from transforms.rise.templates import load_prompt, solve_messages
+from transforms.rise.templates import solve_messages
 
 GOLDEN = Path(__file__).with_name("golden")
 Q = "Sam reads 15 pages a day for 6 days and then 20 pages on the last day. How many pages?"
@@ -55,8 +56,8 @@ def test_prompts_match_golden_files() -> None:
            "is_last": False, "job": 0}
     req = edit_request(p, _prompt(), job, CFG, 0, {"model": "p", "template_version": "v"})
     assert req.messages[0][1] + "\n" == (GOLDEN / "self_edit_steps.txt").read_text()
-    assert req.template_version == load_prompt("self_edit").version
-    assert req.json_schema == load_prompt("self_edit").schema
+    assert req.template_version == load_prompt("rise", "self_edit").version
+    assert req.json_schema == load_prompt("rise", "self_edit").schema
     assert req.key == f"{p.id}:edit:0"
 
 

@@ -80,9 +80,9 @@ def run_output(tmp_path: Path):
                 "max_retries: 0, retries: 0, cache: false, concurrency: 4, timeout_s: 20}")
         cfg = load_config(ROOT / "configs/rise_paper.yaml", [
             f"llm={role[:-1]}, model: {EDITOR}}}",  # the editor defaults to the run's llm
-            f"stages.rise.policy={role[:-1]}, model: {POLICY}}}",
+            f"stages.rise.roles={{policy: {role[:-1]}, model: {POLICY}}}}}",
         ], [str(src)], str(tmp_path / "out"))
-        assert cfg.stages.rise.editor is None
+        assert set(cfg.stages.rise.roles) == {"policy"}
         result = run_config(cfg)
     return result, server
 

@@ -30,8 +30,9 @@ def test_rise_paper_config_with_the_local_model(tmp_path: Path) -> None:
         "stages.rise.methods=[sampled, self_edit, rule_edit]",
         "stages.rise.sampling.samples=1", "stages.rise.sampling.max_tokens=16",
         "stages.rise.self_edit.pairs_per_problem=1", "stages.rise.self_edit.max_tokens=64",
-        "stages.rise.policy.batch_size=20", "llm.batch_size=20",
-        f"llm.cache_dir={tmp_path / 'cache'}", f"stages.rise.policy.cache_dir={tmp_path / 'c'}",
+        "stages.rise.roles.policy.batch_size=20", "llm.batch_size=20",
+        f"llm.cache_dir={tmp_path / 'cache'}",
+        f"stages.rise.roles.policy.cache_dir={tmp_path / 'c'}",
     ], None, str(tmp_path / "out"))
     result = run_config(cfg)
     out, rep = result.out_dir, result.manifest["reports"]["rise"]
@@ -82,8 +83,8 @@ def test_local_model_as_the_editor_of_scripted_correct_samples(tmp_path: Path) -
                               "garbage") for p in problems}
     with MathServer(script, "math-policy", "unused-editor") as server:
         cfg = load_config(ROOT / "configs/rise_paper.yaml", [
-            f"stages.rise.policy={{backend: openai, base_url: '{server.base_url}', "
-            "api_key_env: null, model: math-policy, cache: false}",
+            f"stages.rise.roles={{policy: {{backend: openai, base_url: '{server.base_url}', "
+            "api_key_env: null, model: math-policy, cache: false}}",
             "stages.rise.methods=[self_edit]", "stages.rise.sampling.samples=2",
             "stages.rise.self_edit.pairs_per_problem=1", "stages.rise.self_edit.max_tokens=48",
             "llm.retries=0", f"llm.cache_dir={tmp_path / 'cache'}",

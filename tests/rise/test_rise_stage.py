@@ -171,7 +171,8 @@ def test_llm_paths_route_backend_failures_to_the_dead_letter(tmp_path) -> None:
 
     rows = all_rows()
     cfg = RiseConfig(enabled=True, methods=["self_edit"])
-    ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=LLMConfig(cache=False, progress=False))
+    ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=LLMConfig(cache=False, progress=False),
+                     backend_factory=_FailingBackend)
 
     def check_dead(entries: list) -> None:
         # the policy never answers: every problem ends in the dead letter, once, as itself
@@ -185,7 +186,6 @@ def test_llm_paths_route_backend_failures_to_the_dead_letter(tmp_path) -> None:
         assert rep["problems_deadletter"] == len(rows) and rep["conservation_holds"]
 
     with TestPipeline() as p:
-        out = p | beam.Create(_batches(rows)) | RiseStage(cfg, ctx,
-                                                            backend_factory=_FailingBackend)
+        out = p | beam.Create(_batches(rows)) | RiseStage(cfg, ctx)
         assert_that(out[DEADLETTER], check_dead, label="dead")
         assert_that(out[REPORT], check_report, label="report")

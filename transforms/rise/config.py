@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from transforms.config_base import StrictModel, SynthesisConfig
-from transforms.llm.config import LLMConfig
+from transforms.llm.config import ModelRoles
 
 METHODS = ("rule_edit", "self_edit", "sampled")
 ERROR_TYPE_NAMES = ("change_value", "change_values", "wrong_substitution", "delete_term",
@@ -43,10 +43,15 @@ class SamplingConfig(StrictModel):
         "recheck\", ...) are not used as chosen texts")
 
 
-class RiseConfig(SynthesisConfig):
+class RiseConfig(SynthesisConfig, ModelRoles):
     """Subtle-error preference pairs (RISE, arXiv 2410.06638): the policy samples its own
     solutions; a correct one is paired with an incorrect one (full pairs) and with copies whose
     step was edited to hold one subtle error (step pairs)."""
+
+    ROLES = {"policy": "sampled and self_edit: the model that samples its own solutions (k per "
+                       "problem)",
+             "editor": "self_edit: the model that rewrites a step of a correct sample with one "
+                       "error (the paper: the policy itself)"}
 
     methods: list[Literal["rule_edit", "self_edit", "sampled"]] = Field(
         default_factory=lambda: ["rule_edit"],
@@ -77,11 +82,6 @@ class RiseConfig(SynthesisConfig):
                                      description="how the policy samples its own solutions")
     self_edit: SelfEditConfig = Field(default_factory=SelfEditConfig,
                                       description="settings of the self_edit method")
-    policy: LLMConfig | None = Field(
-        None, description="the model that samples solutions (an `llm` block); default: the "
-        "run's llm")
-    editor: LLMConfig | None = Field(
-        None, description="the model that edits steps (an `llm` block); default: the run's llm")
 
     @property
     def samples_solutions(self) -> bool:

@@ -1,14 +1,15 @@
 """SelfSampleAndEdit: the RISE paper's flow on the serving layer (two roles, two model calls).
 
-Reads prepared Example batches. Step 1: the `policy` role (cfg.policy, default the run's llm)
-samples k "Step k:" solutions per problem from the solve prompt (system + user messages, which
-become every pair's `prompt`). Step 2: samples are graded and paired (sampling.after_sampling);
-edit jobs go to the `editor` role (cfg.editor, default the run's llm). Step 3: each edit is
+Reads prepared Example batches. Step 1 (`solve`): the `policy` role (`roles.policy`, default
+the run's llm) samples k "Step k:" solutions per problem from the solve prompt (system + user
+messages, which become every pair's `prompt`). Step 2: samples are graded and paired
+(sampling.after_sampling); edit jobs go to step `edit`, the `editor` role (`roles.editor`,
+default the run's llm). Step 3: each edit is
 filtered and becomes a step pair or an edit-level rejection (self_edit.edit_outcome). Step 4:
 per problem (grouped by id), a problem with no pair ends in REJECTED (its reasons) or, when its
 model calls failed, in DEADLETTER. Returns {MAIN: pair batches, REJECTED: batches,
 DEADLETTER: entries, "summary": count dicts}. Metrics: refinery.rise.solve / refinery.rise.edit
-(serving layer), refinery.rise: pairs_<method>, edit_dropped_<reason>.
+(kit.GenerateStep), refinery.rise: pairs_self_edit, edit_dropped_<reason>, dropped_<reason>.
 """
 
 from __future__ import annotations
@@ -17,26 +18,19 @@ from collections.abc import Iterable
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
 
-from schemas.records import examples_to_batch, pairs_to_batch
-from transforms.base import (
-    DEADLETTER,
-    MAIN,
-    METRICS_NAMESPACE,
-    REJECTED,
-    RunContext,
-    deadletter_entry,
-    reject_rows,
-)
+from schemas.ids import derive_seed
+from schemas.records import pairs_to_batch
+from transforms.base import DEADLETTER, MAIN, REJECTED, RunContext, deadletter_entry
+from transforms.kit import GenerateStep, Rejection, RejectRows, metrics_namespace
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
 from transforms.rise.config import RiseConfig
 from transforms.rise.pairs import STAGE, Problem, read_problem, summarize_pairs
 from transforms.rise.sampling import after_sampling
-from transforms.rise.self_edit import edit_outcome, edit_request, seed_int
+from transforms.rise.self_edit import edit_outcome, edit_request
 from transforms.rise.templates import solve_messages
 
-NS = f"{METRICS_NAMESPACE}.{STAGE}"
+NS = metrics_namespace(STAGE)
 STATUS, EDITS, SUMMARY = "status", "edits", "summary"
 
 
@@ -47,7 +41,7 @@ def solve_request(row: dict[str, Any], cfg: RiseConfig, seed: int) -> ChatReques
     msgs, version = solve_messages(problem.question)
     s = cfg.sampling
     sp = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-                        n=s.samples, seed=seed_int(seed, f"{problem.id}:solve"))
+                        n=s.samples, seed=derive_seed(seed, problem.id, "solve"))
     return ChatRequest(key=f"{problem.id}:solve",
                        messages=tuple((m["role"], m["content"]) for m in msgs), sampling=sp,
                        template_version=version,
@@ -126,9 +120,9 @@ class _Finish(beam.DoFn):
         status = g[STATUS][0] if g[STATUS] else None
         if status is None or "error" in status:  # the solve call failed, or planning raised
             src = dead[0] if dead else {"error": status["error"] if status else "lost",
-                                        "raw": status and status["row"]}
-            yield beam.pvalue.TaggedOutput(DEADLETTER, {
-                **deadletter_entry(STAGE, src["error"], src["raw"], record_id=pid)})
+                                        "raw": status and status["row"], "step": "plan"}
+            yield beam.pvalue.TaggedOutput(DEADLETTER, deadletter_entry(
+                STAGE, src["error"], src["raw"], record_id=pid, step=src.get("step")))
             return
         if g["edit_dead"]:
             yield beam.pvalue.TaggedOutput(SUMMARY, {"edit_deadletter": len(g["edit_dead"])})
@@ -136,48 +130,36 @@ class _Finish(beam.DoFn):
             yield beam.pvalue.TaggedOutput(SUMMARY, {"problems_paired": 1})
             return
         if g["edit_dead"] and not edits:  # every edit call failed
+            first = g["edit_dead"][0]
             yield beam.pvalue.TaggedOutput(DEADLETTER, deadletter_entry(
-                STAGE, g["edit_dead"][0]["error"], g["edit_dead"][0]["raw"], record_id=pid))
+                STAGE, first["error"], first["raw"], record_id=pid, step=first.get("step")))
             return
         edit_reasons = sorted(e["reason"] for e in edits)
         reasons = (["edits_rejected"] if edits else []) + status["reasons"]
-        yield beam.pvalue.TaggedOutput(REJECTED, (status["row"], reasons[0] if reasons else
-                                                  "no_pair", {
-            "method": "self_sample", "reasons": reasons, "edit_reasons": edit_reasons,
-            **status["detail"]}))
-
-
-def _rows_to_rejected(items: list[tuple[dict, str, dict]]) -> pa.RecordBatch:
-    items = sorted(items, key=lambda it: (it[1], it[0]["id"]))
-    batch = examples_to_batch([it[0] for it in items])
-    return reject_rows(batch, STAGE, [it[1] for it in items], [it[2] for it in items])
+        yield beam.pvalue.TaggedOutput(REJECTED, Rejection(
+            status["row"], reasons[0] if reasons else "no_pair",
+            {"method": "self_sample", "reasons": reasons, "edit_reasons": edit_reasons,
+             **status["detail"]}))
 
 
 class SelfSampleAndEdit(beam.PTransform):
     """Prepared Example batches → {MAIN, REJECTED, DEADLETTER, "summary"}; module docstring."""
 
-    def __init__(self, cfg: RiseConfig, ctx: RunContext, backend_factory: Any = None,
-                 label: str | None = None):
+    def __init__(self, cfg: RiseConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
-        self.cfg, self.ctx, self.backend_factory = cfg, ctx, backend_factory
-
-    def _generate(self, role: str) -> beam.PTransform:
-        from transforms.llm.config import LLMConfig
-        from transforms.llm.generate import Generate
-
-        llm = getattr(self.cfg, role) or self.ctx.llm or LLMConfig()
-        return Generate(llm, stage=f"{STAGE}.{'solve' if role == 'policy' else 'edit'}",
-                        work_dir=self.ctx.work_dir, backend_factory=self.backend_factory)
+        self.cfg, self.ctx = cfg, ctx
 
     def expand(self, prepared: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg, seed, size = self.cfg, self.ctx.seed, self.cfg.batch_rows
         solved = (prepared
                   | "PlanSolve" >> beam.FlatMap(
                       lambda b: [solve_request(r, cfg, seed) for r in b.to_pylist()])
-                  | "Sample" >> self._generate("policy"))
+                  | "Sample" >> GenerateStep(self.ctx, stage=STAGE, step="solve",
+                                            role="policy"))
         after = solved[MAIN] | "AfterSampling" >> beam.ParDo(
             _AfterSampling(cfg, seed)).with_outputs(EDITS, STATUS, SUMMARY, main=MAIN)
-        edited = after[EDITS] | "Edit" >> self._generate("editor")
+        edited = after[EDITS] | "Edit" >> GenerateStep(self.ctx, stage=STAGE, step="edit",
+                                                       role="editor")
         outcome = edited[MAIN] | "EditOutcome" >> beam.ParDo(
             _EditOutcome(cfg)).with_outputs(EDITS, SUMMARY, main=MAIN)
         finished = ({STATUS: after[STATUS], EDITS: outcome[EDITS],
@@ -190,10 +172,7 @@ class SelfSampleAndEdit(beam.PTransform):
                  | "BatchPairs" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
                  | "PairsToBatch" >> beam.Map(
                      lambda rows: pairs_to_batch(sorted(rows, key=lambda r: r["id"]))))
-        rejected = (finished[REJECTED]
-                    | "BatchRejected" >> beam.BatchElements(min_batch_size=1,
-                                                            max_batch_size=size)
-                    | "RejectedToBatch" >> beam.Map(_rows_to_rejected))
+        rejected = finished[REJECTED] | "RejectRows" >> RejectRows(STAGE, size=size)
         summary = ((after[SUMMARY], outcome[SUMMARY], finished[SUMMARY])
                    | "AllSummaries" >> beam.Flatten())
         return {MAIN: pairs, REJECTED: rejected, DEADLETTER: finished[DEADLETTER],

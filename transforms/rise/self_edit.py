@@ -12,18 +12,18 @@ arithmetic types); a passing edit becomes a step pair (step_pairs.make_step_pair
 from __future__ import annotations
 
 import json
-import random
 import re
 from typing import Any
 
+from schemas.ids import derive_seed
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
+from transforms.llm.prompts import load_prompt
 from transforms.rise.config import RiseConfig
 from transforms.rise.errors import ARITHMETIC_TYPES, ERROR_TYPES
 from transforms.rise.filters import check_edit
 from transforms.rise.pairs import Problem
 from transforms.rise.step_pairs import make_step_pair
 from transforms.rise.steps import STEP_MARK, split_sentences
-from transforms.rise.templates import load_prompt
 
 
 def rewrite_cut(step: str, n_sentences: int) -> int:
@@ -39,10 +39,6 @@ def rewrite_cut(step: str, n_sentences: int) -> int:
     return cut
 
 
-def seed_int(seed: int, key: str) -> int:
-    return random.Random(f"{seed}:{key}").randrange(2 ** 31)
-
-
 def edit_request(problem: Problem, prompt: list[dict[str, str]], job: dict[str, Any],
                  cfg: RiseConfig, seed: int, policy: dict[str, str]) -> ChatRequest:
     """The editor's request for one job; `policy` holds the sampling model and prompt version
@@ -50,17 +46,18 @@ def edit_request(problem: Problem, prompt: list[dict[str, str]], job: dict[str, 
     sample, s, e = job["sample"], job["step_start"], job["step_end"]
     step = sample[s:e]
     cut = rewrite_cut(step, cfg.self_edit.last_sentences)
-    tpl = load_prompt("self_edit")
+    tpl = load_prompt("rise", "self_edit")
     text = tpl.render(
         question=problem.question, previous_steps=sample[:s].strip(), step=step,
         keep=step[:cut], rewrite=step[cut:], n_sentences=cfg.self_edit.last_sentences,
         error_type=job["error_type"], error_description=ERROR_TYPES[job["error_type"]])
     key = f"{problem.id}:edit:{job['job']}"
     sp = SamplingParams(temperature=cfg.self_edit.temperature,
-                        max_tokens=cfg.self_edit.max_tokens, seed=seed_int(seed, key))
+                        max_tokens=cfg.self_edit.max_tokens, seed=derive_seed(seed, key))
     payload = {"problem": problem.__dict__, "prompt": prompt, "job": {**job, "cut": s + cut},
                "policy": policy}
-    return ChatRequest(key=key, messages=(("user", text),), sampling=sp, json_schema=tpl.schema,
+    return ChatRequest(key=key, messages=(("user", text),), sampling=sp,
+                       json_schema=tpl.answer_schema(),
                        template_version=tpl.version, payload=payload)
 
 

@@ -33,6 +33,7 @@ from transforms.base import (
     deadletter_entry,
     reject_rows,
 )
+from transforms.kit import merge_combine
 from transforms.rise.config import RiseConfig
 from transforms.rise.pairs import (
     STAGE,
@@ -111,32 +112,21 @@ def _pair_summary(batch: pa.RecordBatch) -> dict[str, Any]:
                         {"problems_paired": len({r["meta"]["parent_id"] for r in rows})})
 
 
-class _MergeCounts(beam.CombineFn):
-    def create_accumulator(self) -> dict[str, Any]:
-        return {}
-
-    def add_input(self, acc: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-        return merge_counts(acc, item)
-
-    def merge_accumulators(self, accs):
-        out: dict[str, Any] = {}
-        for a in accs:
-            out = merge_counts(out, a)
-        return out
-
-    def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
-        return acc
+def _merge_all(accs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for a in accs:
+        out = merge_counts(out, a)
+    return out
 
 
 class RiseStage(beam.PTransform):
     """Example batches → {PAIRS, STEP_PAIRS, REJECTED, DEADLETTER, REPORT}; see the module
-    docstring. `backend_factory` replaces the LLM backend of both roles (fault injection)."""
+    docstring. Model roles: `policy` samples, `editor` edits (each the run's llm unless the
+    config's `roles` names a block)."""
 
-    def __init__(self, config: RiseConfig, ctx: RunContext, label: str | None = None,
-                 backend_factory: Any = None):
+    def __init__(self, config: RiseConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
         self.config, self.ctx = config, ctx
-        self.backend_factory = backend_factory
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg, seed = self.config, self.ctx.seed
@@ -146,8 +136,7 @@ class RiseStage(beam.PTransform):
         if cfg.samples_solutions:
             from transforms.rise.paper_path import SelfSampleAndEdit
 
-            path = prep[MAIN] | "SelfSampleAndEdit" >> SelfSampleAndEdit(
-                cfg, self.ctx, self.backend_factory)
+            path = prep[MAIN] | "SelfSampleAndEdit" >> SelfSampleAndEdit(cfg, self.ctx)
             summaries.append(path["summary"])
         else:
             path = prep[MAIN] | "RuleEdit" >> ApplyBatchFn(
@@ -160,8 +149,8 @@ class RiseStage(beam.PTransform):
             lambda b: summarize_rejected(b.column("reject_reason").to_pylist())))
         summaries.append(out_dead | "SummarizeDead" >> beam.Map(lambda _: {"deadletter": 1}))
         report = (tuple(summaries) | "FlattenSummaries" >> beam.Flatten()
-                  | "MergeSummaries" >> beam.CombineGlobally(_MergeCounts())
-                  | "FinalizeReport" >> beam.Map(finalize_report))
+                  | "MergeSummaries" >> beam.CombineGlobally(
+                      merge_combine(dict, merge_counts, _merge_all, finalize_report)))
         steps = pairs | "StepLayout" >> beam.FlatMap(
             lambda b: [s] if (s := step_rows_batch(b)) is not None else [])
         return {PAIRS: pairs, STEP_PAIRS: steps, REJECTED: out_rej, DEADLETTER: out_dead,
