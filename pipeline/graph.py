@@ -13,7 +13,17 @@ import apache_beam as beam
 from pipeline.config import RunConfig
 from pipeline.stages import STAGES, StageSpec
 from schemas.records import EXAMPLE_SCHEMA, PAIR_SCHEMA
-from transforms.base import DEADLETTER, EXAMPLES, MAIN, PAIRS, REJECTED, REPORT, RunContext
+from schemas.step_pairs import STEP_PAIR_SCHEMA
+from transforms.base import (
+    DEADLETTER,
+    EXAMPLES,
+    MAIN,
+    PAIRS,
+    REJECTED,
+    REPORT,
+    STEP_PAIRS,
+    RunContext,
+)
 from transforms.io.files import write_json
 from transforms.io.read_sources import ReadSources
 from transforms.io.write_deadletter import WriteDeadLetter
@@ -58,6 +68,7 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
     ingest = p | "Ingest" >> ReadSources(cfg.sources, cfg.ingest)
     examples = ingest[MAIN]
     pairs = [ingest[PAIRS]]
+    step_pairs: list[beam.PCollection] = []
     rejected: list[beam.PCollection] = []
     deadletter = [ingest[DEADLETTER]]
     reports = [ingest[REPORT]]
@@ -78,7 +89,7 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
             seeds = examples | f"{spec.name.capitalize()}Seeds" >> SelectSeeds(
                 stage_cfg.seeds, cfg.run.seed)
             out = seeds | stage
-            for key, into in ((EXAMPLES, synthesized), (PAIRS, pairs)):
+            for key, into in ((EXAMPLES, synthesized), (PAIRS, pairs), (STEP_PAIRS, step_pairs)):
                 if key in spec.outputs:
                     into.append(out[key])
         collect(out)
@@ -91,6 +102,10 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
             "preference", f"{staging}/preference", cfg.emit, PAIR_SCHEMA,
             f"{staging}/jsonl/preference"),
     ]
+    if step_pairs:
+        shards.append(_flatten(p, step_pairs, "AllStepPairs") | "EmitStepPairs" >> WriteShards(
+            "preference_steps", f"{staging}/preference_steps", cfg.emit, STEP_PAIR_SCHEMA,
+            f"{staging}/jsonl/preference_steps"))
     if not cfg.emit.include_curated:
         shards.append(examples | "EmitCurated" >> WriteShards(
             "curated", f"{staging}/curated", cfg.emit, EXAMPLE_SCHEMA, f"{staging}/jsonl/curated"))

@@ -30,7 +30,7 @@ from pathlib import Path
 RUNS = ".runs"
 CURRENT = "current"
 LOCK = ".lock"
-PUBLISHED = ("sft", "curated", "preference", "jsonl", "rejected", "deadletter", "README.md",
+PUBLISHED = ("sft", "curated", "preference", "preference_steps", "jsonl", "rejected", "deadletter", "README.md",
              "manifest.json", "report.html")
 
 

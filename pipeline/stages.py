@@ -15,7 +15,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from transforms.names import DEADLETTER, EXAMPLES, MAIN, PAIRS, REJECTED, REPORT
+from transforms.names import DEADLETTER, EXAMPLES, MAIN, PAIRS, REJECTED, REPORT, STEP_PAIRS
 
 CURATION_OUTPUTS = frozenset({MAIN, REJECTED, DEADLETTER, REPORT})
 
@@ -54,6 +54,8 @@ STAGES: tuple[StageSpec, ...] = (
               writes=("meta.dup_cluster",), outputs=frozenset({MAIN, REJECTED, REPORT})),
     StageSpec("decontam", "curation", "transforms.decontam.stage:DecontamStage",
               "transforms.decontam.config:DecontamConfig"),
+    StageSpec("length_filter", "curation", "transforms.length_filter.stage:LengthFilterStage",
+              "transforms.length_filter.config:LengthFilterConfig", writes=("meta.answer_chars",)),
     StageSpec("tag_instruct", "synthesis", "transforms.tag_instruct.stage:TagInstructStage",
               "transforms.tag_instruct.config:TagInstructConfig", writes=("meta.lineage",),
               outputs=frozenset({EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT})),
@@ -62,7 +64,7 @@ STAGES: tuple[StageSpec, ...] = (
               outputs=frozenset({EXAMPLES, REJECTED, DEADLETTER, REPORT})),
     StageSpec("rise", "synthesis", "transforms.rise.stage:RiseStage",
               "transforms.rise.config:RiseConfig", writes=("meta.method",),
-              outputs=frozenset({PAIRS, REJECTED, DEADLETTER, REPORT})),
+              outputs=frozenset({PAIRS, STEP_PAIRS, REJECTED, DEADLETTER, REPORT})),
 )
 _KINDS = [s.kind for s in STAGES]
 if sorted(_KINDS) != _KINDS:  # "curation" < "synthesis": synthesis reads the curated stream

@@ -43,7 +43,7 @@ def test_demo_end_to_end(demo_run) -> None:
     # every LLM seed ends accepted, rejected or dead-lettered (the stages' own accounting,
     # checked against the manifest's counts from the files).
     reports, synth = manifest["reports"], manifest["synthesis"]
-    assert reports["rise"]["pairs"] == reports["rise"]["examples_in"] == synth["rise"][
+    assert reports["rise"]["pairs"] == reports["rise"]["problems_in"] == synth["rise"][
         "out_preference"] >= 5
     tag = reports["tag_instruct"]
     assert tag["seeds"] == 4 and tag["conserved"]

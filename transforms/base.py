@@ -8,7 +8,8 @@ every stage's `rejected` into `rejected/`, its `deadletter` into `deadletter/`, 
 `report` into the run report.
 
 - curation stages (quality, dedup, decontam) return MAIN (kept Example batches);
-- synthesis stages return EXAMPLES (new Example batches) and/or PAIRS (PreferencePair batches);
+- synthesis stages return EXAMPLES (new Example batches) and/or PAIRS (PreferencePair batches),
+  and may return STEP_PAIRS (step pairs, emitted to `preference_steps/`);
 - every stage may return REJECTED (batches with the reject_* columns, see `reject_rows`),
   DEADLETTER (dicts from `deadletter_entry`) and REPORT (JSON-able dicts, merged by key).
 Synthesis glue (model calls, rejections, report combiners) lives in transforms/kit.py.
@@ -36,6 +37,7 @@ from transforms.names import (  # noqa: F401 - re-exported: stages import them f
     PAIRS,
     REJECTED,
     REPORT,
+    STEP_PAIRS,
 )
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ from __future__ import annotations
 MAIN = "main"
 EXAMPLES = "examples"
 PAIRS = "pairs"
+STEP_PAIRS = "step_pairs"  # step-level pairs in RISE's trainer layout (schemas/step_pairs.py)
 REJECTED = "rejected"
 DEADLETTER = "deadletter"
 REPORT = "report"

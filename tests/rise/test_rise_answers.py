@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from transforms.rise.answers import (
+    CORRECT,
+    INCORRECT,
+    UNFINISHED,
     answers_equal,
     extract_boxed,
     extract_final_answer,
     grade,
+    grade_sample,
     numeric_value,
     strip_boxed,
 )
@@ -74,3 +78,15 @@ def test_grade_against_gold() -> None:
     assert not grade("Step 1: 2 * 3 = 7.\nThe answer is \\boxed{7}.", "6")
     assert numeric_value("$1,234.50") == numeric_value("1234.5")
     assert numeric_value("abc") is None
+
+
+@pytest.mark.parametrize(("solution", "verdict"), [
+    ("Step 1: 2 * 3 = 6.\nThe answer is \\boxed{6}.", CORRECT),
+    ("Step 1: 2 * 3 = 6.\nThe answer is $\\frac{12}{2}$.", CORRECT),  # sympy/exact equivalent
+    ("Step 1: 2 * 3 = 7.\nThe answer is \\boxed{7}.", INCORRECT),
+    ("Step 1: 2 * 3 = 6.\nStep 2: So we have 6", UNFINISHED),  # last number right, unstated
+    ("", UNFINISHED),
+])
+def test_grade_sample_is_strict(solution: str, verdict: str) -> None:
+    assert grade_sample(solution, "6") == verdict
+    assert grade(solution, "6") == (verdict == CORRECT)

@@ -8,7 +8,7 @@ import pytest
 from rise_fixtures import GSM8K, MATH, STEPS
 
 from transforms.rise.equations import find_equations
-from transforms.rise.errors import ERROR_TYPES, applicable_types_for_text, candidate_edits
+from transforms.rise.errors import ERROR_TYPES, candidate_edits, types_for_step
 from transforms.rise.pairs import verify_rule_pair
 from transforms.rise.rule_editor import apply_replacements, edit_sites, rule_edit
 from transforms.rise.steps import diff_span
@@ -87,11 +87,17 @@ def test_false_equations_are_never_edited() -> None:
     assert rule_edit(sol, "He has 7 apples and eats 2.", random.Random(0)) == "no_applicable_step"
 
 
-def test_self_edit_applicability_for_wordy_steps() -> None:
-    assert applicable_types_for_text("We first find what is left.", False, 0, False) == [
-        "misread_question"]
-    full = applicable_types_for_text("3 x 84 = 252", True, 3, True)
-    assert set(full) == set(ERROR_TYPES)
+@pytest.mark.parametrize(("step", "types"), [
+    ("Step 1: We first find what is left.", ["misread_question"]),
+    ("Step 2: He has 252 apples and 3 pears.", ["change_value", "change_values"]),
+    ("Step 2: He has 7 apples.", ["change_value"]),
+    ("Step 3: 3 x 84 = 252", ["change_value", "change_values", "wrong_substitution",
+                              "delete_term", "change_operator", "swap_terms"]),
+    ("Let x = y + z.", ["wrong_substitution", "delete_term", "change_operator", "swap_terms"]),
+])
+def test_error_types_follow_the_step_content(step: str, types: list[str]) -> None:
+    assert types_for_step(step) == types
+    assert set(types) <= set(ERROR_TYPES)
 
 
 def test_rule_edit_is_seeded() -> None:

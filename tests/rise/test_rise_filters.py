@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rise_fixtures import GSM8K
 
-from transforms.rise.filters import admits_error, check_edit, token_edit_distance
+from transforms.rise.filters import admits_error, check_edit, self_corrects, token_edit_distance
 from transforms.rise.steps import split_steps
 
 SOL = GSM8K[0][1]
@@ -57,3 +57,35 @@ def test_edit_outside_the_step() -> None:
     edited = SOL.replace("12 + 5", "12 + 6")
     reason, _ = check_edit(SOL, edited, STEP.start, STEP.end, 12, True)
     assert reason == "edit_outside_step"
+
+
+def _model_check(new_step: str, gold: str | None = None, bound: int = 12):
+    edited = SOL[:STEP.start] + new_step + SOL[STEP.end:]
+    return check_edit(SOL, edited, STEP.start, STEP.end, bound, True, last_step_gold=gold,
+                      require_false=False)[0]
+
+
+def test_model_edits_may_be_consistent_but_wrong() -> None:
+    # 39/3 = 13 holds, but the step's result changed: a wrong, self-consistent computation
+    assert _model_check("In the morning he sold 39/3 = <<39/3=13>>13 muffins.") is None
+    assert _model_check("In the morning he sold 36/3 = <<36/3=13>>13 muffins.") is None
+    # same result, every equation true: nothing was computed differently
+    assert _model_check("In the morning he sold 36/3 = <<36/3=12>>12 cakes.") == \
+        "computation_unchanged"
+    assert _model_check("In the morning he sold 13 muffins.", bound=30) == "equation_removed"
+
+
+def test_last_step_must_not_keep_the_correct_answer() -> None:
+    assert _model_check("In the morning he sold 36/3 = <<36/3=13>>13 muffins.", gold="13") == \
+        "keeps_correct_answer"
+    assert _model_check("In the morning he sold 36/3 = <<36/3=13>>13 muffins.", gold="12") is None
+
+
+@pytest.mark.parametrize(("text", "flag"), [
+    ("Step 1: 3 * 4 = 12.\nWait, that should be 3 * 5 = 15.", True),
+    ("Step 2: Let me recheck: 12 + 3 = 15.", True),
+    ("Step 2: I made a mistake above, so 15.", True),
+    ("Step 1: 3 * 4 = 12.\nStep 2: 12 + 3 = 15.\nThe answer is 15.", False),
+])
+def test_self_correction_phrases(text: str, flag: bool) -> None:
+    assert self_corrects(text) is flag

@@ -1,6 +1,8 @@
 """The rule editor on the first 1,000 real GSM8K train problems: through the pure core and
 through the CLI with configs/rise_gsm8k.yaml. Every pair's edited equation is false and the rest
-of the rejected text equals the chosen one; at least 95% of problems yield a pair."""
+of the rejected text equals the chosen one; at least 95% of problems yield a pair; the pairs
+load with `datasets` in the conversational form trl.DPOTrainer reads, and the step pairs in
+RISE's layout. (bench/rise_rule_edit.py prints the same figures, and scope full's.)"""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.ids import example_id
-from schemas.records import example_row, examples_to_batch
+from bench.rise_rule_edit import load_rows
+from schemas.records import examples_to_batch
+from tests.rise.dpo_format import assert_dpo_row
 from transforms.rise.config import RiseConfig
 from transforms.rise.pairs import verify_rule_pair
 from transforms.rise.stage import prepare_batch, rule_edit_batch
@@ -23,21 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _problems(evaldata: Path, n: int = 1000) -> list[dict]:
-    rows = []
-    with open(evaldata / "gsm8k_train.jsonl") as f:
-        for i, line in enumerate(f):
-            if i >= n:
-                break
-            d = json.loads(line)
-            msgs = [{"role": "user", "content": d["question"]},
-                    {"role": "assistant", "content": d["answer"]}]
-            rows.append(example_row(example_id(msgs), msgs,
-                                    {"dataset": "gsm8k_train", "file": "gsm8k", "row": i}))
-    return rows
+    return load_rows(evaldata / "gsm8k_train.jsonl", n)
 
 
 def _check_pairs(pairs: list[dict]) -> None:
     for r in pairs:
+        assert_dpo_row(r)
+        assert r["meta"]["pair_kind"] == "step"
         chosen, rejected = r["chosen"][0]["content"], r["rejected"][0]["content"]
         span = tuple(r["meta"]["edit_span"])
         assert verify_rule_pair(chosen, rejected, span) is None, (chosen, rejected, span)
@@ -67,18 +62,31 @@ def test_rule_edit_core_on_real_gsm8k(evaldata_dir: Path) -> None:
 @pytest.mark.slow
 def test_rise_gsm8k_config_through_the_cli(evaldata_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
+    source = f"[{{path: {evaldata_dir / 'gsm8k_train.jsonl'}, name: gsm8k_train, limit: 1000}}]"
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "configs/rise_gsm8k.yaml",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=1200)
+                           "--out", str(out), "--set", f"sources={source}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     files = sorted((out / "preference").glob("*.parquet"))
     table = pa.concat_tables([pq.read_table(f) for f in files])
     pairs = table.to_pylist()
     assert len(pairs) >= 950
     _check_pairs(pairs)
+    import datasets
+
+    steps = datasets.load_dataset("parquet", data_dir=str(out / "preference_steps"),
+                                  split="train")
+    assert steps.num_rows == len(pairs) and {"prompt", "initial_reason_steps", "chosen",
+                                             "rejected", "answer", "edit_span"} <= set(
+        steps.column_names)
+    by_id = {p["id"]: p for p in pairs}
+    for r in steps.select(range(50)):
+        p = by_id[r["id"]]
+        assert p["rejected"][0]["content"] == r["initial_reason_steps"] + r["rejected"]
     manifest = json.loads((out / "manifest.json").read_text())
     rep = manifest["reports"]["rise"]
-    assert rep["examples_in"] == 1000 and rep["pairs"] == len(pairs)
+    assert rep["problems_in"] == 1000 and rep["pairs"] == len(pairs)
+    assert rep["conservation_holds"]
     assert sum(rep["error_types"].values()) == len(pairs)
     assert rep["mean_edit_distance"] > 0
     assert manifest["conservation"]["holds"]

@@ -12,11 +12,13 @@ from apache_beam.testing.util import assert_that
 from rise_fixtures import GSM8K, all_rows, gsm8k_row
 
 from schemas.records import PAIR_SCHEMA, examples_to_batch
+from tests.rise.dpo_format import assert_dpo_row
 from transforms.base import DEADLETTER, PAIRS, REJECTED, REPORT, RunContext
 from transforms.rise import stage as stage_mod
+from transforms.rise.answers import answers_equal, stated_answer
 from transforms.rise.config import RiseConfig
 from transforms.rise.pairs import verify_rule_pair
-from transforms.rise.stage import RiseStage, prepare_batch, rule_edit_batch
+from transforms.rise.stage import STEP_PAIRS, RiseStage, prepare_batch, rule_edit_batch
 
 BROKEN = {
     "no_solution": gsm8k_row("Only a question?", "x"),
@@ -38,14 +40,14 @@ def _batches(rows: list[dict], size: int = 3) -> list[pa.RecordBatch]:
 
 
 def test_stage_pairs_rejected_deadletter_report(monkeypatch) -> None:
-    real = stage_mod.rule_edit
+    real = stage_mod.rule_edit_pairs
 
-    def boom(solution, question, *a, **k):  # fault injection: one row raises
-        if question.startswith("Boom"):
+    def boom(problem, *a, **k):  # fault injection: one row raises
+        if problem.question.startswith("Boom"):
             raise RuntimeError("injected fault")
-        return real(solution, question, *a, **k)
+        return real(problem, *a, **k)
 
-    monkeypatch.setattr(stage_mod, "rule_edit", boom)
+    monkeypatch.setattr(stage_mod, "rule_edit_pairs", boom)
     rows = _rows()
     good_ids = {r["id"] for r in all_rows()}
     all_ids = {r["id"] for r in rows}
@@ -62,6 +64,8 @@ def test_stage_pairs_rejected_deadletter_report(monkeypatch) -> None:
             assert [m["role"] for m in r["rejected"]] == ["assistant"]
             meta = r["meta"]
             assert meta["method"] == "rule_edit" and meta["error_type"]
+            assert meta["pair_kind"] == "step"  # rule edits default to step pairs
+            assert json.loads(meta["extra"])["edited_solution"] == "gold"
             assert meta["lineage"]["parent_ids"] == [meta["parent_id"]]
             chosen, rejected = r["chosen"][0]["content"], r["rejected"][0]["content"]
             assert "\\boxed" not in rejected
@@ -83,15 +87,25 @@ def test_stage_pairs_rejected_deadletter_report(monkeypatch) -> None:
 
     def check_report(reports: list) -> None:
         (rep,) = reports
-        assert rep["stage"] == "rise" and rep["examples_in"] == len(rows)
+        assert rep["stage"] == "rise" and rep["problems_in"] == len(rows)
         assert rep["pairs"] == len(good_ids) == sum(rep["error_types"].values())
+        assert rep["pairs_by_kind"] == {"step": len(good_ids)}
+        assert rep["problems_paired"] == len(good_ids) and rep["conservation_holds"]
         assert abs(sum(rep["error_type_share"].values()) - 1) < 1e-9
         assert rep["mean_edit_distance"] >= 1
-        assert rep["deadletter"] == 1
-        assert sum(rep["rejected"].values()) == len(BROKEN)
+        assert rep["problems_deadletter"] == 1
+        assert rep["rejected"] == {reason: 1 for reason in BROKEN}
         # conservation: every input is a pair's parent, rejected, or dead-lettered
         assert len(all_ids) == len(rows)
-        assert rep["pairs"] + sum(rep["rejected"].values()) + rep["deadletter"] == len(all_ids)
+        assert rep["problems_paired"] + rep["problems_rejected"] + 1 == len(all_ids)
+
+    def check_steps(batches: list) -> None:
+        rows_ = pa.Table.from_batches(batches).to_pylist()
+        assert len(rows_) == len(good_ids)
+        for r in rows_:
+            assert r["chosen"] != r["rejected"] and r["answer"]
+            a, b = r["edit_char_span"]
+            assert r["rejected"][a:b] and r["edit_span"][1] > r["edit_span"][0]
 
     with TestPipeline() as p:
         out = p | beam.Create(_batches(rows)) | RiseStage(cfg, RunContext(seed=7))
@@ -99,6 +113,7 @@ def test_stage_pairs_rejected_deadletter_report(monkeypatch) -> None:
         assert_that(out[REJECTED], check_rejected, label="rejected")
         assert_that(out[DEADLETTER], check_dead, label="dead")
         assert_that(out[REPORT], check_report, label="report")
+        assert_that(out[STEP_PAIRS], check_steps, label="steps")
 
 
 def test_pure_batch_functions_are_deterministic_and_scoped() -> None:
@@ -110,12 +125,18 @@ def test_pure_batch_functions_are_deterministic_and_scoped() -> None:
     assert a.equals(b)
     c = rule_edit_batch(kept, cfg, seed=4).kept
     assert not a.equals(c)
-    step_cfg = RiseConfig(enabled=True, scope="through_step")
-    s = rule_edit_batch(kept, step_cfg, seed=3).kept.to_pylist()
-    for r in s:  # both texts end after the edited step, and share the steps before it
+    for r in a.to_pylist():  # both texts end after the edited step, sharing the steps before
         chosen, rejected = r["chosen"][0]["content"], r["rejected"][0]["content"]
         assert "####" not in chosen and "####" not in rejected
         assert verify_rule_pair(chosen, rejected, tuple(r["meta"]["edit_span"])) is None
+    full = rule_edit_batch(kept, RiseConfig(enabled=True, scope="full"), seed=3)
+    assert full.kept is not None
+    for r in full.kept.to_pylist():  # whole solutions: the error reaches the final answer
+        extra = json.loads(r["meta"]["extra"])
+        assert r["meta"]["pair_kind"] == "full"
+        assert not answers_equal(stated_answer(r["rejected"][0]["content"]), extra["gold"])
+    reasons = set(full.rejected.column("reject_reason").to_pylist()) if full.rejected else set()
+    assert reasons <= {"error_not_carried_through", "no_applicable_step"}
 
 
 def test_pairs_load_as_a_dpo_dataset() -> None:
@@ -123,10 +144,9 @@ def test_pairs_load_as_a_dpo_dataset() -> None:
 
     batch = rule_edit_batch(examples_to_batch(all_rows()), RiseConfig(enabled=True), 0).kept
     ds = datasets.Dataset(pa.Table.from_batches([batch]))
-    row = ds[0]
-    assert set(row) >= {"prompt", "chosen", "rejected"}
-    assert row["chosen"][0]["role"] == "assistant" and row["prompt"][0]["role"] == "user"
-    assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
+    assert set(ds.column_names) >= {"prompt", "chosen", "rejected"}
+    for row in ds:
+        assert_dpo_row(row)
 
 
 class _FailingBackend:
@@ -150,42 +170,22 @@ def test_llm_paths_route_backend_failures_to_the_dead_letter(tmp_path) -> None:
     from transforms.llm.config import LLMConfig
 
     rows = all_rows()
-    wordy = gsm8k_row("How many legs has a cat?", "A cat has four legs.\n#### 4")
-    rows.append(wordy)
-    cfg = RiseConfig(enabled=True, methods=["self_edit"], error_types=["swap_terms"])
+    cfg = RiseConfig(enabled=True, methods=["self_edit"])
     ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=LLMConfig(cache=False, progress=False),
                      backend_factory=_FailingBackend)
 
     def check_dead(entries: list) -> None:
-        assert all("injected backend failure" in e["error"] for e in entries)
-        dead_ids = sorted(e["record_id"] for e in entries)
-        # every problem with a step that admits swap_terms went to the model and failed there
-        assert len(dead_ids) == len(set(dead_ids)) and wordy["id"] not in dead_ids
-        assert len(dead_ids) + 1 + _n_without_swap() == len(rows)
-
-    def check_rejected(batches: list) -> None:
-        got = {i: r for b in batches for i, r in zip(b.column("id").to_pylist(),
-                                                     b.column("reject_reason").to_pylist(),
-                                                     strict=True)}
-        assert got[wordy["id"]] == "no_applicable_step"
-        assert set(got.values()) == {"no_applicable_step"}
+        # the policy never answers: every problem ends in the dead letter, once, as itself
+        assert sorted(e["record_id"] for e in entries) == sorted(r["id"] for r in rows)
+        assert all("injected backend failure" in e["error"] and e["stage"] == "rise"
+                   for e in entries)
 
     def check_report(reports: list) -> None:
         (rep,) = reports
-        assert rep["pairs"] == 0 and rep["examples_in"] == len(rows)
-        assert rep["deadletter"] + sum(rep["rejected"].values()) == len(rows)
+        assert rep["pairs"] == 0 and rep["problems_in"] == len(rows)
+        assert rep["problems_deadletter"] == len(rows) and rep["conservation_holds"]
 
     with TestPipeline() as p:
         out = p | beam.Create(_batches(rows)) | RiseStage(cfg, ctx)
         assert_that(out[DEADLETTER], check_dead, label="dead")
-        assert_that(out[REJECTED], check_rejected, label="rejected")
         assert_that(out[REPORT], check_report, label="report")
-
-
-def _n_without_swap() -> int:
-    """Fixture problems whose steps admit no swap_terms edit (computed, not hard-coded)."""
-    from transforms.rise.pairs import read_problem
-    from transforms.rise.self_edit import plan_self_edit
-
-    cfg = RiseConfig(enabled=True, methods=["self_edit"], error_types=["swap_terms"])
-    return sum(isinstance(plan_self_edit(read_problem(r), cfg, 0), str) for r in all_rows())

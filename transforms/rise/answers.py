@@ -1,9 +1,10 @@
 """Final-answer extraction and grading.
 
 Reads solution text; finds its final answer (`#### N`, the last `\\boxed{...}` with nested
-braces, "The answer is ...", or the last number) and decides whether two answers are equal:
-numbers with commas, units, percents, fractions, decimals and negatives compare by exact value;
+braces, "The answer is ...", or, for reference solutions only, the last number) and decides
+whether two answers are equal: numbers with commas, units, percents, fractions, decimals and negatives compare by exact value;
 LaTeX (`\\frac`, `\\dfrac`, `\\sqrt`, `\\pi`, tuples) compares through sympy when the text differs.
+Grading a model's sample is strict: no stated final answer → incorrect-unfinished.
 """
 
 from __future__ import annotations
@@ -249,6 +250,19 @@ def answers_equal(pred: str | None, gold: str | None) -> bool:
     return _sympy_equal(sp, sg)
 
 
+CORRECT, INCORRECT, UNFINISHED = "correct", "incorrect", "incorrect_unfinished"
+
+
+def grade_sample(solution: str, gold: str | None) -> str:
+    """CORRECT when the solution *states* a final answer equal to gold (exact or
+    sympy-equivalent), UNFINISHED when it states none (never correct: no fallback to the last
+    number), else INCORRECT."""
+    stated = stated_answer(solution)
+    if stated is None:
+        return UNFINISHED
+    return CORRECT if answers_equal(stated, gold) else INCORRECT
+
+
 def grade(solution: str, gold: str | None) -> bool:
-    """Whether a solution's final answer equals the gold answer."""
-    return answers_equal(extract_final_answer(solution), gold)
+    """Whether a solution states a final answer equal to the gold answer."""
+    return grade_sample(solution, gold) == CORRECT

@@ -15,57 +15,78 @@ ERROR_TYPE_NAMES = ("change_value", "change_values", "wrong_substitution", "dele
 
 
 class SelfEditConfig(StrictModel):
-    """The model rewrites the end of one step so that it contains the chosen error."""
+    """The editor model rewrites the last sentences of one step of a correct self-sample so that
+    it holds one error of a type that fits the step's content (step pairs)."""
 
-    temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature of the edit")
-    max_tokens: int = Field(160, ge=16, description="tokens the model may write for the edit")
+    pairs_per_problem: int = Field(
+        2, ge=1, description="step pairs asked for per problem at most (M): one edit request per "
+        "(correct sample, step) picked")
     last_sentences: int = Field(
-        2, ge=1, description="how many final sentences of the step the model is asked to rewrite")
+        4, ge=1, description="the editor rewrites at most this many final sentences of the step")
+    temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature of the edit")
+    max_tokens: int = Field(256, ge=16, description="tokens the editor may write for the edit")
     max_edit_distance: int = Field(
         30, ge=1, description="edits farther than this (token Levenshtein, step vs edited step) "
         "are rejected as edit_too_large")
 
 
-class SampledConfig(StrictModel):
-    """The model solves each problem k times in "Step k:" form; answers are graded vs gold."""
+class SamplingConfig(StrictModel):
+    """The policy model solves each problem k times in "Step k:" form; each sample is graded
+    against the gold answer (no stated final answer: incorrect-unfinished)."""
 
-    samples: int = Field(4, ge=2, description="solutions sampled per problem (k)")
-    temperature: float = Field(0.8, gt=0, le=2, description="sampling temperature")
-    max_tokens: int = Field(384, ge=16, description="tokens per sampled solution")
-    max_pairs_per_problem: int = Field(
-        1, ge=1, description="correct/incorrect pairs formed per problem at most")
+    samples: int = Field(5, ge=1, description="solutions sampled per problem (k)")
+    temperature: float = Field(0.2, gt=0, le=2, description="sampling temperature")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
+    max_tokens: int = Field(512, ge=16, description="tokens per sampled solution")
+    drop_self_correcting: bool = Field(
+        True, description="correct samples that correct themselves (\"wait\", \"let me "
+        "recheck\", ...) are not used as chosen texts")
 
 
 class RiseConfig(SynthesisConfig, ModelRoles):
-    """Subtle-error preference pairs (RISE): chosen = a correct solution, rejected = the same
-    solution with one injected error (rule_edit, self_edit) or an incorrect sampled one."""
+    """Subtle-error preference pairs (RISE, arXiv 2410.06638): the policy samples its own
+    solutions; a correct one is paired with an incorrect one (full pairs) and with copies whose
+    step was edited to hold one subtle error (step pairs)."""
 
-    ROLES = {"policy": "self_edit and sampled: the model whose own solutions are edited/sampled"}
+    ROLES = {"policy": "sampled and self_edit: the model that samples its own solutions (k per "
+                       "problem)",
+             "editor": "self_edit: the model that rewrites a step of a correct sample with one "
+                       "error (the paper: the policy itself)"}
 
     methods: list[Literal["rule_edit", "self_edit", "sampled"]] = Field(
         default_factory=lambda: ["rule_edit"],
-        description="pair sources: rule_edit (deterministic, no model), self_edit (the model "
-        "injects the error), sampled (correct vs incorrect sampled solutions)")
+        description="pair sources: sampled (a correct vs an incorrect self-sample, full pairs), "
+        "self_edit (the editor model injects an error into a step of a correct self-sample, "
+        "step pairs), rule_edit (deterministic, no model: a correct self-sample when the model "
+        "samples, else the gold solution, labelled in meta.extra.edited_solution)")
     error_types: list[Literal[ERROR_TYPE_NAMES]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(ERROR_TYPE_NAMES),
-        description="error types that may be injected; one is drawn per problem among those "
+        description="error types that may be injected; one is drawn per edit among those "
         "that apply to the chosen step")
     max_edit_distance: int = Field(
         12, ge=1, description="rule edits farther than this (token Levenshtein) are rejected")
     max_attempts: int = Field(
         8, ge=1, description="rule edits tried per problem before it is rejected")
-    scope: Literal["full", "through_step"] = Field(
-        "full", description="full: chosen/rejected are whole solutions (rejected differs only in "
-        "the edited step); through_step: both end after the edited step (step-level pairs)")
+    scope: Literal["step", "full"] = Field(
+        "step", description="rule edits: step (prefix + edited step vs prefix + correct step, "
+        "RISE's layout) or full (whole solutions; the error is carried through the dependent "
+        "steps to a wrong final answer, else the problem is rejected as "
+        "error_not_carried_through)")
     strip_boxed_rejected: bool = Field(
         True, description="remove \\boxed{} wrappers from rejected texts (content kept)")
     require_correct_solution: bool = Field(
-        True, description="reject inputs whose stated final answer differs from meta.answer")
+        True, description="rule_edit on gold: reject inputs whose stated final answer differs "
+        "from meta.answer")
     batch_rows: int = Field(500, ge=1, description="rows per output batch on the LLM paths")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig,
+                                     description="how the policy samples its own solutions")
     self_edit: SelfEditConfig = Field(default_factory=SelfEditConfig,
                                       description="settings of the self_edit method")
-    sampled: SampledConfig = Field(default_factory=SampledConfig,
-                                   description="settings of the sampled method")
+
+    @property
+    def samples_solutions(self) -> bool:
+        """Whether the policy samples its own solutions (sampled or self_edit is on)."""
+        return "sampled" in self.methods or "self_edit" in self.methods
 
     @field_validator("methods", "error_types")
     @classmethod

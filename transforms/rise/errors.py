@@ -12,7 +12,16 @@ from fractions import Fraction
 from itertools import combinations
 from typing import Any
 
-from transforms.rise.equations import BINARY_OPS, Equation, Tok, evaluate, format_number, holds
+from transforms.rise.equations import (
+    BINARY_OPS,
+    Equation,
+    Tok,
+    evaluate,
+    format_number,
+    holds,
+    numbers_in,
+)
+from transforms.rise.steps import STEP_MARK
 
 ERROR_TYPES: dict[str, str] = {
     "change_value": "change one numerical value (an operand or a result) to a nearby wrong value",
@@ -22,9 +31,9 @@ ERROR_TYPES: dict[str, str] = {
     "delete_term": "delete one term of a calculation",
     "change_operator": "change one arithmetic operator (e.g. + to -, * to /)",
     "swap_terms": "swap two terms of a calculation",
-    "misread_question": "misread a fact or quantity given in the question",
+    "misread_question": "misread a fact or condition given in the question (a word-level "
+                        "change of what the step says about the problem)",
 }
-NUMERIC_TYPES = ("change_value", "change_values", "wrong_substitution", "misread_question")
 SIMILAR_DIGITS = {"1": "7", "7": "1", "3": "8", "8": "3", "5": "6", "6": "5"}
 _PER_TARGET = 3  # nearby values tried per number
 
@@ -97,7 +106,9 @@ def _misreadings(v: Fraction, text: str) -> list[Fraction]:
 
 # ------------------------------------------------------------ text replacements per rendering
 
-def _set_numbers(eq: Equation, changes: dict[int | str, Fraction]) -> list[tuple[int, int, str]]:
+def set_numbers(eq: Equation, changes: dict[int | str, Fraction]) -> list[tuple[int, int, str]]:
+    """Text replacements giving operands (by lhs index) or the result ("result") new values in
+    every rendering of `eq`."""
     reps = []
     for r in eq.renderings:
         for pos, value in changes.items():
@@ -121,7 +132,8 @@ def _styled_op(orig: str, sym: str) -> str:
     return sym
 
 
-def _nums_after(eq: Equation, changes: dict[int | str, Fraction]) -> tuple[list[Tok], Fraction]:
+def numbers_after(eq: Equation, changes: dict[int | str, Fraction]) -> tuple[list[Tok], Fraction]:
+    """(lhs tokens, result value) of `eq` after `changes`."""
     lhs = [(_retoken(t, changes[i]) if i in changes else t) for i, t in enumerate(eq.lhs)]
     return lhs, changes.get("result", eq.result_value)
 
@@ -134,10 +146,10 @@ def _value_edits(eq: Equation, error_type: str, targets: dict[int | str, list[Fr
     for pos, values in targets.items():
         kept = 0
         for w in values:
-            lhs, res = _nums_after(eq, {pos: w})
+            lhs, res = numbers_after(eq, {pos: w})
             if _false(eq, lhs, res):
                 old = eq.result_value if pos == "result" else eq.lhs[pos].value  # type: ignore[index]
-                edits.append(Edit(error_type, _set_numbers(eq, {pos: w}),
+                edits.append(Edit(error_type, set_numbers(eq, {pos: w}),
                                   {"target": str(pos), "old": str(old), "new": str(w)}))
                 kept += 1
                 if kept >= per_target:
@@ -160,9 +172,9 @@ def change_values(eq: Equation, ctx: set[Fraction]) -> list[Edit]:
         tb = eq.result if b == "result" else eq.lhs[b]  # type: ignore[index]
         for wa in _nearby(ta.value, ta.text)[:2]:  # type: ignore[arg-type]
             for wb in _nearby(tb.value, tb.text)[:2]:  # type: ignore[arg-type]
-                lhs, res = _nums_after(eq, {a: wa, b: wb})
+                lhs, res = numbers_after(eq, {a: wa, b: wb})
                 if _false(eq, lhs, res):
-                    edits.append(Edit("change_values", _set_numbers(eq, {a: wa, b: wb}),
+                    edits.append(Edit("change_values", set_numbers(eq, {a: wa, b: wb}),
                                       {"targets": [str(a), str(b)], "new": [str(wa), str(wb)]}))
     return edits
 
@@ -257,17 +269,20 @@ def candidate_edits(eq: Equation, question_numbers: set[Fraction],
     }
 
 
-def applicable_types_for_text(step_text: str, has_equation: bool, n_numbers: int,
-                              has_question_number: bool) -> list[str]:
-    """Error types a model editor may apply to a step (self-edit): wordy steps without numbers
-    only admit a misreading of the question."""
-    if n_numbers == 0:
-        return ["misread_question"]
-    types = ["change_value", "wrong_substitution"]
-    if n_numbers >= 2:
-        types.append("change_values")
-    if has_equation:
-        types += ["delete_term", "change_operator", "swap_terms"]
-    if has_question_number:
-        types.append("misread_question")
-    return sorted(types, key=list(ERROR_TYPES).index)
+VALUE_TYPES = ("change_value", "change_values")
+EQUATION_TYPES = ("wrong_substitution", "delete_term", "change_operator", "swap_terms")
+ARITHMETIC_TYPES = VALUE_TYPES + EQUATION_TYPES
+
+
+def types_for_step(step_text: str) -> list[str]:
+    """Error types a model editor may apply to a step, by its content: digits → value edits,
+    '=' → substitution, deleted term, operator, swapped terms; neither → a misreading of the
+    question (a word-level edit). The "Step k:" marker does not count."""
+    step_text = STEP_MARK.sub("", step_text, count=1)
+    digits = any(ch.isdigit() for ch in step_text)
+    types: list[str] = []
+    if digits:
+        types += ["change_value"] + (["change_values"] if len(numbers_in(step_text)) >= 2 else [])
+    if "=" in step_text:
+        types += list(EQUATION_TYPES)
+    return types or ["misread_question"]

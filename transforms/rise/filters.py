@@ -1,16 +1,22 @@
 """Filters on an edited step: each returns a reason when the edit must be rejected, else None.
 
-Reads the original and edited solution texts and the edited step's span. Rejects: no-op edits,
-edits that admit the error ("incorrect", "mistake", "let me correct", ...), edits beyond a token
-edit-distance bound, edits that reach outside the chosen step, and (for steps with arithmetic)
-edits after which every equation of the edited region still holds or no equation is left.
+Reads the original and edited solution texts and the edited step's span. Rejects: no-op edits
+(noop_edit), edits that reach outside the chosen step (edit_outside_step), edits that admit the
+error ("incorrect", "mistake", "let me correct", ...: admits_error), edits beyond a token
+edit-distance bound (edit_too_large), an edited last step that still holds the correct final
+answer (keeps_correct_answer), and for arithmetic error types edits whose computation is the
+same as before: neither the step's result differs nor an equation became false
+(computation_unchanged; consistent-but-wrong edits pass), or that remove every equation
+(equation_removed). `self_corrects` finds self-correction phrases in sampled solutions.
 """
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
-from transforms.rise.equations import find_equations
+from transforms.rise.answers import numeric_value, stated_answer
+from transforms.rise.equations import find_equations, numbers_in
 from transforms.rise.steps import diff_span
 
 ADMISSION = re.compile(
@@ -21,11 +27,23 @@ ADMISSION = re.compile(
     r"injected|introduc\w+ an? (?:error|mistake))\b",
     re.I,
 )
+SELF_CORRECTION = re.compile(
+    r"\b(?:wait|hmm+|oops|actually|on second thought|let me (?:re-?check|recheck|correct|fix|"
+    r"recalculate|recompute|redo|reconsider|try again)|let'?s (?:re-?check|recheck|recalculate|"
+    r"recompute|redo|correct that)|I made (?:a|an) (?:mistake|error)|that'?s (?:not right|wrong)|"
+    r"(?:this|that) is (?:not right|wrong|incorrect)|correction|re-?evaluat\w*|mistake)\b",
+    re.I,
+)
 _TOKENS = re.compile(r"\d+(?:[.,]\d+)*|\w+|[^\w\s]")
 
 
 def tokens(text: str) -> list[str]:
     return _TOKENS.findall(text)
+
+
+def tokens_with_offsets(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each token of `tokens(text)`."""
+    return [m.span() for m in _TOKENS.finditer(text)]
 
 
 def token_edit_distance(a: str, b: str) -> int:
@@ -48,6 +66,37 @@ def admits_error(original: str, edited: str) -> bool:
     return any(m.group(0).lower() not in before for m in ADMISSION.finditer(edited))
 
 
+def self_corrects(text: str) -> bool:
+    """True when a solution corrects itself ("wait", "let me recheck", "I made a mistake")."""
+    return SELF_CORRECTION.search(text) is not None
+
+
+def step_result(step: str) -> Fraction | None:
+    """What a step computes: the result of its last equation, else its last number."""
+    eqs = find_equations(step)
+    if eqs:
+        return eqs[-1].result_value
+    nums = numbers_in(step)
+    return nums[-1] if nums else None
+
+
+def computation_changed(old_step: str, new_step: str) -> bool:
+    """True when the edited step computes something else: an equation of it is false, or its
+    result differs from the original step's (a consistent-but-wrong computation)."""
+    if any(not e.is_true() for e in find_equations(new_step)):
+        return True
+    return step_result(new_step) != step_result(old_step)
+
+
+def holds_answer(step: str, gold: str) -> bool:
+    """True when a step states the gold answer or writes its value as a number."""
+    stated = stated_answer(step)
+    if stated is not None and numeric_value(stated) == numeric_value(gold) is not None:
+        return True
+    value = numeric_value(gold)
+    return value is not None and value in numbers_in(step)
+
+
 def edited_equations_false(edited_step: str, span: tuple[int, int]) -> bool | None:
     """None when the edited region touches no equation; else whether one of those is false."""
     touched = [e for e in find_equations(edited_step)
@@ -64,9 +113,13 @@ def check_edit(
     step_end_original: int,
     max_edit_distance: int,
     arithmetic: bool,
+    last_step_gold: str | None = None,
+    require_false: bool = True,
 ) -> tuple[str | None, dict]:
     """(reason or None, detail) for an edited solution whose chosen step spans
-    [step_start, step_end_original) in the original."""
+    [step_start, step_end_original) in the original. `last_step_gold`: the gold answer when the
+    step is the solution's last one. `require_false` (rule edits): an equation in the edited
+    region must be false; else (model edits) a changed computation is enough."""
     if edited == original:
         return "noop_edit", {}
     s, e_new, e_old = diff_span(original, edited)
@@ -81,6 +134,13 @@ def check_edit(
         return "admits_error", detail
     if dist > max_edit_distance:
         return "edit_too_large", detail
+    if last_step_gold is not None and holds_answer(new_step, last_step_gold):
+        return "keeps_correct_answer", detail
+    if arithmetic and not require_false:
+        if find_equations(old_step) and not find_equations(new_step):
+            return "equation_removed", detail
+        return (None if computation_changed(old_step, new_step) else "computation_unchanged",
+                detail)
     if arithmetic:
         verdict = edited_equations_false(new_step, (s - step_start, e_new - step_start))
         if verdict is None and find_equations(old_step):

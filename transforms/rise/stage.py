@@ -1,49 +1,53 @@
-"""RiseStage: error-injected preference pairs (RISE) from correct step-by-step math solutions.
+"""RiseStage: error-injected preference pairs (RISE, arXiv 2410.06638) from math problems.
 
-Reads Example batches (prompt messages + assistant solution; gold answer in meta.answer or the
-solution's `#### N` / `\\boxed{}`). Writes PAIRS (PreferencePair batches, meta.method in
-rule_edit / self_edit / sampled), REJECTED (input rows with reason: no_solution, no_gold_answer,
-solution_disagrees_with_gold, no_applicable_step, a filter's reason, ...; detail.method says
-which method), DEADLETTER (rows that raised), and one REPORT dict (counts, error-type
-distribution, mean edit distance, self-edit filter pass count).
+Reads Example batches (prompt messages, optionally a reference solution; gold answer in
+meta.answer or the solution's `#### N` / `\\boxed{}`). With `sampled` / `self_edit` the policy
+samples its own solutions and the editor edits them (paper_path.SelfSampleAndEdit); with
+`rule_edit` alone the gold solutions are rule-edited (no model). Writes PAIRS (PreferencePair
+batches, meta.method rule_edit / self_edit / sampled, meta.pair_kind full / step), STEP_PAIRS
+(the step pairs again in RISE's trainer layout, schemas/step_pairs.py), REJECTED (one row per
+problem that yields no pair, with its reason: no_solution, no_gold_answer, no_correct_sample,
+no_applicable_step, edits_rejected, ...), DEADLETTER (one entry per problem that raised or whose
+model calls failed), and one REPORT dict (pairs.finalize_report; in = paired + rejected + dead).
 """
 
 from __future__ import annotations
 
-import random
 from functools import partial
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 
-from schemas.records import examples_to_batch, pairs_to_batch
+from schemas.records import pairs_to_batch
 from transforms.base import (
     DEADLETTER,
     MAIN,
-    METRICS_NAMESPACE,
     PAIRS,
     REJECTED,
     REPORT,
+    STEP_PAIRS,
     ApplyBatchFn,
     BatchResult,
     RunContext,
     deadletter_entry,
     reject_rows,
 )
-from transforms.kit import GenerateStep
+from transforms.kit import merge_combine
 from transforms.rise.config import RiseConfig
 from transforms.rise.pairs import (
     STAGE,
     Problem,
     finalize_report,
-    make_pair,
     merge_counts,
     read_problem,
     summarize_pairs,
     summarize_rejected,
 )
-from transforms.rise.rule_editor import rule_edit
+from transforms.rise.rule_pairs import rule_edit_pairs
+from transforms.rise.step_pairs import step_rows_batch
+
+__all__ = ["STEP_PAIRS", "RiseStage", "prepare_batch", "rule_edit_batch"]
 
 
 def _rejected_batch(batch: pa.RecordBatch, idx: list[int], reasons: list[str],
@@ -53,12 +57,18 @@ def _rejected_batch(batch: pa.RecordBatch, idx: list[int], reasons: list[str],
     return reject_rows(batch.take(pa.array(idx, pa.int64())), STAGE, reasons, details)
 
 
+def _read(row: dict[str, Any], cfg: RiseConfig) -> Problem | str:
+    sampling = cfg.samples_solutions
+    return read_problem(row, require_correct=cfg.require_correct_solution and not sampling,
+                        need_solution=not sampling)
+
+
 def prepare_batch(batch: pa.RecordBatch, cfg: RiseConfig) -> BatchResult:
     """Keep rows that hold a usable problem; reject the others with their reason."""
     keep, idx, reasons, details, dead = [], [], [], [], []
     for i, row in enumerate(batch.to_pylist()):
         try:
-            problem = read_problem(row, cfg.require_correct_solution)
+            problem = _read(row, cfg)
         except Exception as e:  # malformed row: dead letter with the payload
             dead.append(deadletter_entry(STAGE, f"{type(e).__name__}: {e}", row,
                                          record_id=row.get("id")))
@@ -74,36 +84,20 @@ def prepare_batch(batch: pa.RecordBatch, cfg: RiseConfig) -> BatchResult:
                        deadletter=dead)
 
 
-def _prepared_problem(row: dict[str, Any]) -> Problem:
-    """The problem of a row that `prepare_batch` kept (raises if it no longer reads as one)."""
-    problem = read_problem(row, require_correct=False)
-    if isinstance(problem, str):
-        raise ValueError(f"prepared row {row.get('id')} has no problem: {problem}")
-    return problem
-
-
 def rule_edit_batch(batch: pa.RecordBatch, cfg: RiseConfig, seed: int) -> BatchResult:
-    """Rule-edit every problem of a prepared batch: pairs out, failures rejected."""
+    """Rule-edit the gold solution of every problem of a prepared batch (no model)."""
     pairs, idx, reasons, details, dead = [], [], [], [], []
     for i, row in enumerate(batch.to_pylist()):
         try:
-            problem = _prepared_problem(row)
-            rng = random.Random(f"{seed}:{problem.id}:rule_edit")
-            res = rule_edit(problem.solution, problem.question, rng, cfg.max_edit_distance,
-                            cfg.max_attempts, cfg.error_types)
+            problem = read_problem(row, require_correct=False)
+            assert isinstance(problem, Problem)
+            res = rule_edit_pairs(problem, problem.solution, problem.prompt, "gold", cfg, seed)
             if isinstance(res, str):
                 idx.append(i)
                 reasons.append(res)
                 details.append({"method": "rule_edit"})
-                continue
-            end_new = res.step.end + len(res.edited) - len(problem.solution)
-            chosen, rejected = ((problem.solution, res.edited) if cfg.scope == "full"
-                                else (problem.solution[:res.step.end], res.edited[:end_new]))
-            pairs.append(make_pair(
-                problem, chosen, rejected, "rule_edit", res.error_type, res.step.index,
-                cfg.strip_boxed_rejected, edit_distance=res.edit_distance,
-                extra={"equation_before": res.equation_before,
-                       "equation_after": res.equation_after, "edit": res.detail}))
+            else:
+                pairs.append(res)
         except Exception as e:
             dead.append(deadletter_entry(STAGE, f"{type(e).__name__}: {e}", row,
                                          record_id=row.get("id")))
@@ -112,101 +106,23 @@ def rule_edit_batch(batch: pa.RecordBatch, cfg: RiseConfig, seed: int) -> BatchR
                        deadletter=dead)
 
 
-class _PlanLLM(beam.DoFn):
-    """Prepared batch → ChatRequests (self_edit, sampled); problems with no step to edit go
-    out tagged REJECTED as (row, reason, detail)."""
-
-    def __init__(self, cfg: RiseConfig, seed: int):
-        self.cfg, self.seed = cfg, seed
-
-    def process(self, batch: pa.RecordBatch):
-        from transforms.rise.self_edit import plan_sampled, plan_self_edit
-
-        for row in batch.to_pylist():
-            problem = _prepared_problem(row)
-            if "self_edit" in self.cfg.methods:
-                req = plan_self_edit(problem, self.cfg, self.seed)
-                if isinstance(req, str):
-                    yield beam.pvalue.TaggedOutput(
-                        REJECTED, (row, req, {"method": "self_edit"}))
-                else:
-                    yield _with_row(req, row)
-            if "sampled" in self.cfg.methods:
-                yield _with_row(plan_sampled(problem, self.cfg, self.seed), row)
+def _pair_summary(batch: pa.RecordBatch) -> dict[str, Any]:
+    rows = batch.to_pylist()
+    return merge_counts(summarize_pairs(rows),
+                        {"problems_paired": len({r["meta"]["parent_id"] for r in rows})})
 
 
-def _with_row(req: Any, row: dict) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(req, payload={**req.payload, "row": row})
-
-
-class _Outcome(beam.DoFn):
-    """ChatResult → pair rows (MAIN), (row, reason, detail) (REJECTED), a summary ('summary')."""
-
-    def __init__(self, cfg: RiseConfig, seed: int):
-        self.cfg, self.seed = cfg, seed
-
-    def process(self, result: Any):
-        from transforms.rise.self_edit import sampled_outcome, self_edit_outcome
-
-        method = result.key.rsplit(":", 1)[1]
-        row = result.payload["row"]
-        try:
-            if method == "self_edit":
-                pair, reason, detail = self_edit_outcome(result, self.cfg)
-                rows = [pair] if pair is not None else []
-            else:
-                rows, reason, detail = sampled_outcome(result, self.cfg, self.seed)
-        except Exception as e:
-            yield beam.pvalue.TaggedOutput(DEADLETTER, deadletter_entry(
-                STAGE, f"{type(e).__name__}: {e}", row, record_id=row.get("id")))
-            return
-        ns = f"{METRICS_NAMESPACE}.{STAGE}"
-        if reason is not None:
-            beam.metrics.Metrics.counter(ns, f"dropped_{reason}").inc()
-            yield beam.pvalue.TaggedOutput(REJECTED, (row, reason, {"method": method, **detail}))
-            return
-        beam.metrics.Metrics.counter(ns, f"pairs_{method}").inc(len(rows))
-        yield beam.pvalue.TaggedOutput("summary", summarize_pairs(rows))
-        yield from rows
-
-
-def _dead_to_example(entry: dict[str, Any]) -> dict[str, Any]:
-    """A serving-layer dead-letter entry keyed by the example id (request key minus method)."""
-    key = entry.get("record_id") or ""
-    return {**entry, "record_id": key.rsplit(":", 1)[0] if ":" in key else key}
-
-
-def _rows_to_rejected(items: list[tuple[dict, str, dict]]) -> pa.RecordBatch:
-    batch = examples_to_batch([it[0] for it in items])
-    return reject_rows(batch, STAGE, [it[1] for it in items], [it[2] for it in items])
-
-
-class _MergeCounts(beam.CombineFn):
-    def create_accumulator(self) -> dict[str, Any]:
-        return {}
-
-    def add_input(self, acc: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-        return merge_counts(acc, item)
-
-    def merge_accumulators(self, accs):
-        out: dict[str, Any] = {}
-        for a in accs:
-            out = merge_counts(out, a)
-        return out
-
-    def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
-        return acc
-
-
-def _rejected_summary(batch: pa.RecordBatch) -> dict[str, Any]:
-    return summarize_rejected(batch.column("reject_detail").to_pylist(),
-                              batch.column("reject_reason").to_pylist())
+def _merge_all(accs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for a in accs:
+        out = merge_counts(out, a)
+    return out
 
 
 class RiseStage(beam.PTransform):
-    """Example batches → {PAIRS, REJECTED, DEADLETTER, REPORT}; see the module docstring."""
+    """Example batches → {PAIRS, STEP_PAIRS, REJECTED, DEADLETTER, REPORT}; see the module
+    docstring. Model roles: `policy` samples, `editor` edits (each the run's llm unless the
+    config's `roles` names a block)."""
 
     def __init__(self, config: RiseConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
@@ -216,48 +132,26 @@ class RiseStage(beam.PTransform):
         cfg, seed = self.config, self.ctx.seed
         prep = batches | "Prepare" >> ApplyBatchFn(STAGE, partial(prepare_batch, cfg=cfg),
                                                    label="Prepare")
-        pairs, rejected, dead = [], [prep[REJECTED]], [prep[DEADLETTER]]
-        summaries = [batches | "CountIn" >> beam.Map(lambda b: {"examples_in": b.num_rows})]
-        if "rule_edit" in cfg.methods:
-            rule = prep[MAIN] | "RuleEdit" >> ApplyBatchFn(
+        summaries = [batches | "CountIn" >> beam.Map(lambda b: {"problems_in": b.num_rows})]
+        if cfg.samples_solutions:
+            from transforms.rise.paper_path import SelfSampleAndEdit
+
+            path = prep[MAIN] | "SelfSampleAndEdit" >> SelfSampleAndEdit(cfg, self.ctx)
+            summaries.append(path["summary"])
+        else:
+            path = prep[MAIN] | "RuleEdit" >> ApplyBatchFn(
                 STAGE, partial(rule_edit_batch, cfg=cfg, seed=seed), label="RuleEdit")
-            pairs.append(rule[MAIN])
-            rejected.append(rule[REJECTED])
-            dead.append(rule[DEADLETTER])
-            summaries.append(rule[MAIN] | "SummarizeRulePairs" >> beam.Map(
-                lambda b: summarize_pairs(b.to_pylist())))
-        if any(m in cfg.methods for m in ("self_edit", "sampled")):
-            pairs_llm, rej_llm, dead_llm, summ_llm = self._llm_paths(prep[MAIN])
-            pairs.append(pairs_llm)
-            rejected.append(rej_llm)
-            dead.extend(dead_llm)
-            summaries.append(summ_llm)
-        out_pairs = tuple(pairs) | "FlattenPairs" >> beam.Flatten()
-        out_rej = tuple(rejected) | "FlattenRejected" >> beam.Flatten()
-        out_dead = tuple(dead) | "FlattenDead" >> beam.Flatten()
-        summaries.append(out_rej | "SummarizeRejected" >> beam.Map(_rejected_summary))
+            summaries.append(path[MAIN] | "SummarizeRulePairs" >> beam.Map(_pair_summary))
+        pairs = path[MAIN]
+        out_rej = (prep[REJECTED], path[REJECTED]) | "FlattenRejected" >> beam.Flatten()
+        out_dead = (prep[DEADLETTER], path[DEADLETTER]) | "FlattenDead" >> beam.Flatten()
+        summaries.append(out_rej | "SummarizeRejected" >> beam.Map(
+            lambda b: summarize_rejected(b.column("reject_reason").to_pylist())))
         summaries.append(out_dead | "SummarizeDead" >> beam.Map(lambda _: {"deadletter": 1}))
         report = (tuple(summaries) | "FlattenSummaries" >> beam.Flatten()
-                  | "MergeSummaries" >> beam.CombineGlobally(_MergeCounts())
-                  | "FinalizeReport" >> beam.Map(finalize_report))
-        return {PAIRS: out_pairs, REJECTED: out_rej, DEADLETTER: out_dead, REPORT: report}
-
-    def _llm_paths(self, prepared: beam.PCollection):
-        cfg, seed = self.config, self.ctx.seed
-        planned = prepared | "PlanLLM" >> beam.ParDo(_PlanLLM(cfg, seed)).with_outputs(
-            REJECTED, main="requests")
-        gen = planned["requests"] | "Generate" >> GenerateStep(
-            self.ctx, stage=STAGE, step="generate", role="policy")
-        gen_dead = gen[DEADLETTER] | "DeadToExample" >> beam.Map(_dead_to_example)
-        outcome = gen[MAIN] | "Outcome" >> beam.ParDo(_Outcome(cfg, seed)).with_outputs(
-            REJECTED, DEADLETTER, "summary", main="pairs")
-        size = cfg.batch_rows
-        pair_batches = (outcome["pairs"]
-                        | "BatchPairs" >> beam.BatchElements(min_batch_size=1,
-                                                             max_batch_size=size)
-                        | "PairsToBatch" >> beam.Map(pairs_to_batch))
-        rej = ((planned[REJECTED], outcome[REJECTED]) | "FlattenLLMRejected" >> beam.Flatten()
-               | "BatchRejected" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
-               | "RejectedToBatch" >> beam.Map(_rows_to_rejected))
-        return pair_batches, rej, [gen_dead, outcome[DEADLETTER]], outcome["summary"]
-
+                  | "MergeSummaries" >> beam.CombineGlobally(
+                      merge_combine(dict, merge_counts, _merge_all, finalize_report)))
+        steps = pairs | "StepLayout" >> beam.FlatMap(
+            lambda b: [s] if (s := step_rows_batch(b)) is not None else [])
+        return {PAIRS: pairs, STEP_PAIRS: steps, REJECTED: out_rej, DEADLETTER: out_dead,
+                REPORT: report}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_STEP_MARK = re.compile(r"(?im)^[ \t]*(?:\*\*|#+[ \t]*)?step[ \t]*\d+[ \t]*[:.)]")
+STEP_MARK = re.compile(r"(?im)^[ \t]*(?:\*\*|#+[ \t]*)?step[ \t]*\d+[ \t]*[:.)]")
 _HASH_LINE = re.compile(r"(?m)^[ \t]*####.*$")
 _MATH = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|\\\[.*?\\\]|\\\(.*?\\\)|\\begin\{(\w+\*?)\}.*?\\end\{\1\}",
                    re.S)
@@ -30,7 +30,7 @@ def solution_style(text: str) -> str:
     """'gsm8k', 'steps' ("Step k:" markers), or 'prose' (MATH-style and other text)."""
     if "<<" in text or _HASH_LINE.search(text):
         return "gsm8k"
-    if len(_STEP_MARK.findall(text)) >= 2:
+    if len(STEP_MARK.findall(text)) >= 2:
         return "steps"
     return "prose"
 
@@ -63,7 +63,7 @@ def _split_lines(text: str) -> list[Step]:
 
 
 def _split_markers(text: str) -> list[Step]:
-    starts = [m.start() for m in _STEP_MARK.finditer(text)]
+    starts = [m.start() for m in STEP_MARK.finditer(text)]
     bounds = starts + [len(text)]
     spans = [(bounds[i], bounds[i + 1]) for i in range(len(starts))]
     if starts and text[:starts[0]].strip():  # a preamble before "Step 1:" is a step of its own
@@ -71,7 +71,7 @@ def _split_markers(text: str) -> list[Step]:
     return _make(text, spans)
 
 
-def _split_sentences(text: str) -> list[Step]:
+def split_sentences(text: str) -> list[Step]:
     masked = list(text)
     for m in _MATH.finditer(text):  # blank out math so its '.' and newlines never split
         for i in range(m.start() + 1, m.end() - 1):
@@ -93,7 +93,7 @@ def split_steps(text: str) -> list[Step]:
         return _split_lines(text)
     if style == "steps":
         return _split_markers(text)
-    return _split_sentences(text)
+    return split_sentences(text)
 
 
 def replace_span(text: str, start: int, end: int, new: str) -> str:
