@@ -1,4 +1,4 @@
-"""Command line: `refinery run | validate | ingest | config-reference`."""
+"""Command line: `refinery run | validate | ingest | layouts | config-reference`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
     sub.add_parser("config-reference", help="print the config reference (Markdown)")
+    sub.add_parser("layouts", help="list the input layouts and the dataset presets")
     return p
 
 
@@ -51,12 +52,27 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
         result = run_config(cfg, beam_args)
     except (RunAborted, SourceError) as e:
         print(f"refinery: {e}", file=sys.stderr)
+        _layout_hints(cfg)
         return 3
+    _layout_hints(cfg)
     m = result.manifest
     print(json.dumps({"conservation": m["conservation"], "outputs": m["counts"]["outputs"]}))
     print(f"outputs in {result.out_dir}: sft/ preference/ rejected/ deadletter/ README.md "
           "manifest.json report.html")
     return 0
+
+
+def _layout_hints(cfg: RunConfig) -> None:
+    """Files whose rows had no known layout: the fields seen and the fix, on the terminal."""
+    from pathlib import Path
+
+    from transforms.io.presets import layout_problems
+
+    path = Path(cfg.run.output_dir) / "deadletter" / "deadletter.jsonl"
+    if path.exists():
+        entries = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+        for line in layout_problems(entries):
+            print(f"refinery: {line}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.reference import config_reference
 
             print(config_reference(), end="")
+            return 0
+        if args.command == "layouts":
+            from transforms.io.presets import describe
+
+            print(describe(), end="")
             return 0
         if args.command == "validate":
             cfg = _load(args.config, args, args.input)

@@ -8,20 +8,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from transforms.compound.config import CompoundConfig
 from transforms.config_base import StrictModel
 from transforms.decontam.config import DecontamConfig
 from transforms.dedup.config import DedupConfig
 from transforms.embed.config import EmbeddingConfig
+from transforms.io.presets import PRESETS
 from transforms.llm.config import LLMConfig
 from transforms.quality.config import QualityConfig
 from transforms.rise.config import RiseConfig
 from transforms.tag_instruct.config import TagInstructConfig
 
 FORMATS = ("auto", "jsonl", "json", "parquet", "csv", "hf_disk", "hf")
-LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference")
+LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference", "mbpp",
+           "mt_bench", "prompt", "text")
 
 
 class RunSection(StrictModel):
@@ -44,8 +46,21 @@ class SourceConfig(StrictModel):
         description="canonical field → source field, e.g. {instruction: prompt, output: reply}; "
         "overrides detection (set `layout` too)",
     )
+    preset: Literal[tuple(PRESETS)] | None = Field(  # type: ignore[valid-type]
+        None, description="layout and field_map of a known dataset (`refinery layouts` lists "
+        "them); an explicit layout or field_map wins")
     split: str = Field("train", description="split for `hf` sources")
     limit: int | None = Field(None, ge=1, description="read only the first N rows of each file")
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> SourceConfig:
+        if self.preset is not None:
+            preset = PRESETS[self.preset]
+            if self.layout == "auto":
+                self.layout = preset.layout
+            if not self.field_map:
+                self.field_map = dict(preset.field_map)
+        return self
 
 
 class IngestConfig(StrictModel):

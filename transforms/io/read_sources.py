@@ -20,7 +20,7 @@ from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, PAIRS, REPORT, 
 from transforms.io.adapters import AdapterError, adapt_row
 from transforms.io.canonical import to_canonical
 from transforms.io.columnar import convert_jsonl
-from transforms.io.plan import UNDETECTED, plan_sources
+from transforms.io.plan import plan_sources
 from transforms.io.readers import FileSplit, ReadError, read_split
 
 STAGE = "ingest"
@@ -32,8 +32,6 @@ def convert_row(split: FileSplit, source: Any, dataset: str, row: int, raw: Any,
     try:
         if isinstance(parsed, Exception):
             raise parsed
-        if split.layout.startswith(UNDETECTED):
-            raise AdapterError(split.layout.split(":", 1)[1])
         return to_canonical(adapt_row(split.layout, parsed, source.field_map),
                             {"dataset": dataset, "file": split.path, "row": row})
     except (AdapterError, ReadError, TypeError, ValueError) as e:
