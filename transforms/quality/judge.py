@@ -28,6 +28,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from schemas.records import with_meta
+from schemas.turns import is_prompt_only
 from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, RunContext
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
 from transforms.llm.prompts import PromptTemplate
@@ -63,9 +64,12 @@ def answer_schema(scale: int) -> dict[str, Any]:
 
 
 def split_turns(messages: Sequence[Mapping[str, Any]] | None) -> tuple[list[dict[str, str]], str]:
-    """(messages before the last assistant turn, that turn's content); ('' when none)."""
+    """(messages before the last assistant turn, that turn's content); (all messages, '') when
+    there is none or the conversation ends with a user turn (a prompt awaiting its answer)."""
     msgs = [{"role": str(m.get("role") or ""), "content": str(m.get("content") or "")}
             for m in messages or []]
+    if is_prompt_only(msgs):
+        return msgs, ""
     for i in range(len(msgs) - 1, -1, -1):
         if msgs[i]["role"] == "assistant":
             return msgs[:i], msgs[i]["content"]
