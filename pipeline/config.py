@@ -18,6 +18,7 @@ from transforms.embed.config import EmbeddingConfig
 from transforms.io.presets import PRESETS
 from transforms.llm.config import LLMConfig
 from transforms.quality.config import QualityConfig
+from transforms.respond.config import RespondConfig
 from transforms.rise.config import RiseConfig
 from transforms.tag_instruct.config import TagInstructConfig
 
@@ -104,6 +105,7 @@ class StagesConfig(StrictModel):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
+    respond: RespondConfig = Field(default_factory=RespondConfig)
     tag_instruct: TagInstructConfig = Field(default_factory=TagInstructConfig)
     compound: CompoundConfig = Field(default_factory=CompoundConfig)
     rise: RiseConfig = Field(default_factory=RiseConfig)

@@ -13,6 +13,7 @@ CURATION = {
 }
 # Synthesis stages read the curated stream and add new examples and preference pairs.
 SYNTHESIS = {
+    "respond": "transforms.respond.stage:RespondStage",
     "tag_instruct": "transforms.tag_instruct.stage:TagInstructStage",
     "compound": "transforms.compound.stage:CompoundStage",
     "rise": "transforms.rise.stage:RiseStage",

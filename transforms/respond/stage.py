@@ -1,0 +1,205 @@
+"""RespondStage: answer prompt-only rows through the LLM layer (distilabel's TextGeneration,
+plus best-of-n with a judge as in UltraFeedback).
+
+Reads Example batches (the curated stream or its `seeds` selection). Rows ending with a user
+turn are answered (every row with `overwrite`); other rows are not this stage's and pass by
+(they are in the curated output already). Each pending user turn is one round: the stage
+unrolls `max_turns` rounds, so a multi-turn prompt is answered turn by turn, every answer
+seeing the ones before it. Per round: n samples (`ChatRequest` with n) → optional quality
+judge (transforms/quality/judge.JudgeScores, aspect quality) → the best usable answer is kept
+(core.choose) → a best-vs-worst PreferencePair when the score margin reaches `pair_margin`.
+Writes EXAMPLES (answered conversations, lineage parent = the prompt row, meta.respond_score),
+PAIRS, REJECTED (response_truncated: every sample cut by max_tokens; empty_response;
+too_many_turns; tool_turns), DEADLETTER (failed model calls, stage `respond.answer`) and
+REPORT (counts). Counters in refinery.respond: prompts, answered, pairs, dropped_<reason>.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+
+from schemas.records import examples_to_batch, pairs_to_batch, with_meta
+from transforms.base import (
+    DEADLETTER,
+    EXAMPLES,
+    MAIN,
+    METRICS_NAMESPACE,
+    PAIRS,
+    REJECTED,
+    REPORT,
+    RunContext,
+    reject_rows,
+)
+from transforms.respond import core
+from transforms.respond.config import RespondConfig
+
+STAGE = core.STAGE
+DONE = "done"
+NS = f"{METRICS_NAMESPACE}.{STAGE}"
+
+
+def _count(name: str, n: int = 1) -> None:
+    beam.metrics.Metrics.counter(NS, name).inc(n)
+
+
+def _start(batch: pa.RecordBatch, config: RespondConfig) -> Iterable[Any]:
+    for row in batch.to_pylist():
+        item = core.start_item(row, config)
+        if item is None:
+            _count("not_prompt_only")
+        elif isinstance(item, core.Rejection):
+            yield beam.pvalue.TaggedOutput(REJECTED, item)
+        else:
+            _count("prompts")
+            yield item
+
+
+def _route(choice: core.Choice) -> Iterable[Any]:
+    if choice.pair is not None:
+        _count("pairs")
+        yield beam.pvalue.TaggedOutput(PAIRS, choice.pair)
+    if choice.rejection is not None:
+        yield beam.pvalue.TaggedOutput(REJECTED, choice.rejection)
+    elif core.pending_turn(choice.item["messages"]) is None:
+        _count("answered")
+        yield beam.pvalue.TaggedOutput(DONE, choice.item)
+    else:
+        yield choice.item
+
+
+def _choose_unjudged(result: Any, config: RespondConfig) -> core.Choice:
+    return core.choose(result.payload, core.candidates(result), {}, config, result.model)
+
+
+def _candidate_rows(result: Any) -> Iterable[dict[str, Any]]:
+    for cand in core.candidates(result):
+        if cand.finish != "length" and cand.text:
+            yield core.judge_row(result.payload, cand)
+
+
+def _scores_of(batch: pa.RecordBatch) -> Iterable[tuple[str, tuple[int, float | None]]]:
+    ids = batch.column("id").to_pylist()
+    scores = batch.column("meta").field("q_judge_quality").to_pylist()
+    for rid, score in zip(ids, scores, strict=True):
+        key, sample = rid.rsplit(":", 1)
+        yield key, (int(sample), score)
+
+
+def _choose_judged(element: tuple[str, dict[str, list[Any]]], config: RespondConfig
+                   ) -> Iterable[core.Choice]:
+    _, groups = element
+    scores = dict(groups["score"])
+    for result in groups["result"]:  # one per key; duplicates of a row each get their choice
+        yield core.choose(result.payload, core.candidates(result), scores, config, result.model)
+
+
+class AnswerTurn(beam.PTransform):
+    """Items with a pending turn → {MAIN: items with more turns pending, DONE: fully answered
+    items, PAIRS: pair rows, REJECTED: Rejections, DEADLETTER: failed calls}. One round."""
+
+    def __init__(self, config: RespondConfig, ctx: RunContext, backend_factory: Any = None,
+                 label: str | None = None):
+        super().__init__(label)
+        self.config, self.ctx, self.backend_factory = config, ctx, backend_factory
+
+    def expand(self, items: beam.PCollection) -> dict[str, beam.PCollection]:
+        from transforms.llm.generate import Generate
+
+        cfg, ctx = self.config, self.ctx
+        gen = (items | "Request" >> beam.Map(core.build_request, cfg, ctx.seed)
+               | "Answer" >> Generate(ctx.llm, stage=f"{STAGE}.answer", work_dir=ctx.work_dir,
+                                      backend_factory=self.backend_factory))
+        if not cfg.judge.enabled:
+            choices = gen[MAIN] | "Choose" >> beam.Map(_choose_unjudged, cfg)
+            dead = [gen[DEADLETTER]]
+        else:
+            from transforms.quality.judge import JudgeScores
+
+            judged = (gen[MAIN] | "Candidates" >> beam.FlatMap(_candidate_rows)
+                      | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=256)
+                      | "ToArrow" >> beam.Map(examples_to_batch)
+                      | "Judge" >> JudgeScores(cfg.judge, ctx,
+                                               backend_factory=self.backend_factory))
+            scores = judged[MAIN] | "Scores" >> beam.FlatMap(_scores_of)
+            keyed = gen[MAIN] | "Key" >> beam.Map(lambda r: (r.key, r))
+            choices = ({"result": keyed, "score": scores} | "Join" >> beam.CoGroupByKey()
+                       | "Choose" >> beam.FlatMap(_choose_judged, cfg))
+            dead = [gen[DEADLETTER], judged[DEADLETTER]]
+        routed = choices | "Route" >> beam.FlatMap(_route).with_outputs(
+            DONE, PAIRS, REJECTED, main=MAIN)
+        return {MAIN: routed[MAIN], DONE: routed[DONE], PAIRS: routed[PAIRS],
+                REJECTED: routed[REJECTED], DEADLETTER: dead}
+
+
+def _examples(items: list[dict[str, Any]], config: RespondConfig) -> pa.RecordBatch:
+    version = core.template_version(config)
+    rows = [core.answered_example(i, i.get("model", ""), version) for i in items]
+    scores = [i["scores"][-1] if i["scores"] else None for i in items]
+    return with_meta(examples_to_batch(rows), respond_score=pa.array(scores, pa.float64()))
+
+
+def _rejected(rejections: list[core.Rejection]) -> pa.RecordBatch:
+    ordered = sorted(rejections, key=lambda r: (r.reason, str(r.row.get("id"))))
+    for r in ordered:
+        _count(f"dropped_{r.reason}")
+    return reject_rows(examples_to_batch([r.row for r in ordered]), STAGE,
+                       [r.reason for r in ordered], [r.detail for r in ordered])
+
+
+class RespondStage(beam.PTransform):
+    """Prompt-only rows → {EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT} (module docstring).
+    `backend_factory` replaces the configured backend (tests script models with it)."""
+
+    def __init__(self, config: RespondConfig, ctx: RunContext, *, label: str | None = None,
+                 backend_factory: Any = None):
+        super().__init__(label)
+        self.config, self.ctx, self.backend_factory = config, ctx, backend_factory
+
+    def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
+        cfg = self.config
+        started = batches | "Start" >> beam.FlatMap(_start, cfg).with_outputs(REJECTED, main=MAIN)
+        todo, done, pairs = started[MAIN], [], []
+        rejected, dead = [started[REJECTED]], []
+        for turn in range(1, cfg.max_turns + 1):
+            out = todo | f"Turn{turn}" >> AnswerTurn(cfg, self.ctx, self.backend_factory)
+            todo = out[MAIN]
+            done.append(out[DONE])
+            pairs.append(out[PAIRS])
+            rejected.append(out[REJECTED])
+            dead.extend(out[DEADLETTER])
+        size = 1000
+        examples = (done | "AllDone" >> beam.Flatten()
+                    | "BatchDone" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
+                    | "Examples" >> beam.Map(_examples, cfg))
+        pair_batches = (pairs | "AllPairs" >> beam.Flatten()
+                        | "BatchPairs" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
+                        | "Pairs" >> beam.Map(pairs_to_batch))
+        rejected_batches = (rejected | "AllRejected" >> beam.Flatten()
+                            | "BatchRejected" >> beam.BatchElements(min_batch_size=1,
+                                                                    max_batch_size=size)
+                            | "Rejected" >> beam.Map(_rejected))
+        report = ((examples | "CountExamples" >> beam.Map(lambda b: ("answered", b.num_rows)),
+                   pair_batches | "CountPairs" >> beam.Map(lambda b: ("pairs", b.num_rows)),
+                   rejected_batches | "CountRejected" >> beam.FlatMap(_reasons))
+                  | "AllCounts" >> beam.Flatten()
+                  | "Sum" >> beam.CombinePerKey(sum)
+                  | "Report" >> beam.combiners.ToDict()
+                  | "Stage" >> beam.Map(lambda d: {"stage": STAGE, **_report(d)}))
+        return {EXAMPLES: examples, PAIRS: pair_batches, REJECTED: rejected_batches,
+                DEADLETTER: dead | "AllDead" >> beam.Flatten(), REPORT: report}
+
+
+def _reasons(batch: pa.RecordBatch) -> Iterable[tuple[str, int]]:
+    for reason in batch.column("reject_reason").to_pylist():
+        yield f"rejected:{reason}", 1
+
+
+def _report(counts: dict[str, int]) -> dict[str, Any]:
+    rejected = {k.split(":", 1)[1]: v for k, v in sorted(counts.items())
+                if k.startswith("rejected:")}
+    return {"answered": counts.get("answered", 0), "pairs": counts.get("pairs", 0),
+            "rejected": rejected}
