@@ -69,3 +69,12 @@ def msg(role: str, content: str) -> dict[str, str]:
 def joined(first: str, second: str) -> str:
     """'first\\n\\nsecond', or first alone when second is blank (Alpaca's input, Dolly's context)."""
     return f"{first}\n\n{second}" if second.strip() else first
+
+
+def with_system(row: Mapping[str, Any], messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """`messages` after the row's `system` field as a system turn (unless blank or already
+    there)."""
+    system = text_field(row.get("system"), "system", required=False)
+    if system.strip() and not (messages and messages[0]["role"] == "system"):
+        return [msg("system", system), *messages]
+    return messages

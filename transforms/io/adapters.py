@@ -23,6 +23,7 @@ from transforms.io._rows import (
     joined,
     msg,
     text_field,
+    with_system,
 )
 from transforms.io._turns import (
     OPENAI_ROLES,
@@ -119,18 +120,11 @@ def _apply_map(row: Mapping[str, Any], field_map: Mapping[str, str]) -> dict[str
     return out
 
 
-def _with_system(row: Mapping[str, Any], messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    system = text_field(row.get("system"), "system", required=False)
-    if system.strip() and not (messages and messages[0]["role"] == "system"):
-        return [msg("system", system), *messages]
-    return messages
-
-
 def _alpaca(row: Mapping[str, Any]) -> Adapted:
     prompt = joined(text_field(row.get("instruction"), "instruction"),
                     text_field(row.get("input"), "input", required=False))
     messages = [msg("user", prompt), msg("assistant", text_field(row.get("output"), "output"))]
-    return Adapted("example", messages=_with_system(row, messages),
+    return Adapted("example", messages=with_system(row, messages),
                    meta={"extra": extra_json(row, {"instruction", "input", "output", "system"})})
 
 
@@ -166,7 +160,7 @@ def _sharegpt(row: Mapping[str, Any]) -> Adapted:
     key = "conversations" if "conversations" in row else "conversation"
     messages = turns_to_messages(row.get(key), SHAREGPT_ROLES, ("from", "role"),
                                  ("value", "content"))
-    return Adapted("example", messages=_with_system(row, messages),
+    return Adapted("example", messages=with_system(row, messages),
                    meta={"extra": extra_json(row, {key, "system"})})
 
 

@@ -17,19 +17,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from transforms.io._rows import Adapted, AdapterError, extra_json, joined, msg, text_field
+from transforms.io._rows import (
+    Adapted,
+    AdapterError,
+    extra_json,
+    joined,
+    msg,
+    text_field,
+    with_system,
+)
 from transforms.io._turns import as_messages
 
 PROMPT_FIELDS = ("instruction", "prompt", "question", "query", "problem")
 PROMPT_ONLY = ("prompt", "mt_bench", "text")  # layouts whose examples end with a user turn
 MBPP_TESTS_INTRO = "Your code should pass these tests:"
-
-
-def _with_system(row: Mapping[str, Any], messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    system = text_field(row.get("system"), "system", required=False)
-    if system.strip() and not (messages and messages[0]["role"] == "system"):
-        return [msg("system", system), *messages]
-    return messages
 
 
 def _category(row: Mapping[str, Any]) -> str | None:
@@ -56,7 +57,7 @@ def prompt_only(row: Mapping[str, Any]) -> Adapted:
                 break
         messages = [msg("user", text)]
     meta["extra"] = extra_json(row, used)
-    return Adapted("example", messages=_with_system(row, messages), meta=meta)
+    return Adapted("example", messages=with_system(row, messages), meta=meta)
 
 
 def _turn_text(turn: Any, i: int) -> str:
@@ -70,13 +71,13 @@ def mt_bench(row: Mapping[str, Any]) -> Adapted:
     if not isinstance(turns, list) or not turns:
         raise AdapterError("`turns` should be a non-empty list of prompts")
     messages = [msg("user", _turn_text(t, i)) for i, t in enumerate(turns)]
-    return Adapted("example", messages=_with_system(row, messages), meta={
+    return Adapted("example", messages=with_system(row, messages), meta={
         "category": _category(row), "extra": extra_json(row, {"turns", "system", "category"})})
 
 
 def text_only(row: Mapping[str, Any]) -> Adapted:
     messages = [msg("user", text_field(row.get("text"), "text"))]
-    return Adapted("example", messages=_with_system(row, messages),
+    return Adapted("example", messages=with_system(row, messages),
                    meta={"extra": extra_json(row, {"text", "system"})})
 
 
