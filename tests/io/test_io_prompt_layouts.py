@@ -246,3 +246,23 @@ def test_presets_set_layout_and_field_map_unless_given() -> None:
                 humaneval.field_map)
     assert turns(rec) == [("user", "def f():"), ("assistant", "return 1")]
     assert SourceConfig(path="x", preset="mbpp", layout="qa").layout == "qa"
+
+
+def test_columnar_path_equals_per_row_on_mixed_prompt_files(tmp_path: Path) -> None:
+    """Files mixing full rows, prompt-only rows and other-case field names give the same
+    batches, dead letters and reports on the columnar and the per-row path."""
+    from tests.io.test_io_columnar import assert_same
+
+    rows = [{"instruction": "Add 2 and 2.", "input": "", "output": "4"},
+            {"instruction": "Seed without output"},
+            {"prompt": "A prompt row"},
+            {"instruction": "Extra", "output": "x", "Category": "c", "ID": 3},
+            {"question": "Q only", "Answer": None},
+            {"Question": "Cased", "Answer": "yes"},
+            {"turns": ["t1", "t2"]},
+            {"instruction": "Nulls", "input": None, "output": "n"}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * 3))
+    for layout in ("auto", "alpaca", "prompt"):
+        fast = assert_same(path, layout=layout)
+        assert any(k == "example" for k, _ in fast)
