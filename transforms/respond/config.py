@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from transforms.config_base import StrictModel, SynthesisConfig
+from transforms.llm.config import ModelRoles
 from transforms.quality.config import JudgeConfig
 
 
@@ -17,10 +18,13 @@ class RespondSampling(StrictModel):
                             "by it (finish_reason length) is rejected as response_truncated")
 
 
-class RespondConfig(SynthesisConfig):
+class RespondConfig(SynthesisConfig, ModelRoles):
     """Answers every prompt-only row (one ending with a user turn; every row with `overwrite`)
     through the LLM layer, turn by turn for multi-turn prompts; with n > 1 samples and the
     judge, keeps the best answer and emits best-vs-worst preference pairs."""
+
+    ROLES = {"responder": "answer: writes the n answers of each turn",
+             "judge": "judge: rates each answer (the quality stage's judge prompt)"}
 
     system_prompt: str | None = Field(
         None, description="system message sent before the conversation (rows that have their own "

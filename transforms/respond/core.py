@@ -13,10 +13,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from schemas.ids import content_id, example_id, pair_id
+from schemas.ids import content_id, derive_seed, example_id, pair_id
 from schemas.records import empty_lineage, example_row, pair_row
 from schemas.text import normalize_text
 from schemas.turns import is_prompt_only
+from transforms.kit import Rejection
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
 from transforms.respond.config import RespondConfig
 
@@ -24,14 +25,6 @@ STAGE = "respond"
 METHOD = "respond"
 PAIR_METHOD = "respond_best_vs_worst"
 TEXT_LIMIT = 500  # characters of an answer kept in a rejection's detail
-
-
-class Rejection(NamedTuple):
-    """A row the stage gives up on: reason (counted as dropped_<reason>) and a detail."""
-
-    row: dict[str, Any]
-    reason: str
-    detail: dict[str, Any] | None = None
 
 
 class Candidate(NamedTuple):
@@ -78,11 +71,6 @@ def start_item(row: dict[str, Any], config: RespondConfig) -> dict[str, Any] | R
     if turns > config.max_turns:
         return Rejection(row, "too_many_turns", {"turns": turns, "max_turns": config.max_turns})
     return {"row": row, "messages": messages, "turn": 0, "scores": []}
-
-
-def derive_seed(*parts: object) -> int:
-    """A 31-bit sampling seed from `parts` (run seed, record id, turn)."""
-    return int(content_id(*parts)[:8], 16) & 0x7FFFFFFF
 
 
 def template_version(config: RespondConfig) -> str:

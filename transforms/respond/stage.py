@@ -10,8 +10,10 @@ judge (transforms/quality/judge.JudgeScores, aspect quality) → the best usable
 (core.choose) → a best-vs-worst PreferencePair when the score margin reaches `pair_margin`.
 Writes EXAMPLES (answered conversations, lineage parent = the prompt row, meta.respond_score),
 PAIRS, REJECTED (response_truncated: every sample cut by max_tokens; empty_response;
-too_many_turns; tool_turns), DEADLETTER (failed model calls, stage `respond.answer`) and
-REPORT (counts). Counters in refinery.respond: prompts, answered, pairs, dropped_<reason>.
+too_many_turns; tool_turns), DEADLETTER (failed model calls, stage `respond`, step `answer`;
+failed ratings leave a null score, stage `respond.judge`) and REPORT (counts). Roles:
+`responder` answers, `judge` rates (stages.respond.roles; default the run's `llm`).
+Counters in refinery.respond: prompts, not_prompt_only, answered, pairs, dropped_<reason>.
 """
 
 from __future__ import annotations
@@ -23,23 +25,14 @@ import apache_beam as beam
 import pyarrow as pa
 
 from schemas.records import examples_to_batch, pairs_to_batch, with_meta
-from transforms.base import (
-    DEADLETTER,
-    EXAMPLES,
-    MAIN,
-    METRICS_NAMESPACE,
-    PAIRS,
-    REJECTED,
-    REPORT,
-    RunContext,
-    reject_rows,
-)
-from transforms.respond import core
+from transforms.base import DEADLETTER, EXAMPLES, MAIN, PAIRS, REJECTED, REPORT, RunContext
+from transforms.kit import GenerateStep, RejectRows, merge_combine, metrics_namespace
+from transforms.respond import core, report
 from transforms.respond.config import RespondConfig
 
 STAGE = core.STAGE
 DONE = "done"
-NS = f"{METRICS_NAMESPACE}.{STAGE}"
+NS = metrics_namespace(STAGE)
 
 
 def _count(name: str, n: int = 1) -> None:
@@ -101,18 +94,14 @@ class AnswerTurn(beam.PTransform):
     """Items with a pending turn → {MAIN: items with more turns pending, DONE: fully answered
     items, PAIRS: pair rows, REJECTED: Rejections, DEADLETTER: failed calls}. One round."""
 
-    def __init__(self, config: RespondConfig, ctx: RunContext, backend_factory: Any = None,
-                 label: str | None = None):
+    def __init__(self, config: RespondConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
-        self.config, self.ctx, self.backend_factory = config, ctx, backend_factory
+        self.config, self.ctx = config, ctx
 
     def expand(self, items: beam.PCollection) -> dict[str, beam.PCollection]:
-        from transforms.llm.generate import Generate
-
         cfg, ctx = self.config, self.ctx
         gen = (items | "Request" >> beam.Map(core.build_request, cfg, ctx.seed)
-               | "Answer" >> Generate(ctx.llm, stage=f"{STAGE}.answer", work_dir=ctx.work_dir,
-                                      backend_factory=self.backend_factory))
+               | "Answer" >> GenerateStep(ctx, stage=STAGE, step="answer", role="responder"))
         if not cfg.judge.enabled:
             choices = gen[MAIN] | "Choose" >> beam.Map(_choose_unjudged, cfg)
             dead = [gen[DEADLETTER]]
@@ -122,8 +111,7 @@ class AnswerTurn(beam.PTransform):
             judged = (gen[MAIN] | "Candidates" >> beam.FlatMap(_candidate_rows)
                       | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=256)
                       | "ToArrow" >> beam.Map(examples_to_batch)
-                      | "Judge" >> JudgeScores(cfg.judge, ctx,
-                                               backend_factory=self.backend_factory))
+                      | "Judge" >> JudgeScores(cfg.judge, ctx, stage=STAGE))
             scores = judged[MAIN] | "Scores" >> beam.FlatMap(_scores_of)
             keyed = gen[MAIN] | "Key" >> beam.Map(lambda r: (r.key, r))
             choices = ({"result": keyed, "score": scores} | "Join" >> beam.CoGroupByKey()
@@ -142,22 +130,14 @@ def _examples(items: list[dict[str, Any]], config: RespondConfig) -> pa.RecordBa
     return with_meta(examples_to_batch(rows), respond_score=pa.array(scores, pa.float64()))
 
 
-def _rejected(rejections: list[core.Rejection]) -> pa.RecordBatch:
-    ordered = sorted(rejections, key=lambda r: (r.reason, str(r.row.get("id"))))
-    for r in ordered:
-        _count(f"dropped_{r.reason}")
-    return reject_rows(examples_to_batch([r.row for r in ordered]), STAGE,
-                       [r.reason for r in ordered], [r.detail for r in ordered])
-
-
 class RespondStage(beam.PTransform):
     """Prompt-only rows → {EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT} (module docstring).
-    `backend_factory` replaces the configured backend (tests script models with it)."""
+    Example: a seed `{"question": "Why is the sky blue?"}` becomes the Example
+    [user: Why is the sky blue?, assistant: <the best of n answers>]."""
 
-    def __init__(self, config: RespondConfig, ctx: RunContext, *, label: str | None = None,
-                 backend_factory: Any = None):
+    def __init__(self, config: RespondConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
-        self.config, self.ctx, self.backend_factory = config, ctx, backend_factory
+        self.config, self.ctx = config, ctx
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg = self.config
@@ -165,7 +145,7 @@ class RespondStage(beam.PTransform):
         todo, done, pairs = started[MAIN], [], []
         rejected, dead = [started[REJECTED]], []
         for turn in range(1, cfg.max_turns + 1):
-            out = todo | f"Turn{turn}" >> AnswerTurn(cfg, self.ctx, self.backend_factory)
+            out = todo | f"Turn{turn}" >> AnswerTurn(cfg, self.ctx)
             todo = out[MAIN]
             done.append(out[DONE])
             pairs.append(out[PAIRS])
@@ -179,27 +159,17 @@ class RespondStage(beam.PTransform):
                         | "BatchPairs" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
                         | "Pairs" >> beam.Map(pairs_to_batch))
         rejected_batches = (rejected | "AllRejected" >> beam.Flatten()
-                            | "BatchRejected" >> beam.BatchElements(min_batch_size=1,
-                                                                    max_batch_size=size)
-                            | "Rejected" >> beam.Map(_rejected))
-        report = ((examples | "CountExamples" >> beam.Map(lambda b: ("answered", b.num_rows)),
-                   pair_batches | "CountPairs" >> beam.Map(lambda b: ("pairs", b.num_rows)),
+                            | "Rejected" >> RejectRows(STAGE, size=size))
+        events = ((examples | "CountExamples" >> beam.Map(lambda b: ("answered", None, b.num_rows)),
+                   pair_batches | "CountPairs" >> beam.Map(lambda b: ("pairs", None, b.num_rows)),
                    rejected_batches | "CountRejected" >> beam.FlatMap(_reasons))
-                  | "AllCounts" >> beam.Flatten()
-                  | "Sum" >> beam.CombinePerKey(sum)
-                  | "Report" >> beam.combiners.ToDict()
-                  | "Stage" >> beam.Map(lambda d: {"stage": STAGE, **_report(d)}))
+                  | "AllCounts" >> beam.Flatten())
+        summary = events | "Report" >> beam.CombineGlobally(merge_combine(
+            report.empty, report.add, report.merge, report.finish))
         return {EXAMPLES: examples, PAIRS: pair_batches, REJECTED: rejected_batches,
-                DEADLETTER: dead | "AllDead" >> beam.Flatten(), REPORT: report}
+                DEADLETTER: dead | "AllDead" >> beam.Flatten(), REPORT: summary}
 
 
-def _reasons(batch: pa.RecordBatch) -> Iterable[tuple[str, int]]:
+def _reasons(batch: pa.RecordBatch) -> Iterable[tuple[str, str, int]]:
     for reason in batch.column("reject_reason").to_pylist():
-        yield f"rejected:{reason}", 1
-
-
-def _report(counts: dict[str, int]) -> dict[str, Any]:
-    rejected = {k.split(":", 1)[1]: v for k, v in sorted(counts.items())
-                if k.startswith("rejected:")}
-    return {"answered": counts.get("answered", 0), "pairs": counts.get("pairs", 0),
-            "rejected": rejected}
+        yield "rejected", reason, 1
