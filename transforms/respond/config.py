@@ -41,7 +41,8 @@ class RespondConfig(SynthesisConfig, ModelRoles):
     pair_margin: float = Field(
         1.0, ge=0, description="emit a best-vs-worst preference pair when their judge scores "
         "differ by at least this much")
-    max_turns: int = Field(8, ge=1, le=64, description="user turns answered per row at most; "
+    max_turns: int = Field(4, ge=1, le=64, description="user turns answered per row at most "
+                           "(the graph has one round per turn); "
                            "rows with more are rejected as too_many_turns")
 
     @model_validator(mode="after")
