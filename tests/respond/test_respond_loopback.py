@@ -68,8 +68,8 @@ def test_n_samples_judge_pairs_truncation_and_turns(tmp_path: Path) -> None:
     second = [b for b in server.by_model("responder") if b["messages"][-1]["content"] == "Shorten it."]
     assert [m["role"] for m in second[0]["messages"]] == ["system", "user", "assistant", "user"]
     assert second[0]["messages"][0]["content"] == "You are concise." and second[0]["n"] == 3
-    # pairs: best (6) vs worst (1) at every answered turn; the cut-first row's worst usable is
-    # OK (4): margin 2 → a pair too
+    # pairs: best (6) vs worst (1) at every answered turn (the cut-first row: from its two
+    # usable samples)
     pairs = _rows(out, "preference")
     assert len(pairs) == 5
     for p in pairs:
@@ -88,6 +88,8 @@ def test_n_samples_judge_pairs_truncation_and_turns(tmp_path: Path) -> None:
     report = manifest["reports"]["respond"]
     assert report["answered"] == 4 and report["pairs"] == 5
     assert report["rejected"] == {"response_truncated": 1}
+    assert (report["seeds"], report["not_prompt_only"], report["deadletter"]) == (6, 1, 0)
+    assert report["conserved"]
     curated = _rows(out, "curated")
     assert len(curated) == 6  # the prompts themselves, and the answered row, as curated input
 

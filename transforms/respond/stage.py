@@ -32,6 +32,7 @@ from transforms.respond.config import RespondConfig
 
 STAGE = core.STAGE
 DONE = "done"
+SKIPPED = "skipped"
 NS = metrics_namespace(STAGE)
 
 
@@ -44,6 +45,7 @@ def _start(batch: pa.RecordBatch, config: RespondConfig) -> Iterable[Any]:
         item = core.start_item(row, config)
         if item is None:
             _count("not_prompt_only")
+            yield beam.pvalue.TaggedOutput(SKIPPED, ("not_prompt_only", None, 1))
         elif isinstance(item, core.Rejection):
             yield beam.pvalue.TaggedOutput(REJECTED, item)
         else:
@@ -141,7 +143,8 @@ class RespondStage(beam.PTransform):
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg = self.config
-        started = batches | "Start" >> beam.FlatMap(_start, cfg).with_outputs(REJECTED, main=MAIN)
+        started = batches | "Start" >> beam.FlatMap(_start, cfg).with_outputs(
+            REJECTED, SKIPPED, main=MAIN)
         todo, done, pairs = started[MAIN], [], []
         rejected, dead = [started[REJECTED]], []
         for turn in range(1, cfg.max_turns + 1):
@@ -160,14 +163,24 @@ class RespondStage(beam.PTransform):
                         | "Pairs" >> beam.Map(pairs_to_batch))
         rejected_batches = (rejected | "AllRejected" >> beam.Flatten()
                             | "Rejected" >> RejectRows(STAGE, size=size))
-        events = ((examples | "CountExamples" >> beam.Map(lambda b: ("answered", None, b.num_rows)),
+        dead_all = dead | "AllDead" >> beam.Flatten()
+        events = ((batches | "CountSeeds" >> beam.Map(lambda b: ("seeds", None, b.num_rows)),
+                   started[SKIPPED],
+                   examples | "CountExamples" >> beam.Map(lambda b: ("answered", None, b.num_rows)),
                    pair_batches | "CountPairs" >> beam.Map(lambda b: ("pairs", None, b.num_rows)),
-                   rejected_batches | "CountRejected" >> beam.FlatMap(_reasons))
+                   rejected_batches | "CountRejected" >> beam.FlatMap(_reasons),
+                   dead_all | "CountDead" >> beam.FlatMap(_own_dead))
                   | "AllCounts" >> beam.Flatten())
         summary = events | "Report" >> beam.CombineGlobally(merge_combine(
             report.empty, report.add, report.merge, report.finish))
         return {EXAMPLES: examples, PAIRS: pair_batches, REJECTED: rejected_batches,
-                DEADLETTER: dead | "AllDead" >> beam.Flatten(), REPORT: summary}
+                DEADLETTER: dead_all, REPORT: summary}
+
+
+def _own_dead(entry: dict[str, Any]) -> Iterable[tuple[str, None, int]]:
+    """A failed answer call ends its row (a failed rating only leaves a null score)."""
+    if entry["stage"] == STAGE:
+        yield "deadletter", None, 1
 
 
 def _reasons(batch: pa.RecordBatch) -> Iterable[tuple[str, str, int]]:
