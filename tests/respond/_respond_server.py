@@ -4,7 +4,7 @@ model name (so each role must reach its own model):
 - `responder`: n choices per request; choice k is "BEST …", "OK …" or "BAD …" (k mod 3
   picks which, in the order OK, BEST, BAD) followed by the turn number (assistant turns seen
   + 1) and the last user message. A last message containing `[long]` gets finish_reason
-  "length" on every choice, `[cut-first]` on choice 0 only.
+  "length" on every choice, `[cut-first]` on choice 0 only; `[fail]` is answered 500 (a failed call).
 - `judge`: reads the rated answer in the judge prompt and rates BEST 6, OK 4, BAD 1 as JSON.
 Any other model name is answered 404, so a request sent with the wrong role's block fails.
 """
@@ -46,6 +46,8 @@ class RespondServer(LoopbackServer):
             self.bodies.append(body)
         model, messages = body.get("model"), body["messages"]
         last = messages[-1]["content"]
+        if model == "responder" and "[fail]" in last:
+            return self.send_json(h, 500, b'{"error": "scripted failure"}')
         if model == "responder":
             n = int(body.get("n", 1))
             turn = 1 + sum(1 for m in messages if m["role"] == "assistant")

@@ -22,6 +22,7 @@ SEEDS = [
     {"query": "Tell a very long story. [long]"},
     {"question_id": 1, "category": "writing", "turns": ["Write a title.", "Shorten it."]},
     {"instruction": "Say hi.", "output": "Hi!"},  # answered already: not this stage's
+    {"question": "Will this call fail? [fail]"},  # the model call fails: dead letter
 ]
 
 
@@ -49,6 +50,10 @@ def test_n_samples_judge_pairs_truncation_and_turns(tmp_path: Path) -> None:
     with RespondServer() as server:
         out, manifest = _run(tmp_path, server, judge=True)
     assert manifest["conservation"]["holds"] and manifest["conservation"]["deadletter"] == 0
+    dead = [json.loads(x) for x in (out / "deadletter" / "deadletter.jsonl").read_text().splitlines()]
+    assert [(d["stage"], d["step"]) for d in dead] == [("respond", "answer")]
+    assert "[fail]" in dead[0]["raw"] and dead[0]["error"].startswith("http_500")
+    assert manifest["synthesis"]["respond"]["deadletter"] == 1
     assert not server.by_model("run-model")  # every call went to its role's model
     answered = {r["messages"][0]["content"] if r["messages"][0]["role"] == "user" else None: r
                 for r in _rows(out, "sft")}
@@ -88,10 +93,10 @@ def test_n_samples_judge_pairs_truncation_and_turns(tmp_path: Path) -> None:
     report = manifest["reports"]["respond"]
     assert report["answered"] == 4 and report["pairs"] == 5
     assert report["rejected"] == {"response_truncated": 1}
-    assert (report["seeds"], report["not_prompt_only"], report["deadletter"]) == (6, 1, 0)
+    assert (report["seeds"], report["not_prompt_only"], report["deadletter"]) == (7, 1, 1)
     assert report["conserved"]
     curated = _rows(out, "curated")
-    assert len(curated) == 6  # the prompts themselves, and the answered row, as curated input
+    assert len(curated) == 7  # the prompts themselves, and the answered row, as curated input
 
 
 @pytest.mark.parametrize("judge", [False])
