@@ -55,7 +55,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("decontam", "curation", "transforms.decontam.stage:DecontamStage",
               "transforms.decontam.config:DecontamConfig"),
     StageSpec("length_filter", "curation", "transforms.length_filter.stage:LengthFilterStage",
-              "transforms.length_filter.stage:LengthFilterConfig", writes=("meta.answer_chars",)),
+              "transforms.length_filter.config:LengthFilterConfig", writes=("meta.answer_chars",)),
     StageSpec("respond", "synthesis", "transforms.respond.stage:RespondStage",
               "transforms.respond.config:RespondConfig", writes=("meta.lineage", "meta.respond_score"),
               outputs=frozenset({EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT})),
