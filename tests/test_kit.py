@@ -87,6 +87,8 @@ def test_llm_config_is_one_model_per_backend() -> None:
     with pytest.raises(ConfigError, match=r"llm\.openai\.num_threads: Extra inputs"):
         load_config(DEMO, ["llm.backend=openai", "llm.num_threads=2"])
     assert load_config(DEMO).llm.backend == "local"  # a block without `backend` is local
+    assert type(LLMConfig.model_validate({"backend": "vllm"})) is VLLMConfig
+    assert LLMConfig.model_validate({}).num_threads == 1
 
 
 def test_roles_are_declared_per_stage_and_default_to_the_run_llm() -> None:
