@@ -68,8 +68,12 @@ def _layout_hints(cfg: RunConfig) -> None:
 
     from transforms.io.presets import layout_problems
 
-    path = Path(cfg.run.output_dir) / "deadletter" / "deadletter.jsonl"
-    if path.exists():
+    out = Path(cfg.run.output_dir)
+    # this run's dead letter: the newest one under the output dir (published, or kept with
+    # an aborted run's own directory)
+    found = [*out.glob("deadletter/deadletter.jsonl"), *out.glob(".runs/*/deadletter/deadletter.jsonl")]
+    path = max(found, key=lambda f: f.stat().st_mtime, default=None)
+    if path is not None:
         entries = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
         for line in layout_problems(entries):
             print(f"refinery: {line}", file=sys.stderr)
