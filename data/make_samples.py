@@ -193,6 +193,104 @@ PREFERENCE = [
 ]
 
 
+# Prompt-only seeds (no responses) in the layouts people keep seed prompts in: Alpaca seeds
+# (instruction[+input]), prompt, question, query, and two MT-Bench-style multi-turn rows.
+SEEDS = [
+    {"instruction": "Write a haiku about rain on a tin roof."},
+    {"instruction": "Summarize the text in one sentence.",
+     "input": "The town library will close for renovation in March and reopen in September with a larger children's section and a new café."},
+    {"instruction": "Give three tips for staying focused while working from home."},
+    {"instruction": "Translate the sentence into Spanish.", "input": "The train leaves at noon."},
+    {"prompt": "Explain what a prime number is to a ten-year-old."},
+    {"prompt": "Suggest a name for a cat that likes to sleep in shoe boxes."},
+    {"prompt": "Write a short thank-you note to a neighbour who watered my plants."},
+    {"prompt": "List four vegetables that grow well in cold climates."},
+    {"question": "Why do leaves change colour in autumn?"},
+    {"question": "What is the difference between weather and climate?"},
+    {"question": "How many hours are there in three days?"},
+    {"question": "What does a compass needle point to?"},
+    {"query": "Describe how to make a cup of green tea."},
+    {"query": "Give a one-sentence definition of gravity."},
+    {"query": "Name two benefits of riding a bicycle to work."},
+    {"instruction": "Write a Python function that checks whether a word is a palindrome."},
+    {"instruction": "Classify the animal as a mammal, bird or reptile.", "input": "A gecko."},
+    {"prompt": "Propose a title for a blog post about learning to bake bread."},
+    {"question_id": 1, "category": "writing",
+     "turns": ["Write two sentences about a lighthouse at night.",
+               "Now rewrite them as a short poem."]},
+    {"question_id": 2, "category": "math",
+     "turns": ["A box holds 12 pencils. How many pencils are in 5 boxes?",
+               "If 7 pencils are lost, how many are left?"]},
+]
+
+# MT-Bench question.jsonl shape: question_id, category, turns (+ reference for some categories).
+MT_BENCH_STYLE = [
+    {"question_id": 1001, "category": "writing", "turns": [
+        "Draft a short welcome message for new members of a community garden.",
+        "Rewrite the message so every sentence starts with the letter G."]},
+    {"question_id": 1002, "category": "math", "turns": [
+        "A rectangle is 8 cm long and 5 cm wide. What is its area?",
+        "If both sides are doubled, by what factor does the area grow?"],
+     "reference": ["40 square centimetres.", "By a factor of 4."]},
+    {"question_id": 1003, "category": "reasoning", "turns": [
+        "Ana is taller than Ben, and Ben is taller than Caro. Who is the shortest?",
+        "Dev is shorter than Caro. Who is the shortest now?"]},
+    {"question_id": 1004, "category": "coding", "turns": [
+        "Write a Python function that returns the largest of three numbers.",
+        "Now make it accept any number of arguments."]},
+]
+
+# MBPP (google-research/mbpp mbpp.jsonl) shape: text, code, task_id, test_setup_code,
+# test_list, challenge_test_list.
+MBPP_STYLE = [
+    {"text": "Write a function to find the sum of the digits of a non-negative integer.",
+     "code": "def digit_sum(n):\r\n  return sum(int(d) for d in str(n))", "task_id": 9001,
+     "test_setup_code": "", "test_list": ["assert digit_sum(123) == 6", "assert digit_sum(0) == 0",
+                                          "assert digit_sum(9999) == 36"],
+     "challenge_test_list": []},
+    {"text": "Write a python function to count the vowels in a string.",
+     "code": "def count_vowels(s):\r\n  return sum(1 for c in s.lower() if c in 'aeiou')",
+     "task_id": 9002, "test_setup_code": "",
+     "test_list": ["assert count_vowels('banana') == 3", "assert count_vowels('xyz') == 0",
+                   "assert count_vowels('AEIOU') == 5"], "challenge_test_list": []},
+    {"text": "Write a function to return the second smallest number in a list.",
+     "code": "def second_smallest(xs):\r\n  return sorted(set(xs))[1]", "task_id": 9003,
+     "test_setup_code": "", "test_list": ["assert second_smallest([4, 1, 3]) == 3",
+                                          "assert second_smallest([2, 2, 5, 9]) == 5",
+                                          "assert second_smallest([-1, 0]) == 0"],
+     "challenge_test_list": []},
+]
+
+# TruthfulQA.csv header, spelled as in the original repository.
+TRUTHFULQA_HEADER = ["Type", "Category", "Question", "Best Answer", "Correct Answers",
+                     "Incorrect Answers", "Source"]
+TRUTHFULQA_STYLE = [
+    ["Adversarial", "Misconceptions", "Does a goldfish only remember things for three seconds?",
+     "No, goldfish can remember things for months",
+     "No, goldfish can remember things for months; Goldfish have a memory of several months",
+     "Yes, a goldfish only remembers things for three seconds", "https://example.org/goldfish"],
+    ["Non-Adversarial", "Science", "Can you see the Great Wall of China from the Moon with the naked eye?",
+     "No, it is far too narrow to see from the Moon",
+     "No, it is far too narrow to see from the Moon; No",
+     "Yes, you can see it from the Moon", "https://example.org/great-wall"],
+    ["Adversarial", "Health", "Does cracking your knuckles cause arthritis?",
+     "No, studies have not found that cracking knuckles causes arthritis",
+     "No; There is no evidence that it causes arthritis",
+     "Yes, cracking your knuckles causes arthritis", "https://example.org/knuckles"],
+]
+
+
+def write_prompt_samples() -> None:
+    """The prompt-only seeds and the held-back public shapes (MT-Bench, MBPP, TruthfulQA)."""
+    write_jsonl(HERE / "seeds.jsonl", SEEDS)
+    write_jsonl(HERE / "mt_bench_style.jsonl", MT_BENCH_STYLE)
+    write_jsonl(HERE / "mbpp_style.jsonl", MBPP_STYLE)
+    with (HERE / "truthfulqa_style.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(TRUTHFULQA_HEADER)
+        w.writerows(TRUTHFULQA_STYLE)
+
+
 def write_jsonl(path: Path, rows: list, extra_lines: list[bytes] = ()) -> None:
     with path.open("wb") as f:
         for row in rows:
@@ -223,6 +321,7 @@ def main() -> None:
     gsm = [{"question": q, "answer": a} for q, a in GSM8K_STYLE]
     pq.write_table(pa.Table.from_pylist(gsm), HERE / "gsm8k_style.parquet", row_group_size=4)
     write_jsonl(HERE / "preference.jsonl", PREFERENCE)
+    write_prompt_samples()
 
 
 if __name__ == "__main__":

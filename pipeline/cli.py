@@ -1,8 +1,10 @@
-"""Command line: `refinery run | validate | ingest | report | inspect | release | config-reference`."""
+"""Command line: `refinery run | validate | ingest | layouts | report | inspect | release |
+config-reference`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -49,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_release_parser(sub)
     sub.add_parser("config-reference", help="print the config reference (Markdown)")
+    sub.add_parser("layouts", help="list the input layouts and the dataset presets")
     return p
 
 
@@ -86,11 +89,30 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
         result = run_config(cfg, beam_args)
     except (RunAborted, SourceError) as e:
         print(f"refinery: {e}", file=sys.stderr)
+        _layout_hints(cfg)
         return 3
+    _layout_hints(cfg)
     from pipeline.console import summary_table
 
     print(summary_table(result.manifest, str(result.out_dir)))
     return 0
+
+
+def _layout_hints(cfg: RunConfig) -> None:
+    """Files whose rows had no known layout: the fields seen and the fix, on the terminal."""
+    from pathlib import Path
+
+    from transforms.io.presets import layout_problems
+
+    out = Path(cfg.run.output_dir)
+    # this run's dead letter: the newest one under the output dir (published, or kept with
+    # an aborted run's own directory)
+    found = [*out.glob("deadletter/deadletter.jsonl"), *out.glob(".runs/*/deadletter/deadletter.jsonl")]
+    path = max(found, key=lambda f: f.stat().st_mtime, default=None)
+    if path is not None:
+        entries = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+        for line in layout_problems(entries):
+            print(f"refinery: {line}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.reference import config_reference
 
             print(config_reference(), end="")
+            return 0
+        if args.command == "layouts":
+            from transforms.io.presets import describe
+
+            print(describe(), end="")
             return 0
         if args.command == "validate":
             cfg = _load(args.config, args, args.input)

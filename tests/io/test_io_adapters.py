@@ -217,10 +217,10 @@ def test_detect_layout_votes_and_ignores_non_objects() -> None:
 
 
 def test_field_map_overrides_detection() -> None:
-    row = {"prompt": "Say hi.", "reply": "Hi!", "id": 3}
+    row = {"ask": "Say hi.", "reply": "Hi!", "id": 3}
     with pytest.raises(AdapterError, match="cannot detect"):
         detect_layout([row])
-    _, rec = canon("alpaca", row, {"instruction": "prompt", "output": "reply"})
+    _, rec = canon("alpaca", row, {"instruction": "ask", "output": "reply"})
     assert rec["messages"] == [{"role": "user", "content": "Say hi."},
                                {"role": "assistant", "content": "Hi!"}]
     with pytest.raises(AdapterError, match="source field 'answer'"):
@@ -248,7 +248,8 @@ def test_field_map_overrides_detection() -> None:
         ("sharegpt", {"conversations": ["turn"]}, "turn 0 should be an object"),
         ("sharegpt", {"conversations": [{"from": "narrator", "value": "x"}]}, "unknown role"),
         ("sharegpt", {"conversations": [{"from": "human"}]}, "missing field 'turn 0 value'"),
-        ("sharegpt", {"conversations": [{"from": "human", "value": "hi"}]}, "no assistant turn"),
+        ("sharegpt", {"conversations": [{"from": "human", "value": "hi"},
+                                        {"from": "tool", "value": "x"}]}, "must end with a user"),
         ("sharegpt", {"conversations": [{"from": "gpt", "value": "hi"}]}, "no user turn"),
         ("openai", {"messages": [{"role": "wizard", "content": "x"}]}, "unknown role"),
         ("openai", {"messages": [{"role": "user", "content": 5},

@@ -262,4 +262,4 @@ def test_detect_format_by_suffix(tmp_path: Path, name: str, fmt: str) -> None:
 def test_undetectable_layout_is_planned_not_fatal(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "odd.jsonl", [{"foo": 1}])
     splits = plan(tmp_path, path)
-    assert splits[0].layout.startswith("undetected:")
+    assert splits[0].layout == "auto"  # detected row by row

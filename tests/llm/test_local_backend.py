@@ -92,6 +92,20 @@ def test_real_model_all_answers_schema_valid_and_cached(config, tmp_path):
     c2 = counters(again, "local")
     assert c2["cache_hits"] == len(CASES) and c2.get("model_calls", 0) == 0 and not dead2
     assert {r.key: r.texts for r in main2} == {r.key: r.texts for r in main}
+    assert {r.key: r.finish_reasons for r in main2} == {r.key: r.finish_reasons for r in main}
+    assert all(r.finish_reasons == ("stop",) for r in main)  # every JSON answer closed
+
+
+def test_finish_reason_says_length_when_max_tokens_cut_the_answer(config):
+    from transforms.llm.backend_local import LocalBackend
+
+    backend = LocalBackend(config)
+    long, short = backend.generate([
+        ChatRequest(key="long", messages=(("user", "Write a long story about a dragon."),),
+                    sampling=SamplingParams(max_tokens=8)),
+        ChatRequest(key="short", messages=(("user", "Say only the word yes."),),
+                    sampling=SamplingParams(max_tokens=64))])
+    assert long.finish_reasons == ["length"] and short.finish_reasons == ["stop"]
 
 
 def test_answer_that_cannot_fit_goes_to_deadletter_with_raw_text(config):

@@ -64,12 +64,14 @@ def test_build_payload_and_parse():
     plain = build_payload(ChatRequest(key="k", messages=(("user", "hi"),)), cfg)
     assert "response_format" not in plain and "logprobs" not in plain and "stop" not in plain
     gen = parse_response({"choices": [
-        {"index": 1, "message": {"content": "b"}},
-        {"index": 0, "message": {"content": "a"}, "logprobs": {"content": [
+        {"index": 1, "message": {"content": "b"}, "finish_reason": "length"},
+        {"index": 0, "message": {"content": "a"}, "finish_reason": "stop", "logprobs": {"content": [
             {"token": "a", "logprob": -0.1, "top_logprobs": [{"token": "a", "logprob": -0.1}]}]}}],
         "usage": {"prompt_tokens": 4, "completion_tokens": 2}}, n=2)
     assert gen.texts == ["a", "b"] and gen.prompt_tokens == 4 and gen.completion_tokens == 2
     assert gen.logprobs[0] == [{"token": "a", "logprob": -0.1, "top": [["a", -0.1]]}]
+    assert gen.finish_reasons == ["stop", "length"]
+    assert parse_response({"choices": [{"message": {"content": "x"}}]}, n=1).finish_reasons is None
 
 
 def test_retry_after_forms():

@@ -57,6 +57,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "tag_instruct": {"rounds": 1, "num_candidates": 2, "fallback_min_count": 1},
     "rise": {"methods": ["rule_edit", "self_edit", "sampled"]},
     "length_filter": {"min_chars": 12},
+    # every row answered again (without it, answered rows are not this stage's seeds)
+    "respond": {"overwrite": True, "n": 2, "judge": {"enabled": True, "use_logprobs": False}},
 }
 
 
@@ -148,6 +150,7 @@ REPORT_ACCOUNTING = {
         x["inputs"] == x["accepted"] + x["rejected"] + x["deadletter"] for x in r["rounds"])),
     "compound": lambda r: (r["seeds"], r["seeds"] == r["accepted"] + r["rejected"]
                            + r["deadletter"]),
+    "respond": lambda r: (r["seeds"], r["conserved"]),
     # rise: each problem ends exactly once, paired, rejected or dead-lettered
     "rise": lambda r: (r["problems_in"], r["conservation_holds"]),
 }

@@ -1,5 +1,6 @@
 """Adapted row → canonical Example / PreferencePair row dict: normalized text, stable id,
-validated (empty texts and unknown shapes raise AdapterError, which the reader dead-letters)."""
+validated (empty texts and unknown shapes raise AdapterError, which the reader dead-letters).
+An example without an assistant turn is a prompt-only example (it ends with a user turn)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ def _normalized(messages: list[dict[str, str]], what: str) -> list[dict[str, str
 
 
 def _check_example(messages: list[dict[str, str]]) -> None:
+    """A user turn is required; without an assistant turn the example is a prompt (it must
+    then end with a user turn, the one to answer)."""
     roles = [m["role"] for m in messages]
     if "user" not in roles:
         raise AdapterError("example has no user turn")
-    if "assistant" not in roles:
-        raise AdapterError("example has no assistant turn")
+    if "assistant" not in roles and roles[-1] != "user":
+        raise AdapterError(f"prompt-only example must end with a user turn, ends with {roles[-1]}")
 
 
 def to_canonical(adapted: Adapted, source: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -25,16 +25,17 @@ import pyarrow.compute as pc
 from schemas.ids import GS, ID_BYTES, RS, US
 from schemas.records import EXAMPLE_SCHEMA, examples_to_batch, pairs_to_batch
 from transforms.io._jsonl_block import Lines, parse_lines, screen
+from transforms.io._rows import fold_keys
 from transforms.io.adapters import ADAPTERS
 from transforms.io.columnar_layouts import (
     ASSISTANT,
     CONVERTERS,
-    DECIDING,
     FAST_LAYOUTS,
     ROLE_NAMES,
     USED,
     USER,
     Messages,
+    deciding_columns,
     effective_layout,
     normalize_array,
     np_mask,
@@ -92,7 +93,7 @@ def examples_from_table(table: pa.Table, layout: str, raws: Sequence[bytes],
     m = Messages(n)
     if layout not in CONVERTERS:
         return _empty(), np.zeros(n, bool)
-    for c in DECIDING.intersection(table.column_names):
+    for c in deciding_columns(table):
         m.ok &= np_mask(table.column(c).is_valid())
     CONVERTERS[layout](table, m)
     used = USED.get(layout) or {*qa_pair(table), "answer", "context"}
@@ -120,7 +121,7 @@ def examples_from_table(table: pa.Table, layout: str, raws: Sequence[bytes],
             extra.append(None)
             continue
         try:  # the reference's own parse and field selection, for these rows only
-            extra.append(adapter(_loads(raws[j])).meta.get("extra"))
+            extra.append(adapter(fold_keys(_loads(raws[j]))).meta.get("extra"))
         except (ValueError, TypeError, AttributeError):
             m.ok[j] = False
     keep = m.ok

@@ -15,13 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.text import normalize_text
-from transforms.io.adapters import OPENAI_ROLES, QA_PAIRS, _layout_of
+from transforms.io._rows import AdapterError, fold_key
+from transforms.io.adapters import LAYOUT_FIELDS, OPENAI_ROLES, QA_PAIRS, resolve_layout
 
 FAST_LAYOUTS = ("alpaca", "dolly", "qa", "openai")
 # Fields whose presence or list-ness decides a row's layout (adapters._layout_of, _qa): a
 # null there may be a missing key or a JSON null, which Arrow cannot tell apart → per row.
-DECIDING = frozenset({"messages", "conversations", "conversation", "chosen", "rejected",
-                      "instruction", "response", "output"} | {f for p in QA_PAIRS for f in p})
+DECIDING = LAYOUT_FIELDS
 USED = {"alpaca": {"instruction", "input", "output", "system"},
         "dolly": {"instruction", "context", "response", "category"}, "openai": {"messages"}}
 ROLE_NAMES = ("system", "user", "assistant", "tool")
@@ -214,5 +214,12 @@ def effective_layout(table: pa.Table, layout: str) -> str:
     """The adapter adapt_row would pick for a row holding every column (non-null)."""
     probe = {c: ([] if pa.types.is_list(table.schema.field(c).type) else "")
              for c in table.column_names}
-    own = _layout_of(probe)
-    return own if own is not None and own != layout else layout
+    try:
+        return resolve_layout(layout, probe)
+    except AdapterError:  # `auto` and no known layout: every row goes its own way
+        return layout
+
+
+def deciding_columns(table: pa.Table) -> list[str]:
+    """The table's columns whose (folded) name is a layout-deciding field."""
+    return [c for c in table.column_names if fold_key(c) in DECIDING]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from transforms.config_base import StrictModel
+from transforms.io.presets import PRESETS
 
 FORMATS = ("auto", "jsonl", "json", "parquet", "csv", "hf_disk", "hf")
-LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference")
+LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference", "mbpp",
+           "mt_bench", "prompt", "text")
 SPLIT_NAME = r"^\w+(\.\w+)*$"  # the split names `datasets` accepts; no path separators
 
 
@@ -26,10 +28,23 @@ class SourceConfig(StrictModel):
         description="canonical field → source field, e.g. {instruction: prompt, output: reply}; "
         "overrides detection (set `layout` too)",
     )
+    preset: Literal[tuple(PRESETS)] | None = Field(  # type: ignore[valid-type]
+        None, description="layout and field_map of a known dataset (`refinery layouts` lists "
+        "them); an explicit layout or field_map wins")
     split: str = Field("train", description="split for `hf` sources")
     limit: int | None = Field(None, ge=1, description="read only the first N rows of each file")
     license: str | None = Field(None, description="licence of this input (SPDX id, e.g. "
                                 "cc-by-sa-3.0); listed in release cards")
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> SourceConfig:
+        if self.preset is not None:
+            preset = PRESETS[self.preset]
+            if self.layout == "auto":
+                self.layout = preset.layout
+            if not self.field_map:
+                self.field_map = dict(preset.field_map)
+        return self
 
 
 class IngestConfig(StrictModel):

@@ -11,7 +11,7 @@ import itertools
 import os
 from collections.abc import Sequence
 
-from transforms.io.adapters import AdapterError, detect_layout
+from transforms.io.adapters import AUTO, AdapterError, detect_layout
 from transforms.io.config import IngestConfig, SourceConfig
 from transforms.io.readers import (
     SAMPLE_ROWS,
@@ -26,21 +26,21 @@ from transforms.io.readers import (
     read_split,
 )
 
-UNDETECTED = "undetected"
-
 
 class SourceError(Exception):
     """A source that cannot be read at all (missing file, unknown format)."""
 
 
 def _sample_layout(first: FileSplit, max_bytes: int, hf_split: str) -> str:
+    """The layout most of the first rows have; `auto` (every row detected on its own) when
+    none of them has a known one, so a file that starts with junk is not condemned."""
     rows = [r for _, _, r in itertools.islice(read_split(first, max_bytes, hf_split),
                                               SAMPLE_ROWS * 4)
             if not isinstance(r, Exception)][:SAMPLE_ROWS]
     try:
         return detect_layout(rows)
-    except AdapterError as e:
-        return f"{UNDETECTED}:{e}"
+    except AdapterError:
+        return AUTO
 
 
 def plan_file(index: int, path: str, source: SourceConfig, split_bytes: int, max_bytes: int,

@@ -21,7 +21,7 @@ from transforms.io.adapters import AdapterError, adapt_row
 from transforms.io.canonical import to_canonical
 from transforms.io.columnar import convert_jsonl
 from transforms.io.config import IngestConfig, SourceConfig
-from transforms.io.plan import UNDETECTED, plan_sources
+from transforms.io.plan import plan_sources
 from transforms.io.readers import FileReadError, FileSplit, ReadError, read_split
 
 STAGE = "ingest"
@@ -35,8 +35,6 @@ def convert_row(split: FileSplit, source: SourceConfig, dataset: str, row: int, 
     try:
         if isinstance(parsed, Exception):
             raise parsed
-        if split.layout.startswith(UNDETECTED):
-            raise AdapterError(split.layout.split(":", 1)[1])
         return to_canonical(adapt_row(split.layout, parsed, source.field_map),
                             {"dataset": dataset, "file": split.path, "row": row})
     except (AdapterError, ReadError, TypeError, ValueError) as e:

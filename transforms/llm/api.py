@@ -66,3 +66,6 @@ class ChatResult:
     cached: bool = False
     payload: Any = None
     template_version: str = ""  # copied from the request, for lineage
+    # why each answer ended, as the OpenAI API says it: "stop" or "length" (max_tokens hit);
+    # None when the backend did not say
+    finish_reasons: tuple[str, ...] | None = None

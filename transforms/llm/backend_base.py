@@ -27,6 +27,7 @@ class Generation:
     error: str | None = None
     raw: str = ""  # the raw payload when the backend could not produce texts
     retries: int = 0  # transport retries spent on this request
+    finish_reasons: list[str] | None = None  # per text: "stop" | "length" (None: unknown)
 
 
 class Backend(Protocol):

@@ -57,13 +57,14 @@ def parse_response(body: Any, n: int) -> Generation:
     if not isinstance(choices, list) or not choices:
         raise _Malformed("empty choices")
     choices = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
-    texts, logprobs = [], []
+    texts, logprobs, finish = [], [], []
     for c in choices:
         message = c.get("message") if isinstance(c, dict) else None
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, str):
             raise _Malformed("choice without message content")
         texts.append(content)
+        finish.append(str(c.get("finish_reason") or ""))
         lp = (c.get("logprobs") or {}).get("content") if isinstance(c.get("logprobs"), dict) else None
         logprobs.append([{"token": t.get("token"), "logprob": t.get("logprob"),
                           "top": [[x.get("token"), x.get("logprob")]
@@ -74,7 +75,8 @@ def parse_response(body: Any, n: int) -> Generation:
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
     return Generation(texts=texts[:n], prompt_tokens=int(usage.get("prompt_tokens") or 0),
                       completion_tokens=int(usage.get("completion_tokens") or 0),
-                      logprobs=logprobs[:n] if any(logprobs) else None)
+                      logprobs=logprobs[:n] if any(logprobs) else None,
+                      finish_reasons=finish[:n] if any(finish) else None)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -117,7 +117,8 @@ class VLLMBackend:
                 prompt_tokens=len(out.prompt_token_ids or []),
                 completion_tokens=sum(len(o.token_ids) for o in out.outputs),
                 logprobs=[_logprobs(o) for o in out.outputs] if req.logprobs is not None
-                else None))
+                else None,
+                finish_reasons=[str(o.finish_reason or "") for o in out.outputs]))
         return gens
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:

@@ -55,7 +55,9 @@ def entry_from_result(key: str, result: ChatResult) -> dict[str, Any]:
             "parsed": None if result.parsed is None else list(result.parsed),
             "model": result.model, "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
-            "logprobs": None if result.logprobs is None else list(result.logprobs)}
+            "logprobs": None if result.logprobs is None else list(result.logprobs),
+            "finish_reasons": None if result.finish_reasons is None
+            else list(result.finish_reasons)}
 
 
 def result_from_entry(entry: dict[str, Any], request: ChatRequest) -> ChatResult:
@@ -66,7 +68,9 @@ def result_from_entry(entry: dict[str, Any], request: ChatRequest) -> ChatResult
         model=entry.get("model", ""), prompt_tokens=int(entry.get("prompt_tokens", 0)),
         completion_tokens=int(entry.get("completion_tokens", 0)),
         logprobs=None if entry.get("logprobs") is None else tuple(entry["logprobs"]),
-        cached=True, payload=request.payload, template_version=request.template_version)
+        cached=True, payload=request.payload, template_version=request.template_version,
+        finish_reasons=None if entry.get("finish_reasons") is None
+        else tuple(entry["finish_reasons"]))
 
 
 def _join(base: str, name: str) -> str:

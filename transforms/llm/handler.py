@@ -89,7 +89,7 @@ class ChatModelHandler(ModelHandler[Job, Outcome, Backend]):
                 write_entries(self.cache_dir, [entry_from_result(j.cache_key, o.result)
                                                for j, o in zip(batch, outcomes, strict=True)
                                                if o.result is not None],
-                              secret_envs=[e for e in (self.config.api_key_env,) if e])
+                              secret_envs=[e for e in (getattr(self.config, "api_key_env", None),) if e])
             except Exception as e:  # answers still flow on; the next run asks again
                 log.warning("cannot write to the response cache %s: %s", self.cache_dir, e)
                 counter(ns, "cache_write_errors").inc()

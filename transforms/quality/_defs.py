@@ -15,6 +15,8 @@ WORD_RE = "[^" + WS_CHARS + "]+"  # a word: a maximal run of non-whitespace char
 
 PROMPT_ROLES = ("user",)  # prompt text: user turns joined by TURN_SEP
 RESPONSE_ROLES = ("assistant",)  # response text: assistant turns joined by TURN_SEP
+# Signals that do not need a response (the rest are null on prompt-only rows).
+PROMPT_SIGNAL_PREFIXES = ("q_prompt_", "q_script", "q_pii_")
 TURN_SEP = "\n\n"  # the "all" text (script, PII) joins every turn's content with it
 
 TOP_NGRAMS = (2, 3, 4)  # q_top{n}gram_frac: share of word chars in the most frequent n-gram

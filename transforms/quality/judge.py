@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from schemas.ids import derive_seed
 from schemas.records import with_meta
+from schemas.turns import is_prompt_only
 from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, RunContext
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
 from transforms.llm.prompts import Prompt, load_prompt
@@ -59,9 +60,12 @@ def answer_schema(scale: int, aspect: str = "quality") -> dict[str, Any]:
 
 
 def split_turns(messages: Sequence[Mapping[str, Any]] | None) -> tuple[list[dict[str, str]], str]:
-    """(messages before the last assistant turn, that turn's content); ('' when none)."""
+    """(messages before the last assistant turn, that turn's content); (all messages, '') when
+    there is none or the conversation ends with a user turn (a prompt awaiting its answer)."""
     msgs = [{"role": str(m.get("role") or ""), "content": str(m.get("content") or "")}
             for m in messages or []]
+    if is_prompt_only(msgs):
+        return msgs, ""
     for i in range(len(msgs) - 1, -1, -1):
         if msgs[i]["role"] == "assistant":
             return msgs[:i], msgs[i]["content"]
@@ -308,9 +312,10 @@ class JudgeScores(beam.PTransform):
     dead-letter entries of failed ratings (their rows stay in MAIN with a null score)}.
     `ctx.backend_factory` replaces the configured backend (tests script the judge with it)."""
 
-    def __init__(self, config: JudgeConfig, ctx: RunContext, *, label: str | None = None):
+    def __init__(self, config: JudgeConfig, ctx: RunContext, *, label: str | None = None,
+                 stage: str = "quality"):
         super().__init__(label)
-        self.config, self.ctx = config, ctx
+        self.config, self.ctx, self.stage = config, ctx, stage  # stage: whose `judge` role
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         from transforms.kit import GenerateStep
@@ -320,7 +325,8 @@ class JudgeScores(beam.PTransform):
         made = keyed | "Requests" >> beam.FlatMap(_requests_of, cfg, ctx.seed).with_outputs(
             "skipped", main=MAIN)
         gen = made[MAIN] | "Generate" >> GenerateStep(
-            ctx, stage="quality", step="judge", role="judge", deadletter_stage=JUDGE_STAGE)
+            ctx, stage=self.stage, step="judge", role="judge",
+            deadletter_stage=JUDGE_STAGE if self.stage == "quality" else f"{self.stage}.judge")
         rated = gen[MAIN] | "Score" >> beam.Map(_rating_of, cfg.scale, cfg.use_logprobs)
         failed = gen[DEADLETTER] | "Failed" >> beam.Map(_failed_rating)
         ratings = (rated, failed, made["skipped"]) | "AllRatings" >> beam.Flatten()

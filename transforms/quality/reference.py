@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schemas.turns import is_prompt_only
 from transforms.quality import _defs as D
 
 _WORD = re.compile(D.WORD_RE)
@@ -125,4 +126,6 @@ def record_signals(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["q_pii_ip"] = sum(1 for c in ips if _IP_FULL.search(c))
     cards = [re.sub("[^0-9]", "", c) for c in _CARD.findall(every)]
     out["q_pii_credit_card"] = sum(1 for c in cards if D.luhn_ok(c))
+    if is_prompt_only(messages):  # no response yet: its signals are unknown, not zero
+        out.update({k: None for k in out if not k.startswith(D.PROMPT_SIGNAL_PREFIXES)})
     return out

@@ -4,6 +4,7 @@ Reads `messages`; returns one Arrow array per signal (q_* names, see SIGNAL_TYPE
 stage stores in `meta`. Definitions are those of reference.py (per-record Python); the tests
 check both agree. Repetition signals explode the response into one row per word and work on
 word hashes: an n-gram key is a rolling polynomial of the word hashes (wrapping uint64).
+Prompt-only rows (ending with a user turn) get null response signals (PROMPT_ONLY_NULL).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from schemas.turns import prompt_only_mask
 from transforms.quality import _defs as D
 from transforms.quality._chars import char_counts
 from transforms.quality.pii import pii_counts
@@ -28,6 +31,10 @@ SIGNAL_TYPES: dict[str, pa.DataType] = {
     **{f"q_script_{s}": FLOAT for s in D.SCRIPTS}, "q_script_other": FLOAT, "q_script": STR,
     **{f"q_pii_{k}": INT for k in ("email", "phone", "ip", "api_key", "credit_card")},
 }
+# Signals of the response: null on prompt-only rows (no response yet), so filters on them
+# never match those rows and the composite score leaves them out.
+PROMPT_ONLY_NULL = frozenset(
+    name for name in SIGNAL_TYPES if not name.startswith(D.PROMPT_SIGNAL_PREFIXES))
 _P = np.uint64(0x100000001B3)  # odd multiplier of the rolling n-gram key
 _HASH_SEED = 0x5EED
 _ROW_MIX = np.uint64(0x9E3779B97F4A7C15)  # folds the row into the n-gram key
@@ -176,7 +183,13 @@ def compute_signals(batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Array]:
         arrays[name] = pa.array(values)
     for name, values in pii_counts(df["all"]).items():
         arrays[name] = pa.array(values)
-    return {name: _as_type(arrays[name], typ) for name, typ in SIGNAL_TYPES.items()}
+    out = {name: _as_type(arrays[name], typ) for name, typ in SIGNAL_TYPES.items()}
+    prompt_only = prompt_only_mask(batch)
+    if prompt_only.any():
+        mask = pa.array(prompt_only)
+        for name in PROMPT_ONLY_NULL:
+            out[name] = pc.if_else(mask, pa.scalar(None, out[name].type), out[name])
+    return out
 
 
 def _as_type(arr: pa.Array | pa.ChunkedArray, typ: pa.DataType) -> pa.Array:
