@@ -18,7 +18,7 @@ from pipeline.release import check_release
 from schemas.records import example_row, examples_to_batch
 from tests.llm._loopback import LoopbackServer
 from tests.reliability._helpers import run_cli, write_jsonl
-from transforms.base import DEADLETTER, MAIN
+from transforms.base import DEADLETTER, MAIN, RunContext
 from transforms.quality.config import QualityConfig
 from transforms.quality.stage import QualityStage
 
@@ -87,7 +87,7 @@ def test_one_failing_row_costs_only_itself(monkeypatch) -> None:
             for i in range(2000)]
     cfg = QualityConfig(enabled=True, filters=[])
     with beam.Pipeline() as p:
-        out = p | beam.Create([examples_to_batch(rows)]) | QualityStage(cfg)
+        out = p | beam.Create([examples_to_batch(rows)]) | QualityStage(cfg, RunContext())
         assert_that(out[MAIN] | "N" >> beam.Map(lambda b: b.num_rows)
                     | beam.CombineGlobally(sum), equal_to([1999]), label="kept")
         assert_that(out[DEADLETTER] | beam.Map(lambda d: (d["record_id"], d["error"])),
