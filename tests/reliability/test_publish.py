@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,15 +17,28 @@ import pipeline.run as run_module
 from tests.reliability._helpers import run_cli, write_jsonl
 
 
+def _digest(f: Path) -> str:
+    """sha256 of a published file; the manifest without its wall-clock `timings`, and the
+    report (which shows them) only as present: the rest is byte-identical across reruns."""
+    if f.name == "report.html":
+        return "present"
+    data = f.read_bytes()
+    if f.name == "manifest.json":
+        manifest = json.loads(data)
+        manifest.pop("timings", None)
+        data = json.dumps(manifest, sort_keys=True).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
 def snapshot(out: Path) -> dict[str, str]:
-    """sha256 of every file reachable from `out`'s published names (following links)."""
+    """Digest of every file reachable from `out`'s published names (following links)."""
     files = {}
     for name in ("sft", "preference", "rejected", "deadletter", "manifest.json", "README.md",
                  "report.html"):
         p = out / name
         for f in sorted(p.rglob("*")) if p.is_dir() else [p] if p.exists() else []:
             if f.is_file():
-                files[f.relative_to(out).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
+                files[f.relative_to(out).as_posix()] = _digest(f)
     return files
 
 
