@@ -1,4 +1,4 @@
-"""Command line: `refinery run | validate | ingest | config-reference`."""
+"""Command line: `refinery run | validate | ingest | review | config-reference`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("paths", nargs="+")
     ing.add_argument("--out", required=True)
     ing.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    rev = sub.add_parser("review", help="export a run's synthesized items for human review, or "
+                         "keep only the accepted ones")
+    rev.add_argument("out", help="output directory of a finished run")
+    rev.add_argument("--stage", required=True, choices=["compound"])
+    what = rev.add_mutually_exclusive_group(required=True)
+    what.add_argument("--export", metavar="JSONL", help="write the review file")
+    what.add_argument("--apply", metavar="JSONL", help="read decisions; write accepted items")
+    rev.add_argument("--to", help="where --apply writes (default: OUT/reviewed/STAGE)")
 
     sub.add_parser("config-reference", help="print the config reference (Markdown)")
     return p
@@ -71,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(config_reference(), end="")
             return 0
+        if args.command == "review":
+            from transforms.compound.review import run_review
+
+            return run_review(args.out, args.export, args.apply, args.to)
         if args.command == "validate":
             cfg = _load(args.config, args, args.input)
             print(f"{args.config}: valid (config hash {cfg.config_hash()[:16]})")

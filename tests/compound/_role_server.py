@@ -57,9 +57,11 @@ def question(category: str) -> dict[str, Any]:
     return {"sub_questions": list(subs), "compound_question": cq}
 
 
-def answer_for(sub_questions: list[str]) -> dict[str, Any]:
-    """A part per sub-question that shares its words and adds facts; the reference joins them."""
-    parts = [f"{sq.rstrip('?')}: according to the passage, since 1883." for sq in sub_questions]
+def answer_for(sub_questions: list[str], tag: str = "") -> dict[str, Any]:
+    """A part per sub-question that shares its words and adds facts; the reference joins them
+    (`tag` makes answers of different seeds differ)."""
+    parts = [f"{sq.rstrip('?')}: according to the passage{tag}, since 1883."
+             for sq in sub_questions]
     return {"sub_answers": parts, "answer": " ".join(parts)}
 
 
@@ -94,7 +96,7 @@ class RoleServer(LoopbackServer):
         if step == "question":
             return question(category)
         if step == "answer":
-            return answer_for(_SUB.findall(prompt.split("Sub-questions:")[-1]))
+            return answer_for(_SUB.findall(prompt.split("Sub-questions:")[-1]), f" ({case})")
         return QUESTION_OK if step == "question_check" else ANSWER_OK
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
