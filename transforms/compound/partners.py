@@ -69,22 +69,20 @@ def block_candidates(ids: Sequence[str], embeddings: np.ndarray, wanted: Sequenc
     n = len(ids)
     if embeddings.shape[0] != n:
         raise ValueError(f"{embeddings.shape[0]} embeddings for {n} ids")
-    id_arr = np.asarray(ids, dtype=object)
+    uniq, codes = np.unique(np.asarray(ids, dtype=object), return_inverse=True)
     emb = np.asarray(embeddings, dtype=np.float32)
     rows = np.flatnonzero(np.asarray(wanted, dtype=bool))
-    out: dict[int, list[Candidate]] = {}
     if rows.size == 0:
-        return out
+        return {}
     sims = np.round(emb[rows] @ emb.T, _DECIMALS).astype(np.float64)
+    sims[codes[rows][:, None] == codes[None, :]] = -np.inf  # itself and copies under its id
+    kk = min(k, n)
+    kth = np.partition(sims, n - kk, axis=1)[:, n - kk]  # ties at the boundary kept, cut below
+    out: dict[int, list[Candidate]] = {}
     for r, i in enumerate(rows):
-        row = sims[r]
-        row[id_arr == id_arr[i]] = -np.inf
-        finite = np.flatnonzero(np.isfinite(row))
-        if finite.size > k:
-            kth = np.partition(row[finite], finite.size - k)[finite.size - k]
-            finite = finite[row[finite] >= kth]  # ties at the boundary kept, then cut below
-        order = np.lexsort((id_arr[finite], -row[finite]))
-        out[int(i)] = [(float(row[j]), str(id_arr[j])) for j in finite[order][:k]]
+        near = np.flatnonzero((sims[r] >= kth[r]) & np.isfinite(sims[r]))
+        order = np.lexsort((codes[near], -sims[r, near]))  # codes sort as the ids do
+        out[int(i)] = [(float(sims[r, j]), str(uniq[codes[j]])) for j in near[order][:k]]
     return out
 
 
