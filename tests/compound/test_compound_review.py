@@ -66,3 +66,19 @@ def test_export_edit_apply_keeps_only_accepted_items(tmp_path: Path, capsys) -> 
     assert main(["review", str(out), "--stage", "compound", "--apply", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "not compound items of this run" in err and "'maybe'" in err
+
+
+def test_decisions_file_problems_are_named(tmp_path: Path) -> None:
+    from transforms.compound.review import ReviewError, read_decisions
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": "a", "decision": "accept"}\n\n{"id": "b", "decision": null}\n'
+                    '{"id": "a", "decision": "accept"}\n')
+    assert read_decisions(str(path)) == {"a": "accept"}  # blank lines, undecided, repeats ok
+    for text, problem in (('{"id": "a", "decision": "accept"}\n{"id": "a", "decision": "reject"}',
+                           ":2: id a has two different decisions"),
+                          ('{"decision": "accept"}', ":1: each line needs an 'id'"),
+                          ("not json", ":1: not JSON")):
+        path.write_text(text + "\n")
+        with pytest.raises(ReviewError, match=problem):
+            read_decisions(str(path))
