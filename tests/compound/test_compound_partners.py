@@ -136,7 +136,7 @@ def test_buckets_keep_most_nearest_neighbours_and_bound_the_block() -> None:
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     ids = [f"s{i:03d}" for i in range(400)]
     exact = dict(zip(ids, select_partners(ids, emb, 0.3, 0.99, neighbours=4), strict=True))
-    bits = lsh_bits(400, 50)
+    bits = lsh_bits(400, 50, 64)
     assert bits == 3
     got = _bucketed(ids, emb, bits=bits, tables=4, max_block=64, k=4, lo=0.3, hi=0.99)
     same = sum(got[i].partner_id == exact[i].partner_id for i in ids) / len(ids)
@@ -149,8 +149,9 @@ def test_buckets_keep_most_nearest_neighbours_and_bound_the_block() -> None:
 
 
 def test_lsh_bits_scale_with_the_seed_count() -> None:
-    assert lsh_bits(30, 512) == 0 and lsh_bits(512, 512) == 0
-    assert lsh_bits(1_000_000, 512) == 11
+    assert lsh_bits(30, 512, 4096) == 0 and lsh_bits(4096, 1024, 4096) == 0
+    assert lsh_bits(4097, 1024, 4096) == 3
+    assert lsh_bits(1_000_000, 1024, 4096) == 10
     assert [len(b) for b in blocks(["c", "a", "b", "d", "e"], 2)] == [2, 2, 1]
     assert blocks(["c", "a", "b"], 2)[0] == [1, 2]  # id order: a, b
 

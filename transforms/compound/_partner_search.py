@@ -62,7 +62,7 @@ class _Bucket(beam.DoFn):
         import numpy as np
 
         vec = np.asarray(entry[2], dtype=np.float32)
-        bits = lsh_bits(n_seeds, self._cfg.partner_bucket_target)
+        bits = lsh_bits(n_seeds, self._cfg.partner_bucket_target, self._cfg.partner_max_bucket)
         if self._planes is None or self._planes.shape[1:] != (bits, vec.shape[0]):
             self._planes = hyperplanes(self._seed, self._cfg.partner_tables, bits, vec.shape[0])
         keys = lsh_keys(vec[None, :], self._planes)[0]

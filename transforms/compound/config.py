@@ -80,13 +80,14 @@ class CompoundConfig(SynthesisConfig):
         "reject the seed with reason `no_partner` (false)",
     )
     partner_bucket_target: int = Field(
-        512, ge=2, description="seeds per LSH bucket the partner search aims at: the number of "
-        "random hyperplanes is ceil(log2(seeds / target)), 0 (one exact bucket) for small runs")
+        1024, ge=2, description="seeds per LSH bucket the partner search aims at: the number of "
+        "random hyperplanes is ceil(log2(seeds / target)); 0 (one exact bucket) while all seeds "
+        "fit in partner_max_bucket")
     partner_max_bucket: int = Field(
         4096, ge=2, description="most seeds compared in one worker step: a larger (skewed) "
         "bucket is cut into id-ordered blocks of this size, searched separately")
     partner_tables: int = Field(
-        4, ge=1, description="independent LSH tables; a seed's candidates from all tables are "
+        8, ge=1, description="independent LSH tables; a seed's candidates from all tables are "
         "merged (more tables: better recall, more work)")
     min_sub_questions: int = Field(2, ge=2, description="fewest sub-questions the rule check accepts")
     max_sub_questions: int = Field(4, ge=2, description="most sub-questions the rule check accepts")

@@ -8,7 +8,8 @@ with high probability. Within a bucket, seeds are cut into id-ordered blocks of 
 `max_block` (`blocks`), and each block is searched exactly (`block_candidates`: top-k by cosine
 per wanting seed). A seed's candidates from all its tables are merged (`merge_candidates`) and
 the choice is made from the merged top-k (`choose`). Work per step is at most max_block² · dim,
-memory max_block · dim; with bits = 0 the one bucket is the exact search.
+memory max_block · dim. While all seeds fit in one block, bits = 0: one bucket, the exact
+search.
 
 Pure numpy; ties broken by id, so results are independent of input order.
 """
@@ -35,9 +36,10 @@ class PartnerChoice:
     reason: str | None  # why there is none: no_neighbours, all_duplicates, none_in_window
 
 
-def lsh_bits(n_seeds: int, bucket_target: int) -> int:
-    """Hyperplanes per table so that buckets hold about `bucket_target` seeds (0: one bucket)."""
-    if n_seeds <= bucket_target:
+def lsh_bits(n_seeds: int, bucket_target: int, max_block: int) -> int:
+    """Hyperplanes per table: 0 (one exact bucket) while all seeds fit in one block, else enough
+    that buckets hold about `bucket_target` seeds."""
+    if n_seeds <= max(bucket_target, max_block):
         return 0
     return min(30, math.ceil(math.log2(n_seeds / bucket_target)))
 
@@ -77,12 +79,23 @@ def block_candidates(ids: Sequence[str], embeddings: np.ndarray, wanted: Sequenc
     sims = np.round(emb[rows] @ emb.T, _DECIMALS).astype(np.float64)
     sims[codes[rows][:, None] == codes[None, :]] = -np.inf  # itself and copies under its id
     kk = min(k, n)
-    kth = np.partition(sims, n - kk, axis=1)[:, n - kk]  # ties at the boundary kept, cut below
+    kth = np.partition(sims, n - kk, axis=1)[:, n - kk]  # the k-th largest per row
+    top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    order = np.lexsort((codes[top], -top_sims), axis=1)  # by (-similarity, id), row-wise
+    top, top_sims = np.take_along_axis(top, order, 1), np.take_along_axis(top_sims, order, 1)
+    # rows with a tie at the k-th place or fewer than k others take the exact slow path
+    slow = ((sims >= kth[:, None]).sum(axis=1) != kk) | ~np.isfinite(top_sims).all(axis=1)
+    names = [str(u) for u in uniq]
     out: dict[int, list[Candidate]] = {}
     for r, i in enumerate(rows):
+        if not slow[r]:
+            out[int(i)] = [(s, names[codes[j]]) for s, j in zip(top_sims[r].tolist(),
+                                                                 top[r].tolist(), strict=True)]
+            continue
         near = np.flatnonzero((sims[r] >= kth[r]) & np.isfinite(sims[r]))
-        order = np.lexsort((codes[near], -sims[r, near]))  # codes sort as the ids do
-        out[int(i)] = [(float(sims[r, j]), str(uniq[codes[j]])) for j in near[order][:k]]
+        by = np.lexsort((codes[near], -sims[r, near]))
+        out[int(i)] = [(float(sims[r, j]), names[codes[j]]) for j in near[by][:k]]
     return out
 
 
