@@ -188,7 +188,13 @@ class _ReportFn(beam.CombineFn):
 
 
 class CompoundStage(beam.PTransform):
-    """CQ-Syn over a PCollection of Example batches; see the module docstring."""
+    """CQ-Syn over a PCollection of Example batches.
+
+    Input: Example batches (seeds). Outputs: {EXAMPLES, REJECTED, DEADLETTER, REPORT}.
+    Reject reasons: seed_*, no_partner, question_/answer_<parse error>, rule_<rule>,
+    llm_question_*, llm_answer_* (docs/compound.md lists them all).
+    Example: `out = seed_batches | CompoundStage(CompoundConfig(enabled=True), ctx)`.
+    """
 
     def __init__(self, config: CompoundConfig, ctx: RunContext, label: str | None = None,
                  backend_factory: Any = None):
