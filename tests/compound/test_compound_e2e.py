@@ -195,7 +195,8 @@ def test_roles_rules_and_verdicts_through_a_loopback_server(tmp_path) -> None:
             enabled=True, categories_per_seed=5, partner_categories=[], answer_check=True,
             roles={"writer": _role(server, "writer"), "answer": _role(server, "answer"),
                    "judge": _role(server, "judge")})
-        ctx = RunContext(seed=1, work_dir=str(tmp_path), llm=LLMConfig(model="unused"))
+        ctx = RunContext(seed=1, work_dir=str(tmp_path), llm=LLMConfig(model="unused"),
+                         roles={"compound": cfg.roles})
         rows = _seeds()
         with TestPipeline() as p:
             out = (p | beam.Create([examples_to_batch(rows[:20]), examples_to_batch(rows[20:])])

@@ -68,7 +68,8 @@ def _check_faults(items) -> None:
     assert [r["meta"]["seed_id"] for r in got["examples"]] == ["ok"]
     dead = {parse_key(d["record_id"])[2]: d for d in got["deadletter"]}
     assert set(dead) == {"down", "odd"} and not got["rejected"]
-    assert dead["down"]["stage"] == "compound" and dead["down"]["error"].startswith("question: ")
+    assert dead["down"]["stage"] == "compound" and dead["down"]["step"] == "question"
+    assert dead["odd"]["step"] == "question_check"
     assert "KeyError" in dead["odd"]["error"] and dead["odd"]["raw"]
     (rep,) = got["report"]
     assert (rep["seeds"], rep["accepted"], rep["deadletter"]) == (3, 1, 2)
@@ -90,10 +91,10 @@ def test_backend_failures_and_raising_steps_go_to_the_dead_letter(tmp_path, monk
     monkeypatch.setitem(steps.ON_STEP, "question_check", odd)
     config = CompoundConfig(enabled=True, category_weights={"Factual-Statement": 1.0})
     ctx = RunContext(seed=3, work_dir=str(tmp_path),
-                     llm=LLMConfig(cache=False, progress=False, retries=0, batch_size=4))
+                     llm=LLMConfig(cache=False, progress=False, retries=0, batch_size=4),
+                     backend_factory=FaultyBackend)
     with TestPipeline() as p:
-        out = (p | beam.Create([examples_to_batch(_seeds())])
-               | CompoundStage(config, ctx, backend_factory=FaultyBackend))
+        out = (p | beam.Create([examples_to_batch(_seeds())]) | CompoundStage(config, ctx))
         assert_that(tagged(out), _check_faults)
 
 
@@ -143,7 +144,8 @@ def test_partners_in_the_stage_and_no_partner_rejection(tmp_path) -> None:
             roles={"answer": llm.model_copy(update={"model": "answer-model"}),
                    "judge": llm.model_copy(update={"model": "judge-model"})})
         ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=llm,
-                         embeddings=EmbeddingConfig(device="cpu"))
+                         embeddings=EmbeddingConfig(device="cpu"),
+                         roles={"compound": config.roles})
         with TestPipeline() as p:
             out = p | beam.Create([examples_to_batch(rows)]) | CompoundStage(config, ctx)
             assert_that(tagged(out), _check_partners)

@@ -79,7 +79,7 @@ def test_full_path_accepts_and_builds_the_paper_record() -> None:
                                 "answer": "answerer", "answer_check": "judge"}
     lin = meta["lineage"]
     assert lin["parent_ids"] == ["seed1"] and lin["model"] == "writer"
-    assert lin["template_version"].split(",")[0].startswith("factual_statement@")
+    assert lin["template_version"].split(",")[0].startswith("compound.factual_statement@")
     assert lin["template_version"].count("@") == 4
     assert core.rows_to_batch([row]).schema.equals(core.OUTPUT_SCHEMA)
 

@@ -112,7 +112,7 @@ def test_versions_are_distinct_content_hashes() -> None:
     versions = templates.template_versions()
     assert set(versions) == set(templates.TEMPLATE_NAMES)
     assert len(set(versions.values())) == len(versions)
-    assert all(re.fullmatch(r"[0-9a-f]{12}", v) for v in versions.values())
+    assert all(re.fullmatch(rf"compound\.{n}@[0-9a-f]{{12}}", v) for n, v in versions.items())
 
 
 def _example_outputs(name: str) -> list[dict]:

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from transforms.compound.categories import CATEGORIES
 from transforms.config_base import StrictModel, SynthesisConfig
-from transforms.llm.config import LLMConfig
+from transforms.llm.config import ModelRoles
 
 
 def _default_weights() -> dict[str, float]:
@@ -33,22 +33,15 @@ class CompoundSampling(StrictModel):
         384, ge=8, description="judge: token budget for the optional answer check")
 
 
-class CompoundRoles(StrictModel):
-    """One `llm` block per role; a role left empty uses the run's `llm` block."""
-
-    writer: LLMConfig | None = Field(
-        None, description="writes the compound question and its sub-questions")
-    answer: LLMConfig | None = Field(
-        None, description="writes the reference answer (a different model from the writer "
-        "keeps the writer from answering its own questions)")
-    judge: LLMConfig | None = Field(
-        None, description="checks the question (and, with answer_check, the answer)")
-
-
-class CompoundConfig(SynthesisConfig):
+class CompoundConfig(SynthesisConfig, ModelRoles):
     """Turns QA/instruction seeds into compound questions (>= 2 sub-questions, which may depend
     on each other) over the seed's context, with reference answers; each candidate must pass
     the per-type rule check and the LLM check of the question."""
+
+    ROLES = {"writer": "question: writes the compound question and its sub-questions",
+             "answer": "answer: writes the reference answer (best a model other than the "
+                       "writer)",
+             "judge": "question_check and answer_check: the LLM checks"}
 
     category_weights: dict[str, float] = Field(
         default_factory=_default_weights,
@@ -117,9 +110,6 @@ class CompoundConfig(SynthesisConfig):
     max_seed_chars: int = Field(
         1500, ge=16, description="seed questions/answers longer than this are cut in prompts")
     output_batch_rows: int = Field(256, ge=1, description="rows per output Arrow batch")
-    roles: CompoundRoles = Field(
-        default_factory=CompoundRoles, description="an `llm` block per role (writer, answer, "
-        "judge); empty: the run's `llm`")
     sampling: CompoundSampling = Field(
         default_factory=CompoundSampling, description="sampling of the LLM calls")
 

@@ -10,13 +10,12 @@ checks, as the paper's data does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import pyarrow as pa
 
-from schemas.ids import content_id, example_id
+from schemas.ids import content_id, derive_seed, example_id
 from schemas.records import EXAMPLE_META, EXAMPLE_SCHEMA, first_turn
 from transforms.compound import templates
 from transforms.compound.categories import slug
@@ -71,8 +70,7 @@ def seed_from_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
 
 def sampling_seed(run_seed: int, item: dict[str, Any], step: str) -> int:
     """Per-request seed, fixed by the run seed, the seed id, the category and the step."""
-    text = f"{run_seed}:{item['seed']['id']}:{item['category']}:{step}"
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
+    return derive_seed(run_seed, item["seed"]["id"], item["category"], step)
 
 
 def request_key(item: dict[str, Any], step: str) -> str:
@@ -89,9 +87,9 @@ def parse_key(key: str) -> tuple[str, str, str] | None:
 
 
 def step_version(item: dict[str, Any], step: str) -> str:
-    """'<template>@<hash>' of the prompt a step renders."""
+    """'compound.<template>@<hash>' of the prompt a step renders."""
     name = slug(item["category"]) if step == "question" else TEMPLATE_OF_STEP[step]
-    return f"{name}@{templates.load_template(name).version}"
+    return templates.load_template(name).version
 
 
 def make_request(item: dict[str, Any], step: str, prompt: str, schema: dict[str, Any],

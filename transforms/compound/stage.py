@@ -32,12 +32,12 @@ from transforms.base import (
     REPORT,
     RunContext,
     deadletter_entry,
-    reject_rows,
 )
 from transforms.compound import core, report, steps
 from transforms.compound._partner_search import FindPartners
 from transforms.compound.categories import CATEGORIES, pick_categories, slug
 from transforms.compound.config import CompoundConfig
+from transforms.kit import GenerateStep, Rejection, RejectRows, merge_combine
 from transforms.llm.api import ChatResult
 
 NS = f"{METRICS_NAMESPACE}.{core.STAGE}"
@@ -119,10 +119,11 @@ class _OnStep(beam.DoFn):
         try:
             out = steps.ON_STEP[self._step](result, self._cfg, self._seed)
         except Exception as e:  # a bug or an odd payload must not take the run down
-            yield beam.pvalue.TaggedOutput(DEADLETTER, deadletter_entry(
+            entry = deadletter_entry(
                 core.STAGE, f"{self._step}: {type(e).__name__}: {e}",
                 {"key": result.key, "texts": list(result.texts), "payload": result.payload},
-                record_id=result.key))
+                record_id=result.key)
+            yield beam.pvalue.TaggedOutput(DEADLETTER, {**entry, "step": self._step})
             return
         if out.request is not None:
             yield out.request
@@ -141,9 +142,8 @@ class _Finish(beam.DoFn):
             yield step.row
             yield beam.pvalue.TaggedOutput(_EVENT, report.event(
                 meta["category"], "accepted", partner=status, n_sub=n_sub))
-        else:
-            _counter(f"dropped_{step.reason}")
-            yield beam.pvalue.TaggedOutput(REJECTED, (step.row, step.reason, step.detail))
+        else:  # RejectRows counts dropped_<reason>
+            yield beam.pvalue.TaggedOutput(REJECTED, Rejection(step.row, step.reason, step.detail))
             yield beam.pvalue.TaggedOutput(_EVENT, report.event(
                 meta["category"], "rejected", step.reason, partner=status, n_sub=n_sub))
 
@@ -157,36 +157,6 @@ def _deadletter_event(entry: dict[str, Any]) -> dict[str, Any]:
     return report.event(category, "deadletter", f"deadletter_{step}")
 
 
-def _own_deadletter(entry: dict[str, Any]) -> dict[str, Any]:
-    """A serving-layer dead-letter entry attributed to this stage (the step stays in `error`),
-    so the manifest counts it under `compound`."""
-    stage = entry.get("stage") or ""
-    if stage == core.STAGE:
-        return entry
-    step = stage.removeprefix(f"{core.STAGE}_")
-    return {**entry, "stage": core.STAGE, "error": f"{step}: {entry.get('error')}"}
-
-
-def _rejected_batch(items: list[tuple]) -> pa.RecordBatch:
-    batch = core.rows_to_batch([r for r, _, _ in items])
-    return reject_rows(batch, core.STAGE, [why for _, why, _ in items],
-                       [detail for _, _, detail in items])
-
-
-class _ReportFn(beam.CombineFn):
-    def create_accumulator(self) -> report.Acc:
-        return report.empty()
-
-    def add_input(self, acc: report.Acc, ev: dict[str, Any]) -> report.Acc:
-        return report.add(acc, ev)
-
-    def merge_accumulators(self, accs: Iterable[report.Acc]) -> report.Acc:
-        return report.merge(accs)
-
-    def extract_output(self, acc: report.Acc) -> dict[str, Any]:
-        return report.finish(acc)
-
-
 class CompoundStage(beam.PTransform):
     """CQ-Syn over a PCollection of Example batches.
 
@@ -196,22 +166,16 @@ class CompoundStage(beam.PTransform):
     Example: `out = seed_batches | CompoundStage(CompoundConfig(enabled=True), ctx)`.
     """
 
-    def __init__(self, config: CompoundConfig, ctx: RunContext, label: str | None = None,
-                 backend_factory: Any = None):
-        """`backend_factory` replaces the configured LLM backend (tests inject faults)."""
+    def __init__(self, config: CompoundConfig, ctx: RunContext, *, label: str | None = None):
+        """Each step's model is `ctx.llm_for("compound", role)`; `ctx.backend_factory`
+        replaces the backend (tests)."""
         super().__init__(label)
-        self._cfg, self._ctx, self._backend_factory = config, ctx, backend_factory
+        self._cfg, self._ctx = config, ctx
 
     def _generate(self, requests: beam.PCollection, step: str) -> dict[str, beam.PCollection]:
-        from transforms.llm.config import LLMConfig
-        from transforms.llm.generate import Generate
-
-        role = getattr(self._cfg.roles, core.ROLE_OF_STEP[step])
-        llm = role or self._ctx.llm or LLMConfig()
         name = "".join(w.title() for w in step.split("_"))
-        return requests | f"Generate{name}" >> Generate(
-            llm, stage=f"{core.STAGE}_{step}", work_dir=self._ctx.work_dir,
-            backend_factory=self._backend_factory)
+        return requests | f"Generate{name}" >> GenerateStep(
+            self._ctx, stage=core.STAGE, step=step, role=core.ROLE_OF_STEP[step])
 
     def _with_partners(self, items: beam.PCollection, seeds: beam.PCollection
                        ) -> tuple[beam.PCollection, beam.PCollection | None]:
@@ -259,12 +223,11 @@ class CompoundStage(beam.PTransform):
         examples = (finished[MAIN]
                     | "BatchAccepted" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
                     | "AcceptedToArrow" >> beam.Map(core.rows_to_batch))
-        rejected = (finished[REJECTED]
-                    | "BatchRejected" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
-                    | "RejectedToArrow" >> beam.Map(_rejected_batch))
-        deadletter = (deadletters | "AllDeadletter" >> beam.Flatten()
-                      | "OwnDeadletter" >> beam.Map(_own_deadletter))
+        rejected = finished[REJECTED] | "Rejected" >> RejectRows(
+            core.STAGE, to_batch=core.rows_to_batch, size=size)
+        deadletter = deadletters | "AllDeadletter" >> beam.Flatten()
         dl_events = deadletter | "DeadletterEvents" >> beam.Map(_deadletter_event)
         rep = ((finished[_EVENT], dl_events) | "AllEvents" >> beam.Flatten()
-               | "Report" >> beam.CombineGlobally(_ReportFn()))
+               | "Report" >> beam.CombineGlobally(merge_combine(
+                   report.empty, report.add, report.merge, report.finish)))
         return {EXAMPLES: examples, REJECTED: rejected, DEADLETTER: deadletter, REPORT: rep}

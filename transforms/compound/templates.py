@@ -7,53 +7,54 @@ rendered prompt strings and JSON Schemas. Pure, no Beam.
 
 from __future__ import annotations
 
-import copy
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import schemas
 from transforms.compound.categories import CATEGORIES, DESCRIPTIONS, slug
-from transforms.llm.prompts import PromptTemplate
+from transforms.llm.prompts import Prompt, load_prompt
 
+STAGE = "compound"
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
-SCHEMAS_DIR = Path(schemas.__file__).resolve().parent / "llm"
 TEMPLATE_NAMES = tuple(slug(c) for c in CATEGORIES) + ("question_check", "answer", "answer_check")
 
 
 @cache
-def load_template(name: str) -> PromptTemplate:
-    """One template by name: a category slug, 'question_check', 'answer' or 'answer_check'."""
+def load_template(name: str) -> Prompt:
+    """One prompt by name (a category slug, 'question_check', 'answer' or 'answer_check'):
+    template, answer schema (the writers share compound_question.json) and version
+    'compound.<name>@<hash>'."""
     if name not in TEMPLATE_NAMES:
         raise KeyError(f"no compound template {name!r}; known: {TEMPLATE_NAMES}")
-    return PromptTemplate.from_file(PROMPTS_DIR / f"{name}.jinja")
+    schema = "question" if name not in ("question_check", "answer", "answer_check") else None
+    return load_prompt(STAGE, name, schema=schema)
 
 
-def question_template(category: str) -> PromptTemplate:
+def question_template(category: str) -> Prompt:
     return load_template(slug(category))
-
-
-@cache
-def _schema(name: str) -> dict[str, Any]:
-    return json.loads((SCHEMAS_DIR / f"compound_{name}.json").read_text(encoding="utf-8"))
 
 
 def question_schema() -> dict[str, Any]:
     """The writer's schema. The number of sub-questions is left to the rule check (it names
     the failure, `too_few_sub_questions` / `too_many_sub_questions`, where a schema bound
     would only dead-letter the answer)."""
-    return copy.deepcopy(_schema("question"))
+    return _schema_of(slug(CATEGORIES[0]))
 
 
 def answer_schema() -> dict[str, Any]:
     """The answer model's schema; one part per sub-question is checked by the rules."""
-    return copy.deepcopy(_schema("answer"))
+    return _schema_of("answer")
 
 
 def check_schema(step: str) -> dict[str, Any]:
     """The schema of the judge's verdict: step 'question_check' or 'answer_check'."""
-    return copy.deepcopy(_schema(step))
+    return _schema_of(step)
+
+
+def _schema_of(name: str) -> dict[str, Any]:
+    schema = load_template(name).answer_schema()
+    assert schema is not None, f"compound prompt {name} has no answer schema"
+    return schema
 
 
 def _clip(text: str | None, limit: int) -> str:
