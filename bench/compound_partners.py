@@ -29,12 +29,9 @@ if str(ROOT) not in sys.path:
 
 from transforms.compound.partners import (  # noqa: E402
     block_candidates,
-    blocks,
+    bucketed_search,
     choose,
-    hyperplanes,
     lsh_bits,
-    lsh_keys,
-    merge_candidates,
 )
 
 LO, HI, K = 0.3, 0.9, 8
@@ -60,21 +57,10 @@ def exact(ids: list[str], emb: np.ndarray, chunk: int = 1024) -> dict[str, str |
 def bucketed(ids: list[str], emb: np.ndarray, target: int, tables: int, max_block: int,
              seed: int) -> tuple[dict[str, str | None], int]:
     bits = lsh_bits(len(ids), target, max_block)
-    keys = lsh_keys(emb, hyperplanes(seed, tables, bits, emb.shape[1]))
-    found: dict[str, list] = {i: [] for i in ids}
-    largest = 0
-    for t in range(tables if bits else 1):
-        buckets: dict[int, list[int]] = {}
-        for i, key in enumerate(keys[:, t]):
-            buckets.setdefault(int(key), []).append(i)
-        for members in buckets.values():
-            for block in blocks([ids[i] for i in members], max_block):
-                rows = [members[j] for j in block]
-                largest = max(largest, len(rows))
-                cands = block_candidates([ids[r] for r in rows], emb[rows], [True] * len(rows), K)
-                for j, c in cands.items():
-                    found[ids[rows[j]]].append(c)
-    return {i: choose(merge_candidates(found[i], K), LO, HI).partner_id for i in ids}, largest
+    choices, largest = bucketed_search(ids, emb, bits=bits, tables=tables, max_block=max_block,
+                                       neighbours=K, min_similarity=LO, max_similarity=HI,
+                                       seed=seed)
+    return {i: c.partner_id for i, c in choices.items()}, largest
 
 
 def main() -> None:

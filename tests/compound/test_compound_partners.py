@@ -8,12 +8,10 @@ from hypothesis import strategies as st
 
 from transforms.compound.partners import (
     PartnerChoice,
-    block_candidates,
     blocks,
+    bucketed_search,
     choose,
-    hyperplanes,
     lsh_bits,
-    lsh_keys,
     merge_candidates,
     select_partners,
 )
@@ -102,20 +100,8 @@ def test_partner_choice_is_independent_of_input_order(n: int, seed: int, k: int)
 
 def _bucketed(ids: list[str], emb: np.ndarray, bits: int, tables: int, max_block: int,
               k: int, lo: float, hi: float) -> dict[str, PartnerChoice]:
-    """The stage's search without Beam: bucket per table, search blocks, merge, choose."""
-    keys = lsh_keys(emb, hyperplanes(0, tables, bits, emb.shape[1]))
-    found: dict[str, list] = {i: [] for i in ids}
-    for t in range(tables):
-        buckets: dict[int, list[int]] = {}
-        for i, key in enumerate(keys[:, t]):
-            buckets.setdefault(int(key), []).append(i)
-        for members in buckets.values():
-            for block in blocks([ids[i] for i in members], max_block):
-                rows = [members[j] for j in block]
-                cands = block_candidates([ids[r] for r in rows], emb[rows], [True] * len(rows), k)
-                for j, c in cands.items():
-                    found[ids[rows[j]]].append(c)
-    return {i: choose(merge_candidates(found[i], k), lo, hi) for i in ids}
+    return bucketed_search(ids, emb, bits=bits, tables=tables, max_block=max_block,
+                           neighbours=k, min_similarity=lo, max_similarity=hi)[0]
 
 
 def test_one_bucket_is_the_exact_search() -> None:

@@ -129,3 +129,28 @@ def select_partners(ids: Sequence[str], embeddings: np.ndarray, min_similarity: 
     cands = block_candidates(ids, embeddings, want, neighbours)
     return [choose(cands[i], min_similarity, max_similarity) if want[i]
             else PartnerChoice(None, None, "not_wanted") for i in range(len(ids))]
+
+
+def bucketed_search(ids: Sequence[str], embeddings: np.ndarray, *, bits: int, tables: int,
+                    max_block: int, neighbours: int, min_similarity: float,
+                    max_similarity: float, seed: int = 0) -> tuple[dict[str, PartnerChoice], int]:
+    """The bucketed search in one process, step for step as FindPartners runs it on Beam
+    (buckets per table → blocks → top-k → merge → choose): id → choice, and the largest block.
+    For tests and the benchmark."""
+    keys = lsh_keys(embeddings, hyperplanes(seed, tables, bits, embeddings.shape[1]))
+    found: dict[str, list[list[Candidate]]] = {i: [] for i in ids}
+    largest = 0
+    for t in range(tables if bits else 1):
+        buckets: dict[int, list[int]] = {}
+        for i, key in enumerate(keys[:, t]):
+            buckets.setdefault(int(key), []).append(i)
+        for members in buckets.values():
+            for block in blocks([ids[i] for i in members], max_block):
+                rows = [members[j] for j in block]
+                largest = max(largest, len(rows))
+                cands = block_candidates([ids[r] for r in rows], embeddings[rows],
+                                         [True] * len(rows), neighbours)
+                for j, c in cands.items():
+                    found[ids[rows[j]]].append(c)
+    return {i: choose(merge_candidates(found[i], neighbours), min_similarity, max_similarity)
+            for i in ids}, largest
