@@ -11,19 +11,12 @@ from functools import partial
 
 import apache_beam as beam
 import pyarrow as pa
-from pydantic import Field
 
 from schemas.records import first_turn, with_meta
 from transforms.base import MAIN, REPORT, ApplyBatchFn, BatchResult, RunContext, split_by_mask
-from transforms.config_base import StageConfig
+from transforms.length_filter.config import LengthFilterConfig
 
 STAGE = "length_filter"
-
-
-class LengthFilterConfig(StageConfig):
-    """Drops examples whose answer is too short."""
-
-    min_chars: int = Field(1, ge=0, description="shortest first assistant answer kept")
 
 
 def filter_batch(batch: pa.RecordBatch, config: LengthFilterConfig) -> BatchResult:
