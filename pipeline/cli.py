@@ -1,5 +1,5 @@
 """Command line: `refinery run | validate | ingest | layouts | report | inspect | release |
-config-reference`."""
+review | config-reference`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     from pipeline.release_cli import add_parser as add_release_parser
 
     add_release_parser(sub)
+    rev = sub.add_parser("review", help="export a run's synthesized items for human review, or "
+                         "keep only the accepted ones")
+    rev.add_argument("out", help="output directory of a finished run")
+    rev.add_argument("--stage", required=True, choices=["compound"])
+    what = rev.add_mutually_exclusive_group(required=True)
+    what.add_argument("--export", metavar="JSONL", help="write the review file")
+    what.add_argument("--apply", metavar="JSONL", help="read decisions; write accepted items")
+    rev.add_argument("--to", help="where --apply writes (default: OUT/reviewed/STAGE)")
+
     sub.add_parser("config-reference", help="print the config reference (Markdown)")
     sub.add_parser("layouts", help="list the input layouts and the dataset presets")
     return p
@@ -147,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(describe(), end="")
             return 0
+        if args.command == "review":
+            from transforms.compound.review import run_review
+
+            return run_review(args.out, args.export, args.apply, args.to)
         if args.command == "validate":
             cfg = _load(args.config, args, args.input)
             print(f"{args.config}: valid (config hash {cfg.config_hash()[:16]})")

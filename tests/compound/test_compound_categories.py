@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from transforms.compound.categories import CATEGORIES, pick_category, slug
+from transforms.compound.categories import CATEGORIES, pick_categories, pick_category, slug
 from transforms.compound.config import CompoundConfig
 
 IDS = [f"seed-{i}" for i in range(5000)]
@@ -27,6 +27,18 @@ def test_mix_follows_weights() -> None:
     assert set(counts) == {"Factual-Statement", "Cause-and-Effect", "Hypothetical-Analysis"}
     share = counts["Factual-Statement"] / len(IDS)
     assert 0.56 < share < 0.64  # 3/5 expected; 5000 draws put it within a few points
+
+
+def test_several_categories_per_seed_are_distinct_and_weighted() -> None:
+    w = {"Factual-Statement": 4.0, "Cause-and-Effect": 1.0, "Comparison-and-Selection": 1.0,
+         "Hypothetical-Analysis": 1.0, "Evaluation-and-Suggestion": 0.0}
+    picks = [pick_categories(0, i, w, 2) for i in IDS[:2000]]
+    assert all(len(set(p)) == 2 and "Evaluation-and-Suggestion" not in p for p in picks)
+    share = sum("Factual-Statement" in p for p in picks) / len(picks)
+    assert share > 0.75  # the heavy category is in most pairs
+    assert pick_categories(0, "x", w, 5) == [c for c in CATEGORIES if w[c] > 0]
+    assert pick_categories(0, "x", w, 1) == [pick_category(0, "x", w)]
+    assert pick_categories(0, "x", w, 2) == pick_categories(0, "x", dict(reversed(w.items())), 2)
 
 
 def test_slugs_name_the_templates() -> None:

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from transforms.compound.parsers import (
     extract_json_object,
     parse_answer,
-    parse_check,
+    parse_answer_check,
     parse_question,
+    parse_question_check,
     result_payload,
 )
 
@@ -71,9 +72,9 @@ def test_non_object_value_from_serving_layer() -> None:
     assert parse_question(42).error == "not_an_object"
 
 
-def test_blank_entries_are_dropped() -> None:
-    p = parse_answer('{"sub_answers": ["A.", "", "B."], "answer": "A. B."}')
-    assert p.ok and p.value.sub_answers == ("A.", "B.")
+def test_blank_sub_questions_are_dropped() -> None:
+    p = parse_question('{"sub_questions": ["Why?", " ", "How?"], "compound_question": "q"}')
+    assert p.ok and p.value.sub_questions == ("Why?", "How?")
 
 
 @pytest.mark.parametrize(("raw", "code"), [
@@ -89,17 +90,26 @@ def test_malformed_answer(raw: str, code: str) -> None:
 
 
 @pytest.mark.parametrize(("raw", "covers", "consistent"), [
-    ('{"covers_all_sub_questions": true, "consistent_with_context": false, "reason": "r"}',
+    ('{"reasoning": "r", "covers_all_sub_questions": true, "consistent_with_context": false}',
      True, False),
     ('{"covers_all_sub_questions": "yes", "consistent_with_context": "No"}', True, False),
     ('```json\n{"covers_all_sub_questions": false, "consistent_with_context": true}\n```',
      False, True),
 ])
-def test_check_verdicts(raw: str, covers: bool, consistent: bool) -> None:
-    p = parse_check(raw)
+def test_answer_check_verdicts(raw: str, covers: bool, consistent: bool) -> None:
+    p = parse_answer_check(raw)
     assert p.ok
     assert (p.value.covers_all_sub_questions, p.value.consistent_with_context) == \
         (covers, consistent)
+
+
+def test_question_check_keeps_reasoning_and_three_verdicts() -> None:
+    p = parse_question_check('{"reasoning": "two parts, both in the passage", '
+                             '"single_compound_question": true, '
+                             '"answerable_from_context": "no", "matches_type": true}')
+    assert p.ok and p.value.reasoning == "two parts, both in the passage"
+    assert (p.value.single_compound_question, p.value.answerable_from_context,
+            p.value.matches_type) == (True, False, True)
 
 
 @pytest.mark.parametrize(("raw", "code"), [
@@ -111,8 +121,18 @@ def test_check_verdicts(raw: str, covers: bool, consistent: bool) -> None:
     ('{"covers_all_sub_questions": true, "consistent_with_context": tr', "truncated_json"),
     ("true", "no_json"),
 ])
-def test_malformed_check(raw: str, code: str) -> None:
-    assert parse_check(raw).error == code
+def test_malformed_answer_check(raw: str, code: str) -> None:
+    assert parse_answer_check(raw).error == code
+
+
+def test_malformed_question_check() -> None:
+    assert parse_question_check('{"single_compound_question": true}').error == \
+        "missing_answerable_from_context"
+
+
+def test_blank_sub_answers_keep_their_position() -> None:
+    p = parse_answer('{"sub_answers": ["In 1883.", " ", "The East River."], "answer": "x"}')
+    assert p.ok and p.value.sub_answers == ("In 1883.", "", "The East River.")
 
 
 def test_result_payload_prefers_validated_json() -> None:
@@ -124,7 +144,7 @@ def test_result_payload_prefers_validated_json() -> None:
 
 @given(st.text(max_size=300))
 def test_parsers_never_raise_on_any_text(text: str) -> None:
-    for parse in (parse_question, parse_answer, parse_check):
+    for parse in (parse_question, parse_answer, parse_question_check, parse_answer_check):
         p = parse(text)
         assert p.ok or (p.error and p.detail)
     assert extract_json_object(text).ok or extract_json_object(text).error

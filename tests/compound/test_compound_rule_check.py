@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from transforms.compound.rule_check import (
+    ANSWER_RULES,
+    QUESTION_RULES,
     RuleParams,
     content_words,
     is_question,
@@ -43,7 +45,7 @@ BAD = [
     ("duplicate_sub_questions",
      dict(subs=[SUBS[0], SUBS[0].upper()], sub_answers=[SUB_ANSWERS[0]] * 2)),
     ("sub_question_not_in_question",
-     dict(cq="When did the Brooklyn Bridge open?")),
+     dict(cq="When did it open?")),
     ("unanswered_sub_question", dict(sub_answers=SUB_ANSWERS[:1])),
     ("extra_sub_answers", dict(sub_answers=SUB_ANSWERS + ["Also it is nice."])),
     ("empty_sub_answer", dict(sub_answers=[SUB_ANSWERS[0], "   "])),
@@ -110,8 +112,8 @@ def test_sub_questions_must_come_from_the_seed() -> None:
     r = rule_check(CQ + " " + copied, SUBS + [copied], ANSWER + " Walk-run intervals are safe.",
                    SUB_ANSWERS + ["Walk-run intervals are safe for a beginner runner."],
                    seed_text=SEED_TEXT)
-    assert r.reason == "sub_question_off_seed"
-    assert {"rule": "sub_question_off_seed", "index": 2, "shared": []} in r.failures
+    assert r.reason == "sub_question_not_grounded"
+    assert {"rule": "sub_question_not_grounded", "index": 2, "shared": []} in r.failures
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -119,3 +121,8 @@ def test_sub_questions_must_come_from_the_seed() -> None:
     ("how does it work", True), ("The sky is blue.", False), ("", False)])
 def test_is_question(text: str, expected: bool) -> None:
     assert is_question(text) is expected
+
+
+def test_every_generic_rule_has_a_planted_case() -> None:
+    planted = {reason for reason, _ in BAD} | {"sub_question_not_grounded"}
+    assert planted == set(QUESTION_RULES + ANSWER_RULES)

@@ -1,10 +1,11 @@
-"""CompoundStage on the DirectRunner: routing, conservation, report; faults injected through
-the serving layer's backend_factory (errors, unparseable and off-spec answers)."""
+"""CompoundStage on the DirectRunner: faults injected through the serving layer's
+backend_factory (backend errors, a step that raises), partners with real embeddings, the real
+local model, and an OpenAI endpoint serving the local model."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+from dataclasses import replace
 
 import apache_beam as beam
 import pytest
@@ -12,45 +13,24 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
 from schemas.records import example_row, examples_to_batch
-from transforms.base import DEADLETTER, EXAMPLES, REJECTED, REPORT, RunContext
+from tests.compound._outputs import by_kind, tagged
+from tests.compound._role_server import CONTEXT, QUESTION_OK, answer_for, question
+from transforms.base import RunContext
 from transforms.compound.config import CompoundConfig
 from transforms.compound.core import parse_key
-from transforms.llm.backend_base import Generation, backend_model_id
+from transforms.llm.backend_base import Generation
 from transforms.llm.config import LLMConfig
 
-CQ = {"sub_questions": ["When did the Brooklyn Bridge open?",
-                        "Which river does the Brooklyn Bridge cross?"],
-      "compound_question": "When did the Brooklyn Bridge open, and which river does the "
-                           "Brooklyn Bridge cross?"}
-ANS = {"sub_answers": ["The Brooklyn Bridge opened on 24 May 1883.",
-                       "The Brooklyn Bridge crosses the East River."],
-       "answer": "The Brooklyn Bridge opened on 24 May 1883. The Brooklyn Bridge crosses the "
-                 "East River."}
-YES = {"covers_all_sub_questions": True, "consistent_with_context": True, "reason": "ok"}
-
-# seed id → what the injected backend does at each step (missing step: the well-formed answer)
-SCRIPT = {
-    "ok": {},
-    "dup": {"question": {**CQ, "sub_questions": [CQ["sub_questions"][0]] * 2}},
-    "down": {"question": "ERROR"},
-    "garbage": {"question": "I cannot answer in JSON, sorry."},
-    "offtopic": {"answer": {"sub_answers": [ANS["sub_answers"][0], "Yes."],
-                            "answer": ANS["sub_answers"][0] + " Yes."}},
-    "notcover": {"check": {**YES, "covers_all_sub_questions": False, "reason": "skips one"}},
-    "inconsistent": {"check": {**YES, "consistent_with_context": False}},
-}
-EXPECTED = {"ok": ("examples", None), "dup": ("rejected", "rule_duplicate_sub_questions"),
-            "down": ("deadletter", None), "garbage": ("deadletter", None),
-            "offtopic": ("rejected", "rule_sub_answer_off_topic"),
-            "notcover": ("rejected", "llm_check_not_covering"),
-            "inconsistent": ("rejected", "llm_check_inconsistent"),
-            "noanswer": ("rejected", "seed_without_answer")}
+# seed id → what the injected backend does (fault injection only; model behaviour is scripted
+# behind a real HTTP server in test_compound_e2e.py)
+FAULTS = {"ok": None, "down": "ERROR", "odd": "ODD"}
 
 
-class ScriptedBackend:
-    """Answers by (seed id, step) from SCRIPT; 'ERROR' is a backend failure."""
+class FaultyBackend:
+    """Well-formed answers, except: 'ERROR' a backend failure at the writer; 'ODD' a writer
+    answer whose payload lost its seed (a step raising must dead-letter the item)."""
 
-    model_id = "scripted"
+    model_id = "faulty"
 
     def __init__(self, config: LLMConfig):
         self.config = config
@@ -61,124 +41,118 @@ class ScriptedBackend:
     def generate(self, requests):
         out = []
         for r in requests:
-            step, _, seed_id = parse_key(r.key)
-            default = {"question": CQ, "answer": ANS, "check": YES}[step]
-            reply = SCRIPT.get(seed_id, {}).get(step, default)
-            if reply == "ERROR":
+            step, slug, seed_id = parse_key(r.key)
+            fault = FAULTS.get(seed_id) if step == "question" else None
+            if fault == "ERROR":
                 out.append(Generation(error="injected: connection reset", raw=""))
+                continue
+            if step == "question":
+                reply = question("Factual-Statement")
+            elif step == "answer":
+                reply = answer_for(question("Factual-Statement")["sub_questions"])
             else:
-                text = reply if isinstance(reply, str) else json.dumps(reply)
-                out.append(Generation(texts=[text], completion_tokens=len(text) // 4))
+                reply = QUESTION_OK
+            out.append(Generation(texts=[json.dumps(reply)], completion_tokens=10))
         return out
 
 
 def _seeds() -> list[dict]:
-    rows = [example_row(sid, [{"role": "user", "content": f"When did the bridge open? ({sid})"},
+    return [example_row(sid, [{"role": "user", "content": f"When did the bridge open? ({sid})"},
                               {"role": "assistant", "content": "In 1883."}],
-                        {"dataset": "t", "file": "t.jsonl", "row": i},
-                        context="The Brooklyn Bridge spans the East River.")
-            for i, sid in enumerate(SCRIPT)]
-    rows.append(example_row("noanswer", [{"role": "user", "content": "Why?"}]))
-    return rows
+                        {"dataset": "t", "file": "t.jsonl", "row": i}, context=CONTEXT)
+            for i, sid in enumerate(FAULTS)]
 
 
-def _stage(tmp_path, **cfg):
+def _check_faults(items) -> None:
+    got = by_kind(items)
+    assert [r["meta"]["seed_id"] for r in got["examples"]] == ["ok"]
+    dead = {parse_key(d["record_id"])[2]: d for d in got["deadletter"]}
+    assert set(dead) == {"down", "odd"} and not got["rejected"]
+    assert dead["down"]["stage"] == "compound" and dead["down"]["step"] == "question"
+    assert dead["odd"]["step"] == "question_check"
+    assert "KeyError" in dead["odd"]["error"] and dead["odd"]["raw"]
+    (rep,) = got["report"]
+    assert (rep["seeds"], rep["accepted"], rep["deadletter"]) == (3, 1, 2)
+    assert rep["reasons"] == {"deadletter_question": 1, "deadletter_question_check": 1}
+
+
+def test_backend_failures_and_raising_steps_go_to_the_dead_letter(tmp_path, monkeypatch) -> None:
+    from transforms.compound import steps
     from transforms.compound.stage import CompoundStage
 
-    config = CompoundConfig(enabled=True, **cfg)
+    real = steps.ON_STEP["question_check"]
+
+    def odd(result, cfg, seed):  # the item of seed "odd" lost its seed: the step raises
+        if result.key.endswith(":odd"):
+            return real(replace(result, payload={k: v for k, v in result.payload.items()
+                                                 if k != "seed"}), cfg, seed)
+        return real(result, cfg, seed)
+
+    monkeypatch.setitem(steps.ON_STEP, "question_check", odd)
+    config = CompoundConfig(enabled=True, category_weights={"Factual-Statement": 1.0})
     ctx = RunContext(seed=3, work_dir=str(tmp_path),
-                     llm=LLMConfig(cache=False, progress=False, retries=1, batch_size=4),
-                     backend_factory=ScriptedBackend)
-    return CompoundStage(config, ctx)
-
-
-def _tagged(out) -> beam.PCollection:
-    """All outputs of the stage as (output name, item) pairs in one PCollection: rows for the
-    batch outputs, dicts for the dead letter and the report."""
-    rows = lambda b: b.to_pylist()  # noqa: E731
-    return (
-        (out[EXAMPLES] | "ex" >> beam.FlatMap(rows) | "tex" >> beam.Map(lambda r: ("examples", r)),
-         out[REJECTED] | "rej" >> beam.FlatMap(rows) | "trej" >> beam.Map(lambda r: ("rejected", r)),
-         out[DEADLETTER] | "tdl" >> beam.Map(lambda d: ("deadletter", d)),
-         out[REPORT] | "trep" >> beam.Map(lambda d: ("report", d)))
-        | "all" >> beam.Flatten())
-
-
-def _by_kind(items) -> dict[str, list]:
-    got: dict[str, list] = {"examples": [], "rejected": [], "deadletter": [], "report": []}
-    for kind, item in items:
-        got[kind].append(item)
-    return got
-
-
-def _check_routing(items) -> None:
-    got = _by_kind(items)
-    ends: dict[str, list] = {}
-    for r in got["examples"]:
-        ends.setdefault(r["meta"]["seed_id"], []).append(("examples", None))
-    for r in got["rejected"]:
-        detail = json.loads(r["reject_detail"])
-        assert detail["check"] in {"seed", "parse", "rule", "llm", "partner"}
-        assert r["reject_stage"] == "compound"
-        ends.setdefault(r["meta"]["seed_id"], []).append(("rejected", r["reject_reason"]))
-    for d in got["deadletter"]:
-        assert d["stage"] == "compound" and d["step"] == "question" and d["raw"]
-        ends.setdefault(parse_key(d["record_id"])[2], []).append(("deadletter", None))
-    assert ends == {k: [v] for k, v in EXPECTED.items()}
-
-    (accepted,) = got["examples"]
-    assert accepted["messages"] == [{"role": "user", "content": CQ["compound_question"]},
-                                    {"role": "assistant", "content": ANS["answer"]}]
-    meta = accepted["meta"]
-    assert meta["category"] == "Factual-Statement" and meta["sub_answers"] == ANS["sub_answers"]
-    # the model id the serving layer reports for the configured backend
-    assert meta["lineage"]["model"] == backend_model_id(LLMConfig()) and meta["lineage"]["parent_ids"] == ["ok"]
-    assert meta["lineage"]["template_version"].startswith("factual_statement@")
-
-    (rep,) = got["report"]
-    fs = rep["per_category"]["Factual-Statement"]
-    assert (rep["seeds"], rep["accepted"], rep["rejected"], rep["deadletter"]) == (8, 1, 5, 2)
-    assert fs["seeds"] == 8 and abs(fs["acceptance"] - 1 / 8) < 1e-4
-    assert Counter(fs["reasons"]) == Counter(
-        {r: 1 for _, r in EXPECTED.values() if r} | {"deadletter_question": 2})
-
-
-def test_every_seed_ends_in_one_output_with_its_reason(tmp_path) -> None:
-    rows = _seeds()
+                     llm=LLMConfig(cache=False, progress=False, retries=0, batch_size=4),
+                     backend_factory=FaultyBackend)
     with TestPipeline() as p:
-        out = (p | beam.Create([examples_to_batch(rows[:4]), examples_to_batch(rows[4:])])
-               | _stage(tmp_path, category_weights={"Factual-Statement": 1.0}))
-        assert_that(_tagged(out), _check_routing)
+        out = (p | beam.Create([examples_to_batch(_seeds())]) | CompoundStage(config, ctx))
+        assert_that(tagged(out), _check_faults)
 
 
 def _check_partners(items) -> None:
-    got = _by_kind(items)
+    got = by_kind(items)
     by_seed = {r["meta"]["seed_id"]: r for r in got["examples"] + got["rejected"]}
     assert set(by_seed) == {"list", "tuple", "bridge"} and not got["deadletter"]
     assert by_seed["list"]["meta"]["partner_id"] == "tuple"
     assert by_seed["tuple"]["meta"]["partner_id"] == "list"
     assert by_seed["list"]["meta"]["lineage"]["parent_ids"] == ["list", "tuple"]
+    # the partner's context follows the seed's in the user turn, then the question
+    user = by_seed["list"]["messages"][0]["content"]
+    assert user == f"{PY_CONTEXT['list']}\n\n{PY_CONTEXT['tuple']}\n\n{PY_Q['compound_question']}"
+    assert by_seed["list"]["meta"]["partner_context"] == PY_CONTEXT["tuple"]
     assert by_seed["bridge"]["reject_reason"] == "no_partner"
     assert json.loads(by_seed["bridge"]["reject_detail"])["error"] == "none_in_window"
     (rep,) = got["report"]
     assert rep["partners"] == {"found": 2, "none": 1}
 
 
+PY_CONTEXT = {"list": "A Python list is a mutable sequence of items.",
+              "tuple": "A Python tuple is an immutable sequence of items."}
+PY_Q = {"sub_questions": ["How does a Python list differ from a Python tuple?",
+                          "Which of a list or a tuple should a programmer choose for a key?"],
+        "compound_question": "How does a Python list differ from a tuple, and which should a "
+                             "programmer choose for a dictionary key?"}
+
+
 @pytest.mark.model
 def test_partners_in_the_stage_and_no_partner_rejection(tmp_path) -> None:
-    rows = [example_row(i, [{"role": "user", "content": q}, {"role": "assistant", "content": a}])
+    """Real embeddings, the bucketed search, and the roles behind the loopback server."""
+    from tests.compound._role_server import RoleServer
+    from transforms.compound.stage import CompoundStage
+    from transforms.embed.config import EmbeddingConfig
+
+    cs = "Comparison-and-Selection"
+    rows = [example_row(i, [{"role": "user", "content": f"{q} case-{i}"},
+                            {"role": "assistant", "content": a}], context=PY_CONTEXT.get(i))
             for i, q, a in (("list", "What is a list in Python?", "A mutable sequence."),
                             ("tuple", "What is a tuple in Python?", "An immutable sequence."),
                             ("bridge", "When did the Brooklyn Bridge open?", "In 1883."))]
-    with TestPipeline() as p:
-        out = (p | beam.Create([examples_to_batch(rows)])
-               | _stage(tmp_path, category_weights={"Comparison-and-Selection": 1.0},
-                        partner_fallback=False))
-        assert_that(_tagged(out), _check_partners)
+    with RoleServer({("list", cs, "question"): PY_Q, ("tuple", cs, "question"): PY_Q}) as srv:
+        llm = LLMConfig(backend="openai", model="writer-model", base_url=srv.base_url,
+                        cache=False, retries=0, max_retries=0)
+        config = CompoundConfig(
+            enabled=True, category_weights={cs: 1.0}, partner_fallback=False,
+            roles={"answer": llm.model_copy(update={"model": "answer-model"}),
+                   "judge": llm.model_copy(update={"model": "judge-model"})})
+        ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=llm,
+                         embeddings=EmbeddingConfig(device="cpu"),
+                         roles={"compound": config.roles})
+        with TestPipeline() as p:
+            out = p | beam.Create([examples_to_batch(rows)]) | CompoundStage(config, ctx)
+            assert_that(tagged(out), _check_partners)
 
 
 def _check_conservation(items, seed_ids: set[str], model_prefix: str = "local:") -> None:
-    got = _by_kind(items)
+    got = by_kind(items)
     ends = [r["meta"]["seed_id"] for r in got["examples"] + got["rejected"]]
     ends += [parse_key(d["record_id"])[2] for d in got["deadletter"]]
     assert sorted(ends) == sorted(seed_ids)
@@ -188,6 +162,9 @@ def _check_conservation(items, seed_ids: set[str], model_prefix: str = "local:")
         assert len(r["meta"]["sub_questions"]) >= 2
         assert len(r["meta"]["sub_answers"]) == len(r["meta"]["sub_questions"])
         assert r["meta"]["lineage"]["model"].startswith(model_prefix)
+    for r in got["examples"] + got["rejected"]:
+        if r["meta"]["com_question"] and r["meta"]["context"]:
+            assert r["messages"][0]["content"].startswith(r["meta"]["context"])
     (rep,) = got["report"]
     assert rep["seeds"] == len(seed_ids)
     assert rep["accepted"] + rep["rejected"] + rep["deadletter"] == len(seed_ids)
@@ -209,12 +186,12 @@ def test_real_local_model_every_seed_accounted_for(tmp_path) -> None:
     cfg = CompoundConfig(enabled=True, max_sub_questions=2,
                          category_weights={"Factual-Statement": 1.0, "Cause-and-Effect": 1.0},
                          sampling={"question_max_tokens": 96, "answer_max_tokens": 128,
-                                   "check_max_tokens": 48})
+                                   "question_check_max_tokens": 64})
     ctx = RunContext(seed=0, work_dir=str(tmp_path),
                      llm=LLMConfig(progress=False, retries=0, batch_size=2))
     with TestPipeline() as p:
         out = p | beam.Create([examples_to_batch(rows)]) | CompoundStage(cfg, ctx)
-        assert_that(_tagged(out), lambda items: _check_conservation(items, {"eiffel", "ice"}))
+        assert_that(tagged(out), lambda items: _check_conservation(items, {"eiffel", "ice"}))
 
 
 @pytest.mark.slow
@@ -241,7 +218,7 @@ def test_openai_backend_by_changing_only_the_llm_block(tmp_path, monkeypatch) ->
             update={"category_weights": {"Factual-Statement": 1.0}})
         with TestPipeline() as p:
             out = p | beam.Create([examples_to_batch(rows)]) | CompoundStage(stage_cfg, ctx)
-            assert_that(_tagged(out), lambda items: _check_openai(items))
+            assert_that(tagged(out), lambda items: _check_openai(items))
         assert server.calls >= 1
 
 

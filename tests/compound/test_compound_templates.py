@@ -14,8 +14,9 @@ import pytest
 
 from transforms.compound import templates
 from transforms.compound.categories import CATEGORIES, slug
-from transforms.compound.parsers import parse_answer, parse_question
-from transforms.compound.rule_check import RuleParams, check_answers, check_question
+from transforms.compound.parsers import parse_question
+from transforms.compound.rule_check import RuleParams, check_question
+from transforms.compound.type_rules import check_type
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("REFINERY_UPDATE_GOLDEN") == "1"
@@ -39,16 +40,22 @@ def _renderings() -> dict[str, str]:
             cat, SEED_NO_CONTEXT, None, 2, 3, **LIMITS)
     out["comparison_and_selection__partner"] = templates.render_question(
         "Comparison-and-Selection", SEED, PARTNER, 2, 4, **LIMITS)
-    subs = ["Why did the Titanic sink?", "What would happen if the Titanic had hit the iceberg "
-            "head-on?"]
-    cq = "Why did the Titanic sink, and what would happen if the Titanic had hit the iceberg head-on?"
-    out["answer__context"] = templates.render_answer(
-        "Hypothetical-Analysis", cq, subs, SEED, None, **LIMITS)
+    subs = ["Why did the Titanic sink?", "What would happen if it had hit the iceberg head-on?"]
+    cq = "Why did the Titanic sink, and what would have happened if it had hit the iceberg head-on?"
+    ctx = templates.user_context(SEED, None, 1200)
+    facts = templates.facts(SEED, None, 1500)
+    both = templates.user_context(SEED, {**PARTNER, "context": "Ships float by displacement."},
+                                  1200)
+    out["question_check__context"] = templates.render_question_check(
+        "Hypothetical-Analysis", cq, subs, ctx, facts)
+    out["question_check__plain"] = templates.render_question_check(
+        "Hypothetical-Analysis", cq, subs, "", templates.facts(SEED_NO_CONTEXT, None, 1500))
+    out["answer__context"] = templates.render_answer("Hypothetical-Analysis", cq, subs, ctx, facts)
     out["answer__partner"] = templates.render_answer(
-        "Comparison-and-Selection", cq, subs, SEED, PARTNER, **LIMITS)
+        "Comparison-and-Selection", cq, subs, both, templates.facts(SEED, PARTNER, 1500))
     ref = "The Titanic sank because five compartments flooded. A head-on hit might have flooded fewer."
-    out["check__context"] = templates.render_check(cq, subs, ref, SEED, None, **LIMITS)
-    out["check__plain"] = templates.render_check(cq, subs, ref, SEED_NO_CONTEXT, None, **LIMITS)
+    out["answer_check__context"] = templates.render_answer_check(
+        "Hypothetical-Analysis", cq, subs, ref, ctx, facts)
     return out
 
 
@@ -70,14 +77,24 @@ def test_every_template_has_a_golden_rendering() -> None:
 
 
 def test_renderings_carry_their_inputs() -> None:
-    assert "Context: RMS Titanic" in RENDERINGS["factual_statement__context"]
-    assert "Context:" not in RENDERINGS["factual_statement__plain"]
-    assert "2 to 3 short sub-questions" in RENDERINGS["cause_and_effect__plain"]
+    assert "Context:\nRMS Titanic" in RENDERINGS["factual_statement__context"]
+    assert "Now the material.\nSeed question:" in RENDERINGS["factual_statement__plain"]
+    assert "Write 2 to 3 sub-questions" in RENDERINGS["cause_and_effect__plain"]
     assert "Second seed question: Why do ships float?" in \
         RENDERINGS["comparison_and_selection__partner"]
-    assert "two alternatives that the seed is about" in \
-        RENDERINGS["comparison_and_selection__plain"]
-    assert "2. What would happen if the Titanic" in RENDERINGS["answer__context"]
+    assert "alternatives the material is about" in RENDERINGS["comparison_and_selection__plain"]
+    assert "2. What would happen if it had hit" in RENDERINGS["answer__context"]
+    # the judge sees the type's description and writes its verdict after its reasoning
+    qc = RENDERINGS["question_check__context"]
+    assert "Hypothetical-Analysis: what would happen if a condition changed" in qc
+    assert qc.index('"reasoning"') < qc.index('"single_compound_question"')
+    assert "Ships float by displacement." in RENDERINGS["answer__partner"]
+
+
+def test_prompts_no_longer_force_word_for_word_joins() -> None:
+    for name in templates.TEMPLATE_NAMES:
+        text = (templates.PROMPTS_DIR / f"{name}.jinja").read_text()
+        assert "word for word" not in text and "no \"it\"" not in text.lower()
 
 
 def test_undefined_variable_is_an_error() -> None:
@@ -95,7 +112,7 @@ def test_versions_are_distinct_content_hashes() -> None:
     versions = templates.template_versions()
     assert set(versions) == set(templates.TEMPLATE_NAMES)
     assert len(set(versions.values())) == len(versions)
-    assert all(re.fullmatch(r"[0-9a-f]{12}", v) for v in versions.values())
+    assert all(re.fullmatch(rf"compound\.{n}@[0-9a-f]{{12}}", v) for n, v in versions.items())
 
 
 def _example_outputs(name: str) -> list[dict]:
@@ -106,32 +123,27 @@ def _example_outputs(name: str) -> list[dict]:
 
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_template_examples_pass_parser_schema_and_rules(category: str) -> None:
+    """Several examples per type; each obeys the schema, the parser, the generic rules and its
+    type's rules, so the prompt never teaches what the checks reject."""
     examples = _example_outputs(slug(category))
-    assert examples, "each category template shows at least one example"
+    assert len(examples) >= 3, "each type's prompt shows several examples"
     for ex in examples:
-        jsonschema.validate(ex, templates.question_schema(2, 4))
+        jsonschema.validate(ex, templates.question_schema())
         parsed = parse_question(json.dumps(ex))
         assert parsed.ok, parsed
-        assert check_question(parsed.value.compound_question, parsed.value.sub_questions,
-                              RuleParams()) == []
+        q = parsed.value
+        assert check_question(q.compound_question, q.sub_questions, RuleParams()) == [], ex
+        assert check_type(category, q.compound_question, q.sub_questions) == [], ex
 
 
-def test_answer_example_passes_parser_schema_and_rules() -> None:
-    (q_example,) = _example_outputs("factual_statement")
-    (a_example,) = _example_outputs("answer")
-    jsonschema.validate(a_example, templates.answer_schema(len(q_example["sub_questions"])))
-    parsed = parse_answer(json.dumps(a_example))
-    assert parsed.ok
-    assert check_answers(q_example["sub_questions"], parsed.value.answer,
-                         parsed.value.sub_answers, RuleParams()) == []
-
-
-def test_schemas_follow_config_bounds() -> None:
-    s = templates.question_schema(3, 5)["properties"]["sub_questions"]
-    assert (s["minItems"], s["maxItems"]) == (3, 5)
-    a = templates.answer_schema(3)["properties"]["sub_answers"]
-    assert (a["minItems"], a["maxItems"]) == (3, 3)
-    # the cached originals are not mutated by the patching above
-    assert templates.question_schema(2, 4)["properties"]["sub_questions"]["maxItems"] == 4
-    jsonschema.validate({"covers_all_sub_questions": True, "consistent_with_context": False,
-                         "reason": "x"}, templates.check_schema())
+def test_verdict_schemas_put_reasoning_first() -> None:
+    for step in ("question_check", "answer_check"):
+        schema = templates.check_schema(step)
+        assert next(iter(schema["properties"])) == "reasoning"
+        assert set(schema["required"]) == set(schema["properties"])
+    jsonschema.validate({"reasoning": "r", "single_compound_question": True,
+                         "answerable_from_context": False, "matches_type": True},
+                        templates.check_schema("question_check"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"reasoning": "r", "covers_all_sub_questions": "yes",
+                             "consistent_with_context": True}, templates.check_schema("answer_check"))

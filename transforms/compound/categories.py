@@ -1,6 +1,6 @@
-"""The five CQ-Syn categories and the seeded, weighted choice of one per seed.
+"""The five CQ-Syn categories and the seeded, weighted choice of categories per seed.
 
-Reads: a seed id, the run seed, category weights. Writes: a category name. Pure, no Beam."""
+Reads: a seed id, the run seed, category weights. Writes: category names. Pure, no Beam."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ CATEGORIES: tuple[str, ...] = (
 
 # One line per category: what its compound questions ask (shown in docs and prompts).
 DESCRIPTIONS: dict[str, str] = {
-    "Factual-Statement": "parallel factual sub-questions about the same subject",
-    "Cause-and-Effect": "why something happens, then what follows from it",
-    "Hypothetical-Analysis": "what would happen if a condition changed, and why",
-    "Comparison-and-Selection": "how two subjects differ, then which one to choose for a purpose",
-    "Evaluation-and-Suggestion": "how good something is, then what to do or change",
+    "Factual-Statement": "several parallel factual questions about the same subject or passage",
+    "Cause-and-Effect": "why something happens (the cause), then what follows from it (the "
+                        "effect or consequence)",
+    "Hypothetical-Analysis": "what would happen if a condition changed, reasoned from the facts",
+    "Comparison-and-Selection": "how two or more options differ, then which one to choose for a "
+                                "stated purpose",
+    "Evaluation-and-Suggestion": "how good, effective or risky something is, then what to do, "
+                                 "change or recommend",
 }
 
 
@@ -30,10 +33,12 @@ def slug(category: str) -> str:
     return category.lower().replace("-", "_")
 
 
-def _unit(seed: int, record_id: str) -> float:
-    """A uniform number in [0, 1) fixed by (seed, record id); independent of order and runner."""
-    digest = hashlib.blake2b(f"compound:{seed}:{record_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+def _unit(seed: int, record_id: str, salt: str = "") -> float:
+    """A uniform number in (0, 1) fixed by (seed, record id, salt); independent of order and
+    runner."""
+    digest = hashlib.blake2b(f"compound:{seed}:{record_id}{salt}".encode(),
+                             digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 0.5) / 2**64
 
 
 def pick_category(seed: int, record_id: str, weights: Mapping[str, float]) -> str:
@@ -50,3 +55,20 @@ def pick_category(seed: int, record_id: str, weights: Mapping[str, float]) -> st
         if point < acc:
             return cat
     return cats[-1]
+
+
+def pick_categories(seed: int, record_id: str, weights: Mapping[str, float], k: int) -> list[str]:
+    """`k` distinct categories of one seed, drawn by weight without replacement (Efraimidis-
+    Spirakis keys u^(1/w), fixed by the run seed, the seed's id and the category), in canonical
+    order. k=1 is `pick_category`; k >= the number of weighted categories gives all of them
+    (the paper makes every type per context)."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    if k == 1:
+        return [pick_category(seed, record_id, weights)]
+    cats = [c for c in CATEGORIES if weights.get(c, 0.0) > 0]
+    if not cats:
+        raise ValueError("no category has a positive weight")
+    ranked = sorted(cats, key=lambda c: -_unit(seed, record_id, ":" + c) ** (1.0 / weights[c]))
+    chosen = set(ranked[:k])
+    return [c for c in cats if c in chosen]

@@ -15,30 +15,43 @@ def _default_weights() -> dict[str, float]:
 
 
 class CompoundSampling(StrictModel):
-    """Sampling of the three LLM calls. Small token budgets keep the CPU demo fast."""
+    """Sampling of the four LLM calls. The answer budget fits full answers to every
+    sub-question; the demo config lowers all budgets for the CPU model."""
 
     temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature of every call")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass of every call")
     question_max_tokens: int = Field(
-        160, ge=16, description="token budget for the compound question and its sub-questions")
+        384, ge=16, description="writer: token budget for the compound question and its "
+        "sub-questions")
+    question_check_max_tokens: int = Field(
+        384, ge=8, description="judge: token budget for the question check (reasoning, then the "
+        "verdict)")
     answer_max_tokens: int = Field(
-        256, ge=16, description="token budget for the reference answer and its sub-answers")
-    check_max_tokens: int = Field(
-        64, ge=8, description="token budget for the LLM check verdict")
+        1536, ge=16, description="answer model: token budget for the reference answer (a full "
+        "answer to every sub-question) and its per-sub-question parts")
+    answer_check_max_tokens: int = Field(
+        384, ge=8, description="judge: token budget for the optional answer check")
 
 
 class CompoundConfig(SynthesisConfig, ModelRoles):
-    """Turns QA/instruction seeds into compound questions (>= 2 sub-questions) with reference
-    answers; each candidate must pass the rule check and the LLM check."""
+    """Turns QA/instruction seeds into compound questions (>= 2 sub-questions, which may depend
+    on each other) over the seed's context, with reference answers; each candidate must pass
+    the per-type rule check and the LLM check of the question."""
 
-    ROLES = {"writer": "question: writes the compound question", "answerer": "answer: the "
-             "reference answer", "judge": "check: the LLM check of question and answer"}
+    ROLES = {"writer": "question: writes the compound question and its sub-questions",
+             "answer": "answer: writes the reference answer (best a model other than the "
+                       "writer)",
+             "judge": "question_check and answer_check: the LLM checks"}
 
     category_weights: dict[str, float] = Field(
         default_factory=_default_weights,
         description="category → relative weight of the seeded mix; categories: "
         + ", ".join(CATEGORIES) + " (a weight of 0 switches a category off)",
     )
+    categories_per_seed: int = Field(
+        1, ge=1, le=len(CATEGORIES),
+        description="distinct categories drawn per seed (by weight, without replacement); "
+        f"{len(CATEGORIES)} makes every type per context, as the paper does")
     partner_categories: list[str] = Field(
         default_factory=lambda: ["Comparison-and-Selection"],
         description="categories that need a second subject: a partner seed chosen among the "
@@ -59,25 +72,41 @@ class CompoundConfig(SynthesisConfig, ModelRoles):
         description="when no partner falls in the window: decompose the single seed (true) or "
         "reject the seed with reason `no_partner` (false)",
     )
+    partner_bucket_target: int = Field(
+        1024, ge=2, description="seeds per LSH bucket the partner search aims at: the number of "
+        "random hyperplanes is ceil(log2(seeds / target)); 0 (one exact bucket) while all seeds "
+        "fit in partner_max_bucket")
+    partner_max_bucket: int = Field(
+        4096, ge=2, description="most seeds compared in one worker step: a larger (skewed) "
+        "bucket is cut into id-ordered blocks of this size, searched separately")
+    partner_tables: int = Field(
+        8, ge=1, description="independent LSH tables; a seed's candidates from all tables are "
+        "merged (more tables: better recall, more work)")
     min_sub_questions: int = Field(2, ge=2, description="fewest sub-questions the rule check accepts")
     max_sub_questions: int = Field(4, ge=2, description="most sub-questions the rule check accepts")
     presence_min_overlap: float = Field(
-        0.75, gt=0, le=1,
+        0.5, gt=0, le=1,
         description="a sub-question counts as present in the compound question when it appears "
-        "verbatim (after folding) or this share of its content words appears in it",
+        "verbatim (after folding) or this share of its content words appears in it (a dependent "
+        "sub-question may refer back with a pronoun)",
     )
     min_seed_words: int = Field(
         1, ge=0, description="content words each sub-question must share with the seed material "
-        "(question, answer, context, partner): keeps it about the seed, not the prompt's example")
+        "(context, question, answer, and the partner's): keeps it grounded in the context, not "
+        "in the prompt's examples")
     min_shared_words: int = Field(
-        1, ge=1, description="content words a sub-answer must share with its sub-question")
+        1, ge=0, description="content words a sub-answer must share with its sub-question")
     answer_min_overlap: float = Field(
         0.5, ge=0, le=1,
         description="share of each sub-answer's content words the reference answer must contain "
-        "(the answer addresses every sub-question in turn)",
+        "(the reference answer covers every sub-question)",
     )
+    answer_check: bool = Field(
+        False, description="also ask the judge whether the reference answer covers every "
+        "sub-question and agrees with the context")
     max_context_chars: int = Field(
-        1200, ge=0, description="context passages longer than this are cut in prompts")
+        4000, ge=0, description="context passages longer than this are cut in prompts and in "
+        "the user turn")
     max_seed_chars: int = Field(
         1500, ge=16, description="seed questions/answers longer than this are cut in prompts")
     output_batch_rows: int = Field(256, ge=1, description="rows per output Arrow batch")

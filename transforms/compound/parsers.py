@@ -1,4 +1,5 @@
-"""Parsers of the three model answers: compound question, reference answer, LLM check.
+"""Parsers of the four model answers: compound question, question check, reference answer,
+answer check.
 
 Reads: raw model text (or JSON already validated by the serving layer). Writes: a typed value,
 or an error code saying what was wrong (empty, no_json, truncated_json, invalid_json,
@@ -43,10 +44,20 @@ class AnswerOut:
 
 
 @dataclass(frozen=True)
-class CheckOut:
+class QuestionCheckOut:
+    """The judge's verdict on a compound question, written after its reasoning."""
+
+    reasoning: str
+    single_compound_question: bool
+    answerable_from_context: bool
+    matches_type: bool
+
+
+@dataclass(frozen=True)
+class AnswerCheckOut:
+    reasoning: str
     covers_all_sub_questions: bool
     consistent_with_context: bool
-    reason: str
 
 
 def extract_json_object(text: str | None) -> Parsed:
@@ -90,15 +101,16 @@ def _text_field(obj: dict[str, Any], name: str) -> Parsed:
     return Parsed(value=value)
 
 
-def _text_list_field(obj: dict[str, Any], name: str) -> Parsed:
-    """A list of strings; blank entries dropped, an empty list is an error."""
+def _text_list_field(obj: dict[str, Any], name: str, keep_blank: bool = False) -> Parsed:
+    """A list of strings, stripped; blank entries dropped (kept with `keep_blank`, where
+    positions matter: sub-answer i answers sub-question i); no non-blank entry is an error."""
     if name not in obj:
         return Parsed(error=f"missing_{name}", detail=f"no field {name!r}")
     value = obj[name]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return Parsed(error=f"wrong_type_{name}", detail=f"{name} is not a list of strings")
-    items = tuple(v.strip() for v in value if v.strip())
-    if not items:
+    items = tuple(v.strip() for v in value if keep_blank or v.strip())
+    if not any(items):
         return Parsed(error=f"empty_{name}", detail=f"{name} has no non-blank entry")
     return Parsed(value=items)
 
@@ -136,7 +148,7 @@ def parse_answer(raw: Any) -> Parsed:
     obj = _as_object(raw)
     if not obj.ok:
         return obj
-    subs = _text_list_field(obj.value, "sub_answers")
+    subs = _text_list_field(obj.value, "sub_answers", keep_blank=True)
     ans = _text_field(obj.value, "answer")
     err = _first_error(subs, ans)
     if err:
@@ -144,9 +156,30 @@ def parse_answer(raw: Any) -> Parsed:
     return Parsed(value=AnswerOut(ans.value, subs.value))
 
 
-def parse_check(raw: Any) -> Parsed:
-    """{"covers_all_sub_questions": bool, "consistent_with_context": bool, "reason": str}
-    → CheckOut. `reason` is optional; booleans may come as "yes"/"no"/"true"/"false"."""
+def _reasoning(obj: dict[str, Any]) -> str:
+    value = obj.get("reasoning")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def parse_question_check(raw: Any) -> Parsed:
+    """{"reasoning": str, "single_compound_question": bool, "answerable_from_context": bool,
+    "matches_type": bool} → QuestionCheckOut. Booleans may come as "yes"/"no"/"true"/"false"."""
+    obj = _as_object(raw)
+    if not obj.ok:
+        return obj
+    single = _bool_field(obj.value, "single_compound_question")
+    answerable = _bool_field(obj.value, "answerable_from_context")
+    typed = _bool_field(obj.value, "matches_type")
+    err = _first_error(single, answerable, typed)
+    if err:
+        return err
+    return Parsed(value=QuestionCheckOut(_reasoning(obj.value), single.value, answerable.value,
+                                         typed.value))
+
+
+def parse_answer_check(raw: Any) -> Parsed:
+    """{"reasoning": str, "covers_all_sub_questions": bool, "consistent_with_context": bool}
+    → AnswerCheckOut."""
     obj = _as_object(raw)
     if not obj.ok:
         return obj
@@ -155,9 +188,7 @@ def parse_check(raw: Any) -> Parsed:
     err = _first_error(covers, consistent)
     if err:
         return err
-    reason = obj.value.get("reason")
-    return Parsed(value=CheckOut(covers.value, consistent.value,
-                                 reason.strip() if isinstance(reason, str) else ""))
+    return Parsed(value=AnswerCheckOut(_reasoning(obj.value), covers.value, consistent.value))
 
 
 def result_payload(parsed: tuple[Any, ...] | None, texts: tuple[str, ...]) -> Any:

@@ -1,12 +1,9 @@
-"""The rule check of a compound item: structure of the question, and each sub-question answered.
+"""The generic rule check of a compound item: shape of the question, and each sub-question
+answered. (The per-type rules live in type_rules.py.)
 
-Reads: compound question, sub-questions, reference answer, sub-answers, and the seed text the
-question was made from. Writes: pass, or the first failing rule as a reason
-(too_few_sub_questions, too_many_sub_questions, duplicate_sub_questions,
-sub_question_not_a_question, sub_question_off_seed, sub_question_not_in_question,
-unanswered_sub_question, extra_sub_answers, empty_sub_answer, sub_answer_off_topic,
-sub_answer_echoes_question, answer_omits_sub_answer) with every failure listed in the detail.
-Pure, no Beam, no model.
+Reads: compound question, sub-questions, reference answer, sub-answers, and the seed material
+the question was made from (context first). Writes: the failing rules in the order of
+QUESTION_RULES and ANSWER_RULES, each with its detail. Pure, no Beam, no model.
 """
 
 from __future__ import annotations
@@ -98,6 +95,14 @@ def present_in(sub_question: str, compound_question: str, min_overlap: float) ->
         overlap(sub_question, compound_question) >= min_overlap
 
 
+QUESTION_RULES: tuple[str, ...] = (
+    "too_few_sub_questions", "too_many_sub_questions", "duplicate_sub_questions",
+    "sub_question_not_a_question", "sub_question_not_grounded", "sub_question_not_in_question")
+ANSWER_RULES: tuple[str, ...] = (
+    "unanswered_sub_question", "extra_sub_answers", "empty_sub_answer", "sub_answer_off_topic",
+    "sub_answer_echoes_question", "answer_omits_sub_answer")
+
+
 @dataclass(frozen=True)
 class RuleResult:
     ok: bool
@@ -112,7 +117,7 @@ class RuleResult:
 class RuleParams:
     min_sub_questions: int = 2
     max_sub_questions: int = 4
-    presence_min_overlap: float = 0.75
+    presence_min_overlap: float = 0.5
     min_shared_words: int = 1
     answer_min_overlap: float = 0.5
     min_seed_words: int = 1
@@ -121,8 +126,8 @@ class RuleParams:
 def check_question(compound_question: str, sub_questions: Sequence[str],
                    params: RuleParams, seed_text: str | None = None) -> list[dict[str, Any]]:
     """Failures of the question alone: count, duplicates, each a question, each grounded in the
-    seed (shares `min_seed_words` content words with `seed_text`, when given), each present
-    in the compound question."""
+    seed material (shares `min_seed_words` content words with `seed_text`, when given), each
+    present in the compound question."""
     fails: list[dict[str, Any]] = []
     n = len(sub_questions)
     if n < params.min_sub_questions:
@@ -144,7 +149,7 @@ def check_question(compound_question: str, sub_questions: Sequence[str],
         if seed_words is not None:
             shared = content_words(sq) & seed_words
             if len(shared) < params.min_seed_words:
-                fails.append({"rule": "sub_question_off_seed", "index": i,
+                fails.append({"rule": "sub_question_not_grounded", "index": i,
                               "shared": sorted(shared)})
     for i, sq in enumerate(sub_questions):
         if not present_in(sq, compound_question, params.presence_min_overlap):
