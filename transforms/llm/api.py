@@ -66,3 +66,6 @@ class ChatResult:
     cached: bool = False
     payload: Any = None
     template_version: str = ""  # copied from the request, for lineage
+    # why generation stopped: "stop", "length" (hit max_tokens), ...; with n > 1 "length" when
+    # any answer was cut. None when the backend does not say (e.g. an old cache entry).
+    finish_reason: str | None = None

@@ -27,6 +27,14 @@ class Generation:
     error: str | None = None
     raw: str = ""  # the raw payload when the backend could not produce texts
     retries: int = 0  # transport retries spent on this request
+    finish_reason: str | None = None  # "stop" | "length" | ... (see ChatResult.finish_reason)
+
+
+def overall_finish_reason(reasons: Sequence[str | None]) -> str | None:
+    """One finish reason for n answers: "length" when any was cut, else the first known."""
+    if "length" in reasons:
+        return "length"
+    return next((r for r in reasons if r), None)
 
 
 class Backend(Protocol):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from transforms.llm.api import ChatRequest
-from transforms.llm.backend_base import Generation, backend_model_id
+from transforms.llm.backend_base import Generation, backend_model_id, overall_finish_reason
 from transforms.llm.config import LLMConfig
 from transforms.llm.local_model import load_local_model
 
@@ -88,11 +88,12 @@ class LocalBackend:
             rows.extend((qi, j, grammar) for j in range(max(1, req.sampling.n)))
         texts: dict[tuple[int, int], str] = {}
         logprobs: dict[tuple[int, int], list[Any]] = {}
+        finish: dict[tuple[int, int], str] = {}
         step = max(1, self.config.batch_size)
         for start in range(0, len(rows), step):
             chunk = rows[start:start + step]
             try:
-                self._generate_rows(requests, chunk, results, texts, logprobs)
+                self._generate_rows(requests, chunk, results, texts, logprobs, finish)
             except Exception as e:
                 log.exception("local generation failed for %d rows", len(chunk))
                 for qi, _, _ in chunk:
@@ -102,13 +103,16 @@ class LocalBackend:
                 continue
             n = max(1, req.sampling.n)
             results[qi].texts = [texts[(qi, j)] for j in range(n)]
+            results[qi].finish_reason = overall_finish_reason([finish.get((qi, j))
+                                                               for j in range(n)])
             if req.logprobs is not None:
                 results[qi].logprobs = [logprobs.get((qi, j), []) for j in range(n)]
         return results
 
     def _generate_rows(self, requests: Sequence[ChatRequest], chunk: list[tuple[int, int, Any]],
                        results: list[Generation], texts: dict[tuple[int, int], str],
-                       logprobs: dict[tuple[int, int], list[Any]]) -> None:
+                       logprobs: dict[tuple[int, int], list[Any]],
+                       finish: dict[tuple[int, int], str]) -> None:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
@@ -149,6 +153,10 @@ class LocalBackend:
             end = next((k for k, t in enumerate(ids) if t in eos), len(ids))
             text = self.tokenizer.decode(ids[:end], skip_special_tokens=True)
             texts[(qi, j)] = cut_at_stop(text, req.sampling.stop)
+            # "length": no end token and no stop string within the budget
+            cut = end < len(ids) or texts[(qi, j)] != text
+            finish[(qi, j)] = "length" if not cut and len(ids) >= req.sampling.max_tokens \
+                else "stop"
             results[qi].completion_tokens += min(len(ids), end + 1)
             if j == 0:
                 results[qi].prompt_tokens = int(attention[row].sum())

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from transforms.llm.api import ChatRequest
-from transforms.llm.backend_base import Generation, backend_model_id
+from transforms.llm.backend_base import Generation, backend_model_id, overall_finish_reason
 from transforms.llm.config import LLMConfig
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,14 @@ def parse_response(body: Any, n: int) -> Generation:
     if not isinstance(choices, list) or not choices:
         raise _Malformed("empty choices")
     choices = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
-    texts, logprobs = [], []
+    texts, logprobs, finish = [], [], []
     for c in choices:
         message = c.get("message") if isinstance(c, dict) else None
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, str):
             raise _Malformed("choice without message content")
         texts.append(content)
+        finish.append(c.get("finish_reason") if isinstance(c.get("finish_reason"), str) else None)
         lp = (c.get("logprobs") or {}).get("content") if isinstance(c.get("logprobs"), dict) else None
         logprobs.append([{"token": t.get("token"), "logprob": t.get("logprob"),
                           "top": [[x.get("token"), x.get("logprob")]
@@ -74,7 +75,8 @@ def parse_response(body: Any, n: int) -> Generation:
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
     return Generation(texts=texts[:n], prompt_tokens=int(usage.get("prompt_tokens") or 0),
                       completion_tokens=int(usage.get("completion_tokens") or 0),
-                      logprobs=logprobs[:n] if any(logprobs) else None)
+                      logprobs=logprobs[:n] if any(logprobs) else None,
+                      finish_reason=overall_finish_reason(finish[:n]))
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

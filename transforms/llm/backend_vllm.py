@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from transforms.llm.api import ChatRequest
-from transforms.llm.backend_base import Generation, backend_model_id
+from transforms.llm.backend_base import Generation, backend_model_id, overall_finish_reason
 from transforms.llm.config import LLMConfig
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,9 @@ class VLLMBackend:
                 prompt_tokens=len(out.prompt_token_ids or []),
                 completion_tokens=sum(len(o.token_ids) for o in out.outputs),
                 logprobs=[_logprobs(o) for o in out.outputs] if req.logprobs is not None
-                else None))
+                else None,
+                finish_reason=overall_finish_reason(
+                    [getattr(o, "finish_reason", None) for o in out.outputs])))
         return gens
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:

@@ -54,7 +54,8 @@ def entry_from_result(key: str, result: ChatResult) -> dict[str, Any]:
             "parsed": None if result.parsed is None else list(result.parsed),
             "model": result.model, "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
-            "logprobs": None if result.logprobs is None else list(result.logprobs)}
+            "logprobs": None if result.logprobs is None else list(result.logprobs),
+            "finish_reason": result.finish_reason}
 
 
 def result_from_entry(entry: dict[str, Any], request: ChatRequest) -> ChatResult:
@@ -65,7 +66,8 @@ def result_from_entry(entry: dict[str, Any], request: ChatRequest) -> ChatResult
         model=entry.get("model", ""), prompt_tokens=int(entry.get("prompt_tokens", 0)),
         completion_tokens=int(entry.get("completion_tokens", 0)),
         logprobs=None if entry.get("logprobs") is None else tuple(entry["logprobs"]),
-        cached=True, payload=request.payload, template_version=request.template_version)
+        cached=True, payload=request.payload, template_version=request.template_version,
+        finish_reason=entry.get("finish_reason"))
 
 
 def _join(base: str, name: str) -> str:

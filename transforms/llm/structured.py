@@ -126,7 +126,8 @@ def _result(request: ChatRequest, gen: Generation, parsed: list[Any] | None,
         parsed=None if parsed is None else tuple(parsed), model=model,
         prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
         logprobs=None if gen.logprobs is None else tuple(gen.logprobs), cached=False,
-        payload=request.payload, template_version=request.template_version)
+        payload=request.payload, template_version=request.template_version,
+        finish_reason=gen.finish_reason)
 
 
 def generate_validated(backend: Backend, requests: Sequence[ChatRequest], retries: int,
