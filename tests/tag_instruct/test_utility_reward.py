@@ -7,14 +7,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transforms.tag_instruct.reward import best_and_worst, rewards
+from transforms.tag_instruct.reward import best_and_worst, pair_skip_reason, rewards
 from transforms.tag_instruct.utility import (
     UtilityTable,
+    add_row,
+    aggregate_similar,
     count_tokens,
     load_utility,
     merge_partials,
     reference_sets,
     save_utility,
+    top_bottom_table,
     utility_partial,
 )
 
@@ -97,12 +100,58 @@ def test_reward_is_top_similarity_minus_bottom_similarity() -> None:
     assert rewards(cands, np.zeros((0, 3)), np.zeros((0, 3))) == pytest.approx([0, 0, 0])
 
 
-def test_best_and_worst_tie_break_by_tag() -> None:
-    assert best_and_worst(["b", "a", "c"], [0.5, 0.5, 0.1]) == (1, 2)
-    assert best_and_worst(["b", "a"], [0.2, 0.2]) == (1, 0)
-    assert best_and_worst(["x"], [0.3]) == (0, 0)
+def test_best_and_worst_tie_break_by_sample_order() -> None:
+    assert best_and_worst([0.5, 0.5, 0.1]) == (0, 2)
+    assert best_and_worst([0.2, 0.2]) == (0, 1)
+    assert best_and_worst([0.3]) == (0, 0)
     with pytest.raises(ValueError):
-        best_and_worst([], [])
+        best_and_worst([])
+
+
+@pytest.mark.parametrize(("valid", "refs", "margin", "reason"), [
+    (1, True, 0.0, "single_candidate"),
+    (3, False, 0.0, "no_reference_sets"),
+    (3, True, 0.0, "reward_tie"),
+    (3, True, 4e-7, "reward_tie"),       # float noise rounds to a tie
+    (3, True, 0.005, "margin_below_min"),
+    (3, True, 0.01, None),
+    (2, True, 0.4, None),
+])
+def test_pair_needs_a_real_margin(valid, refs, margin, reason) -> None:
+    assert pair_skip_reason(valid, refs, margin, 0.01) == reason
+
+
+def test_add_row_in_place_counts_a_repeated_tag_once() -> None:
+    acc: dict = {}
+    assert add_row(acc, ["math", "math", "", "proof"], 10) is acc
+    add_row(acc, [], 99)
+    add_row(acc, ["math"], 4)
+    assert acc == {"math": [9.0, 2.0], "proof": [5.0, 1.0]}
+
+
+def test_table_written_keeps_top_and_bottom_k_of_frequent_tags(tmp_path) -> None:
+    table = UtilityTable.from_partial(utility_partial(ROWS))
+    small = top_bottom_table(table, k=1, min_count=3)
+    assert set(small.utility) == {"math", "greeting"}  # proof: only 2 occurrences
+    path = tmp_path / "t.json"
+    save_utility(small, path)
+    assert set(load_utility(path).utility) == {"math", "greeting"}
+    assert set(top_bottom_table(table, k=1000, min_count=3).utility) == {
+        "math", "logic", "trivia", "greeting"}
+
+
+def test_near_identical_tags_merge_into_the_most_frequent() -> None:
+    vectors = {"math": [1.0, 0.0], "mathematics": [0.99, 0.141], "poetry": [0.0, 1.0]}
+
+    def embed(texts):
+        out = np.array([vectors[t] for t in texts])
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    partial = {"math": [30.0, 3.0], "mathematics": [10.0, 1.0], "poetry": [2.0, 2.0]}
+    merged, into = aggregate_similar(partial, embed, threshold=0.95)
+    assert into == {"mathematics": "math"}
+    assert merged == {"math": [40.0, 4.0], "poetry": [2.0, 2.0]}
+    assert aggregate_similar(partial, embed, threshold=0.999)[1] == {}
 
 
 _TAG = st.sampled_from(["math", "proof", "logic", "trivia", "greeting", "code"])
