@@ -126,15 +126,15 @@ class _AfterFn(beam.DoFn):
             out = core.after_retag(item, result, cfg)
         if isinstance(out, Failure):
             yield from _reject(item, item["row"], out, step, rn)
-            return
-        if step == "compress":
-            yield _event(rn, "compressed", tags=out["tags_before"])
-        elif step == "tag":
-            yield _event(rn, "tagged", tags=out["tagger_before"])
-        elif step == "reconstruct":
-            yield _event(rn, "reconstructed", kept=len(out["tags_used"]) - 1,
-                         offered=len(out["tags_before"]))
-        yield out
+        else:
+            if step == "compress":
+                yield _event(rn, "compressed", tags=out["tags_before"])
+            elif step == "tag":
+                yield _event(rn, "tagged", tags=out["tagger_before"])
+            elif step == "reconstruct":
+                yield _event(rn, "reconstructed", kept=len(out["tags_used"]) - 1,
+                             offered=len(out["tags_before"]))
+            yield out
 
 
 class _ExpandFn(beam.DoFn):
@@ -148,8 +148,7 @@ class _ExpandFn(beam.DoFn):
     def process(self, element: tuple[str, dict[str, list[Any]]], refs: dict[str, Any]
                 ) -> Iterator[Any]:
         _, groups = element
-        if not groups["item"]:
-            return  # candidates whose item is gone cannot happen; nothing to settle
+        # every candidate's item is in the group (the candidates were made from it)
         item = groups["item"][0]
         ref_sets = ReferenceSets(top=tuple(refs["top"]), bottom=tuple(refs["bottom"]),
                                  pool_size=refs["pool_size"], min_count=refs["min_count"])
@@ -163,11 +162,12 @@ class _ExpandFn(beam.DoFn):
             _counter(f"pairs_skipped_{info['pair_skip']}")
         if isinstance(out, Failure):
             yield from _reject(item, item["row"], out, "expand", self._round)
-            return
-        yield _event(self._round, "expanded", chosen=out["chosen_reward"],
-                     rewards=[c["reward"] for c in out["candidates"]], margin=info["margin"],
-                     problems=info["problems"], pair_skip=info["pair_skip"])
-        yield out
+        else:
+            yield _event(self._round, "expanded", chosen=out["chosen_reward"],
+                         rewards=[c["reward"] for c in out["candidates"]],
+                         margin=info["margin"], problems=info["problems"],
+                         pair_skip=info["pair_skip"])
+            yield out
 
 
 def _accept(item: dict[str, Any]) -> Iterator[Any]:
