@@ -72,7 +72,9 @@ def test_reference_sets_ties_broken_by_tag_and_fallback() -> None:
     table = UtilityTable(utility={"b": 1.0, "a": 1.0, "c": 0.0, "d": 0.0},
                          count={"b": 1, "a": 1, "c": 1, "d": 1})
     refs = reference_sets(table, k=1, min_count=3, fallback_min_count=1)
-    assert refs.min_count == 1 and refs.top == ("a",) and refs.bottom == ("c",)
+    assert refs.min_count == 1 and refs.top == ("a",) and refs.bottom == ("d",)
+    same = UtilityTable(utility={"x": 1.0, "y": 1.0, "z": 1.0}, count={"x": 3, "y": 3, "z": 3})
+    assert reference_sets(same, k=5).top == ("x",) and reference_sets(same, k=5).bottom == ("z",)
     none = reference_sets(table, k=1, min_count=3, fallback_min_count=None)
     assert none.top == () and none.bottom == () and none.pool_size == 0
 

@@ -134,9 +134,10 @@ class ReferenceSets:
 
 def reference_sets(table: UtilityTable, k: int, min_count: int = 3,
                    fallback_min_count: int | None = None) -> ReferenceSets:
-    """Top K and bottom K of the tags seen >= min_count times (ties broken by tag).
-    K shrinks so the two sets never overlap. When the pool has fewer than 2 tags and
-    `fallback_min_count` is set, the threshold drops to it (reported as `min_count`)."""
+    """Top K and bottom K of the tags seen >= min_count times: the pool ranked by utility
+    (ties by tag), the bottom read from its end, so with K shrunk to half the pool the two
+    sets never overlap. When the pool has fewer than 2 tags and `fallback_min_count` is set,
+    the threshold drops to it (reported as `min_count`)."""
     threshold = min_count
     pool = [t for t, c in table.count.items() if c >= threshold]
     if len(pool) < 2 and fallback_min_count is not None and fallback_min_count < min_count:
@@ -145,7 +146,7 @@ def reference_sets(table: UtilityTable, k: int, min_count: int = 3,
     ranked = sorted(pool, key=lambda t: (-table.utility[t], t))
     kk = min(k, len(ranked) // 2)
     top = tuple(ranked[:kk])
-    bottom = tuple(sorted(pool, key=lambda t: (table.utility[t], t))[:kk])
+    bottom = tuple(ranked[::-1][:kk])
     return ReferenceSets(top=top, bottom=bottom, pool_size=len(pool), min_count=threshold)
 
 
