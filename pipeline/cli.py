@@ -1,4 +1,4 @@
-"""Command line: `refinery run | validate | ingest | config-reference`."""
+"""Command line: `refinery run | validate | ingest | tag-utility | config-reference`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("paths", nargs="+")
     ing.add_argument("--out", required=True)
     ing.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    tu = sub.add_parser("tag-utility", help="tag the config's sources with the TAG-INSTRUCT "
+                        "tagger and write the tag utility table (stages.tag_instruct.utility_path)")
+    tu.add_argument("config")
+    tu.add_argument("--input", action="append", default=[], help="replaces the config's sources")
+    tu.add_argument("--out", help="table path (default: stages.tag_instruct.utility_path)")
+    tu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
     sub.add_parser("config-reference", help="print the config reference (Markdown)")
     return p
@@ -74,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             cfg = _load(args.config, args, args.input)
             print(f"{args.config}: valid (config hash {cfg.config_hash()[:16]})")
+            return 0
+        if args.command == "tag-utility":
+            from transforms.tag_instruct.utility_run import run_tag_utility
+
+            cfg = load_config(args.config, args.set, args.input or None)
+            if not (args.out or cfg.stages.tag_instruct.utility_path):
+                print("refinery tag-utility: give --out or stages.tag_instruct.utility_path",
+                      file=sys.stderr)
+                return 2
+            print(json.dumps(run_tag_utility(cfg, args.out)))
             return 0
         if args.command == "ingest":
             cfg = _load(None, args, args.paths)

@@ -58,7 +58,7 @@ def _counter(name: str, n: int = 1) -> None:
     beam.metrics.Metrics.counter(_NS, name).inc(n)
 
 
-class _Embed:
+class LazyEmbedder:
     """The shared embedding model, loaded once per worker on first use."""
 
     def __init__(self, embeddings: Any):
@@ -109,7 +109,7 @@ class _AfterFn(beam.DoFn):
 
     def __init__(self, step: str, cfg: TagInstructConfig, round_no: int, embeddings: Any):
         self._step, self._cfg, self._round = step, cfg, round_no
-        self._embed = _Embed(embeddings)
+        self._embed = LazyEmbedder(embeddings)
 
     def process(self, result: Any) -> Iterator[Any]:
         item = dict(result.payload)
@@ -143,7 +143,7 @@ class _ExpandFn(beam.DoFn):
 
     def __init__(self, cfg: TagInstructConfig, round_no: int, embeddings: Any):
         self._cfg, self._round = cfg, round_no
-        self._embed = _Embed(embeddings)
+        self._embed = LazyEmbedder(embeddings)
 
     def process(self, element: tuple[str, dict[str, list[Any]]], refs: dict[str, Any]
                 ) -> Iterator[Any]:
@@ -176,7 +176,7 @@ def _accept(item: dict[str, Any]) -> Iterator[Any]:
     yield _event(item["round"], "accepted", tags_after=item["tags_after"])
 
 
-class _UtilityFn(beam.CombineFn):
+class UtilityCombine(beam.CombineFn):
     """(tags, tokens) rows → per-tag partial sums; O(tags of the row) per row."""
 
     def create_accumulator(self) -> Partial:
@@ -225,7 +225,7 @@ class _CorpusRefs(beam.DoFn):
 
     def __init__(self, cfg: TagInstructConfig, embeddings: Any):
         self._cfg = cfg
-        self._embed = _Embed(embeddings)
+        self._embed = LazyEmbedder(embeddings)
 
     def process(self, partial: Partial) -> Iterator[dict[str, Any]]:
         if self._cfg.merge_similarity is not None:
@@ -333,7 +333,7 @@ class TagInstructStage(beam.PTransform):
         return (items
                 | f"R{r}UtilityRows" >> beam.FlatMap(
                     lambda it: [u] if (u := core.utility_row(it)) else [])
-                | f"R{r}Utility" >> beam.CombineGlobally(_UtilityFn())
+                | f"R{r}Utility" >> beam.CombineGlobally(UtilityCombine())
                 | f"R{r}RefSets" >> beam.ParDo(_CorpusRefs(self.cfg, self.ctx.embeddings)))
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
