@@ -6,7 +6,7 @@ default the run's `llm`) for the tags of every instruction that has an answer, f
 near-identical tags when `merge_similarity` is set, keeps tags seen at least `min_tag_count`
 times and writes the top and bottom `reference_k` of them as JSON {tag: {utility, count}} to
 `utility_path` (or `out`), which the stage then loads. A summary JSON (rows read, tagged, failed
-by reason, tags seen, tags written) goes next to it as `<table>.summary.json`.
+by reason, rows ingest could not read, tags seen, tags written) goes next to it as `<table>.summary.json`.
 """
 
 from __future__ import annotations
@@ -104,7 +104,9 @@ def build_tag_utility(p: beam.Pipeline, run_cfg: Any, path: str) -> None:
     parsed = gen[MAIN] | "ParseTags" >> beam.ParDo(_ParseTags(cfg)).with_outputs(
         _OUTCOME, main="rows")
     dead = gen[DEADLETTER] | "DeadOutcome" >> beam.Map(lambda _: "failed_deadletter")
-    outcomes = ((requests[_OUTCOME], parsed[_OUTCOME], dead) | "Outcomes" >> beam.Flatten()
+    unread = ingest[DEADLETTER] | "IngestOutcome" >> beam.Map(lambda _: "ingest_deadletter")
+    outcomes = ((requests[_OUTCOME], parsed[_OUTCOME], dead, unread)
+                | "Outcomes" >> beam.Flatten()
                 | "CountOutcomes" >> beam.combiners.Count.PerElement())
     partial = parsed["rows"] | "Utility" >> beam.CombineGlobally(UtilityCombine())
     _ = partial | "WriteTable" >> beam.Map(_write, beam.pvalue.AsList(outcomes), path, cfg,
