@@ -5,8 +5,8 @@ merge_partials), in the same run on the same rows.
 Data: --rows (default 50,000) synthetic tagged rows: 1-8 tags per row drawn Zipf-like from a
 vocabulary of --vocab (default 3,000) tags, response tokens 5-800; seeded.
 
-  ours      transforms.tag_instruct.stage.UtilityCombine (create / add_input per row / merge /
-            extract, as Beam's combiner calls it), over --shards accumulators then merged;
+  ours      transforms.tag_instruct.stage.utility_combine() (create / add_input per row / merge
+            / extract, as Beam's combiner calls it), over --shards accumulators then merged;
   baseline  the CombineFn as it was before (kept verbatim below: `BaselineUtilityFn`).
 
 Both tables are compared tag by tag (same counts, utilities within 1e-9). Wall and process CPU
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from transforms.tag_instruct.stage import UtilityCombine  # noqa: E402
+from transforms.tag_instruct.stage import utility_combine  # noqa: E402
 from transforms.tag_instruct.utility import UtilityTable  # noqa: E402
 
 Partial = dict[str, list[float]]
@@ -118,9 +118,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rows = synthetic_rows(args.rows, args.vocab, args.seed)
-    run_combine(UtilityCombine(), rows[:2000], 1)  # warm-up (imports, polars start)
+    run_combine(utility_combine(), rows[:2000], 1)  # warm-up (imports, polars start)
     run_combine(BaselineUtilityFn(), rows[:200], 1)
-    ours, ours_s, ours_cpu = run_combine(UtilityCombine(), rows, args.shards)
+    ours, ours_s, ours_cpu = run_combine(utility_combine(), rows, args.shards)
     base, base_s, base_cpu = run_combine(BaselineUtilityFn(), rows, args.shards)
     t_ours, t_base = UtilityTable.from_partial(ours), UtilityTable.from_partial(base)
     same = t_ours.count == t_base.count and all(

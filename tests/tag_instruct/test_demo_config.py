@@ -32,7 +32,7 @@ def test_paper_config_has_the_papers_settings() -> None:
     assert (ti.rounds, ti.num_candidates, ti.reference_k, ti.min_tag_count) == (5, 20, 1000, 3)
     assert (ti.expand.temperature, ti.expand.top_p) == (1.0, 0.95)
     assert ti.respond.max_tokens == 2048 and ti.utility_path
-    assert ti.teacher.backend == ti.policy.backend == "vllm"
+    assert ti.roles["teacher"].backend == ti.roles["policy"].backend == "vllm"
 
 
 def test_documented_backends_change_only_the_llm_block(tmp_path) -> None:

@@ -32,9 +32,9 @@ def test_openai_body_reason_and_cache_round_trip() -> None:
 @pytest.mark.model
 def test_local_model_says_length_when_cut_and_stop_when_done() -> None:
     from transforms.llm.backend_local import LocalBackend
-    from transforms.llm.config import LLMConfig
+    from transforms.llm.config import LocalLLMConfig
 
-    backend = LocalBackend(LLMConfig(progress=False))
+    backend = LocalBackend(LocalLLMConfig(progress=False))
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
               "additionalProperties": False}
     cut, done = backend.generate([

@@ -17,7 +17,7 @@ from tests.llm.helpers import Collect, read_collected
 from tests.tag_instruct._teacher_policy_server import TeacherPolicyServer
 from transforms.base import DEADLETTER, EXAMPLES, PAIRS, REJECTED, REPORT, RunContext
 from transforms.embed.config import EmbeddingConfig
-from transforms.llm.config import LLMConfig
+from transforms.llm.config import OpenAIConfig
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.stage import TagInstructStage
 
@@ -33,8 +33,8 @@ UTILITY = {"complexity analysis": 300.0, "runtime analysis": 250.0, "formal proo
            "emoji": 2.0, "greeting": 1.0, "small talk": 3.0}
 
 
-def _llm(server: TeacherPolicyServer, model: str) -> LLMConfig:
-    return LLMConfig(backend="openai", model=model, base_url=server.base_url, api_key_env=None,
+def _llm(server: TeacherPolicyServer, model: str) -> OpenAIConfig:
+    return OpenAIConfig(model=model, base_url=server.base_url, api_key_env=None,
                      retries=0, max_retries=0, concurrency=4, batch_size=8, progress=False,
                      cache=False)
 
@@ -44,10 +44,11 @@ def _run(tmp_path, server: TeacherPolicyServer) -> dict[str, list]:
     utility.write_text(json.dumps({t: {"utility": u, "count": 5} for t, u in UTILITY.items()}))
     cfg = TagInstructConfig(
         enabled=True, rounds=2, num_candidates=3, utility_path=str(utility), reference_k=3,
-        max_similarity=0.995, teacher=_llm(server, "teacher-7b"),
-        policy=_llm(server, "policy-rl"), respond={"max_tokens": 64})
-    ctx = RunContext(seed=3, work_dir=str(tmp_path / "work"),
-                     llm=_llm(server, "run-default"), embeddings=EmbeddingConfig(device="cpu"))
+        max_similarity=0.995, respond={"max_tokens": 64},
+        roles={"teacher": _llm(server, "teacher-7b"), "policy": _llm(server, "policy-rl")})
+    ctx = RunContext(seed=3, work_dir=str(tmp_path / "work"), llm=_llm(server, "run-default"),
+                     embeddings=EmbeddingConfig(device="cpu"),
+                     roles={"tag_instruct": cfg.roles})  # as pipeline.run.make_context does
     rows = [example_row(f"id-{k}", [{"role": "user", "content": q},
                                     {"role": "assistant", "content": "A reference answer " * 3}])
             for k, q in SEEDS.items()]

@@ -14,7 +14,7 @@ from apache_beam.testing.util import assert_that
 from schemas.records import example_row, examples_to_batch
 from transforms.base import DEADLETTER, EXAMPLES, PAIRS, REJECTED, REPORT, RunContext
 from transforms.embed.config import EmbeddingConfig
-from transforms.llm.config import LLMConfig
+from transforms.llm.config import LocalLLMConfig
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.stage import TagInstructStage
 
@@ -38,7 +38,7 @@ def test_local_model_round_conserves_every_seed(tmp_path) -> None:
         expand={"temperature": 1.0, "max_tokens": 64},
         reconstruct={"temperature": 0.7, "max_tokens": 128}, respond={"max_tokens": 48})
     ctx = RunContext(seed=0, work_dir=str(tmp_path),
-                     llm=LLMConfig(batch_size=4, progress=False, retries=1),
+                     llm=LocalLLMConfig(batch_size=4, progress=False, retries=1),
                      embeddings=EmbeddingConfig(device="cpu"))
 
     def check(got: dict) -> None:

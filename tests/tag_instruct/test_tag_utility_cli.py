@@ -57,9 +57,9 @@ def test_tag_utility_writes_the_table_the_stage_loads(tmp_path, capsys) -> None:
             "sources": [{"path": str(corpus), "name": "corpus"}],
             "stages": {"tag_instruct": {
                 "utility_path": str(table), "reference_k": 1, "min_tag_count": 3,
-                "teacher": {"backend": "openai", "model": "tagger-model",
-                            "base_url": server.base_url, "api_key_env": None,
-                            "max_retries": 0, "cache": False, "progress": False}}},
+                "roles": {"teacher": {"backend": "openai", "model": "tagger-model",
+                                      "base_url": server.base_url, "api_key_env": None,
+                                      "max_retries": 0, "cache": False}}}},
             "llm": {"backend": "openai", "model": "run-model", "base_url": server.base_url},
         }
         path = tmp_path / "tu.yaml"

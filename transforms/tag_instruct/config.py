@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from transforms.config_base import StrictModel, SynthesisConfig
-from transforms.llm.config import LLMConfig
+from transforms.llm.config import ModelRoles
 
 
 class StepSampling(StrictModel):
@@ -21,19 +21,15 @@ STEP_ROLES = {"compress": "teacher", "tag": "teacher", "expand": "policy",
               "reconstruct": "teacher", "respond": "teacher", "retag": "teacher"}
 
 
-class TagInstructConfig(SynthesisConfig):
+class TagInstructConfig(SynthesisConfig, ModelRoles):
     """TAG-INSTRUCT: compress → tag (InsTag) → expand (policy, rewarded) → reconstruct →
     respond → verify (re-tag with the same tagger), repeated for `rounds` rounds; accepted
-    examples of a round feed the next."""
+    examples of a round feed the next. Roles (`roles:`): `teacher` and `policy`."""
+
+    ROLES = {"teacher": "compress, tag (InsTag, before and after), reconstruct and respond",
+             "policy": "expand: proposes the candidate tags (point it at a trained policy)"}
 
     rounds: int = Field(2, ge=1, le=10, description="R: expansion rounds")
-    # roles
-    teacher: LLMConfig | None = Field(
-        None, description="model of compress, tagging, reconstruct and respond; default: the "
-        "run's `llm`")
-    policy: LLMConfig | None = Field(
-        None, description="model proposing candidate tags (expand); point it at a trained "
-        "expansion policy; default: the run's `llm`")
     num_tags: int = Field(3, ge=1, le=8, description="tags extracted by the compress step")
     max_tag_words: int = Field(4, ge=1, le=8,
                                description="longer tags are dropped (the prompts ask 1-3 words)")
@@ -90,11 +86,6 @@ class TagInstructConfig(SynthesisConfig):
     respond: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=1024),
                                   description="sampling of the answer (cut answers are rejected)")
     batch_rows: int = Field(500, ge=1, description="rows per output batch")
-
-    def role(self, step: str, default: LLMConfig) -> LLMConfig:
-        """The llm block serving `step`: its role's block, else the run's."""
-        block = self.teacher if STEP_ROLES[step] == "teacher" else self.policy
-        return block or default
 
     def sampling(self, step: str) -> StepSampling:
         return getattr(self, "tag" if step == "retag" else step)

@@ -34,8 +34,9 @@ from transforms.base import (
     RunContext,
     reject_rows,
 )
+from transforms.kit import GenerateStep, merge_combine
 from transforms.tag_instruct import core, report
-from transforms.tag_instruct.config import TagInstructConfig
+from transforms.tag_instruct.config import STEP_ROLES, TagInstructConfig
 from transforms.tag_instruct.utility import (
     Partial,
     ReferenceSets,
@@ -43,7 +44,7 @@ from transforms.tag_instruct.utility import (
     add_row,
     aggregate_similar,
     load_utility,
-    merge_into,
+    merge_partials,
     reference_sets,
 )
 from transforms.tag_instruct.verify import Failure
@@ -176,40 +177,13 @@ def _accept(item: dict[str, Any]) -> Iterator[Any]:
     yield _event(item["round"], "accepted", tags_after=item["tags_after"])
 
 
-class UtilityCombine(beam.CombineFn):
+def _add_utility_row(acc: Partial, row: tuple[list[str], int]) -> Partial:
+    return add_row(acc, row[0], row[1])
+
+
+def utility_combine() -> beam.CombineFn:
     """(tags, tokens) rows → per-tag partial sums; O(tags of the row) per row."""
-
-    def create_accumulator(self) -> Partial:
-        return {}
-
-    def add_input(self, acc: Partial, row: tuple[list[str], int]) -> Partial:
-        return add_row(acc, row[0], row[1])
-
-    def merge_accumulators(self, accs: Iterable[Partial]) -> Partial:
-        accs = iter(accs)
-        out = next(accs, {})
-        for acc in accs:
-            merge_into(out, acc)
-        return out
-
-    def extract_output(self, acc: Partial) -> Partial:
-        return acc
-
-
-class _ReportFn(beam.CombineFn):
-    """Events → the per-round accumulator of report.py (counters and sums, not a list)."""
-
-    def create_accumulator(self) -> report.Acc:
-        return report.empty()
-
-    def add_input(self, acc: report.Acc, event: dict[str, Any]) -> report.Acc:
-        return report.add(acc, event)
-
-    def merge_accumulators(self, accs: Iterable[report.Acc]) -> report.Acc:
-        return report.merge(accs)
-
-    def extract_output(self, acc: report.Acc) -> report.Acc:
-        return acc
+    return merge_combine(dict, _add_utility_row, merge_partials)
 
 
 def refs_dict(table: UtilityTable, cfg: TagInstructConfig, source: str) -> dict[str, Any]:
@@ -270,20 +244,9 @@ class TagInstructStage(beam.PTransform):
     Steps go to their role's model: `teacher` (compress, tag, reconstruct, respond, retag)
     and `policy` (expand), each defaulting to the run's `llm`."""
 
-    def __init__(self, config: TagInstructConfig, ctx: RunContext,
-                 generate: Callable[..., beam.PTransform] | None = None,
-                 label: str | None = None):
+    def __init__(self, config: TagInstructConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
         self.cfg, self.ctx = config, ctx
-        self._generate = generate
-
-    def _generate_transform(self, step: str) -> beam.PTransform:
-        llm = self.cfg.role(step, self.ctx.llm)
-        if self._generate is not None:
-            return self._generate(llm, stage=f"{core.STAGE}.{step}")
-        from transforms.llm.generate import Generate
-
-        return Generate(llm, stage=f"{core.STAGE}.{step}", work_dir=self.ctx.work_dir)
 
     def _call(self, items: beam.PCollection, step: str, r: int, sink: dict[str, list]
               ) -> beam.PCollection:
@@ -295,9 +258,9 @@ class TagInstructStage(beam.PTransform):
         else:
             reqs = items | f"{label}Request" >> beam.Map(
                 lambda it, step=step: core.build_request(step, it, cfg, seed))
-        gen = reqs | f"{label}Generate" >> self._generate_transform(step)
-        sink["dead"].append(gen[DEADLETTER] | f"{label}DeadStage" >> beam.Map(
-            lambda d: {**d, "stage": core.STAGE}))
+        gen = reqs | f"{label}Generate" >> GenerateStep(self.ctx, stage=core.STAGE, step=step,
+                                                        role=STEP_ROLES[step])
+        sink["dead"].append(gen[DEADLETTER])
         sink["events"].append(gen[DEADLETTER] | f"{label}DeadEvent" >> beam.Map(
             lambda d, r=r, step=step: {
                 "round": r, "kind": "deadletter", "step": step,
@@ -333,7 +296,7 @@ class TagInstructStage(beam.PTransform):
         return (items
                 | f"R{r}UtilityRows" >> beam.FlatMap(
                     lambda it: [u] if (u := core.utility_row(it)) else [])
-                | f"R{r}Utility" >> beam.CombineGlobally(UtilityCombine())
+                | f"R{r}Utility" >> beam.CombineGlobally(utility_combine())
                 | f"R{r}RefSets" >> beam.ParDo(_CorpusRefs(self.cfg, self.ctx.embeddings)))
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
@@ -379,7 +342,8 @@ class TagInstructStage(beam.PTransform):
                         size, _rejected_batch, lambda r: r["row"]["id"],
                         lambda r: (r["round"], r["row"]["id"], r["reason"])))
         rep = (sink["events"] | "AllEvents" >> beam.Flatten()
-               | "FoldEvents" >> beam.CombineGlobally(_ReportFn())
+               | "FoldEvents" >> beam.CombineGlobally(
+                   merge_combine(report.empty, report.add, report.merge))
                | "Report" >> beam.Map(lambda acc, u: report.finish(acc, rounds, u),
                                       beam.pvalue.AsSingleton(refs)))
         return {EXAMPLES: examples, PAIRS: pairs, REJECTED: rejected,

@@ -17,7 +17,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.base import DEADLETTER, MAIN
+from transforms.base import DEADLETTER, MAIN, RunContext
 from transforms.io.files import write_json
 from transforms.tag_instruct import core
 from transforms.tag_instruct.config import TagInstructConfig
@@ -85,11 +85,12 @@ def _write(partial: Partial, outcomes: list[tuple[str, int]], path: str,
                                         "reference_k": cfg.reference_k, **figures})
 
 
-def build_tag_utility(p: beam.Pipeline, run_cfg: Any, path: str) -> None:
+def build_tag_utility(p: beam.Pipeline, run_cfg: Any, ctx: RunContext, path: str) -> None:
     """Add the tagging and the table writing to `p` (run_cfg: pipeline.config.RunConfig)."""
     from transforms.io.read_sources import ReadSources
-    from transforms.llm.generate import Generate
-    from transforms.tag_instruct.stage import UtilityCombine
+    from transforms.kit import GenerateStep
+    from transforms.tag_instruct.config import STEP_ROLES
+    from transforms.tag_instruct.stage import utility_combine
 
     cfg: TagInstructConfig = run_cfg.stages.tag_instruct
     ingest = p | "Ingest" >> ReadSources(run_cfg.sources, run_cfg.ingest)
@@ -97,10 +98,8 @@ def build_tag_utility(p: beam.Pipeline, run_cfg: Any, path: str) -> None:
                 | "Rows" >> beam.FlatMap(lambda b: b.to_pylist())
                 | "TagRequests" >> beam.ParDo(_TagRows(cfg, run_cfg.run.seed)).with_outputs(
                     _OUTCOME, main="requests"))
-    work_dir = f"{run_cfg.run.output_dir}/_work"
-    gen = requests["requests"] | "Tag" >> Generate(cfg.role("tag", run_cfg.llm),
-                                                    stage=f"{core.STAGE}.utility_tag",
-                                                    work_dir=work_dir)
+    gen = requests["requests"] | "Tag" >> GenerateStep(ctx, stage=core.STAGE, step="utility_tag",
+                                                        role=STEP_ROLES["tag"])
     parsed = gen[MAIN] | "ParseTags" >> beam.ParDo(_ParseTags(cfg)).with_outputs(
         _OUTCOME, main="rows")
     dead = gen[DEADLETTER] | "DeadOutcome" >> beam.Map(lambda _: "failed_deadletter")
@@ -108,7 +107,7 @@ def build_tag_utility(p: beam.Pipeline, run_cfg: Any, path: str) -> None:
     outcomes = ((requests[_OUTCOME], parsed[_OUTCOME], dead, unread)
                 | "Outcomes" >> beam.Flatten()
                 | "CountOutcomes" >> beam.combiners.Count.PerElement())
-    partial = parsed["rows"] | "Utility" >> beam.CombineGlobally(UtilityCombine())
+    partial = parsed["rows"] | "Utility" >> beam.CombineGlobally(utility_combine())
     _ = partial | "WriteTable" >> beam.Map(_write, beam.pvalue.AsList(outcomes), path, cfg,
                                            run_cfg.embeddings)
 
@@ -119,11 +118,12 @@ def run_tag_utility(run_cfg: Any, out: str | None = None,
     from apache_beam.io.filesystems import FileSystems
 
     from pipeline.options import pipeline_options
+    from pipeline.run import make_context
 
     path = out or run_cfg.stages.tag_instruct.utility_path
     if not path:
         raise ValueError("no table path: set stages.tag_instruct.utility_path or pass out")
     with beam.Pipeline(options=pipeline_options(run_cfg.beam, extra_args)) as p:
-        build_tag_utility(p, run_cfg, path)
+        build_tag_utility(p, run_cfg, make_context(run_cfg), path)
     with FileSystems.open(f"{path}.summary.json") as f:
         return json.loads(f.read())
