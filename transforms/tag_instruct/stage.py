@@ -32,9 +32,8 @@ from transforms.base import (
     REJECTED,
     REPORT,
     RunContext,
-    reject_rows,
 )
-from transforms.kit import GenerateStep, merge_combine
+from transforms.kit import GenerateStep, Rejection, RejectRows, merge_combine
 from transforms.tag_instruct import core, report
 from transforms.tag_instruct.config import STEP_ROLES, TagInstructConfig
 from transforms.tag_instruct.utility import (
@@ -82,10 +81,8 @@ def _event(round_no: int, kind: str, **fields: Any) -> Any:
 
 def _reject(item: dict[str, Any] | None, row: dict[str, Any], failure: Failure, step: str,
             round_no: int) -> Iterator[Any]:
-    _counter(f"dropped_{failure.reason}")
-    yield beam.pvalue.TaggedOutput(_REJ, {
-        "row": row, "round": round_no, "reason": failure.reason,
-        "detail": core.reject_detail(item, failure, step, round_no)})
+    yield beam.pvalue.TaggedOutput(_REJ, Rejection(
+        row, failure.reason, core.reject_detail(item, failure, step, round_no)))
     yield _event(round_no, "rejected", reason=failure.reason)
 
 
@@ -215,11 +212,6 @@ def _batches(rows: Iterable[dict[str, Any]], size: int,
         yield to_batch(rows[start:start + size])
 
 
-def _rejected_batch(chunk: list[dict[str, Any]]) -> pa.RecordBatch:
-    return reject_rows(examples_to_batch([r["row"] for r in chunk]), core.STAGE,
-                       [r["reason"] for r in chunk], [r["detail"] for r in chunk])
-
-
 class _Batched(beam.PTransform):
     """Rows → sorted record batches, grouped per hash bucket of the row id (bounded groups)."""
 
@@ -338,9 +330,7 @@ class TagInstructStage(beam.PTransform):
         pairs = (sink["pairs"] | "AllPairs" >> beam.Flatten()
                  | "PairBatches" >> _Batched(size, pairs_to_batch, by_id, by_id))
         rejected = (sink["rejected"] | "AllRejected" >> beam.Flatten()
-                    | "RejectedBatches" >> _Batched(
-                        size, _rejected_batch, lambda r: r["row"]["id"],
-                        lambda r: (r["round"], r["row"]["id"], r["reason"])))
+                    | "RejectedBatches" >> RejectRows(core.STAGE, size=size))
         rep = (sink["events"] | "AllEvents" >> beam.Flatten()
                | "FoldEvents" >> beam.CombineGlobally(
                    merge_combine(report.empty, report.add, report.merge))
