@@ -11,6 +11,7 @@ by reason, rows ingest could not read, tags seen, tags written) goes next to it 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -123,7 +124,11 @@ def run_tag_utility(run_cfg: Any, out: str | None = None,
     path = out or run_cfg.stages.tag_instruct.utility_path
     if not path:
         raise ValueError("no table path: set stages.tag_instruct.utility_path or pass out")
+    # the stage's roles apply even when the stage itself is not enabled in this config
+    ctx = make_context(run_cfg)
+    ctx = dataclasses.replace(ctx, roles={**ctx.roles,
+                                          core.STAGE: run_cfg.stages.tag_instruct.roles})
     with beam.Pipeline(options=pipeline_options(run_cfg.beam, extra_args)) as p:
-        build_tag_utility(p, run_cfg, make_context(run_cfg), path)
+        build_tag_utility(p, run_cfg, ctx, path)
     with FileSystems.open(f"{path}.summary.json") as f:
         return json.loads(f.read())
