@@ -1,5 +1,5 @@
 """Command line: `refinery run | validate | ingest | layouts | report | inspect | release |
-review | config-reference`."""
+review | tag-utility | config-reference`."""
 
 from __future__ import annotations
 
@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--export", metavar="JSONL", help="write the review file")
     what.add_argument("--apply", metavar="JSONL", help="read decisions; write accepted items")
     rev.add_argument("--to", help="where --apply writes (default: OUT/reviewed/STAGE)")
+    tu = sub.add_parser("tag-utility", help="tag the config's sources with the TAG-INSTRUCT "
+                        "tagger and write the tag utility table (stages.tag_instruct.utility_path)")
+    tu.add_argument("config")
+    tu.add_argument("--input", action="append", default=[], help="replaces the config's sources")
+    tu.add_argument("--out", help="table path (default: stages.tag_instruct.utility_path)")
+    tu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
     sub.add_parser("config-reference", help="print the config reference (Markdown)")
     sub.add_parser("layouts", help="list the input layouts and the dataset presets")
@@ -163,6 +169,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             cfg = _load(args.config, args, args.input)
             print(f"{args.config}: valid (config hash {cfg.config_hash()[:16]})")
+            return 0
+        if args.command == "tag-utility":
+            from transforms.tag_instruct.utility_run import run_tag_utility
+
+            cfg = load_config(args.config, args.set, args.input or None)
+            if not (args.out or cfg.stages.tag_instruct.utility_path):
+                print("refinery tag-utility: give --out or stages.tag_instruct.utility_path",
+                      file=sys.stderr)
+                return 2
+            print(json.dumps(run_tag_utility(cfg, args.out)))
             return 0
         if args.command == "ingest":
             cfg = _load(None, args, args.paths)

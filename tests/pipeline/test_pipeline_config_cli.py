@@ -204,7 +204,7 @@ def test_every_documented_default_is_the_real_default() -> None:
     checked, bad = _default_mismatches(doc)
     assert checked > 150 and bad == []
     # the check notices a wrong default (the bug it was written for: tag_instruct.expand)
-    wrong = doc.replace("| `stages.tag_instruct.expand.temperature` | float | `0.9` |",
+    wrong = doc.replace("| `stages.tag_instruct.expand.temperature` | float | `1.0` |",
                         "| `stages.tag_instruct.expand.temperature` | float | `0.0` |")
     assert wrong != doc and _default_mismatches(wrong)[1] == [
-        "stages.tag_instruct.expand.temperature: documented `0.0`, default 0.9"]
+        "stages.tag_instruct.expand.temperature: documented `0.0`, default 1.0"]

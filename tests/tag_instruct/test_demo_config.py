@@ -23,8 +23,16 @@ def test_demo_is_two_rounds_on_30_sample_instructions_with_the_local_model() -> 
     assert source.limit == 30
     assert cfg.llm.backend == "local"
     # small budgets keep the CPU run short
-    assert max(ti.compress.max_tokens, ti.expand.max_tokens, ti.reconstruct.max_tokens,
-               ti.respond.max_tokens, ti.retag.max_tokens) <= 128
+    assert max(ti.compress.max_tokens, ti.tag.max_tokens, ti.expand.max_tokens,
+               ti.reconstruct.max_tokens, ti.respond.max_tokens) <= 160
+
+
+def test_paper_config_has_the_papers_settings() -> None:
+    ti = load_config(ROOT / "configs" / "tag_instruct_paper.yaml").stages.tag_instruct
+    assert (ti.rounds, ti.num_candidates, ti.reference_k, ti.min_tag_count) == (5, 20, 1000, 3)
+    assert (ti.expand.temperature, ti.expand.top_p) == (1.0, 0.95)
+    assert ti.respond.max_tokens == 2048 and ti.utility_path
+    assert ti.roles["teacher"].backend == ti.roles["policy"].backend == "vllm"
 
 
 def test_documented_backends_change_only_the_llm_block(tmp_path) -> None:

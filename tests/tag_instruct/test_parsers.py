@@ -8,8 +8,9 @@ from transforms.tag_instruct.parsers import (
     parse_compress,
     parse_json_object,
     parse_question,
+    parse_reconstruct,
     parse_response,
-    parse_retag,
+    parse_tagger,
 )
 
 
@@ -83,9 +84,27 @@ def test_question_and_response_parsing() -> None:
     assert info.value.reason == "empty_response"
 
 
-def test_retag_bounds() -> None:
-    assert parse_retag('{"tags": ["a", "b", "c", "d"]}', max_tags=3) == ["a", "b", "c"]
-    assert parse_retag('{"tags": ["Loops"]}') == ["loop"]
+def test_tagger_reads_instag_objects_and_bounds() -> None:
+    answer = ('{"tags": [{"tag": "Data Structures", "explanation": "uses a heap"}, '
+              '{"tag": "data structure", "explanation": "again"}, '
+              '{"tag": "Time Complexity", "explanation": "asks for big-O"}]}')
+    assert parse_tagger(answer) == ["data structure", "time complexity"]
+    assert parse_tagger('{"tags": ["a", "b", "c", "d"]}', max_tags=3) == ["a", "b", "c"]
+    assert parse_tagger('{"tags": ["Loops"]}') == ["loop"]
     with pytest.raises(ParseError) as info:
-        parse_retag('{"tags": []}')
+        parse_tagger('{"tags": []}')
     assert info.value.reason == "too_few_tags"
+
+
+def test_reconstruct_subset_must_keep_the_new_tag() -> None:
+    offered = ["physics", "optics", "edge case"]
+    text = '{"tags_used": ["Optics", "Edge Cases", "poetry"], "question": " Why? "}'
+    assert parse_reconstruct(text, None, offered, "edge case") == (["optics", "edge case"],
+                                                                    "Why?")
+    with pytest.raises(ParseError) as info:
+        parse_reconstruct('{"tags_used": ["optics"], "question": "Why?"}', None, offered,
+                          "edge case")
+    assert info.value.reason == "dropped_new_tag"
+    with pytest.raises(ParseError) as info:
+        parse_reconstruct('{"tags_used": ["edge case"]}', None, offered, "edge case")
+    assert info.value.reason == "missing_question"

@@ -38,37 +38,38 @@ SEEDS = {
 }
 
 
-def _instruction(req: ChatRequest) -> str:
-    return req.payload["instruction"]
+def _tagger(n: int) -> str:
+    tags = ["algorithms", "searching", "complexity analysis", "edge cases", "proof"][:n]
+    return json.dumps({"tags": [{"tag": t, "explanation": "needed"} for t in tags]})
 
 
 def script(req: ChatRequest) -> tuple[str, ...]:
     """Answers by step; faults where the instruction asks for them."""
-    step = req.key.rsplit("|", 1)[1]
-    text = _instruction(req)
+    step = req.key.split("|")[2]
+    text = req.payload.get("instruction") or ""
     if step == "compress":
         if text.startswith("DEAD"):
             raise RuntimeError("backend failed after retries")
         if text.startswith("BADTAGS"):
             return ('{"tags": ["Colours", "colour", "COLORS"]}',)
         return ('{"tags": ["Algorithms", "Explanation", "Searching"]}',)
+    if step == "tag":
+        return (_tagger(3),)
     if step == "expand":
-        return tuple(json.dumps({"tag": t, "explanation": "adds depth"}) for t in
-                     ("Complexity Analysis", "Edge Cases", "Emoji", "Explanation")
-                     )[:req.sampling.n]
+        tag = ("Complexity Analysis", "Edge Cases", "Emoji")[req.payload["candidate"] % 3]
+        return (json.dumps({"tag": tag, "explanation": "adds depth"}),)
     if step == "reconstruct":
         if text.startswith("COPY"):
-            return (json.dumps({"question": text}),)
+            return (json.dumps({"tags_used": [req.payload["chosen_tag"]], "question": text}),)
+        question = (text + " Then analyse its worst-case running time, and explain how "
+                    "duplicates and an empty input change the answer.")
         if "|r2|" in req.key:
-            return (json.dumps({"question": "Adapt binary search to a rotated sorted array and "
-                                "prove that it still needs only logarithmic time."}),)
-        return (json.dumps({"question": text + " Then analyse its worst-case running time, "
-                            "and explain how duplicates and an empty input change the answer."}),)
+            question = ("Adapt binary search to a rotated sorted array and prove that it "
+                        "still needs only logarithmic time.")
+        return (json.dumps({"tags_used": [req.payload["chosen_tag"]], "question": question}),)
     if step == "respond":
         return ("It halves the interval each step, so it needs O(log n) comparisons.",)
-    if text.startswith("SHALLOW"):
-        return ('{"tags": ["planets"]}',)
-    return ('{"tags": ["Algorithms", "Complexity analysis", "Edge cases", "Searching"]}',)
+    return (_tagger(1 if text.startswith("SHALLOW") else 4),)
 
 
 class ScriptedBackend:
@@ -148,13 +149,21 @@ def test_every_seed_ends_somewhere_with_lineage_and_pairs() -> None:
                       | {r["id"] for r in rejected if json.loads(r["reject_detail"])["round"] == 1}
                       | {d["record_id"].split("|")[0] for d in dead})
         assert round1_out == seeds
-        # pairs: best vs worst of the 3 distinct candidates, one per round that expanded
-        assert {p["meta"]["ti_round"] for p in pairs} == {1, 2}
-        assert len(pairs) == 4  # happy, copy, shallow in round 1; happy's output in round 2
-        for pr in pairs:
-            assert pr["meta"]["ti_chosen_reward"] >= pr["meta"]["ti_rejected_reward"]
-            assert pr["chosen"][0]["role"] == "assistant"
+        # pairs: best vs worst of the 3 distinct candidates, when the margin is real; every
+        # expansion is counted as written or skipped with a reason
         r1, r2 = report["rounds"]
+        for r in (r1, r2):
+            written = [p for p in pairs if p["meta"]["ti_round"] == r["round"]]
+            assert r["pairs"] == len(written) == r["pairs_by_outcome"].get("written", 0)
+        assert sum(r1["pairs_by_outcome"].values()) == 3  # happy, copy, shallow expanded
+        assert sum(r2["pairs_by_outcome"].values()) == 1
+        assert r1["pairs_by_outcome"] == {"written": 3} and r1["reward_margin"]["count"] == 3
+        for pr in pairs:
+            assert pr["meta"]["ti_chosen_reward"] - pr["meta"]["ti_rejected_reward"] >= 0.01
+            assert pr["chosen"][0]["role"] == "assistant"
+        # utility from round 1's tagger tags: three tags, equal utility, ranked by tag
+        assert report["utility"]["top"] == ["algorithm"]
+        assert report["utility"]["bottom"] == ["searching"]
         assert (r1["inputs"], r1["accepted"], r1["rejected"], r1["deadletter"]) == (6, 1, 4, 1)
         assert (r2["inputs"], r2["accepted"], r2["rejected"], r2["deadletter"]) == (1, 1, 0, 0)
         assert report["conserved"] and r1["acceptance_rate"] == round(1 / 6, 4)
@@ -170,7 +179,7 @@ def test_every_seed_ends_somewhere_with_lineage_and_pairs() -> None:
 def test_utility_file_and_rejected_batches_keep_meta(tmp_path) -> None:
     path = tmp_path / "utility.json"
     path.write_text(json.dumps({"proof": 90.0, "complexity analysis": 80.0, "greeting": 1.0,
-                                "emoji": 2.0}))
+                                "emoji": 2.0}))  # counts default to 1000
     cfg = TagInstructConfig(enabled=True, rounds=1, num_candidates=3, utility_path=str(path),
                             reference_k=2)
 

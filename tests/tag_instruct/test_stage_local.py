@@ -14,7 +14,7 @@ from apache_beam.testing.util import assert_that
 from schemas.records import example_row, examples_to_batch
 from transforms.base import DEADLETTER, EXAMPLES, PAIRS, REJECTED, REPORT, RunContext
 from transforms.embed.config import EmbeddingConfig
-from transforms.llm.config import LLMConfig
+from transforms.llm.config import LocalLLMConfig
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.stage import TagInstructStage
 
@@ -33,12 +33,12 @@ def test_local_model_round_conserves_every_seed(tmp_path) -> None:
                                       {"role": "assistant", "content": a}])
             for i, (q, a) in enumerate(SEEDS)]
     cfg = TagInstructConfig(
-        enabled=True, rounds=1, num_candidates=2, max_question_chars=300, max_retag=4,
-        compress={"max_tokens": 48}, expand={"temperature": 0.9, "max_tokens": 64},
-        reconstruct={"temperature": 0.7, "max_tokens": 96}, respond={"max_tokens": 48},
-        retag={"max_tokens": 64})
+        enabled=True, rounds=1, num_candidates=2, max_question_chars=300, tagger_max_tags=4,
+        compress={"max_tokens": 48}, tag={"max_tokens": 96},
+        expand={"temperature": 1.0, "max_tokens": 64},
+        reconstruct={"temperature": 0.7, "max_tokens": 128}, respond={"max_tokens": 48})
     ctx = RunContext(seed=0, work_dir=str(tmp_path),
-                     llm=LLMConfig(batch_size=4, progress=False, retries=1),
+                     llm=LocalLLMConfig(batch_size=4, progress=False, retries=1),
                      embeddings=EmbeddingConfig(device="cpu"))
 
     def check(got: dict) -> None:
@@ -49,7 +49,8 @@ def test_local_model_round_conserves_every_seed(tmp_path) -> None:
         [report] = got[REPORT]
         ended = ([e["meta"]["lineage"]["parent_ids"][0] for e in examples]
                  + [r["id"] for r in rejected]
-                 + [d["record_id"].split("|")[0] for d in dead])
+                 + [d["record_id"].split("|")[0] for d in dead
+                    if d["record_id"].split("|")[2] != "expand"])  # a candidate only
         assert sorted(ended) == [r["id"] for r in rows]  # each seed exactly once
         assert all(r["reject_reason"] and json.loads(r["reject_detail"])["round"] == 1
                    for r in rejected)

@@ -17,10 +17,10 @@ INSTRUCTION = "Summarize the paragraph in one sentence.\n\nBees visit flowers to
 CASES = {
     "compress": {"instruction": INSTRUCTION, "num_tags": 3},
     "expand": {"instruction": INSTRUCTION, "tags": ["summarization", "reading", "biology"]},
-    "reconstruct": {"instruction": INSTRUCTION,
-                    "tags": ["summarization", "reading", "causal reasoning"]},
+    "tag": {"instruction": INSTRUCTION, "max_tags": 12},
+    "reconstruct": {"instruction": INSTRUCTION, "tags": ["summarization", "reading", "biology"],
+                    "new_tag": "causal reasoning"},
     "respond": {"question": "Explain, in two sentences, how pollination links bees and fruit."},
-    "retag": {"question": "Explain how pollination links bees and fruit.", "max_tags": 8},
 }
 
 
@@ -51,11 +51,12 @@ def test_missing_variable_is_an_error() -> None:
 @pytest.mark.parametrize(("step", "good", "bad"), [
     ("compress", {"tags": ["a", "b", "c"]}, {"tags": ["a", "b"]}),
     ("expand", {"tag": "recursion", "explanation": "deeper"}, {"tag": ""}),
-    ("reconstruct", {"question": "Why?"}, {"question": "Why?", "extra": 1}),
-    ("retag", {"tags": ["a"]}, {"tags": []}),
+    ("reconstruct", {"tags_used": ["a"], "question": "Why?"}, {"question": "Why?"}),
+    ("tag", {"tags": [{"tag": "a", "explanation": "b"}]}, {"tags": ["a"]}),
+    ("retag", {"tags": [{"tag": "a", "explanation": "b"}]}, {"tags": []}),
 ])
 def test_answer_schemas_are_valid_and_sized(step: str, good: dict, bad: dict) -> None:
-    schema = templates.answer_schema(step, num_tags=3, max_retag=8)
+    schema = templates.answer_schema(step, num_tags=3, tagger_max_tags=8)
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.validate(good, schema)
     with pytest.raises(jsonschema.ValidationError):

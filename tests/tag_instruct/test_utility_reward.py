@@ -7,14 +7,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transforms.tag_instruct.reward import best_and_worst, rewards
+from transforms.tag_instruct.reward import best_and_worst, pair_skip_reason, rewards
 from transforms.tag_instruct.utility import (
     UtilityTable,
+    add_row,
+    aggregate_similar,
     count_tokens,
     load_utility,
     merge_partials,
     reference_sets,
     save_utility,
+    top_bottom_table,
     utility_partial,
 )
 
@@ -69,7 +72,9 @@ def test_reference_sets_ties_broken_by_tag_and_fallback() -> None:
     table = UtilityTable(utility={"b": 1.0, "a": 1.0, "c": 0.0, "d": 0.0},
                          count={"b": 1, "a": 1, "c": 1, "d": 1})
     refs = reference_sets(table, k=1, min_count=3, fallback_min_count=1)
-    assert refs.min_count == 1 and refs.top == ("a",) and refs.bottom == ("c",)
+    assert refs.min_count == 1 and refs.top == ("a",) and refs.bottom == ("d",)
+    same = UtilityTable(utility={"x": 1.0, "y": 1.0, "z": 1.0}, count={"x": 3, "y": 3, "z": 3})
+    assert reference_sets(same, k=5).top == ("x",) and reference_sets(same, k=5).bottom == ("z",)
     none = reference_sets(table, k=1, min_count=3, fallback_min_count=None)
     assert none.top == () and none.bottom == () and none.pool_size == 0
 
@@ -97,12 +102,58 @@ def test_reward_is_top_similarity_minus_bottom_similarity() -> None:
     assert rewards(cands, np.zeros((0, 3)), np.zeros((0, 3))) == pytest.approx([0, 0, 0])
 
 
-def test_best_and_worst_tie_break_by_tag() -> None:
-    assert best_and_worst(["b", "a", "c"], [0.5, 0.5, 0.1]) == (1, 2)
-    assert best_and_worst(["b", "a"], [0.2, 0.2]) == (1, 0)
-    assert best_and_worst(["x"], [0.3]) == (0, 0)
+def test_best_and_worst_tie_break_by_sample_order() -> None:
+    assert best_and_worst([0.5, 0.5, 0.1]) == (0, 2)
+    assert best_and_worst([0.2, 0.2]) == (0, 1)
+    assert best_and_worst([0.3]) == (0, 0)
     with pytest.raises(ValueError):
-        best_and_worst([], [])
+        best_and_worst([])
+
+
+@pytest.mark.parametrize(("valid", "refs", "margin", "reason"), [
+    (1, True, 0.0, "single_candidate"),
+    (3, False, 0.0, "no_reference_sets"),
+    (3, True, 0.0, "reward_tie"),
+    (3, True, 4e-7, "reward_tie"),       # float noise rounds to a tie
+    (3, True, 0.005, "margin_below_min"),
+    (3, True, 0.01, None),
+    (2, True, 0.4, None),
+])
+def test_pair_needs_a_real_margin(valid, refs, margin, reason) -> None:
+    assert pair_skip_reason(valid, refs, margin, 0.01) == reason
+
+
+def test_add_row_in_place_counts_a_repeated_tag_once() -> None:
+    acc: dict = {}
+    assert add_row(acc, ["math", "math", "", "proof"], 10) is acc
+    add_row(acc, [], 99)
+    add_row(acc, ["math"], 4)
+    assert acc == {"math": [9.0, 2.0], "proof": [5.0, 1.0]}
+
+
+def test_table_written_keeps_top_and_bottom_k_of_frequent_tags(tmp_path) -> None:
+    table = UtilityTable.from_partial(utility_partial(ROWS))
+    small = top_bottom_table(table, k=1, min_count=3)
+    assert set(small.utility) == {"math", "greeting"}  # proof: only 2 occurrences
+    path = tmp_path / "t.json"
+    save_utility(small, path)
+    assert set(load_utility(path).utility) == {"math", "greeting"}
+    assert set(top_bottom_table(table, k=1000, min_count=3).utility) == {
+        "math", "logic", "trivia", "greeting"}
+
+
+def test_near_identical_tags_merge_into_the_most_frequent() -> None:
+    vectors = {"math": [1.0, 0.0], "mathematics": [0.99, 0.141], "poetry": [0.0, 1.0]}
+
+    def embed(texts):
+        out = np.array([vectors[t] for t in texts])
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    partial = {"math": [30.0, 3.0], "mathematics": [10.0, 1.0], "poetry": [2.0, 2.0]}
+    merged, into = aggregate_similar(partial, embed, threshold=0.95)
+    assert into == {"mathematics": "math"}
+    assert merged == {"math": [40.0, 4.0], "poetry": [2.0, 2.0]}
+    assert aggregate_similar(partial, embed, threshold=0.999)[1] == {}
 
 
 _TAG = st.sampled_from(["math", "proof", "logic", "trivia", "greeting", "code"])

@@ -8,6 +8,7 @@ of the two. `ChatResult.parsed` holds the schema-validated JSON answers when a s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -69,3 +70,15 @@ class ChatResult:
     # why each answer ended, as the OpenAI API says it: "stop" or "length" (max_tokens hit);
     # None when the backend did not say
     finish_reasons: tuple[str, ...] | None = None
+
+    @property
+    def finish_reason(self) -> str | None:
+        """One reason for all `n` answers: "length" when any was cut, else the first known."""
+        return overall_finish_reason(self.finish_reasons or ())
+
+
+def overall_finish_reason(reasons: Sequence[str | None]) -> str | None:
+    """One finish reason for n answers: "length" when any was cut, else the first known."""
+    if "length" in reasons:
+        return "length"
+    return next((r for r in reasons if r), None)

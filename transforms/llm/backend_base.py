@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from transforms.llm.api import ChatRequest
+from transforms.llm.api import ChatRequest, overall_finish_reason
 from transforms.llm.config import LLMConfig
 
 
@@ -28,6 +28,11 @@ class Generation:
     raw: str = ""  # the raw payload when the backend could not produce texts
     retries: int = 0  # transport retries spent on this request
     finish_reasons: list[str] | None = None  # per text: "stop" | "length" (None: unknown)
+
+    @property
+    def finish_reason(self) -> str | None:
+        """One reason for all texts (see ChatResult.finish_reason)."""
+        return overall_finish_reason(self.finish_reasons or ())
 
 
 class Backend(Protocol):

@@ -16,31 +16,46 @@ class StepSampling(StrictModel):
     max_tokens: int = Field(128, ge=1, description="cap on generated tokens")
 
 
-class TagInstructConfig(SynthesisConfig, ModelRoles):
-    """TAG-INSTRUCT: compress → tag utility → expand (rewarded) → reconstruct → respond →
-    verify, repeated for `rounds` rounds; accepted examples of a round feed the next."""
+# Which role serves each step: the policy proposes new tags, the teacher does everything else.
+STEP_ROLES = {"compress": "teacher", "tag": "teacher", "expand": "policy",
+              "reconstruct": "teacher", "respond": "teacher", "retag": "teacher"}
 
-    ROLES = {"teacher": "compress, reconstruct, respond and retag (verify)",
-             "policy": "expand: proposes the candidate tags"}
+
+class TagInstructConfig(SynthesisConfig, ModelRoles):
+    """TAG-INSTRUCT: compress → tag (InsTag) → expand (policy, rewarded) → reconstruct →
+    respond → verify (re-tag with the same tagger), repeated for `rounds` rounds; accepted
+    examples of a round feed the next. Roles (`roles:`): `teacher` and `policy`."""
+
+    ROLES = {"teacher": "compress, tag (InsTag, before and after), reconstruct and respond",
+             "policy": "expand: proposes the candidate tags (point it at a trained policy)"}
 
     rounds: int = Field(2, ge=1, le=10, description="R: expansion rounds")
     num_tags: int = Field(3, ge=1, le=8, description="tags extracted by the compress step")
     max_tag_words: int = Field(4, ge=1, le=8,
-                               description="longer tags are dropped (the prompt asks 1-2 words)")
-    num_candidates: int = Field(4, ge=1, le=16,
-                                description="N: candidate new tags sampled per instruction")
-    keep_tags: int = Field(2, ge=0, le=8,
-                           description="original tags (most important first) kept next to the "
-                           "chosen new tag when rebuilding the question")
+                               description="longer tags are dropped (the prompts ask 1-3 words)")
+    tagger_max_tags: int = Field(
+        12, ge=1, le=32, description="most tags the InsTag tagger may return (complexity is "
+        "measured with it before and after)")
+    num_candidates: int = Field(4, ge=1, le=64,
+                                description="N: candidate new tags sampled per instruction "
+                                "(one request each, so an invalid one is dropped alone)")
+    min_reward_margin: float = Field(
+        0.01, gt=0, description="a tag-policy pair is written only when reward(best) − "
+        "reward(worst) reaches this (ties and zero-signal candidates give no pair)")
     # tag utility
     utility_path: str | None = Field(
-        None, description="JSON {tag: {utility, count}} to use instead of computing utility "
-        "from the corpus being processed")
-    min_tag_count: int = Field(3, ge=1, description="tags seen at least this often form the pool")
+        None, description="table from `refinery tag-utility` (JSON {tag: {utility, count}}); "
+        "default: utility from the tags of round 1's own inputs")
+    min_tag_count: int = Field(3, ge=1, description="tags seen at least this often form the "
+                               "pool (paper: count > 2)")
     fallback_min_count: int | None = Field(
-        1, ge=1, description="threshold used when fewer than 2 tags reach min_tag_count "
-        "(small corpora); null = no fallback, the reward is then 0 for every candidate")
-    reference_k: int = Field(5, ge=1, description="K: size of the top and bottom reference sets")
+        None, ge=1, description="threshold used when fewer than 2 tags reach min_tag_count "
+        "(tiny corpora); null = no fallback: no reference sets, so reward 0 and no pairs")
+    reference_k: int = Field(1000, ge=1, description="K: size of the top and bottom reference "
+                             "sets (and of the table `tag-utility` writes)")
+    merge_similarity: float | None = Field(
+        None, gt=0, le=1, description="merge near-identical tags of the utility table whose "
+        "embedding cosine reaches this into the most frequent one; null = no merging")
     # verify
     max_similarity: float = Field(
         0.9, ge=0, le=1, description="new question must have cosine similarity to the "
@@ -49,29 +64,28 @@ class TagInstructConfig(SynthesisConfig, ModelRoles):
         0.9, ge=0, le=1, description="new question must have cosine similarity to the original "
         "answer and to its own answer below this (not a copy of an answer)")
     min_question_chars: int = Field(20, ge=1, description="shortest acceptable new question")
-    max_question_chars: int = Field(
-        600, ge=1, description="longest acceptable new question (also the answer schema's "
-        "maxLength, so keep reconstruct.max_tokens above about a quarter of it)")
+    max_question_chars: int = Field(2000, ge=1, description="longest acceptable new question")
     max_length_ratio: float = Field(
         6.0, gt=0, description="new question length / original length must not exceed this")
     min_response_chars: int = Field(1, ge=1, description="shortest acceptable new answer")
-    max_retag: int = Field(8, ge=1, le=16,
-                           description="most tags the re-extraction may return")
     min_tags_after: int | None = Field(
-        None, ge=1, description="re-extracted tags required; default: as many as the "
-        "instruction had before (no loss of complexity)")
+        None, ge=1, description="tagger tags required on the new question; default: as many "
+        "as the tagger found on the instruction (no loss of complexity)")
     # prompts and sampling
     system_prompt: str | None = Field(None, description="optional system message on every call")
     compress: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=64),
                                    description="sampling of the compress step")
+    tag: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=256),
+                              description="sampling of the InsTag tagger (before and after)")
     expand: StepSampling = Field(
-        default_factory=lambda: StepSampling(temperature=0.9, top_p=0.95, max_tokens=64),
-        description="sampling of the candidate tags (sampled: temperature > 0)")
+        default_factory=lambda: StepSampling(temperature=1.0, top_p=0.95, max_tokens=64),
+        description="sampling of each candidate tag (paper: T=1.0, top_p 0.95)")
     reconstruct: StepSampling = Field(
-        default_factory=lambda: StepSampling(temperature=0.7, top_p=0.95, max_tokens=160),
-        description="sampling of the rebuilt question")
-    respond: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=256),
-                                  description="sampling of the answer to the new question")
-    retag: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=80),
-                                description="sampling of the verify step's tag re-extraction")
+        default_factory=lambda: StepSampling(temperature=0.7, top_p=0.95, max_tokens=512),
+        description="sampling of the rebuilt question and the tags it used")
+    respond: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=1024),
+                                  description="sampling of the answer (cut answers are rejected)")
     batch_rows: int = Field(500, ge=1, description="rows per output batch")
+
+    def sampling(self, step: str) -> StepSampling:
+        return getattr(self, "tag" if step == "retag" else step)

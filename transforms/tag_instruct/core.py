@@ -1,15 +1,17 @@
 """The pure core of one TAG-INSTRUCT round, step by step, over plain dict "items".
 
 An item is the JSON-able state of one instruction inside a round: the parent Example row, the
-round, the seed's id, and what each step added (tags, candidates, question, answer). Each
-`after_<step>` reads a ChatResult and returns the item for the next step or a `Failure`
-(the reject reason). Requests carry the item as payload, so nothing is kept between steps.
+round, the seed's id, and what each step added (compress tags, tagger tags, candidates, kept
+tags, question, answer). Each `after_<step>` reads a ChatResult and returns the item for the
+next step or a `Failure` (the reject reason). Requests carry the item as payload, except the
+N expand requests, which carry only the item id (their answers are grouped back by it).
 Embeddings come in through `embed(texts) -> (n, d) L2-normalized array`. No Beam here.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,17 +21,17 @@ from schemas.ids import content_id, example_id, pair_id
 from schemas.records import empty_lineage, example_row, first_turn, pair_row
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
 from transforms.tag_instruct import templates
-from transforms.tag_instruct.config import StepSampling, TagInstructConfig
+from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.parsers import (
     Candidate,
     ParseError,
     parse_candidate,
     parse_compress,
-    parse_question,
+    parse_reconstruct,
     parse_response,
-    parse_retag,
+    parse_tagger,
 )
-from transforms.tag_instruct.reward import best_and_worst, rewards
+from transforms.tag_instruct.reward import best_and_worst, pair_skip_reason, rewards
 from transforms.tag_instruct.tags import overlaps
 from transforms.tag_instruct.utility import ReferenceSets, count_tokens
 from transforms.tag_instruct.verify import (
@@ -51,7 +53,8 @@ def start_item(row: Mapping[str, Any], round_no: int, root_id: str | None = None
     if not instruction:
         return Failure("no_instruction", {"round": round_no})
     root = root_id or (row.get("meta") or {}).get("ti_root_id") or row["id"]
-    return {"id": row["id"], "row": dict(row), "round": round_no, "root_id": root, "instruction": instruction,
+    return {"id": row["id"], "row": dict(row), "round": round_no, "root_id": root,
+            "instruction": instruction,
             "answer": first_turn(row["messages"], "assistant").strip(), "models": {}}
 
 
@@ -60,50 +63,55 @@ def step_seed(run_seed: int, item_id: str, round_no: int, step: str) -> int:
     return int(content_id(run_seed, item_id, round_no, step)[:8], 16) & 0x7FFFFFFF
 
 
-def _sampling(s: StepSampling, seed: int, n: int = 1) -> SamplingParams:
-    return SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-                          n=n, seed=seed)
+def _user_message(step: str, item: Mapping[str, Any], cfg: TagInstructConfig) -> str:
+    if step == "compress":
+        return templates.render("compress", instruction=item["instruction"],
+                                num_tags=cfg.num_tags)
+    if step in ("tag", "retag"):
+        text = item["instruction"] if step == "tag" else item["question"]
+        return templates.render("tag", instruction=text, max_tags=cfg.tagger_max_tags)
+    if step == "expand":
+        return templates.render("expand", instruction=item["instruction"],
+                                tags=item["tags_before"])
+    if step == "reconstruct":
+        return templates.render("reconstruct", instruction=item["instruction"],
+                                tags=item["tags_before"], new_tag=item["chosen_tag"])
+    if step == "respond":
+        return templates.render("respond", question=item["question"])
+    raise KeyError(step)
 
 
 def build_request(step: str, item: Mapping[str, Any], cfg: TagInstructConfig,
-                  run_seed: int) -> ChatRequest:
-    """The ChatRequest of `step` for `item` (rendered template, sampling, answer schema)."""
-    if step == "compress":
-        user = templates.render("compress", instruction=item["instruction"],
-                                num_tags=cfg.num_tags)
-        sampling, n = cfg.compress, 1
-    elif step == "expand":
-        user = templates.render("expand", instruction=item["instruction"],
-                                tags=item["tags_before"])
-        sampling, n = cfg.expand, cfg.num_candidates
-    elif step == "reconstruct":
-        user = templates.render("reconstruct", instruction=item["instruction"],
-                                tags=item["tags_used"])
-        sampling, n = cfg.reconstruct, 1
-    elif step == "respond":
-        user = templates.render("respond", question=item["question"])
-        sampling, n = cfg.respond, 1
-    elif step == "retag":
-        user = templates.render("retag", question=item["question"], max_tags=cfg.max_retag)
-        sampling, n = cfg.retag, 1
-    else:
-        raise KeyError(step)
+                  run_seed: int, candidate: int | None = None) -> ChatRequest:
+    """The ChatRequest of `step` for `item` (rendered template, sampling, answer schema).
+    Expand is asked once per candidate (`candidate` = 0..N-1, own seed, n=1) so an invalid
+    answer fails alone; its payload is only the item id and the candidate number."""
+    user = _user_message(step, item, cfg)
     messages: tuple[tuple[str, str], ...] = ((("system", cfg.system_prompt),)
                                              if cfg.system_prompt else ()) + (("user", user),)
+    key, seed_step, payload = f"{item['id']}|r{item['round']}|{step}", step, dict(item)
+    if candidate is not None:
+        key, seed_step = f"{key}|{candidate}", f"{step}{candidate}"
+        payload = {"id": item["id"], "round": item["round"], "candidate": candidate}
+    s = cfg.sampling(step)
     return ChatRequest(
-        key=f"{item['id']}|r{item['round']}|{step}",
-        messages=messages,
-        sampling=_sampling(sampling, step_seed(run_seed, item["id"], item["round"], step), n),
-        json_schema=templates.answer_schema(step, cfg.num_tags, cfg.max_retag,
-                                           cfg.max_question_chars),
-        template_version=templates.version(step),
-        payload=dict(item),
-    )
+        key=key, messages=messages,
+        sampling=SamplingParams(temperature=s.temperature, top_p=s.top_p,
+                                max_tokens=s.max_tokens, n=1,
+                                seed=step_seed(run_seed, item["id"], item["round"], seed_step)),
+        json_schema=templates.answer_schema(step, cfg.num_tags, cfg.tagger_max_tags),
+        template_version=templates.version(step), payload=payload)
 
 
-def _answer(result: ChatResult, i: int = 0) -> tuple[str | None, Any]:
-    text = result.texts[i] if i < len(result.texts) else None
-    parsed = result.parsed[i] if result.parsed is not None and i < len(result.parsed) else None
+def expand_requests(item: Mapping[str, Any], cfg: TagInstructConfig, run_seed: int
+                    ) -> list[ChatRequest]:
+    """The N candidate requests of an item."""
+    return [build_request("expand", item, cfg, run_seed, i) for i in range(cfg.num_candidates)]
+
+
+def _answer(result: ChatResult) -> tuple[str | None, Any]:
+    text = result.texts[0] if result.texts else None
+    parsed = result.parsed[0] if result.parsed else None
     return text, parsed
 
 
@@ -121,7 +129,7 @@ def _parse_failure(step: str, err: ParseError, result: ChatResult) -> Failure:
 
 def after_compress(item: Mapping[str, Any], result: ChatResult, cfg: TagInstructConfig
                    ) -> dict[str, Any] | Failure:
-    """Exactly `num_tags` normalized tags, or Failure('compress_<why>')."""
+    """Exactly `num_tags` normalized tags (the expansion's input), or Failure('compress_*')."""
     try:
         tags = parse_compress(*_answer(result), n=cfg.num_tags, max_words=cfg.max_tag_words)
     except ParseError as e:
@@ -129,61 +137,87 @@ def after_compress(item: Mapping[str, Any], result: ChatResult, cfg: TagInstruct
     return _advance(item, result, "compress", tags_before=tags)
 
 
+def after_tag(item: Mapping[str, Any], result: ChatResult, cfg: TagInstructConfig
+              ) -> dict[str, Any] | Failure:
+    """The InsTag tagger's tags of the instruction (complexity before), or Failure('tag_*')."""
+    try:
+        tags = parse_tagger(*_answer(result), max_tags=cfg.tagger_max_tags,
+                            max_words=cfg.max_tag_words)
+    except ParseError as e:
+        return _parse_failure("tag", e, result)
+    return _advance(item, result, "tag", tagger_before=tags)
+
+
 def utility_row(item: Mapping[str, Any]) -> tuple[list[str], int] | None:
-    """(tags, response tokens) of a compressed item for the utility table; None if no answer."""
+    """(tagger tags, response tokens) of a tagged item for the utility table; None without
+    an answer."""
     if not item.get("answer"):
         return None
-    return list(item["tags_before"]), count_tokens(item["answer"])
+    return list(item["tagger_before"]), count_tokens(item["answer"])
 
 
-def after_expand(item: Mapping[str, Any], result: ChatResult, refs: ReferenceSets,
-                 embed: Embed, cfg: TagInstructConfig
-                 ) -> tuple[dict[str, Any] | Failure, dict[str, Any] | None]:
-    """Parse the N sampled candidates, reward them, choose the best. Returns (item or Failure,
-    preference-pair row or None). Candidates repeating or overlapping an existing tag, and
-    repeats of an earlier candidate, are discarded."""
+def valid_candidates(item: Mapping[str, Any], results: Sequence[ChatResult], max_words: int
+                     ) -> tuple[list[Candidate], Counter[str], str]:
+    """The usable candidates in sample order, the problems of the others (one by one: an
+    unparseable, existing or repeated tag drops only itself), and the policy's model id."""
     valid: list[Candidate] = []
-    problems: list[str] = []
-    for i in range(len(result.texts)):
+    problems: Counter[str] = Counter()
+    model = ""
+    for result in sorted(results, key=lambda r: r.payload["candidate"]):
+        model = model or result.model
         try:
-            cand = parse_candidate(*_answer(result, i), max_words=cfg.max_tag_words)
+            cand = parse_candidate(*_answer(result), max_words=max_words)
         except ParseError as e:
-            problems.append(e.reason)
+            problems[e.reason] += 1
             continue
         if overlaps(cand.tag, item["tags_before"]):
-            problems.append("overlaps_existing_tag")
+            problems["overlaps_existing_tag"] += 1
         elif any(c.tag == cand.tag for c in valid):
-            problems.append("repeated_candidate")
+            problems["repeated_candidate"] += 1
         else:
             valid.append(cand)
+    return valid, problems, model
+
+
+def after_expand(item: Mapping[str, Any], results: Sequence[ChatResult], refs: ReferenceSets,
+                 embed: Embed, cfg: TagInstructConfig
+                 ) -> tuple[dict[str, Any] | Failure, dict[str, Any] | None, dict[str, Any]]:
+    """Reward the candidates that came back, choose the best. Returns (item or Failure, pair row
+    or None, info: problems, pair_skip reason, margin). A pair is written only with a real
+    preference signal (see `reward.pair_skip_reason`)."""
+    valid, problems, model = valid_candidates(item, results, cfg.max_tag_words)
+    info: dict[str, Any] = {"problems": dict(problems), "returned": len(results),
+                            "valid": len(valid), "pair_skip": None, "margin": None}
     if not valid:
-        return Failure("expand_no_valid_candidate",
-                       {"problems": problems, "raw": list(result.texts)}), None
+        info["pair_skip"] = "no_valid_candidate"
+        return Failure("expand_no_valid_candidate", {"problems": dict(problems),
+                                                     "returned": len(results)}), None, info
     vectors = embed([c.tag for c in valid] + list(refs.top) + list(refs.bottom))
     n, k = len(valid), len(refs.top)
-    scores = rewards(vectors[:n], vectors[n:n + k], vectors[n + k:])
-    best, worst = best_and_worst([c.tag for c in valid], scores.tolist())
+    scores = rewards(vectors[:n], vectors[n:n + k], vectors[n + k:]).tolist()
+    best, worst = best_and_worst(scores)
+    margin = float(scores[best] - scores[worst])
+    info["margin"] = round(margin, 6)
+    info["pair_skip"] = pair_skip_reason(n, bool(refs.top and refs.bottom), margin,
+                                         cfg.min_reward_margin)
     chosen = valid[best]
-    kept = list(item["tags_before"][:cfg.keep_tags])
-    new_item = _advance(
-        item, result, "expand",
+    new_item = dict(item)
+    new_item["models"] = {**item.get("models", {}), "expand": model}
+    new_item.update(
         chosen_tag=chosen.tag, chosen_reward=round(float(scores[best]), 6),
         candidates=[{"tag": c.tag, "reward": round(float(s), 6)}
-                    for c, s in zip(valid, scores.tolist(), strict=True)],
-        tags_used=kept + [chosen.tag],
-    )
+                    for c, s in zip(valid, scores, strict=True)])
     pair = None
-    if worst != best:
+    if info["pair_skip"] is None:
         pair = tag_pair_row(item, valid[best], valid[worst], float(scores[best]),
-                            float(scores[worst]), result.model, cfg)
-    return new_item, pair
+                            float(scores[worst]), model, cfg)
+    return new_item, pair, info
 
 
 def tag_pair_row(item: Mapping[str, Any], best: Candidate, worst: Candidate, best_reward: float,
                  worst_reward: float, model: str, cfg: TagInstructConfig) -> dict[str, Any]:
     """A PreferencePair: prompt = the expansion request, chosen/rejected = best/worst tag."""
-    request = build_request("expand", item, cfg, 0)
-    prompt = request.message_dicts()
+    prompt = build_request("expand", item, cfg, 0).message_dicts()
     chosen = [{"role": "assistant", "content": best.answer_json()}]
     rejected = [{"role": "assistant", "content": worst.answer_json()}]
     lineage = {**empty_lineage(), "parent_ids": [item["id"]], "stage": STAGE,
@@ -198,9 +232,12 @@ def tag_pair_row(item: Mapping[str, Any], best: Candidate, worst: Candidate, bes
 
 def after_reconstruct(item: Mapping[str, Any], result: ChatResult, embed: Embed,
                       cfg: TagInstructConfig) -> dict[str, Any] | Failure:
-    """The rebuilt question, checked for length, novelty and not copying the old answer."""
+    """The tags the teacher kept (a subset of the old tags plus the new one, which it must
+    keep) and the rebuilt question, checked for length, novelty and not copying the answer."""
+    offered = list(item["tags_before"]) + [item["chosen_tag"]]
     try:
-        question = parse_question(*_answer(result))
+        kept, question = parse_reconstruct(*_answer(result), offered, item["chosen_tag"],
+                                           cfg.max_tag_words)
     except ParseError as e:
         return _parse_failure("reconstruct", e, result)
     texts = [question, item["instruction"]] + ([item["answer"]] if item["answer"] else [])
@@ -211,13 +248,18 @@ def after_reconstruct(item: Mapping[str, Any], result: ChatResult, embed: Embed,
                              cfg)
     if failure is not None:
         return Failure(failure.reason, {**failure.detail, "question": question})
-    return _advance(item, result, "reconstruct", question=question,
+    return _advance(item, result, "reconstruct", question=question, tags_used=kept,
                     similarity_to_original=round(sim_orig, 6))
 
 
 def after_respond(item: Mapping[str, Any], result: ChatResult, embed: Embed,
                   cfg: TagInstructConfig) -> dict[str, Any] | Failure:
-    """The answer to the new question; the question must not copy it."""
+    """The answer to the new question: not cut at the token budget, and the question must not
+    copy it."""
+    if result.finish_reason == "length":
+        return Failure("response_truncated", {"max_tokens": cfg.respond.max_tokens,
+                                              "completion_tokens": result.completion_tokens,
+                                              "question": item["question"]})
     try:
         response = parse_response(_answer(result)[0])
     except ParseError as e:
@@ -231,16 +273,28 @@ def after_respond(item: Mapping[str, Any], result: ChatResult, embed: Embed,
 
 def after_retag(item: Mapping[str, Any], result: ChatResult, cfg: TagInstructConfig
                 ) -> dict[str, Any] | Failure:
-    """Re-extracted tags of the new question; fewer than before = loss of complexity."""
+    """The tagger's tags of the new question (same instrument as before); fewer than before
+    = loss of complexity."""
     try:
-        tags_after = parse_retag(*_answer(result), max_tags=cfg.max_retag,
-                                 max_words=cfg.max_tag_words)
+        tags_after = parse_tagger(*_answer(result), max_tags=cfg.tagger_max_tags,
+                                  max_words=cfg.max_tag_words)
     except ParseError as e:
         return _parse_failure("retag", e, result)
-    failure = check_complexity(item["tags_before"], tags_after, cfg)
+    failure = check_complexity(item["tagger_before"], tags_after, cfg)
     if failure is not None:
         return Failure(failure.reason, {**failure.detail, "question": item["question"]})
     return _advance(item, result, "retag", tags_after=tags_after)
+
+
+def reject_detail(item: Mapping[str, Any] | None, failure: Failure, step: str,
+                  round_no: int) -> dict[str, Any]:
+    """What went wrong and how far the item got, for rejected/."""
+    detail: dict[str, Any] = {"round": round_no, "step": step, **failure.detail}
+    if item:
+        for key in ("tags_before", "tagger_before", "chosen_tag", "chosen_reward", "tags_used"):
+            if key in item:
+                detail[key] = item[key]
+    return detail
 
 
 def new_example(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -257,21 +311,10 @@ def new_example(item: Mapping[str, Any]) -> dict[str, Any]:
         example_id(messages), messages, source=item["row"].get("source"),
         tags=list(item["tags_after"]), category=parent_meta.get("category"), lineage=lineage,
         ti_round=int(item["round"]), ti_root_id=item["root_id"],
-        ti_tags_before=list(item["tags_before"]), ti_tags_used=list(item["tags_used"]),
-        ti_tags_after=list(item["tags_after"]), ti_chosen_tag=item["chosen_tag"],
-        ti_chosen_reward=float(item["chosen_reward"]),
+        ti_tags_before=list(item["tags_before"]), ti_tagger_before=list(item["tagger_before"]),
+        ti_tags_used=list(item["tags_used"]), ti_tags_after=list(item["tags_after"]),
+        ti_chosen_tag=item["chosen_tag"], ti_chosen_reward=float(item["chosen_reward"]),
         ti_candidates=json.dumps(item["candidates"], sort_keys=True),
         ti_similarity_to_original=float(item["similarity_to_original"]),
         ti_models=json.dumps(models, sort_keys=True),
     )
-
-
-def reject_detail(item: Mapping[str, Any] | None, failure: Failure, step: str,
-                  round_no: int) -> dict[str, Any]:
-    """What went wrong and how far the item got, for rejected/."""
-    detail: dict[str, Any] = {"round": round_no, "step": step, **failure.detail}
-    if item:
-        for key in ("tags_before", "chosen_tag", "chosen_reward", "tags_used"):
-            if key in item:
-                detail[key] = item[key]
-    return detail

@@ -99,9 +99,10 @@ def parse_compress(text: str | None, parsed: Any = None, n: int = 3,
     return tags[:n]
 
 
-def parse_retag(text: str | None, parsed: Any = None, max_tags: int = 8,
-                max_words: int = 4) -> list[str]:
-    """Between 1 and `max_tags` normalized distinct tags."""
+def parse_tagger(text: str | None, parsed: Any = None, max_tags: int = 12,
+                 max_words: int = 4) -> list[str]:
+    """The InsTag tagger's answer ({"tags": [{"tag", "explanation"}, ...]}, or plain strings)
+    → 1 to `max_tags` normalized distinct tags, in the model's order."""
     obj = _object(text, parsed)
     if "tags" not in obj:
         raise ParseError("missing_tags", ",".join(sorted(obj)))
@@ -144,7 +145,10 @@ def parse_candidate(text: str | None, parsed: Any = None, max_words: int = 4) ->
 
 def parse_question(text: str | None, parsed: Any = None) -> str:
     """The rebuilt question. Raises ParseError('missing_question' | 'empty_question' | ...)."""
-    obj = _object(text, parsed)
+    return _question(_object(text, parsed))
+
+
+def _question(obj: dict[str, Any]) -> str:
     value = obj.get("question", obj.get("new_question", obj.get("instruction")))
     if not isinstance(value, str):
         raise ParseError("missing_question", ",".join(sorted(obj)))
@@ -152,6 +156,21 @@ def parse_question(text: str | None, parsed: Any = None) -> str:
     if not value:
         raise ParseError("empty_question")
     return value
+
+
+def parse_reconstruct(text: str | None, parsed: Any, offered: list[str], new_tag: str,
+                      max_words: int = 4) -> tuple[list[str], str]:
+    """(tags the teacher kept, question). Kept tags are normalized and must be among `offered`
+    (the old tags and the new one); others are ignored. Raises ParseError('dropped_new_tag')
+    when the new tag is not kept, and the errors of `parse_question`."""
+    obj = _object(text, parsed)
+    question = _question(obj)
+    raw = obj.get("tags_used", obj.get("tags", []))
+    kept = [t for t in normalize_tags(_string_list(raw, "tags_used"), max_words=max_words)
+            if t in offered]
+    if new_tag not in kept:
+        raise ParseError("dropped_new_tag", ", ".join(kept))
+    return kept, question
 
 
 def parse_response(text: str | None) -> str:

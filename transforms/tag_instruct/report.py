@@ -1,13 +1,20 @@
-"""Per-round report of the stage, from the events its steps emit. Pure.
+"""Per-round report of the stage, folded from the events its steps emit. Pure.
 
 Events are dicts with `round` and `kind`:
   input                              one instruction entered the round
-  compressed   tags                  its compressed tags (complexity / diversity before)
-  expanded     rewards, chosen       candidate rewards and the chosen one
+  compressed   tags                  its compress tags (the expansion's input)
+  tagged       tags                  the tagger's tags of the instruction (complexity before)
+  expanded     rewards, chosen, margin, problems, pair_skip
+                                     candidate rewards, the chosen one, best − worst, why some
+                                     candidates were dropped, why no pair was written (or None)
   pair                               a tag-policy preference pair was written
-  accepted     tags_after            a new example was written
+  reconstructed kept, offered         how many old tags the teacher kept (of offered)
+  accepted     tags_after            a new example was written (tagger tags of the new question)
   rejected     reason                the instruction went to rejected/
-  deadletter   step                  an LLM call failed
+  deadletter   step                  an LLM call failed (an expand candidate: `candidate` set,
+                                     the instruction goes on without it)
+The accumulator (`empty` / `add` / `merge`) holds counters, sums and tag sets, so a CombineFn
+folds events without gathering them; `finish` turns it into the REPORT dict.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+
+Acc = dict[int, dict[str, Any]]
 
 
 def distribution(values: Iterable[float]) -> dict[str, Any]:
@@ -31,17 +40,76 @@ def distribution(values: Iterable[float]) -> dict[str, Any]:
             "p75": round(float(q[2]), 6), "max": round(float(arr.max()), 6)}
 
 
-def _mean(values: list[int]) -> float | None:
-    return round(sum(values) / len(values), 4) if values else None
+def _round_acc() -> dict[str, Any]:
+    return {"kinds": Counter(), "reasons": Counter(), "dead_steps": Counter(),
+            "pair_skip": Counter(), "problems": Counter(), "kept": Counter(),
+            "tags_before": [0, 0], "tags_after": [0, 0], "compress_tags": set(),
+            "tagger_before": set(), "tagger_after": set(),
+            "chosen": [], "candidates": [], "margins": []}
 
 
-def round_report(round_no: int, events: list[Mapping[str, Any]]) -> dict[str, Any]:
-    kinds = Counter(e["kind"] for e in events)
-    compressed = [list(e["tags"]) for e in events if e["kind"] == "compressed"]
-    accepted = [list(e["tags_after"]) for e in events if e["kind"] == "accepted"]
-    expanded = [e for e in events if e["kind"] == "expanded"]
-    reasons = Counter(e["reason"] for e in events if e["kind"] == "rejected")
-    dead_steps = Counter(e.get("step", "?") for e in events if e["kind"] == "deadletter")
+def empty() -> Acc:
+    return {}
+
+
+def add(acc: Acc, e: Mapping[str, Any]) -> Acc:
+    """Fold one event into `acc` (in place)."""
+    r = acc.setdefault(int(e["round"]), _round_acc())
+    kind = e["kind"]
+    if kind == "deadletter" and e.get("candidate") is not None:
+        r["dead_steps"]["expand_candidate"] += 1
+        return acc
+    r["kinds"][kind] += 1
+    if kind == "compressed":
+        r["compress_tags"].update(e["tags"])
+    elif kind == "tagged":
+        r["tags_before"][0] += len(e["tags"])
+        r["tags_before"][1] += 1
+        r["tagger_before"].update(e["tags"])
+    elif kind == "expanded":
+        r["chosen"].append(e["chosen"])
+        r["candidates"].extend(e["rewards"])
+        r["problems"].update(e.get("problems") or {})
+        if e.get("margin") is not None:
+            r["margins"].append(e["margin"])
+        r["pair_skip"][e.get("pair_skip") or "written"] += 1
+    elif kind == "reconstructed":
+        r["kept"][f"{e['kept']}_of_{e['offered']}"] += 1
+    elif kind == "accepted":
+        r["tags_after"][0] += len(e["tags_after"])
+        r["tags_after"][1] += 1
+        r["tagger_after"].update(e["tags_after"])
+    elif kind == "rejected":
+        r["reasons"][e["reason"]] += 1
+        if e["reason"] == "expand_no_valid_candidate":
+            r["pair_skip"]["no_valid_candidate"] += 1
+    elif kind == "deadletter":
+        r["dead_steps"][e.get("step", "?")] += 1
+    return acc
+
+
+def merge(accs: Iterable[Acc]) -> Acc:
+    out: Acc = {}
+    for acc in accs:
+        for rn, r in acc.items():
+            o = out.setdefault(rn, _round_acc())
+            for key, value in r.items():
+                if isinstance(value, Counter | set):
+                    o[key].update(value)
+                elif key in ("tags_before", "tags_after"):
+                    o[key][0] += value[0]
+                    o[key][1] += value[1]
+                else:
+                    o[key].extend(value)
+    return out
+
+
+def _mean(total_n: list[int]) -> float | None:
+    return round(total_n[0] / total_n[1], 4) if total_n[1] else None
+
+
+def round_report(round_no: int, r: Mapping[str, Any]) -> dict[str, Any]:
+    kinds = r["kinds"]
     inputs = kinds["input"]
     settled = kinds["accepted"] + kinds["rejected"] + kinds["deadletter"]
     return {
@@ -52,26 +120,30 @@ def round_report(round_no: int, events: list[Mapping[str, Any]]) -> dict[str, An
         "deadletter": kinds["deadletter"],
         "conserved": inputs == settled,
         "acceptance_rate": round(kinds["accepted"] / inputs, 4) if inputs else None,
-        "rejected_by_reason": dict(sorted(reasons.items())),
-        "deadletter_by_step": dict(sorted(dead_steps.items())),
+        "rejected_by_reason": dict(sorted(r["reasons"].items())),
+        "deadletter_by_step": dict(sorted(r["dead_steps"].items())),
         "pairs": kinds["pair"],
-        # complexity: tags per instruction; diversity: distinct tags
-        "mean_tags_before": _mean([len(t) for t in compressed]),
-        "unique_tags_before": len({t for tags in compressed for t in tags}),
-        "mean_tags_after": _mean([len(t) for t in accepted]),
-        "unique_tags_after": len({t for tags in accepted for t in tags}),
-        "reward_chosen": distribution(e["chosen"] for e in expanded),
-        "reward_candidates": distribution(r for e in expanded for r in e["rewards"]),
+        # why an expanded instruction gave no pair (`written` = a pair was written)
+        "pairs_by_outcome": dict(sorted(r["pair_skip"].items())),
+        "candidates_dropped": dict(sorted(r["problems"].items())),
+        # complexity: tagger tags per instruction, before (instructions tagged) and after
+        # (accepted new questions), the same tagger; diversity: distinct tags
+        "mean_tags_before": _mean(r["tags_before"]),
+        "mean_tags_after": _mean(r["tags_after"]),
+        "unique_tags_before": len(r["tagger_before"]),
+        "unique_tags_after": len(r["tagger_after"]),
+        "unique_compress_tags": len(r["compress_tags"]),
+        "tags_kept_by_teacher": dict(sorted(r["kept"].items())),
+        "reward_chosen": distribution(r["chosen"]),
+        "reward_candidates": distribution(r["candidates"]),
+        "reward_margin": distribution(r["margins"]),
     }
 
 
-def build_report(events: Iterable[Mapping[str, Any]], rounds: int,
-                 utility: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def finish(acc: Acc, rounds: int, utility: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The stage's REPORT dict: one entry per round plus the utility reference sets."""
-    by_round: dict[int, list[Mapping[str, Any]]] = {r: [] for r in range(1, rounds + 1)}
-    for e in events:
-        by_round.setdefault(int(e["round"]), []).append(e)
-    per_round = [round_report(r, by_round[r]) for r in sorted(by_round)]
+    per_round = [round_report(rn, acc.get(rn) or _round_acc())
+                 for rn in sorted(set(range(1, rounds + 1)) | set(acc))]
     return {
         "stage": "tag_instruct",
         "rounds": per_round,
@@ -81,3 +153,12 @@ def build_report(events: Iterable[Mapping[str, Any]], rounds: int,
         "conserved": all(r["conserved"] for r in per_round),
         "utility": dict(utility) if utility is not None else None,
     }
+
+
+def build_report(events: Iterable[Mapping[str, Any]], rounds: int,
+                 utility: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`finish` over a list of events (tests, small runs)."""
+    acc = empty()
+    for e in events:
+        add(acc, e)
+    return finish(acc, rounds, utility)

@@ -1,7 +1,5 @@
-"""Expansion reward on embeddings: reward(c) = mean cos(c, top set) − mean cos(c, bottom set).
-
-Reads candidate, top-set and bottom-set embedding matrices (rows need not be normalized; they
-are L2-normalized here). Picks the best and worst candidates with ties broken by tag. Pure numpy.
+"""Expansion reward on embeddings: reward(c) = mean cos(c, top set) − mean cos(c, bottom set),
+and when a best/worst pair carries a real preference signal. Pure numpy.
 """
 
 from __future__ import annotations
@@ -30,13 +28,29 @@ def rewards(candidates: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.n
     return pos - neg
 
 
-def best_and_worst(tags: Sequence[str], scores: Sequence[float],
-                   decimals: int = 6) -> tuple[int, int]:
+def best_and_worst(scores: Sequence[float], decimals: int = 6) -> tuple[int, int]:
     """Indices of the best and worst candidate. Scores are rounded to `decimals` first so
-    float noise across runners never flips a choice; ties go to the smaller tag for the best
-    and to the larger tag for the worst (so best != worst whenever two distinct tags exist)."""
-    if not tags:
+    float noise across runners never flips a choice; ties go to the earlier sample for the
+    best and to the later one for the worst."""
+    if not len(scores):
         raise ValueError("no candidates")
     rounded = [round(float(s), decimals) for s in scores]
-    order = sorted(range(len(tags)), key=lambda i: (-rounded[i], tags[i]))
+    order = sorted(range(len(rounded)), key=lambda i: (-rounded[i], i))
     return order[0], order[-1]
+
+
+def pair_skip_reason(valid: int, has_references: bool, margin: float,
+                     min_margin: float, decimals: int = 6) -> str | None:
+    """Why best vs worst would be no preference signal, or None (write the pair):
+    fewer than 2 valid candidates, an empty top or bottom reference set (every reward is 0),
+    equal rewards, or a margin below `min_margin`."""
+    if valid < 2:
+        return "single_candidate"
+    if not has_references:
+        return "no_reference_sets"
+    margin = round(float(margin), decimals)
+    if margin == 0:
+        return "reward_tie"
+    if margin < min_margin:
+        return "margin_below_min"
+    return None

@@ -1,16 +1,20 @@
 """TagInstructStage: complexity expansion in tag space (TAG-INSTRUCT), R rounds.
 
-Reads Example batches. Per round: compress (exactly `num_tags` tags) → tag utility (from round
-1's corpus, or `utility_path`) → expand (N sampled candidates, rewarded on embeddings, best
-used) → reconstruct → respond → verify (re-tag). Accepted examples feed the next round.
-Writes EXAMPLES (new examples, every round, with lineage), PAIRS (best vs worst candidate tag),
-REJECTED (the parent row, reject_reason and a JSON detail), DEADLETTER (failed LLM calls, from
-the serving layer) and one REPORT dict with per-round figures.
-Every instruction entering a round ends accepted, rejected or dead-lettered in that round.
+Reads Example batches. Per round: compress (teacher: exactly `num_tags` tags) → tag (teacher,
+InsTag tagger: complexity before) → expand (policy: N candidate requests, grouped back by
+item id, rewarded on embeddings against the utility table's top/bottom sets) → reconstruct
+(teacher keeps a subset of the tags plus the new one) → respond (teacher; cut answers rejected)
+→ retag (same tagger: complexity after). Accepted examples feed the next round.
+Writes EXAMPLES (new examples with lineage), PAIRS (best vs worst candidate tag, only with a
+real reward margin), REJECTED (the parent row, reject_reason, JSON detail), DEADLETTER (failed
+LLM calls) and one REPORT dict (see report.py). Every instruction entering a round ends
+accepted, rejected or dead-lettered in that round; a dead-lettered expand candidate only
+drops that candidate.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -28,31 +32,33 @@ from transforms.base import (
     REJECTED,
     REPORT,
     RunContext,
-    reject_rows,
 )
-from transforms.kit import GenerateStep
-from transforms.tag_instruct import core
-from transforms.tag_instruct.config import TagInstructConfig
-from transforms.tag_instruct.report import build_report
+from transforms.kit import GenerateStep, Rejection, RejectRows, merge_combine
+from transforms.tag_instruct import core, report
+from transforms.tag_instruct.config import STEP_ROLES, TagInstructConfig
 from transforms.tag_instruct.utility import (
+    Partial,
     ReferenceSets,
     UtilityTable,
+    add_row,
+    aggregate_similar,
     load_utility,
     merge_partials,
     reference_sets,
-    utility_partial,
 )
 from transforms.tag_instruct.verify import Failure
 
 _NS = f"{METRICS_NAMESPACE}.{core.STAGE}"
 _REJ, _PAIR, _EVENT = "rej", "pair", "event"
+_BUCKETS = 16  # output rows are batched per hash bucket of the id (no single-list gather)
+_SINGLE_STEPS = ("reconstruct", "respond", "retag")
 
 
 def _counter(name: str, n: int = 1) -> None:
     beam.metrics.Metrics.counter(_NS, name).inc(n)
 
 
-class _Embed:
+class LazyEmbedder:
     """The shared embedding model, loaded once per worker on first use."""
 
     def __init__(self, embeddings: Any):
@@ -69,14 +75,15 @@ class _Embed:
         return vectors / np.where(norms == 0, 1.0, norms)
 
 
+def _event(round_no: int, kind: str, **fields: Any) -> Any:
+    return beam.pvalue.TaggedOutput(_EVENT, {"round": round_no, "kind": kind, **fields})
+
+
 def _reject(item: dict[str, Any] | None, row: dict[str, Any], failure: Failure, step: str,
             round_no: int) -> Iterator[Any]:
-    _counter(f"dropped_{failure.reason}")
-    yield beam.pvalue.TaggedOutput(_REJ, {
-        "row": row, "round": round_no, "reason": failure.reason,
-        "detail": core.reject_detail(item, failure, step, round_no)})
-    yield beam.pvalue.TaggedOutput(_EVENT, {"round": round_no, "kind": "rejected",
-                                            "reason": failure.reason})
+    yield beam.pvalue.TaggedOutput(_REJ, Rejection(
+        row, failure.reason, core.reject_detail(item, failure, step, round_no)))
+    yield _event(round_no, "rejected", reason=failure.reason)
 
 
 class _StartFn(beam.DoFn):
@@ -87,7 +94,7 @@ class _StartFn(beam.DoFn):
 
     def process(self, row: dict[str, Any]) -> Iterator[Any]:
         _counter("rows_in")
-        yield beam.pvalue.TaggedOutput(_EVENT, {"round": self._round, "kind": "input"})
+        yield _event(self._round, "input")
         item = core.start_item(row, self._round)
         if isinstance(item, Failure):
             yield from _reject(None, row, item, "start", self._round)
@@ -96,168 +103,238 @@ class _StartFn(beam.DoFn):
 
 
 class _AfterFn(beam.DoFn):
-    """ChatResult of one step → the item for the next step, a rejection, a pair, events."""
+    """ChatResult of a one-answer step → the item for the next step, or a rejection; events."""
 
     def __init__(self, step: str, cfg: TagInstructConfig, round_no: int, embeddings: Any):
         self._step, self._cfg, self._round = step, cfg, round_no
-        self._embed = _Embed(embeddings)
+        self._embed = LazyEmbedder(embeddings)
 
-    def process(self, result: Any, refs: dict[str, Any] | None = None) -> Iterator[Any]:
+    def process(self, result: Any) -> Iterator[Any]:
         item = dict(result.payload)
-        step, cfg = self._step, self._cfg
-        pair = None
+        step, cfg, rn = self._step, self._cfg, self._round
         if step == "compress":
             out: Any = core.after_compress(item, result, cfg)
-            if not isinstance(out, Failure):
-                yield beam.pvalue.TaggedOutput(_EVENT, {"round": self._round, "kind": "compressed",
-                                                        "tags": out["tags_before"]})
-        elif step == "expand":
-            ref_sets = ReferenceSets(top=tuple(refs["top"]), bottom=tuple(refs["bottom"]),
-                                     pool_size=refs["pool_size"], min_count=refs["min_count"])
-            out, pair = core.after_expand(item, result, ref_sets, self._embed, cfg)
-            if not isinstance(out, Failure):
-                yield beam.pvalue.TaggedOutput(_EVENT, {
-                    "round": self._round, "kind": "expanded", "chosen": out["chosen_reward"],
-                    "rewards": [c["reward"] for c in out["candidates"]]})
+        elif step == "tag":
+            out = core.after_tag(item, result, cfg)
         elif step == "reconstruct":
             out = core.after_reconstruct(item, result, self._embed, cfg)
         elif step == "respond":
             out = core.after_respond(item, result, self._embed, cfg)
         else:
             out = core.after_retag(item, result, cfg)
+        if isinstance(out, Failure):
+            yield from _reject(item, item["row"], out, step, rn)
+        else:
+            if step == "compress":
+                yield _event(rn, "compressed", tags=out["tags_before"])
+            elif step == "tag":
+                yield _event(rn, "tagged", tags=out["tagger_before"])
+            elif step == "reconstruct":
+                yield _event(rn, "reconstructed", kept=len(out["tags_used"]) - 1,
+                             offered=len(out["tags_before"]))
+            yield out
+
+
+class _ExpandFn(beam.DoFn):
+    """(item id, {item: [item], cands: [ChatResult...]}) → the item with its chosen tag (or
+    rejected), a pair when the margin is real, and an `expanded` event."""
+
+    def __init__(self, cfg: TagInstructConfig, round_no: int, embeddings: Any):
+        self._cfg, self._round = cfg, round_no
+        self._embed = LazyEmbedder(embeddings)
+
+    def process(self, element: tuple[str, dict[str, list[Any]]], refs: dict[str, Any]
+                ) -> Iterator[Any]:
+        _, groups = element
+        # every candidate's item is in the group (the candidates were made from it)
+        item = groups["item"][0]
+        ref_sets = ReferenceSets(top=tuple(refs["top"]), bottom=tuple(refs["bottom"]),
+                                 pool_size=refs["pool_size"], min_count=refs["min_count"])
+        out, pair, info = core.after_expand(item, groups["cands"], ref_sets, self._embed,
+                                            self._cfg)
         if pair is not None:
             _counter("pairs")
             yield beam.pvalue.TaggedOutput(_PAIR, pair)
-            yield beam.pvalue.TaggedOutput(_EVENT, {"round": self._round, "kind": "pair"})
+            yield _event(self._round, "pair")
+        elif info["pair_skip"] != "no_valid_candidate":
+            _counter(f"pairs_skipped_{info['pair_skip']}")
         if isinstance(out, Failure):
-            yield from _reject(item, item["row"], out, step, self._round)
+            yield from _reject(item, item["row"], out, "expand", self._round)
         else:
+            yield _event(self._round, "expanded", chosen=out["chosen_reward"],
+                         rewards=[c["reward"] for c in out["candidates"]],
+                         margin=info["margin"], problems=info["problems"],
+                         pair_skip=info["pair_skip"])
             yield out
 
 
 def _accept(item: dict[str, Any]) -> Iterator[Any]:
     _counter("rows_out")
-    row = core.new_example(item)
-    yield row
-    yield beam.pvalue.TaggedOutput(_EVENT, {"round": item["round"], "kind": "accepted",
-                                            "tags_after": item["tags_after"]})
+    yield core.new_example(item)
+    yield _event(item["round"], "accepted", tags_after=item["tags_after"])
 
 
-class _UtilityFn(beam.CombineFn):
-    """(tags, tokens) rows → merged per-tag partial sums."""
-
-    def create_accumulator(self) -> dict[str, list[float]]:
-        return {}
-
-    def add_input(self, acc: dict[str, list[float]], row: tuple[list[str], int]
-                  ) -> dict[str, list[float]]:
-        return merge_partials([acc, utility_partial([row])])
-
-    def merge_accumulators(self, accs: Iterable[dict[str, list[float]]]
-                           ) -> dict[str, list[float]]:
-        return merge_partials(accs)
-
-    def extract_output(self, acc: dict[str, list[float]]) -> dict[str, list[float]]:
-        return acc
+def _add_utility_row(acc: Partial, row: tuple[list[str], int]) -> Partial:
+    return add_row(acc, row[0], row[1])
 
 
-def _refs_dict(table: UtilityTable, cfg: TagInstructConfig, source: str) -> dict[str, Any]:
+def utility_combine() -> beam.CombineFn:
+    """(tags, tokens) rows → per-tag partial sums; O(tags of the row) per row."""
+    return merge_combine(dict, _add_utility_row, merge_partials)
+
+
+def refs_dict(table: UtilityTable, cfg: TagInstructConfig, source: str) -> dict[str, Any]:
+    """The reference sets (and how they were made) as the report and side input show them."""
     refs = reference_sets(table, cfg.reference_k, cfg.min_tag_count, cfg.fallback_min_count)
     return {**refs.as_dict(), "source": source, "tags": len(table.utility),
-            "top_utility": [round(table.utility[t], 4) for t in refs.top],
-            "bottom_utility": [round(table.utility[t], 4) for t in refs.bottom]}
+            "top_utility": [round(table.utility[t], 4) for t in refs.top[:20]],
+            "bottom_utility": [round(table.utility[t], 4) for t in refs.bottom[:20]]}
 
 
-def _sorted_batches(rows: list[dict[str, Any]], size: int,
-                    to_batch: Callable[[list[dict[str, Any]]], pa.RecordBatch]
-                    ) -> Iterator[pa.RecordBatch]:
-    rows = sorted(rows, key=lambda r: r["id"])
+class _CorpusRefs(beam.DoFn):
+    """Round 1's merged partial sums → reference sets (tags merged by similarity if asked)."""
+
+    def __init__(self, cfg: TagInstructConfig, embeddings: Any):
+        self._cfg = cfg
+        self._embed = LazyEmbedder(embeddings)
+
+    def process(self, partial: Partial) -> Iterator[dict[str, Any]]:
+        if self._cfg.merge_similarity is not None:
+            partial, _ = aggregate_similar(partial, self._embed, self._cfg.merge_similarity)
+        yield refs_dict(UtilityTable.from_partial(partial), self._cfg, "corpus")
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int,
+             to_batch: Callable[[list[dict[str, Any]]], pa.RecordBatch],
+             key: Callable[[dict[str, Any]], Any]) -> Iterator[pa.RecordBatch]:
+    rows = sorted(rows, key=key)
     for start in range(0, len(rows), size):
         yield to_batch(rows[start:start + size])
 
 
-def _rejected_batches(rejs: list[dict[str, Any]], size: int) -> Iterator[pa.RecordBatch]:
-    rejs = sorted(rejs, key=lambda r: (r["round"], r["row"]["id"], r["reason"]))
-    for start in range(0, len(rejs), size):
-        chunk = rejs[start:start + size]
-        batch = examples_to_batch([r["row"] for r in chunk])
-        yield reject_rows(batch, core.STAGE, [r["reason"] for r in chunk],
-                          [r["detail"] for r in chunk])
+class _Batched(beam.PTransform):
+    """Rows → sorted record batches, grouped per hash bucket of the row id (bounded groups)."""
+
+    def __init__(self, size: int, to_batch: Callable[[list[dict[str, Any]]], pa.RecordBatch],
+                 row_id: Callable[[dict[str, Any]], str],
+                 key: Callable[[dict[str, Any]], Any], label: str | None = None):
+        super().__init__(label)
+        self._size, self._to_batch, self._id, self._key = size, to_batch, row_id, key
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        row_id = self._id
+        return (rows
+                | "Bucket" >> beam.Map(
+                    lambda r: (zlib.crc32(row_id(r).encode()) % _BUCKETS, r))
+                | "Group" >> beam.GroupByKey()
+                | "ToBatches" >> beam.FlatMap(
+                    lambda kv: _batches(kv[1], self._size, self._to_batch, self._key)))
 
 
 class TagInstructStage(beam.PTransform):
-    """Example batches → {EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT} (see module doc)."""
+    """Example batches → {EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT} (see module doc).
+    Steps go to their role's model: `teacher` (compress, tag, reconstruct, respond, retag)
+    and `policy` (expand), each defaulting to the run's `llm`."""
 
     def __init__(self, config: TagInstructConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
         self.cfg, self.ctx = config, ctx
 
-    def _generate_transform(self, step: str) -> beam.PTransform:
-        role = "policy" if step == "expand" else "teacher"
-        return GenerateStep(self.ctx, stage=core.STAGE, step=step, role=role)
+    def _call(self, items: beam.PCollection, step: str, r: int, sink: dict[str, list]
+              ) -> beam.PCollection:
+        """Requests of `step` → Generate → ChatResults; failed calls to the dead letter."""
+        cfg, seed = self.cfg, self.ctx.seed
+        label = f"R{r}{step.capitalize()}"
+        if step == "expand":
+            reqs = items | f"{label}Requests" >> beam.FlatMap(core.expand_requests, cfg, seed)
+        else:
+            reqs = items | f"{label}Request" >> beam.Map(
+                lambda it, step=step: core.build_request(step, it, cfg, seed))
+        gen = reqs | f"{label}Generate" >> GenerateStep(self.ctx, stage=core.STAGE, step=step,
+                                                        role=STEP_ROLES[step])
+        sink["dead"].append(gen[DEADLETTER])
+        sink["events"].append(gen[DEADLETTER] | f"{label}DeadEvent" >> beam.Map(
+            lambda d, r=r, step=step: {
+                "round": r, "kind": "deadletter", "step": step,
+                "candidate": d.get("record_id", "").split("|")[3]
+                if step == "expand" else None}))
+        return gen[MAIN]
+
+    def _parse(self, results: beam.PCollection, step: str, r: int, sink: dict[str, list]
+               ) -> beam.PCollection:
+        out = results | f"R{r}{step.capitalize()}Parse" >> beam.ParDo(
+            _AfterFn(step, self.cfg, r, self.ctx.embeddings)).with_outputs(
+            _REJ, _EVENT, main="items")
+        sink["rejected"].append(out[_REJ])
+        sink["events"].append(out[_EVENT])
+        return out["items"]
+
+    def _expand_step(self, items: beam.PCollection, r: int, refs: beam.PCollection,
+                     sink: dict[str, list]) -> beam.PCollection:
+        results = self._call(items, "expand", r, sink)
+        grouped = ({"item": items | f"R{r}KeyItems" >> beam.Map(lambda it: (it["id"], it)),
+                    "cands": results | f"R{r}KeyCands" >> beam.Map(
+                        lambda res: (res.payload["id"], res))}
+                   | f"R{r}GroupCandidates" >> beam.CoGroupByKey())
+        out = grouped | f"R{r}ExpandParse" >> beam.ParDo(
+            _ExpandFn(self.cfg, r, self.ctx.embeddings), beam.pvalue.AsSingleton(refs)
+        ).with_outputs(_REJ, _PAIR, _EVENT, main="items")
+        sink["rejected"].append(out[_REJ])
+        sink["events"].append(out[_EVENT])
+        sink["pairs"].append(out[_PAIR])
+        return out["items"]
+
+    def _corpus_refs(self, items: beam.PCollection, r: int) -> beam.PCollection:
+        return (items
+                | f"R{r}UtilityRows" >> beam.FlatMap(
+                    lambda it: [u] if (u := core.utility_row(it)) else [])
+                | f"R{r}Utility" >> beam.CombineGlobally(utility_combine())
+                | f"R{r}RefSets" >> beam.ParDo(_CorpusRefs(self.cfg, self.ctx.embeddings)))
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
-        cfg, ctx = self.cfg, self.ctx
+        cfg = self.cfg
         p = batches.pipeline
-        examples, pairs, rejected, deadletter, events = [], [], [], [], []
+        sink: dict[str, list] = {"examples": [], "pairs": [], "rejected": [], "dead": [],
+                                 "events": []}
         refs = None
         if cfg.utility_path:
-            table = load_utility(cfg.utility_path)
-            refs = p | "UtilityFromFile" >> beam.Create([_refs_dict(table, cfg, "file")])
+            refs = p | "UtilityFromFile" >> beam.Create(
+                [refs_dict(load_utility(cfg.utility_path), cfg, "file")])
         rows = batches | "Rows" >> beam.FlatMap(lambda b: b.to_pylist())
         for r in range(1, cfg.rounds + 1):
             started = rows | f"R{r}Start" >> beam.ParDo(_StartFn(r)).with_outputs(
                 _REJ, _EVENT, main="items")
-            rejected.append(started[_REJ])
-            events.append(started[_EVENT])
+            sink["rejected"].append(started[_REJ])
+            sink["events"].append(started[_EVENT])
             items = started["items"]
-            for step in ("compress", "expand", "reconstruct", "respond", "retag"):
-                label = f"R{r}{step.capitalize()}"
-                gen = (items
-                       | f"{label}Request" >> beam.Map(
-                           lambda it, step=step: core.build_request(step, it, cfg, ctx.seed))
-                       | f"{label}Generate" >> self._generate_transform(step))
-                # attribute failed calls to this stage (the step is in record_id: id|rN|step)
-                deadletter.append(gen[DEADLETTER] | f"{label}DeadStage" >> beam.Map(
-                    lambda d: {**d, "stage": core.STAGE}))
-                events.append(gen[DEADLETTER] | f"{label}DeadEvent" >> beam.Map(
-                    lambda _, r=r, step=step: {"round": r, "kind": "deadletter", "step": step}))
-                side = {"refs": beam.pvalue.AsSingleton(refs)} if step == "expand" else {}
-                out = gen[MAIN] | f"{label}Parse" >> beam.ParDo(
-                    _AfterFn(step, cfg, r, ctx.embeddings), **side).with_outputs(
-                    _REJ, _PAIR, _EVENT, main="items")
-                rejected.append(out[_REJ])
-                events.append(out[_EVENT])
-                pairs.append(out[_PAIR])
-                items = out["items"]
-                if step == "compress" and refs is None:
-                    refs = (items
-                            | f"R{r}UtilityRows" >> beam.FlatMap(
-                                lambda it: [u] if (u := core.utility_row(it)) else [])
-                            | f"R{r}Utility" >> beam.CombineGlobally(_UtilityFn())
-                            | f"R{r}RefSets" >> beam.Map(
-                                lambda part: _refs_dict(UtilityTable.from_partial(part), cfg,
-                                                        "corpus")))
+            for step in ("compress", "tag"):
+                items = self._parse(self._call(items, step, r, sink), step, r, sink)
+            if refs is None:
+                refs = self._corpus_refs(items, r)
+            items = self._expand_step(items, r, refs, sink)
+            for step in _SINGLE_STEPS:
+                items = self._parse(self._call(items, step, r, sink), step, r, sink)
             accepted = items | f"R{r}Accept" >> beam.ParDo(_accept).with_outputs(
                 _EVENT, main="rows")
-            examples.append(accepted["rows"])
-            events.append(accepted[_EVENT])
+            sink["examples"].append(accepted["rows"])
+            sink["events"].append(accepted[_EVENT])
             rows = accepted["rows"]
+        return self._outputs(sink, refs)
 
-        size = cfg.batch_rows
-        out_examples = (examples | "AllExamples" >> beam.Flatten()
-                        | "ExamplesList" >> beam.combiners.ToList()
-                        | "ExampleBatches" >> beam.FlatMap(_sorted_batches, size,
-                                                           examples_to_batch))
-        out_pairs = (pairs | "AllPairs" >> beam.Flatten()
-                     | "PairsList" >> beam.combiners.ToList()
-                     | "PairBatches" >> beam.FlatMap(_sorted_batches, size, pairs_to_batch))
-        out_rejected = (rejected | "AllRejected" >> beam.Flatten()
-                        | "RejectedList" >> beam.combiners.ToList()
-                        | "RejectedBatches" >> beam.FlatMap(_rejected_batches, size))
-        report = (events | "AllEvents" >> beam.Flatten()
-                  | "EventsList" >> beam.combiners.ToList()
-                  | "Report" >> beam.Map(lambda evs, u: build_report(evs, cfg.rounds, u),
-                                         beam.pvalue.AsSingleton(refs)))
-        return {EXAMPLES: out_examples, PAIRS: out_pairs, REJECTED: out_rejected,
-                DEADLETTER: deadletter | "AllDeadletter" >> beam.Flatten(), REPORT: report}
+    def _outputs(self, sink: dict[str, list], refs: beam.PCollection
+                 ) -> dict[str, beam.PCollection]:
+        size, rounds = self.cfg.batch_rows, self.cfg.rounds
+        by_id = (lambda r: r["id"])  # noqa: E731
+        examples = (sink["examples"] | "AllExamples" >> beam.Flatten()
+                    | "ExampleBatches" >> _Batched(size, examples_to_batch, by_id, by_id))
+        pairs = (sink["pairs"] | "AllPairs" >> beam.Flatten()
+                 | "PairBatches" >> _Batched(size, pairs_to_batch, by_id, by_id))
+        rejected = (sink["rejected"] | "AllRejected" >> beam.Flatten()
+                    | "RejectedBatches" >> RejectRows(core.STAGE, size=size))
+        rep = (sink["events"] | "AllEvents" >> beam.Flatten()
+               | "FoldEvents" >> beam.CombineGlobally(
+                   merge_combine(report.empty, report.add, report.merge))
+               | "Report" >> beam.Map(lambda acc, u: report.finish(acc, rounds, u),
+                                      beam.pvalue.AsSingleton(refs)))
+        return {EXAMPLES: examples, PAIRS: pairs, REJECTED: rejected,
+                DEADLETTER: sink["dead"] | "AllDeadletter" >> beam.Flatten(), REPORT: rep}

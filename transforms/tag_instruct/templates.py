@@ -8,26 +8,31 @@ Schema stated to the serving layer.
 from __future__ import annotations
 
 import copy
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from transforms.llm.prompts import PromptTemplate
+from transforms.llm.prompts import Prompt, PromptTemplate, load_prompt
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "llm"
-STEPS = ("compress", "expand", "reconstruct", "respond", "retag")
-SCHEMA_STEPS = ("compress", "expand", "reconstruct", "retag")
-
+STEPS = ("compress", "tag", "expand", "reconstruct", "respond")
+SCHEMA_STEPS = ("compress", "tag", "expand", "reconstruct")
+# the verify step re-tags the new question with the same tagger (same template and schema)
+_SAME_AS = {"retag": "tag"}
 
 
 @cache
-def template(step: str) -> PromptTemplate:
-    """The versioned template of `step` (the serving layer's PromptTemplate)."""
+def _prompt(step: str) -> Prompt:
+    step = _SAME_AS.get(step, step)
     if step not in STEPS:
         raise KeyError(f"unknown step {step!r}")
-    return PromptTemplate.from_file(PROMPTS / f"{step}.jinja")
+    return load_prompt("tag_instruct", step)
+
+
+def template(step: str) -> PromptTemplate:
+    """The versioned template of `step` (the serving layer's PromptTemplate)."""
+    return _prompt(step).template
 
 
 def render(step: str, **variables: Any) -> str:
@@ -37,29 +42,23 @@ def render(step: str, **variables: Any) -> str:
 
 def version(step: str) -> str:
     """`tag_instruct.<step>@<content hash>`: recorded in lineage and the response cache key."""
-    return f"tag_instruct.{step}@{template(step).version}"
+    return _prompt(step).version
 
 
 def versions() -> dict[str, str]:
     return {s: version(s) for s in STEPS}
 
 
-@cache
-def _schema_file(step: str) -> dict[str, Any]:
-    return json.loads((SCHEMAS / f"tag_instruct_{step}.json").read_text())
-
-
-def answer_schema(step: str, num_tags: int = 3, max_retag: int = 8,
-                  max_question_chars: int | None = None) -> dict[str, Any] | None:
+def answer_schema(step: str, num_tags: int = 3, tagger_max_tags: int = 12
+                  ) -> dict[str, Any] | None:
     """The JSON Schema of a step's answer, sized by the config (None for free text)."""
+    step = _SAME_AS.get(step, step)
     if step not in SCHEMA_STEPS:
         return None
-    schema = copy.deepcopy(_schema_file(step))
+    schema = copy.deepcopy(_prompt(step).schema)
     if step == "compress":
         schema["properties"]["tags"]["minItems"] = num_tags
         schema["properties"]["tags"]["maxItems"] = num_tags
-    elif step == "retag":
-        schema["properties"]["tags"]["maxItems"] = max_retag
-    elif step == "reconstruct" and max_question_chars is not None:
-        schema["properties"]["question"]["maxLength"] = max_question_chars
+    elif step == "tag":
+        schema["properties"]["tags"]["maxItems"] = tagger_max_tags
     return schema

@@ -1,21 +1,23 @@
-"""Tag utility from a corpus: how much answer a tag tends to demand.
+"""Tag utility from a tagged corpus: how much answer a tag tends to demand.
 
 Each example's response length in tokens is split evenly across its tags; a tag's utility is
-the mean of those shares over its occurrences. Tags seen at least `min_count` times form the
-pool; its top K and bottom K by utility are the reference sets the expansion reward compares
-candidates with. Partial sums merge (sum, count per tag), so a Beam CombineFn can build the
-table from shards. A table can also be saved to / loaded from JSON. Pure, no Beam.
+the mean of those shares over its occurrences (TAG-INSTRUCT: response tokens / #tags). Tags
+seen at least `min_count` times (paper: count > 2) form the pool; its top K and bottom K by
+utility are the reference sets the expansion reward compares candidates with, and the table
+`refinery tag-utility` writes. Partial sums (tag → [sum of shares, occurrences]) are updated
+in place per row, O(tags of the row), and merge by addition, so a Beam CombineFn builds the
+table from shards. Near-identical tags can be merged by embedding similarity. Pure, no Beam.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
+import numpy as np
 
 from transforms.tag_instruct.tags import normalize_tag
 
@@ -30,37 +32,73 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text or ""))
 
 
+def add_row(acc: Partial, tags: Sequence[str], tokens: int) -> Partial:
+    """Add one (tags, response tokens) row to `acc` in place; O(len(tags)). Empty tags are
+    ignored and a tag repeated in the row counts once; a row without tags adds nothing."""
+    uniq = list(dict.fromkeys(t for t in tags if t))
+    if uniq:
+        share = float(tokens) / len(uniq)
+        for tag in uniq:
+            entry = acc.get(tag)
+            if entry is None:
+                acc[tag] = [share, 1.0]
+            else:
+                entry[0] += share
+                entry[1] += 1.0
+    return acc
+
+
 def utility_partial(rows: Iterable[tuple[Sequence[str], int]]) -> Partial:
-    """(tags, response tokens) rows → per-tag [sum of token shares, occurrences].
-    Rows without tags are ignored; a tag repeated in one row counts once."""
-    tags_col: list[list[str]] = []
-    tokens_col: list[int] = []
+    """(tags, response tokens) rows → per-tag [sum of token shares, occurrences]."""
+    acc: Partial = {}
     for tags, tokens in rows:
-        uniq = list(dict.fromkeys(t for t in tags if t))
-        if uniq:
-            tags_col.append(uniq)
-            tokens_col.append(int(tokens))
-    if not tags_col:
-        return {}
-    frame = (
-        pl.DataFrame({"tags": tags_col, "tokens": tokens_col},
-                     schema={"tags": pl.List(pl.String), "tokens": pl.Int64})
-        .with_columns(share=pl.col("tokens") / pl.col("tags").list.len())
-        .explode("tags")
-        .group_by("tags")
-        .agg(pl.col("share").sum().alias("sum"), pl.len().alias("count"))
-    )
-    return {t: [float(s), float(c)] for t, s, c in frame.iter_rows()}
+        add_row(acc, tags, tokens)
+    return acc
+
+
+def merge_into(acc: Partial, part: Mapping[str, Sequence[float]]) -> Partial:
+    """Add `part` to `acc` in place; O(tags of part)."""
+    for tag, (s, c) in part.items():
+        entry = acc.get(tag)
+        if entry is None:
+            acc[tag] = [float(s), float(c)]
+        else:
+            entry[0] += s
+            entry[1] += c
+    return acc
 
 
 def merge_partials(partials: Iterable[Partial]) -> Partial:
     out: Partial = {}
     for part in partials:
-        for tag, (s, c) in part.items():
-            acc = out.setdefault(tag, [0.0, 0.0])
-            acc[0] += s
-            acc[1] += c
+        merge_into(out, part)
     return out
+
+
+def aggregate_similar(partial: Partial, embed: Callable[[Sequence[str]], np.ndarray],
+                      threshold: float) -> tuple[Partial, dict[str, str]]:
+    """Merge near-identical tags: in order of occurrences (then tag), a tag whose embedding
+    has cosine >= `threshold` with an earlier kept tag joins it. Returns (merged partial,
+    {merged tag: the tag it joined}). `embed` gives L2-normalized rows."""
+    order = sorted(partial, key=lambda t: (-partial[t][1], t))
+    if len(order) < 2:
+        return {t: list(v) for t, v in partial.items()}, {}
+    vectors = np.asarray(embed(order), dtype=np.float64)
+    kept: list[int] = []
+    merged: Partial = {}
+    into: dict[str, str] = {}
+    for i, tag in enumerate(order):
+        if kept:
+            sims = vectors[kept] @ vectors[i]
+            j = int(np.argmax(sims))
+            if sims[j] >= threshold:
+                target = order[kept[j]]
+                merge_into(merged, {target: partial[tag]})
+                into[tag] = target
+                continue
+        kept.append(i)
+        merged[tag] = list(partial[tag])
+    return merged, into
 
 
 @dataclass(frozen=True)
@@ -71,12 +109,12 @@ class UtilityTable:
     count: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_partial(cls, partial: Partial) -> UtilityTable:
+    def from_partial(cls, partial: Mapping[str, Sequence[float]]) -> UtilityTable:
         return cls(utility={t: s / c for t, (s, c) in partial.items() if c > 0},
                    count={t: int(c) for t, (_, c) in partial.items() if c > 0})
 
     def to_json(self) -> dict[str, dict[str, float]]:
-        return {t: {"utility": self.utility[t], "count": self.count[t]}
+        return {t: {"utility": round(self.utility[t], 6), "count": self.count[t]}
                 for t in sorted(self.utility)}
 
 
@@ -95,10 +133,11 @@ class ReferenceSets:
 
 
 def reference_sets(table: UtilityTable, k: int, min_count: int = 3,
-                   fallback_min_count: int | None = 1) -> ReferenceSets:
-    """Top K and bottom K of the tags seen >= min_count times (ties broken by tag).
-    K shrinks so the two sets never overlap. When the pool has fewer than 2 tags and
-    `fallback_min_count` is set, the threshold drops to it (reported as `min_count`)."""
+                   fallback_min_count: int | None = None) -> ReferenceSets:
+    """Top K and bottom K of the tags seen >= min_count times: the pool ranked by utility
+    (ties by tag), the bottom read from its end, so with K shrunk to half the pool the two
+    sets never overlap. When the pool has fewer than 2 tags and `fallback_min_count` is set,
+    the threshold drops to it (reported as `min_count`)."""
     threshold = min_count
     pool = [t for t, c in table.count.items() if c >= threshold]
     if len(pool) < 2 and fallback_min_count is not None and fallback_min_count < min_count:
@@ -107,14 +146,26 @@ def reference_sets(table: UtilityTable, k: int, min_count: int = 3,
     ranked = sorted(pool, key=lambda t: (-table.utility[t], t))
     kk = min(k, len(ranked) // 2)
     top = tuple(ranked[:kk])
-    bottom = tuple(sorted(pool, key=lambda t: (table.utility[t], t))[:kk])
+    bottom = tuple(ranked[::-1][:kk])
     return ReferenceSets(top=top, bottom=bottom, pool_size=len(pool), min_count=threshold)
+
+
+def top_bottom_table(table: UtilityTable, k: int, min_count: int = 3) -> UtilityTable:
+    """The table restricted to the top K and bottom K tags seen >= min_count times: what
+    `refinery tag-utility` writes (loaded again with `load_utility`)."""
+    refs = reference_sets(table, k, min_count, None)
+    keep = set(refs.top) | set(refs.bottom)
+    return UtilityTable(utility={t: table.utility[t] for t in keep},
+                        count={t: table.count[t] for t in keep})
 
 
 def load_utility(path: str | Path) -> UtilityTable:
     """JSON file: {tag: {"utility": u, "count": n}} or {tag: u} (count then taken as 1000).
     Keys are normalized; tags that normalize alike merge (mean weighted by count)."""
-    data = json.loads(Path(path).read_text())
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(str(path)) as f:
+        data = json.loads(f.read())
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a JSON object of tag → utility")
     partial: Partial = {}
@@ -125,11 +176,11 @@ def load_utility(path: str | Path) -> UtilityTable:
             u, c = float(value), float(_DEFAULT_COUNT)
         norm = normalize_tag(tag)
         if norm and c > 0:
-            acc = partial.setdefault(norm, [0.0, 0.0])
-            acc[0] += u * c
-            acc[1] += c
+            merge_into(partial, {norm: [u * c, c]})
     return UtilityTable.from_partial(partial)
 
 
 def save_utility(table: UtilityTable, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(table.to_json(), indent=1, sort_keys=True))
+    from transforms.io.files import write_bytes
+
+    write_bytes(str(path), json.dumps(table.to_json(), indent=1, sort_keys=True).encode())

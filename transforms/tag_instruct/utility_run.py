@@ -1,0 +1,134 @@
+"""`refinery tag-utility CONFIG`: tag a corpus with the InsTag tagger and write the utility table.
+
+Reads the config's sources (ingest as in a run), asks the tagger (the stage's `teacher` role,
+default the run's `llm`) for the tags of every instruction that has an answer, folds
+(tags, response tokens) rows into per-tag partial sums (a CombineFn, O(tags) per row), merges
+near-identical tags when `merge_similarity` is set, keeps tags seen at least `min_tag_count`
+times and writes the top and bottom `reference_k` of them as JSON {tag: {utility, count}} to
+`utility_path` (or `out`), which the stage then loads. A summary JSON (rows read, tagged, failed
+by reason, rows ingest could not read, tags seen, tags written) goes next to it as `<table>.summary.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.base import DEADLETTER, MAIN, RunContext
+from transforms.io.files import write_json
+from transforms.tag_instruct import core
+from transforms.tag_instruct.config import TagInstructConfig
+from transforms.tag_instruct.utility import (
+    Partial,
+    UtilityTable,
+    aggregate_similar,
+    save_utility,
+    top_bottom_table,
+)
+from transforms.tag_instruct.verify import Failure
+
+_OUTCOME = "outcome"
+
+
+class _TagRows(beam.DoFn):
+    """Example row → the tag request of its instruction (rows without an answer skipped)."""
+
+    def __init__(self, cfg: TagInstructConfig, seed: int):
+        self._cfg, self._seed = cfg, seed
+
+    def process(self, row: dict[str, Any]) -> Iterator[Any]:
+        item = core.start_item(row, 0)
+        if isinstance(item, Failure) or not item["answer"]:
+            yield beam.pvalue.TaggedOutput(_OUTCOME, "skipped_no_instruction_or_answer")
+        else:
+            yield core.build_request("tag", item, self._cfg, self._seed)
+
+
+class _ParseTags(beam.DoFn):
+    def __init__(self, cfg: TagInstructConfig):
+        self._cfg = cfg
+
+    def process(self, result: Any) -> Iterator[Any]:
+        item = core.after_tag(result.payload, result, self._cfg)
+        if isinstance(item, Failure):
+            yield beam.pvalue.TaggedOutput(_OUTCOME, f"failed_{item.reason}")
+        else:
+            yield beam.pvalue.TaggedOutput(_OUTCOME, "tagged")
+            yield core.utility_row(item)
+
+
+def finish_table(partial: Partial, cfg: TagInstructConfig, embeddings: Any = None
+                 ) -> tuple[UtilityTable, dict[str, Any]]:
+    """Merged partial sums → (the table to write, figures for the summary)."""
+    merged_into: dict[str, str] = {}
+    if cfg.merge_similarity is not None:
+        from transforms.tag_instruct.stage import LazyEmbedder
+
+        partial, merged_into = aggregate_similar(partial, LazyEmbedder(embeddings),
+                                                 cfg.merge_similarity)
+    table = UtilityTable.from_partial(partial)
+    written = top_bottom_table(table, cfg.reference_k, cfg.min_tag_count)
+    return written, {"tags_seen": len(table.utility), "tags_merged": len(merged_into),
+                     "tags_frequent": sum(c >= cfg.min_tag_count for c in table.count.values()),
+                     "tags_written": len(written.utility)}
+
+
+def _write(partial: Partial, outcomes: list[tuple[str, int]], path: str,
+           cfg: TagInstructConfig, embeddings: Any) -> None:
+    table, figures = finish_table(partial, cfg, embeddings)
+    save_utility(table, path)
+    write_json(f"{path}.summary.json", {"table": path, "outcomes": dict(sorted(outcomes)),
+                                        "min_tag_count": cfg.min_tag_count,
+                                        "reference_k": cfg.reference_k, **figures})
+
+
+def build_tag_utility(p: beam.Pipeline, run_cfg: Any, ctx: RunContext, path: str) -> None:
+    """Add the tagging and the table writing to `p` (run_cfg: pipeline.config.RunConfig)."""
+    from transforms.io.read_sources import ReadSources
+    from transforms.kit import GenerateStep
+    from transforms.tag_instruct.config import STEP_ROLES
+    from transforms.tag_instruct.stage import utility_combine
+
+    cfg: TagInstructConfig = run_cfg.stages.tag_instruct
+    ingest = p | "Ingest" >> ReadSources(run_cfg.sources, run_cfg.ingest)
+    requests = (ingest[MAIN]
+                | "Rows" >> beam.FlatMap(lambda b: b.to_pylist())
+                | "TagRequests" >> beam.ParDo(_TagRows(cfg, run_cfg.run.seed)).with_outputs(
+                    _OUTCOME, main="requests"))
+    gen = requests["requests"] | "Tag" >> GenerateStep(ctx, stage=core.STAGE, step="utility_tag",
+                                                        role=STEP_ROLES["tag"])
+    parsed = gen[MAIN] | "ParseTags" >> beam.ParDo(_ParseTags(cfg)).with_outputs(
+        _OUTCOME, main="rows")
+    dead = gen[DEADLETTER] | "DeadOutcome" >> beam.Map(lambda _: "failed_deadletter")
+    unread = ingest[DEADLETTER] | "IngestOutcome" >> beam.Map(lambda _: "ingest_deadletter")
+    outcomes = ((requests[_OUTCOME], parsed[_OUTCOME], dead, unread)
+                | "Outcomes" >> beam.Flatten()
+                | "CountOutcomes" >> beam.combiners.Count.PerElement())
+    partial = parsed["rows"] | "Utility" >> beam.CombineGlobally(utility_combine())
+    _ = partial | "WriteTable" >> beam.Map(_write, beam.pvalue.AsList(outcomes), path, cfg,
+                                           run_cfg.embeddings)
+
+
+def run_tag_utility(run_cfg: Any, out: str | None = None,
+                    extra_args: list[str] | None = None) -> dict[str, Any]:
+    """Run the tagging pipeline; returns the summary written next to the table."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipeline.options import pipeline_options
+    from pipeline.run import make_context
+
+    path = out or run_cfg.stages.tag_instruct.utility_path
+    if not path:
+        raise ValueError("no table path: set stages.tag_instruct.utility_path or pass out")
+    # the stage's roles apply even when the stage itself is not enabled in this config
+    ctx = make_context(run_cfg)
+    ctx = dataclasses.replace(ctx, roles={**ctx.roles,
+                                          core.STAGE: run_cfg.stages.tag_instruct.roles})
+    with beam.Pipeline(options=pipeline_options(run_cfg.beam, extra_args)) as p:
+        build_tag_utility(p, run_cfg, ctx, path)
+    with FileSystems.open(f"{path}.summary.json") as f:
+        return json.loads(f.read())
