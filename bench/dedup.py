@@ -41,7 +41,10 @@ from schemas.text import fold_text  # noqa: E402
 from transforms.dedup import clusters, lsh  # noqa: E402
 from transforms.dedup.minhash import MinHasher  # noqa: E402
 
-EVAL = ROOT.parent / "shared" / "evaldata"
+# ../shared/evaldata beside the checkout (a worktree under wt/ looks one level higher too)
+EVAL = next((d for d in (ROOT.parent / "shared" / "evaldata",
+                         ROOT.parent.parent / "shared" / "evaldata") if d.is_dir()),
+            ROOT.parent / "shared" / "evaldata")
 
 
 def _jsonl(name: str) -> list[dict]:

@@ -50,15 +50,15 @@ def resolve(decisions: Iterable[st.Decision]) -> dict[str, tuple[str, str, dict[
     return out
 
 
-def build_report(resolved: dict[str, tuple[str, str, dict[str, Any]]], limit: int
-                 ) -> dict[str, Any]:
+def build_report(resolved: dict[str, tuple[str, str, dict[str, Any]]], limit: int,
+                 near: dict[str, Any] | None = None) -> dict[str, Any]:
     counts: dict[str, int] = defaultdict(int)
     members: dict[str, list[str]] = defaultdict(list)
     for row, (keeper, reason, _) in resolved.items():
         counts[reason] += 1
         members[st.untag(keeper)].append(row)
     listed = sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]
-    return {"stage": STAGE, "dropped": dict(sorted(counts.items())),
+    return {"stage": STAGE, "near": near or {}, "dropped": dict(sorted(counts.items())),
             "num_clusters": len(members),
             "clusters": [{"keeper": k, "members": [k, *sorted(st.untag(x) for x in m)],
                           "size": len(m) + 1,
@@ -227,7 +227,7 @@ class DedupStage(beam.PTransform):
             _Apply(), beam.pvalue.AsSingleton(resolved)).with_outputs(REJECTED, main=MAIN)
         report = resolved | "Report" >> beam.Map(
             lambda r: build_report({k: v for k, v in r.items() if k != "__keepers__"},
-                                   cfg.report_clusters))
+                                   cfg.report_clusters, st.near_settings(cfg)))
         if cfg.write_index_dir:
             self._write_index(feats, emb, resolved, release, params)
         return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: report}
