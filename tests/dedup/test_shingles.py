@@ -41,7 +41,7 @@ def test_a_typo_keeps_a_short_text_near_only_with_char_shingles() -> None:
     for unit, near in (("word", False), ("auto", True)):
         sig, _ = MinHasher(unit=unit, char_max_words=100, num_perm=256).signatures(
             [text, typo])
-        assert ((sig[0] == sig[1]).mean() >= 0.5) is near, unit
+        assert bool((sig[0] == sig[1]).mean() >= 0.5) is near, unit
 
 
 def test_mask_numbers_makes_changed_numbers_equal() -> None:
