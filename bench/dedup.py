@@ -132,6 +132,12 @@ def build(n_docs: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
             t = e(t, rng)
         docs.append(t)
         label.append(k)
+    return shuffled(docs, label, rng)
+
+
+def shuffled(docs: list[str], label: list[int], rng: random.Random
+             ) -> tuple[list[str], np.ndarray]:
+    """Texts and their true clusters in one seeded random order."""
     order = list(range(len(docs)))
     rng.shuffle(order)
     return [docs[i] for i in order], np.array([label[i] for i in order])

@@ -32,14 +32,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bench.dedup import EVAL, _jsonl, shuffled  # noqa: E402
 from schemas.text import fold_text  # noqa: E402
 from transforms.dedup import clusters, lsh  # noqa: E402
 from transforms.dedup.config import DedupConfig  # noqa: E402
 
-# ../shared/evaldata beside the checkout (a worktree under wt/ looks one level higher too)
-EVAL = next((d for d in (ROOT.parent / "shared" / "evaldata",
-                         ROOT.parent.parent / "shared" / "evaldata") if d.is_dir()),
-            ROOT.parent / "shared" / "evaldata")
 BUCKETS = ((1, 15), (16, 40), (41, 100), (101, 10**9))
 _NUM = re.compile(r"\d+")
 _CLAUSE = re.compile(r"(?<=[,;:.!?])\s+")
@@ -47,11 +44,6 @@ APPENDED = ("Explain your answer.", "Show your work.", "Please be concise.",
             "Answer in one sentence.", "Give a short justification.", "Think step by step.",
             "Use simple language.", "Provide an example.", "and explain why",
             "Respond in English.")
-
-
-def _jsonl(name: str) -> list[dict]:
-    with open(EVAL / name) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def load_questions(rng: random.Random, n: int) -> list[str]:
@@ -134,9 +126,7 @@ def build(seed: int, n_questions: int) -> tuple[list[str], np.ndarray]:
                     v = edit(v, rng)
                 docs.append(v)
                 label.append(k)
-    order = list(range(len(docs)))
-    rng.shuffle(order)
-    return [docs[i] for i in order], np.array([label[i] for i in order])
+    return shuffled(docs, label, rng)
 
 
 def pair_counts(pred: np.ndarray, truth: np.ndarray, bucket: np.ndarray) -> np.ndarray:
