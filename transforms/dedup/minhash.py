@@ -3,8 +3,11 @@
 Reads texts, writes an (n, num_perm) uint32 signature matrix and a mask of documents that had at
 least one shingle. Texts are folded (NFKC, lower case, punctuation → space, whitespace runs
 collapsed): ASCII texts by byte tables, the rest with pyarrow compute; every word is hashed from
-its UTF-8 bytes in one vectorized pass over a prefix sum. Word n-gram (or character n-gram)
-shingle hashes are combined from those, mixed with the MurmurHash3 finalizer, and permuted with
+its UTF-8 bytes in one vectorized pass over a prefix sum. Word n-gram shingle hashes are
+combined from those; character n-grams (shingles.py) serve `unit="char"`, and `unit="auto"`
+gives them to texts of at most `char_max_words` words (one typo breaks many word n-grams of a
+short text) while longer texts keep word n-grams; `mask_numbers` reads every number as "0".
+Shingle hashes are mixed with the MurmurHash3 finalizer, and permuted with
 datasketch's "affine32" scheme (h → a·h + b mod 2³², a odd; a, b drawn from
 `numpy.random.RandomState(seed)` exactly as datasketch does), all permutations applied as one
 numpy operation per block of shingles.
