@@ -40,8 +40,9 @@ NEAR = [
     "influence of Enlightenment ideas and the social structure of the Estates, in a few lines.",
 ]
 # paraphrase of BASE[5] (few shared shingles: only semantic dedup finds it)
-PARAPHRASE = "Explain the water cycle: evaporation, condensation, precipitation and "\
-    "collection, and how the sun drives each of these stages."
+# (character 5-gram Jaccard about 0.4, below the near threshold; cosine about 0.89)
+PARAPHRASE = "Describe the stages of the water cycle (evaporation, condensation, precipitation, "\
+    "collection) and the way solar energy powers every one of them."
 
 
 def row(text: str, score: float | None = None, answer: str = "ok") -> dict:

@@ -63,7 +63,7 @@ def test_empty_and_short_texts() -> None:
 
 
 def test_char_shingles() -> None:
-    h = MinHasher(unit="char", ngram=4)
+    h = MinHasher(unit="char", char_ngram=4)
     sig, _ = h.signatures([BASE[2], NEAR[0], BASE[4]])
     assert (sig[0] == sig[1]).mean() > 0.7 > (sig[0] == sig[2]).mean()
 

@@ -39,13 +39,31 @@ def untag(x: str) -> str:
 
 def hasher_for(cfg: DedupConfig) -> MinHasher:
     return MinHasher(num_perm=cfg.num_perm, seed=cfg.minhash_seed, ngram=cfg.ngram,
-                     unit=cfg.shingle, threads=cfg.minhash_threads)
+                     unit=cfg.shingle, char_ngram=cfg.char_ngram,
+                     char_max_words=cfg.char_max_words, mask_numbers=cfg.mask_numbers,
+                     threads=cfg.minhash_threads)
 
 
 def index_params(cfg: DedupConfig) -> dict[str, Any]:
-    # scheme v2: words hashed from their bytes by prefix sums (v1 indexes are refused)
+    # scheme v3: auto/char shingling, char_ngram, number masking (v1/v2 indexes are refused)
     return {"num_perm": cfg.num_perm, "seed": cfg.minhash_seed, "ngram": cfg.ngram,
-            "unit": cfg.shingle, "key": cfg.key, "scheme": "affine32-fmix64-v2"}
+            "unit": cfg.shingle, "char_ngram": cfg.char_ngram,
+            "char_max_words": cfg.char_max_words, "mask_numbers": cfg.mask_numbers,
+            "key": cfg.key, "scheme": "affine32-fmix64-v3"}
+
+
+def near_settings(cfg: DedupConfig) -> dict[str, Any]:
+    """The near-dedup choice shown in the report: shingling, threshold, and the bands × rows
+    datasketch's optimiser picks for the FP/FN weights, with its FP and FN areas."""
+    if not cfg.near:
+        return {}
+    bands, rows = lsh.lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
+    fp, fn = lsh.lsh_error_areas(cfg.threshold, bands, rows)
+    return {"shingle": cfg.shingle, "ngram": cfg.ngram, "char_ngram": cfg.char_ngram,
+            "char_max_words": cfg.char_max_words, "mask_numbers": cfg.mask_numbers,
+            "threshold": cfg.threshold, "num_perm": cfg.num_perm, "fp_weight": cfg.fp_weight,
+            "fn_weight": cfg.fn_weight, "bands": bands, "rows": rows,
+            "false_positive_area": round(fp, 5), "false_negative_area": round(fn, 5)}
 
 
 def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> dict[str, Any]:

@@ -8,6 +8,10 @@ from pydantic import Field
 
 from transforms.config_base import StageConfig
 
+# Defaults chosen on bench/dedup_quality.py (seeded labeled variants of real questions).
+THRESHOLD = 0.5
+CHAR_MAX_WORDS = 100
+
 
 class DedupConfig(StageConfig):
     """Exact, MinHash LSH near-duplicate and semantic (SemDeDup) dedup with deterministic
@@ -20,14 +24,23 @@ class DedupConfig(StageConfig):
     near: bool = Field(True, description="drop MinHash LSH near-duplicates")
     semantic: bool = Field(False, description="drop SemDeDup semantic duplicates (embeddings)")
     num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations (datasketch)")
-    threshold: float = Field(0.7, gt=0, lt=1, description="Jaccard threshold; bands × rows "
-                             "follow from it as in datasketch.MinHashLSH")
+    threshold: float = Field(THRESHOLD, gt=0, lt=1, description="Jaccard threshold; bands × "
+                             "rows follow from it and the weights below as in "
+                             "datasketch.MinHashLSH (the report shows the choice)")
     fp_weight: float = Field(0.5, ge=0, le=1, description="false-positive weight of the "
                              "bands × rows optimisation")
     fn_weight: float = Field(0.5, ge=0, le=1, description="false-negative weight of the "
                              "bands × rows optimisation")
-    shingle: Literal["word", "char"] = Field("word", description="word or character n-grams")
-    ngram: int = Field(5, ge=1, le=64, description="shingle length in words or characters")
+    shingle: Literal["word", "char", "auto"] = Field(
+        "auto", description="word n-grams, character n-grams of the folded text, or auto: "
+        "characters for texts of at most char_max_words words, words for longer ones (chosen "
+        "on bench/dedup_quality.py: one typo breaks many word n-grams of a short text)")
+    ngram: int = Field(5, ge=1, le=64, description="words per word shingle")
+    char_ngram: int = Field(5, ge=1, le=64, description="characters per character shingle")
+    char_max_words: int = Field(CHAR_MAX_WORDS, ge=0, description="auto shingling: texts of at "
+                                "most this many words get character shingles")
+    mask_numbers: bool = Field(False, description="read every number as 0 before shingling, "
+                               "so a changed number stays a near duplicate (exact keys unchanged)")
     minhash_seed: int = Field(1, description="seed of the MinHash permutations (fixed, so "
                               "signatures stay comparable with a stored release index)")
     minhash_threads: int = Field(1, ge=1, le=64, description="threads computing MinHash "

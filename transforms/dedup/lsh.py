@@ -28,6 +28,15 @@ def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5,
     return int(bands), int(rows)
 
 
+def lsh_error_areas(threshold: float, bands: int, rows: int) -> tuple[float, float]:
+    """(false-positive, false-negative) areas of a bands × rows choice: the integrals of the
+    candidate probability below, and of its complement above, the threshold (datasketch's)."""
+    from datasketch.lsh import _false_negative_probability, _false_positive_probability
+
+    return (float(_false_positive_probability(threshold, bands, rows)),
+            float(_false_negative_probability(threshold, bands, rows)))
+
+
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(n, bands) uint64: a hash of each band's `rows` signature values and the band index."""
     n = sig.shape[0]

@@ -3,8 +3,11 @@
 Reads texts, writes an (n, num_perm) uint32 signature matrix and a mask of documents that had at
 least one shingle. Texts are folded (NFKC, lower case, punctuation → space, whitespace runs
 collapsed): ASCII texts by byte tables, the rest with pyarrow compute; every word is hashed from
-its UTF-8 bytes in one vectorized pass over a prefix sum. Word n-gram (or character n-gram)
-shingle hashes are combined from those, mixed with the MurmurHash3 finalizer, and permuted with
+its UTF-8 bytes in one vectorized pass over a prefix sum. Word n-gram shingle hashes are
+combined from those; character n-grams (shingles.py) serve `unit="char"`, and `unit="auto"`
+gives them to texts of at most `char_max_words` words (one typo breaks many word n-grams of a
+short text) while longer texts keep word n-grams; `mask_numbers` reads every number as "0".
+Shingle hashes are mixed with the MurmurHash3 finalizer, and permuted with
 datasketch's "affine32" scheme (h → a·h + b mod 2³², a odd; a, b drawn from
 `numpy.random.RandomState(seed)` exactly as datasketch does), all permutations applied as one
 numpy operation per block of shingles.
@@ -20,74 +23,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-_PUNCT = r"[^\p{L}\p{M}\p{N}_\s]"
+from transforms.dedup.shingles import (
+    char_shingles,
+    flat_strings,
+    fmix64,
+    fold_arrow,
+    mask_numbers,
+    splice_segments,
+)
+
+__all__ = ["MinHasher", "estimated_jaccard", "fmix64", "fold_arrow"]
+
 # Shingles per block when applying permutations: a (num_perm, chunk) uint32 block of ~4 MiB.
 _CHUNK_SHINGLES = 8192
 _EMPTY = np.uint32(0xFFFFFFFF)
-
-
-def fmix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finalizer (a bijection that spreads every input bit); returns a new
-    array, computed in place in it."""
-    h = h ^ (h >> np.uint64(33))
-    tmp = np.empty_like(h)
-    for mult in (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)):
-        np.multiply(h, mult, out=h)
-        np.right_shift(h, np.uint64(33), out=tmp)
-        np.bitwise_xor(h, tmp, out=h)
-    return h
-
-
-def fold_arrow(texts: pa.Array | Sequence[str]) -> pa.Array:
-    """Vectorized folding close to schemas.text.fold_text: NFKC, lower case, punctuation removed,
-    whitespace trimmed (runs are handled by the split)."""
-    arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(list(texts),
-                                                                               pa.string())
-    arr = pc.fill_null(arr, "")
-    arr = pc.utf8_normalize(arr, form="NFKC")
-    arr = pc.utf8_lower(arr)
-    arr = pc.replace_substring_regex(arr, _PUNCT, " ")
-    return pc.utf8_trim_whitespace(arr)
-
-
-def _flat_strings(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets int64[n+1], data uint8) of a string array (no copies beyond int64 widening)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_string()) if arr.type == pa.string() else arr
-    bufs = arr.buffers()
-    n = len(arr)
-    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
-    data = (np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None
-            else np.zeros(0, np.uint8))
-    return offsets, data
-
-
-def hash_segments(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
-                  seed: int) -> np.ndarray:
-    """A 64-bit hash of each byte segment data[start:start+length], vectorized:
-    polynomial Σ byte·P^pos mod 2⁶⁴ plus the length, then fmix64."""
-    nz = lengths > 0
-    if not nz.all():
-        out = np.zeros(len(starts), np.uint64)
-        out[nz] = hash_segments(data, starts[nz], lengths[nz], seed)
-        return out
-    if len(starts) == 0:
-        return np.zeros(0, np.uint64)
-    total = int(lengths.sum())
-    pos = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    idx = np.repeat(starts, lengths) + pos
-    rng = np.random.RandomState(seed & 0x7FFFFFFF)
-    base = np.uint64(rng.randint(1 << 30, 1 << 62, dtype=np.int64)) | np.uint64(1)
-    maxlen = int(lengths.max())
-    powers = np.ones(maxlen, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for i in range(1, maxlen):  # small: the longest token / gram in the batch
-            powers[i] = powers[i - 1] * base
-        terms = (data[idx].astype(np.uint64) + np.uint64(1)) * powers[pos]
-    sums = np.add.reduceat(terms, np.cumsum(lengths) - lengths) if total else terms
-    return fmix64(sums + lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
 
 
 # Byte tables for folding ASCII text: lower-case letters; word bytes are [a-z0-9_] and every
@@ -182,8 +131,11 @@ class MinHasher:
 
     num_perm: int = 128
     seed: int = 1
-    ngram: int = 5
-    unit: str = "word"  # "word" or "char"
+    ngram: int = 5  # words per word shingle
+    unit: str = "word"  # "word", "char" or "auto" (char shingles for texts of few words)
+    char_ngram: int = 5  # characters per char shingle
+    char_max_words: int = 0  # "auto": texts of at most this many words get char shingles
+    mask_numbers: bool = False  # every number reads as "0" (a changed number stays a duplicate)
     threads: int = 1  # > 1: contiguous slices of the texts in threads (numpy/arrow drop the GIL)
     a: np.ndarray = field(init=False, repr=False, compare=False)
     b: np.ndarray = field(init=False, repr=False, compare=False)
@@ -198,12 +150,24 @@ class MinHasher:
     def shingle_hashes(self, texts: pa.Array | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(uint32 shingle hashes, offsets int64[n+1]) for the folded texts."""
         arr = _string_array(texts)
+        if self.mask_numbers:
+            arr = mask_numbers(arr)
         if self.unit == "char":
-            return self._char_shingles(fold_arrow(arr))
-        return self._word_shingles(arr)
+            return char_shingles(fold_arrow(arr), self.char_ngram, self.seed)
+        h, offsets, words = self._word_shingles(arr)
+        if self.unit == "word":
+            return h, offsets
+        if self.unit != "auto":
+            raise ValueError(f"unknown shingle unit {self.unit!r}; expected word, char or auto")
+        short = (words > 0) & (words <= self.char_max_words)
+        if not short.any():
+            return h, offsets
+        ch, ch_off = char_shingles(fold_arrow(arr.filter(pa.array(short))), self.char_ngram,
+                                   self.seed)
+        return splice_segments(h, offsets, ch, ch_off, short)
 
-    def _word_shingles(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """Words of the folded texts, hashed straight from the UTF-8 bytes. ASCII texts are
+    def _word_shingles(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(shingle hashes, offsets, words per text). Words of the folded texts, hashed straight from the UTF-8 bytes. ASCII texts are
         folded by byte tables (a word = a run of [a-z0-9_] after lower-casing); the others go
         through fold_arrow and have their words re-joined by single spaces first. Texts are
         taken in slices of about _CHUNK_BYTES bytes to bound memory."""
@@ -212,31 +176,15 @@ class MinHasher:
             folded = fold_arrow(arr.filter(pc.invert(ascii_mask)))
             joined = pc.binary_join(pc.utf8_split_whitespace(folded), " ")
             arr = pc.replace_with_mask(arr, pc.invert(ascii_mask), joined)
-        offsets, data = _flat_strings(arr)
+        offsets, data = flat_strings(arr)
         hashes, counts = [], []
         for lo, hi in _byte_slices(offsets, _CHUNK_BYTES):
             wh, cnt = _word_hashes(data, offsets[lo:hi + 1], self.seed)
             hashes.append(wh)
             counts.append(cnt)
-        if not hashes:
-            return self._combine(np.zeros(0, np.uint64), np.zeros(len(arr), np.int64))
-        return self._combine(np.concatenate(hashes), np.concatenate(counts))
-
-    def _char_shingles(self, folded: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        collapsed = pc.replace_substring_regex(folded, r"\s+", " ")
-        off, data = _flat_strings(collapsed)
-        off = off - off[0]
-        lengths = np.diff(off)
-        n = self.ngram
-        # one gram per start position that leaves n bytes; texts shorter than n: one gram
-        gram_counts = np.where(lengths >= n, lengths - n + 1, (lengths > 0).astype(np.int64))
-        starts = np.repeat(off[:-1], gram_counts) + (
-            np.arange(int(gram_counts.sum())) - np.repeat(np.cumsum(gram_counts) - gram_counts,
-                                                          gram_counts))
-        glen = np.repeat(np.minimum(lengths, n), gram_counts)
-        h = hash_segments(data, starts, glen, self.seed)
-        offsets = np.concatenate([[0], np.cumsum(gram_counts)]).astype(np.int64)
-        return (h >> np.uint64(32)).astype(np.uint32), offsets
+        words = np.concatenate(counts) if counts else np.zeros(len(arr), np.int64)
+        wh = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+        return (*self._combine(wh, words), words)
 
     def _combine(self, wh: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Word hashes (grouped by doc, counts per doc) → word n-gram shingle hashes: one
@@ -307,7 +255,7 @@ class MinHasher:
         threads > 1 the text is cut into equal slices, a multiple of `threads` of them, spread
         over a thread pool (numpy and pyarrow release the GIL)."""
         arr = _string_array(texts)
-        offsets = _flat_strings(arr)[0]
+        offsets = flat_strings(arr)[0]
         budget = _CHUNK_BYTES
         if self.threads > 1:  # equal slices, a multiple of `threads` of them
             total = int(offsets[-1] - offsets[0])

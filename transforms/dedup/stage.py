@@ -67,15 +67,15 @@ def keep_released_ids(resolved: dict[str, tuple[str, str, dict[str, Any]]]
     return out
 
 
-def build_report(resolved: dict[str, tuple[str, str, dict[str, Any]]], limit: int
-                 ) -> dict[str, Any]:
+def build_report(resolved: dict[str, tuple[str, str, dict[str, Any]]], limit: int,
+                 near: dict[str, Any] | None = None) -> dict[str, Any]:
     counts: dict[str, int] = defaultdict(int)
     members: dict[str, list[str]] = defaultdict(list)
     for row, (keeper, reason, _) in resolved.items():
         counts[reason] += 1
         members[st.untag(keeper)].append(row)
     listed = sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]
-    return {"stage": STAGE, "dropped": dict(sorted(counts.items())),
+    return {"stage": STAGE, "near": near or {}, "dropped": dict(sorted(counts.items())),
             "num_clusters": len(members),
             "clusters": [{"keeper": k, "members": [k, *sorted(st.untag(x) for x in m)],
                           "size": len(m) + 1,
@@ -265,14 +265,15 @@ class ApplyDecisions(beam.PTransform):
 
     def expand(self, inputs: tuple[beam.PCollection, ...]) -> dict[str, beam.PCollection]:
         batches, *decisions = inputs
-        limit = self.cfg.report_clusters
+        limit, near = self.cfg.report_clusters, st.near_settings(self.cfg)
         resolved = (decisions | "FlatDecisions" >> beam.Flatten()
                     | "AllDecisions" >> beam.CombineGlobally(_concat)
                     | "Resolve" >> beam.Map(_resolved_side, self.cfg.release_keep_same_ids))
         out = batches | "Apply" >> beam.ParDo(
             _Apply(), beam.pvalue.AsSingleton(resolved)).with_outputs(REJECTED, main=MAIN)
         report = resolved | "Report" >> beam.Map(
-            lambda r: build_report({k: v for k, v in r.items() if k != "__keepers__"}, limit))
+            lambda r: build_report({k: v for k, v in r.items() if k != "__keepers__"}, limit,
+                                   near))
         return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: report, "resolved": resolved}
 
 

@@ -1,5 +1,9 @@
 """Sentence embeddings, loaded offline. Shared by semantic dedup, decontam's paraphrase check,
-selection and the synthesis stages. Reads texts, returns L2-normalized float32 vectors."""
+selection and the synthesis stages. Reads texts, returns L2-normalized float32 vectors.
+
+On CPU the model runs on ONNX Runtime (transforms.embed.onnx: exported once from the local
+model, int8 where it keeps quality, batches sorted by length); on CUDA, and with
+`backend: torch`, the same model runs in sentence-transformers."""
 
 from __future__ import annotations
 
@@ -43,6 +47,29 @@ def _load(path: str, device: str) -> Any:
     return SentenceTransformer(path, device=device)
 
 
+@lru_cache(maxsize=4)
+def _load_onnx(path: str, int8: bool, min_cosine: float, max_seq_length: int | None,
+               cache_dir: str | None) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transforms.embed.onnx import OnnxEncoder
+
+    return OnnxEncoder(path, int8=int8, min_cosine=min_cosine, max_seq_length=max_seq_length,
+                       cache_dir=cache_dir)
+
+
+def pick_backend(config: EmbeddingConfig, device: str) -> str:
+    """torch or onnx: auto means ONNX Runtime on CPU when onnxruntime is installed."""
+    if config.backend != "auto":
+        if config.backend == "onnx" and device != "cpu":
+            raise ValueError("embeddings.backend onnx runs on CPU only; use torch for CUDA")
+        return config.backend
+    if device != "cpu":
+        return "torch"
+    import importlib.util
+
+    return "onnx" if importlib.util.find_spec("onnxruntime") else "torch"
+
+
 class Embedder:
     """Loads the model once per process; `encode` returns an (n, dim) float32 array."""
 
@@ -53,12 +80,28 @@ class Embedder:
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = _load(resolve_model_path(self.config.model),
-                                pick_device(self.config.device))
+            device = pick_device(self.config.device)
+            path = resolve_model_path(self.config.model)
+            if pick_backend(self.config, device) == "onnx":
+                c = self.config
+                self._model = _load_onnx(path, c.int8, c.int8_min_cosine, c.max_seq_length,
+                                         c.cache_dir)
+            else:
+                self._model = _load(path, device)
+                if self.config.max_seq_length:
+                    self._model.max_seq_length = self.config.max_seq_length
         return self._model
 
     @property
+    def backend(self) -> str:
+        """What runs: "torch-<device>", "onnx-int8" or "onnx-fp32"."""
+        m = self.model
+        return f"onnx-{m.precision}" if hasattr(m, "precision") else f"torch-{m.device}"
+
+    @property
     def dim(self) -> int:
+        if hasattr(self.model, "precision"):
+            return int(self.model.dim)
         return int(self.model.get_embedding_dimension()
                    if hasattr(self.model, "get_embedding_dimension")
                    else self.model.get_sentence_embedding_dimension())
@@ -67,11 +110,13 @@ class Embedder:
     def batch_size(self) -> int:
         if self.config.batch_size is not None:
             return self.config.batch_size
-        return 256 if str(self.model.device).startswith("cuda") else 32
+        return 256 if self.backend.startswith("torch-cuda") else 32
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if hasattr(self.model, "precision"):
+            return self.model.encode(texts, self.batch_size, self.config.normalize)
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
