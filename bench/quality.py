@@ -115,11 +115,12 @@ def main() -> None:
     if args.beam:
         import apache_beam as beam
 
+        from transforms.base import RunContext
         from transforms.quality.stage import QualityStage
 
         t = time.perf_counter()
         with beam.Pipeline("DirectRunner") as p:
-            _ = p | beam.Create(batches, reshuffle=False) | QualityStage(config)
+            _ = p | beam.Create(batches, reshuffle=False) | QualityStage(config, RunContext())
         figures["beam_rows_per_s"] = round(len(rows) / (time.perf_counter() - t), 1)
 
     print(f"{'path':<34}{'rows':>10}{'seconds':>10}{'rows/s':>12}")

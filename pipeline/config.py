@@ -8,17 +8,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator
 
-from transforms.compound.config import CompoundConfig
+from pipeline.stages import STAGES
 from transforms.config_base import StrictModel
-from transforms.decontam.config import DecontamConfig
-from transforms.dedup.config import DedupConfig
 from transforms.embed.config import EmbeddingConfig
-from transforms.llm.config import LLMConfig
-from transforms.quality.config import QualityConfig
-from transforms.rise.config import RiseConfig
-from transforms.tag_instruct.config import TagInstructConfig
+from transforms.llm.config import AnyLLMConfig, LLMConfig, ModelRoles
 
 FORMATS = ("auto", "jsonl", "json", "parquet", "csv", "hf_disk", "hf")
 LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference")
@@ -83,15 +78,11 @@ class BeamConfig(StrictModel):
     )
 
 
-class StagesConfig(StrictModel):
-    """The stages; each has `enabled` and its own settings."""
-
-    quality: QualityConfig = Field(default_factory=QualityConfig)
-    dedup: DedupConfig = Field(default_factory=DedupConfig)
-    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
-    tag_instruct: TagInstructConfig = Field(default_factory=TagInstructConfig)
-    compound: CompoundConfig = Field(default_factory=CompoundConfig)
-    rise: RiseConfig = Field(default_factory=RiseConfig)
+# The stages, one field per registered stage (pipeline/stages.py), in run order.
+StagesConfig = create_model(
+    "StagesConfig", __base__=StrictModel,
+    __doc__="The stages; each has `enabled` and its own settings.",
+    **{s.name: (s.config_class, Field(default_factory=s.config_class)) for s in STAGES})
 
 
 class RunConfig(StrictModel):
@@ -101,7 +92,7 @@ class RunConfig(StrictModel):
     sources: list[SourceConfig] = Field(default_factory=list)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
-    llm: LLMConfig = Field(default_factory=LLMConfig)
+    llm: AnyLLMConfig = Field(default_factory=LLMConfig)
     embeddings: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     emit: EmitConfig = Field(default_factory=EmitConfig)
     beam: BeamConfig = Field(default_factory=BeamConfig)
@@ -112,6 +103,15 @@ class RunConfig(StrictModel):
         if not v:
             raise ValueError("at least one source is required (or pass --input PATH)")
         return v
+
+    def roles(self) -> dict[str, dict[str, LLMConfig]]:
+        """stage → role → `llm` block, for the enabled stages whose config names roles."""
+        out = {}
+        for spec in STAGES:
+            stage_cfg = getattr(self.stages, spec.name)
+            if stage_cfg.enabled and isinstance(stage_cfg, ModelRoles) and stage_cfg.roles:
+                out[spec.name] = dict(stage_cfg.roles)
+        return out
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the validated config."""
@@ -167,6 +167,46 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
 
 
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged into `base`: mappings merge key by key, anything else (lists, scalars)
+    replaces. A mapping that names another `backend` (an `llm` block) replaces the base one,
+    since the fields of one backend are errors in another."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if (isinstance(old, dict) and isinstance(value, dict)
+                and old.get("backend", value.get("backend")) == value.get("backend", old.get("backend"))):
+            out[key] = deep_merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_config_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML mapping of `path`, with its `extends: other.yaml` (relative to `path`) read
+    first and this file deep-merged over it; a cycle of extends is an error."""
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise ConfigError([f"extends: cycle {cycle}"])
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError as e:
+        where = f" (extended by {_chain[-1]})" if _chain else ""
+        raise ConfigError([f"<file>: config file not found: {path}{where}"]) from e
+    except yaml.YAMLError as e:
+        raise ConfigError([f"<file>: not valid YAML in {path}: {e}"]) from e
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError([f"<root>: the config must be a mapping of sections ({path})"])
+    data = dict(loaded or {})
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError([f"extends: expected a file path, got {base!r} ({path})"])
+    return deep_merge(read_config_file(path.parent / base, (*_chain, resolved)), data)
+
+
 def load_config(
     path: str | Path | None,
     overrides: list[str] | None = None,
@@ -174,17 +214,7 @@ def load_config(
     out: str | None = None,
 ) -> RunConfig:
     """Read YAML, apply --input/--out/--set, validate. Raises ConfigError listing every problem."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError as e:
-            raise ConfigError([f"<file>: config file not found: {path}"]) from e
-        except yaml.YAMLError as e:
-            raise ConfigError([f"<file>: not valid YAML: {e}"]) from e
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(["<root>: the config must be a mapping of sections"])
-        data = loaded or {}
+    data: dict[str, Any] = read_config_file(Path(path)) if path is not None else {}
     if inputs:
         data["sources"] = [{"path": p} for p in inputs]
     if out:

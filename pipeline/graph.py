@@ -6,10 +6,12 @@ written under a staging directory; `pipeline.run` publishes it when the run succ
 
 from __future__ import annotations
 
+import logging
+
 import apache_beam as beam
 
 from pipeline.config import RunConfig
-from pipeline.stages import CURATION, SYNTHESIS, load_stage
+from pipeline.stages import STAGES, StageSpec
 from schemas.records import EXAMPLE_SCHEMA, PAIR_SCHEMA
 from transforms.base import DEADLETTER, EXAMPLES, MAIN, PAIRS, REJECTED, REPORT, RunContext
 from transforms.io.files import write_json
@@ -20,6 +22,7 @@ from transforms.io.write_shards import WriteShards
 from transforms.select_seeds import SelectSeeds
 
 RUN_INFO = "_run_info.json"
+log = logging.getLogger(__name__)
 
 
 def _collect(path: str, shards: list, rejected: list, deadletter: list, reports: list) -> None:
@@ -36,6 +39,20 @@ def _flatten(p: beam.Pipeline, pcolls: list[beam.PCollection], label: str) -> be
     return pcolls | label >> beam.Flatten()
 
 
+def enabled_stages(cfg: RunConfig) -> list[StageSpec]:
+    """The enabled stages in run order; warns when a stage reads a meta field that no earlier
+    enabled stage writes (e.g. dedup ranks keepers by meta.quality_score)."""
+    enabled = [s for s in STAGES if getattr(cfg.stages, s.name).enabled]
+    written: set[str] = set()
+    for spec in enabled:
+        for field in spec.reads:
+            if field not in written:
+                log.warning("stage %s reads %s, which no earlier enabled stage writes",
+                            spec.name, field)
+        written.update(spec.writes)
+    return enabled
+
+
 def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str) -> None:
     """Add the whole run to `p`; outputs go under `staging`."""
     ingest = p | "Ingest" >> ReadSources(cfg.sources, cfg.ingest)
@@ -45,35 +62,27 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
     deadletter = [ingest[DEADLETTER]]
     reports = [ingest[REPORT]]
 
-    def collect(name: str, out: dict[str, beam.PCollection]) -> None:
-        if REJECTED in out:
-            rejected.append(out[REJECTED])
-        if DEADLETTER in out:
-            deadletter.append(out[DEADLETTER])
-        if REPORT in out:
-            reports.append(out[REPORT])
+    def collect(out: dict[str, beam.PCollection]) -> None:
+        for key, into in ((REJECTED, rejected), (DEADLETTER, deadletter), (REPORT, reports)):
+            if key in out:
+                into.append(out[key])
 
-    for name in CURATION:
-        stage_cfg = getattr(cfg.stages, name)
-        if stage_cfg.enabled:
-            out = examples | name.capitalize() >> load_stage(name)(stage_cfg, ctx)
+    synthesized = []
+    for spec in enabled_stages(cfg):
+        stage_cfg = getattr(cfg.stages, spec.name)
+        stage = spec.load()(stage_cfg, ctx, label=spec.name.capitalize())
+        if spec.kind == "curation":
+            out = examples | stage
             examples = out[MAIN]
-            collect(name, out)
-
-    sft = [examples] if cfg.emit.include_curated else []
-    for name in SYNTHESIS:
-        stage_cfg = getattr(cfg.stages, name)
-        if stage_cfg.enabled:
-            seeds = examples
-            if getattr(stage_cfg, "seeds", None) is not None:
-                seeds = examples | f"{name.capitalize()}Seeds" >> SelectSeeds(
-                    stage_cfg.seeds, cfg.run.seed)
-            out = seeds | name.capitalize() >> load_stage(name)(stage_cfg, ctx)
-            if EXAMPLES in out:
-                sft.append(out[EXAMPLES])
-            if PAIRS in out:
-                pairs.append(out[PAIRS])
-            collect(name, out)
+        else:
+            seeds = examples | f"{spec.name.capitalize()}Seeds" >> SelectSeeds(
+                stage_cfg.seeds, cfg.run.seed)
+            out = seeds | stage
+            for key, into in ((EXAMPLES, synthesized), (PAIRS, pairs)):
+                if key in spec.outputs:
+                    into.append(out[key])
+        collect(out)
+    sft = ([examples] if cfg.emit.include_curated else []) + synthesized
 
     shards = [
         _flatten(p, sft, "AllSft") | "EmitSft" >> WriteShards(

@@ -40,7 +40,7 @@ class RunResult:
 def make_context(cfg: RunConfig) -> RunContext:
     out = Path(cfg.run.output_dir)
     return RunContext(seed=cfg.run.seed, output_dir=str(out), work_dir=str(out / "_work"),
-                      llm=cfg.llm, embeddings=cfg.embeddings)
+                      llm=cfg.llm, embeddings=cfg.embeddings, roles=cfg.roles())
 
 
 def _publish(staging: Path, out: Path, names: tuple[str, ...] = PUBLISHED) -> None:

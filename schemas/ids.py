@@ -28,6 +28,13 @@ def content_id(*parts: object) -> str:
     return digest(payload.encode("utf-8"))
 
 
+def derive_seed(*parts: object) -> int:
+    """A 31-bit sampling seed derived from `parts` (run seed, record id, step, round, ...):
+    the same parts always give the same seed, any change gives an unrelated one. Use one per
+    request so reruns, retries and other workers sample the same answers."""
+    return int(content_id(*parts)[:8], 16) & 0x7FFFFFFF
+
+
 def encode_messages(messages: Iterable[Mapping[str, str]]) -> str:
     return RS.join(f"{m['role']}{US}{m['content']}" for m in messages)
 

@@ -1,46 +1,75 @@
 """The contract every stage follows, and the Beam shell shared by batch-wise stages.
 
-A stage is a `beam.PTransform` built as `Stage(config, ctx)` (config: its pydantic model,
-ctx: `RunContext`). It reads a PCollection of Example `pa.RecordBatch`es and returns a dict of
-PCollections keyed by the names below; the pipeline flattens every stage's `rejected` into
-`rejected/`, its `deadletter` into `deadletter/`, and its `report` into the run report.
+A stage is a `beam.PTransform` built as `Stage(config, ctx, *, label=None)` (config: its
+pydantic model, ctx: `RunContext`) and registered by one `StageSpec` line in
+pipeline/stages.py. It reads a PCollection of Example `pa.RecordBatch`es and returns a dict of
+PCollections keyed by the names below (exactly its spec's `outputs`); the pipeline flattens
+every stage's `rejected` into `rejected/`, its `deadletter` into `deadletter/`, and its
+`report` into the run report.
 
 - curation stages (quality, dedup, decontam) return MAIN (kept Example batches);
 - synthesis stages return EXAMPLES (new Example batches) and/or PAIRS (PreferencePair batches);
 - every stage may return REJECTED (batches with the reject_* columns, see `reject_rows`),
   DEADLETTER (dicts from `deadletter_entry`) and REPORT (JSON-able dicts, merged by key).
+Synthesis glue (model calls, rejections, report combiners) lives in transforms/kit.py.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MAIN = "main"
-EXAMPLES = "examples"
-PAIRS = "pairs"
-REJECTED = "rejected"
-DEADLETTER = "deadletter"
-REPORT = "report"
-METRICS_NAMESPACE = "refinery"
+from transforms.embed.config import EmbeddingConfig
+from transforms.llm.config import LLMConfig, LocalLLMConfig
+from transforms.names import (  # noqa: F401 - re-exported: stages import them from here
+    DEADLETTER,
+    EXAMPLES,
+    MAIN,
+    METRICS_NAMESPACE,
+    PAIRS,
+    REJECTED,
+    REPORT,
+)
+
+if TYPE_CHECKING:
+    from transforms.llm.backend_base import Backend
+
+
+
+BackendFactory = Callable[[LLMConfig], "Backend"]
+"""Builds the backend of a resolved `llm` block (the default: transforms.llm.backend_base
+.make_backend). Tests script a model by returning their own backend, told apart per role by
+the block's `model` name."""
 
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a stage may know of the run besides its own config."""
+    """What a stage may know of the run besides its own config.
+
+    `llm` is the run's model; `roles` maps stage → role → the `llm` block a stage config names
+    for that role (a role not listed uses `llm`; see `llm_for`). `backend_factory` is the test
+    seam: when set, every model call of every stage goes to the backend it builds."""
 
     seed: int = 0
     output_dir: str = "out"
     work_dir: str = "out/_work"  # scratch: indexes, caches; kept between runs of the same out
-    llm: Any = None  # pipeline.config.LLMConfig
-    embeddings: Any = None  # pipeline.config.EmbeddingConfig
-    extras: dict[str, Any] = field(default_factory=dict)
+    llm: LLMConfig = field(default_factory=LocalLLMConfig)
+    embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    roles: Mapping[str, Mapping[str, LLMConfig]] = field(default_factory=dict)
+    backend_factory: BackendFactory | None = None
+
+    def llm_for(self, stage: str, role: str | None = None) -> LLMConfig:
+        """The `llm` block of `role` in `stage`: its role block when the config has one, else
+        the run's `llm`."""
+        if role is None:
+            return self.llm
+        return self.roles.get(stage, {}).get(role, self.llm)
 
 
 @dataclass
@@ -109,14 +138,19 @@ def deadletter_entry(
     file: str | None = None,
     row: int | None = None,
     record_id: str | None = None,
+    step: str | None = None,
 ) -> dict[str, Any]:
-    """One dead-letter record: where it came from, what went wrong, the raw payload."""
+    """One dead-letter record: where it came from (stage, and the step when it has several),
+    what went wrong, the raw payload."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="backslashreplace")
     elif not isinstance(raw, str):
         raw = json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str)
-    return {"stage": stage, "file": file, "row": row, "record_id": record_id,
-            "error": error, "raw": raw}
+    entry = {"stage": stage, "file": file, "row": row, "record_id": record_id,
+             "error": error, "raw": raw}
+    if step is not None:
+        entry["step"] = step
+    return entry
 
 
 class _ApplyBatchFn(beam.DoFn):
@@ -165,10 +199,3 @@ class ApplyBatchFn(beam.PTransform):
         out = batches | beam.ParDo(_ApplyBatchFn(self._stage, self._fn, self._setup)) \
             .with_outputs(REJECTED, DEADLETTER, main=MAIN)
         return {MAIN: out[MAIN], REJECTED: out[REJECTED], DEADLETTER: out[DEADLETTER]}
-
-
-def rebatch_rows(rows: Sequence[dict[str, Any]], to_batch: Callable[[Sequence[dict]], pa.RecordBatch],
-                 size: int) -> Iterable[pa.RecordBatch]:
-    """Row dicts → record batches of at most `size` rows."""
-    for start in range(0, len(rows), size):
-        yield to_batch(rows[start:start + size])

@@ -87,8 +87,9 @@ def _stage(tmp_path, **cfg):
 
     config = CompoundConfig(enabled=True, **cfg)
     ctx = RunContext(seed=3, work_dir=str(tmp_path),
-                     llm=LLMConfig(cache=False, progress=False, retries=1, batch_size=4))
-    return CompoundStage(config, ctx, backend_factory=ScriptedBackend)
+                     llm=LLMConfig(cache=False, progress=False, retries=1, batch_size=4),
+                     backend_factory=ScriptedBackend)
+    return CompoundStage(config, ctx)
 
 
 def _tagged(out) -> beam.PCollection:
@@ -121,7 +122,7 @@ def _check_routing(items) -> None:
         assert r["reject_stage"] == "compound"
         ends.setdefault(r["meta"]["seed_id"], []).append(("rejected", r["reject_reason"]))
     for d in got["deadletter"]:
-        assert d["stage"] == "compound" and d["error"].startswith("question: ") and d["raw"]
+        assert d["stage"] == "compound" and d["step"] == "question" and d["raw"]
         ends.setdefault(parse_key(d["record_id"])[2], []).append(("deadletter", None))
     assert ends == {k: [v] for k, v in EXPECTED.items()}
 

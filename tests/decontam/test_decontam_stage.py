@@ -146,5 +146,5 @@ def test_report_does_not_depend_on_batch_order() -> None:
 
     with BeamTestPipeline() as p:
         forward = p | "Fwd" >> beam.Create(batches) | "S1" >> DecontamStage(cfg, RunContext())
-        backward = p | "Bwd" >> beam.Create(batches[::-1]) | "S2" >> DecontamStage(cfg)
+        backward = p | "Bwd" >> beam.Create(batches[::-1]) | "S2" >> DecontamStage(cfg, RunContext())
         assert_that((forward[REPORT], backward[REPORT]) | beam.Flatten(), same)

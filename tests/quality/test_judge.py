@@ -4,6 +4,7 @@ backend), and the real local model through Beam (in range, deterministic across 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -235,8 +236,9 @@ def run_judge(batches: list[pa.RecordBatch], config: JudgeConfig, ctx: RunContex
     out_dir.mkdir(parents=True, exist_ok=True)
     main_path, dead_path = out_dir / "main.pkl", out_dir / "dead.pkl"
     p = test_pipeline.TestPipeline()
-    out = (p | beam.Create(batches, reshuffle=False)
-           | JudgeScores(config, ctx, backend_factory=backend_factory))
+    if backend_factory is not None:
+        ctx = dataclasses.replace(ctx, backend_factory=backend_factory)
+    out = (p | beam.Create(batches, reshuffle=False) | JudgeScores(config, ctx))
     out[MAIN] | "CollectMain" >> beam.ParDo(Collect(str(main_path)))
     out[DEADLETTER] | "CollectDead" >> beam.ParDo(Collect(str(dead_path)))
     result = p.run()

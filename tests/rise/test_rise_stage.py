@@ -153,7 +153,8 @@ def test_llm_paths_route_backend_failures_to_the_dead_letter(tmp_path) -> None:
     wordy = gsm8k_row("How many legs has a cat?", "A cat has four legs.\n#### 4")
     rows.append(wordy)
     cfg = RiseConfig(enabled=True, methods=["self_edit"], error_types=["swap_terms"])
-    ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=LLMConfig(cache=False, progress=False))
+    ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=LLMConfig(cache=False, progress=False),
+                     backend_factory=_FailingBackend)
 
     def check_dead(entries: list) -> None:
         assert all("injected backend failure" in e["error"] for e in entries)
@@ -175,8 +176,7 @@ def test_llm_paths_route_backend_failures_to_the_dead_letter(tmp_path) -> None:
         assert rep["deadletter"] + sum(rep["rejected"].values()) == len(rows)
 
     with TestPipeline() as p:
-        out = p | beam.Create(_batches(rows)) | RiseStage(cfg, ctx,
-                                                            backend_factory=_FailingBackend)
+        out = p | beam.Create(_batches(rows)) | RiseStage(cfg, ctx)
         assert_that(out[DEADLETTER], check_dead, label="dead")
         assert_that(out[REJECTED], check_rejected, label="rejected")
         assert_that(out[REPORT], check_report, label="report")

@@ -1,11 +1,11 @@
-"""The Beam stage on the DirectRunner with the real embedding model. The LLM is replaced by a
-scripted transform only to inject faults (dead letters, malformed and weak answers) at chosen
-records; the real local model runs in test_stage_local.py."""
+"""The Beam stage on the DirectRunner with the real embedding model. The LLM backend is
+replaced (through RunContext.backend_factory) by a scripted one only to inject faults (dead
+letters, malformed and weak answers) at chosen records; the whole serving layer still runs. The
+real local model runs in test_stage_local.py."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import apache_beam as beam
 import pytest
@@ -16,14 +16,14 @@ from schemas.records import example_row, examples_to_batch, meta_field
 from transforms.base import (
     DEADLETTER,
     EXAMPLES,
-    MAIN,
     PAIRS,
     REJECTED,
     REPORT,
     RunContext,
-    deadletter_entry,
 )
-from transforms.llm.api import ChatRequest, ChatResult
+from transforms.llm.api import ChatRequest
+from transforms.llm.backend_base import Generation, backend_model_id
+from transforms.llm.config import LLMConfig
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.stage import TagInstructStage
 
@@ -71,28 +71,29 @@ def script(req: ChatRequest) -> tuple[str, ...]:
     return ('{"tags": ["Algorithms", "Complexity analysis", "Edge cases", "Searching"]}',)
 
 
-class _ScriptFn(beam.DoFn):
-    def __init__(self, stage: str):
-        self._stage = stage
+class ScriptedBackend:
+    """A backend answering from `script`; a RuntimeError there is a failed call."""
 
-    def process(self, req: ChatRequest):
-        try:
-            texts = script(req)
-        except RuntimeError as e:
-            yield beam.pvalue.TaggedOutput(DEADLETTER, deadletter_entry(
-                self._stage, str(e), req.message_dicts(), record_id=req.key))
-            return
-        yield ChatResult(key=req.key, texts=texts, model="scripted", payload=req.payload)
+    model_id = "scripted"
+
+    def __init__(self, config: LLMConfig):
+        self.config = config
+
+    def generate(self, requests: list[ChatRequest]) -> list[Generation]:
+        out = []
+        for req in requests:
+            try:
+                out.append(Generation(texts=list(script(req))))
+            except RuntimeError as e:
+                out.append(Generation(error=str(e)))
+        return out
+
+    def close(self) -> None:
+        pass
 
 
-class ScriptedGenerate(beam.PTransform):
-    def __init__(self, llm_config: Any, stage: str):
-        super().__init__()
-        self._stage = stage
-
-    def expand(self, reqs):
-        out = reqs | beam.ParDo(_ScriptFn(self._stage)).with_outputs(DEADLETTER, main=MAIN)
-        return {MAIN: out[MAIN], DEADLETTER: out[DEADLETTER]}
+CTX = RunContext(seed=1, llm=LLMConfig(cache=False, progress=False, retries=0),
+                 backend_factory=ScriptedBackend)
 
 
 def _seed_batch():
@@ -106,7 +107,7 @@ def _seed_batch():
 def _run(cfg: TagInstructConfig, check) -> None:
     with TestPipeline() as p:
         out = (p | beam.Create([_seed_batch()])
-               | TagInstructStage(cfg, RunContext(seed=1), generate=ScriptedGenerate))
+               | TagInstructStage(cfg, CTX))
         lists = {k: out[k] | f"{k}List" >> beam.combiners.ToList() for k in out}
         combined = (
             [lists[k] | f"{k}Tag" >> beam.Map(lambda v, k=k: (k, v)) for k in lists]
@@ -141,7 +142,7 @@ def test_every_seed_ends_somewhere_with_lineage_and_pairs() -> None:
         assert by_round[1]["meta"]["ti_chosen_tag"] in {"complexity analysis", "edge case",
                                                        "emoji"}
         assert by_round[1]["meta"]["ti_tags_before"] == ["algorithm", "explanation", "searching"]
-        assert by_round[1]["meta"]["lineage"]["model"] == "scripted"
+        assert by_round[1]["meta"]["lineage"]["model"] == backend_model_id(CTX.llm)
         seeds = {f"id-{n}" for n in SEEDS} | {"id-noinstr"}
         round1_out = ({by_round[1]["meta"]["lineage"]["parent_ids"][0]}
                       | {r["id"] for r in rejected if json.loads(r["reject_detail"])["round"] == 1}

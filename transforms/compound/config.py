@@ -7,6 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from transforms.compound.categories import CATEGORIES
 from transforms.config_base import StrictModel, SynthesisConfig
+from transforms.llm.config import ModelRoles
 
 
 def _default_weights() -> dict[str, float]:
@@ -26,9 +27,12 @@ class CompoundSampling(StrictModel):
         64, ge=8, description="token budget for the LLM check verdict")
 
 
-class CompoundConfig(SynthesisConfig):
+class CompoundConfig(SynthesisConfig, ModelRoles):
     """Turns QA/instruction seeds into compound questions (>= 2 sub-questions) with reference
     answers; each candidate must pass the rule check and the LLM check."""
+
+    ROLES = {"writer": "question: writes the compound question", "answerer": "answer: the "
+             "reference answer", "judge": "check: the LLM check of question and answer"}
 
     category_weights: dict[str, float] = Field(
         default_factory=_default_weights,

@@ -35,12 +35,14 @@ from transforms.compound import core, report
 from transforms.compound.categories import CATEGORIES, pick_category, slug
 from transforms.compound.config import CompoundConfig
 from transforms.compound.partners import select_partners
+from transforms.kit import GenerateStep
 from transforms.llm.api import ChatResult
 
 NS = f"{METRICS_NAMESPACE}.{core.STAGE}"
 _DONE = "done"  # tag of finished items (core.Step with a row)
 _EVENT = "event"  # tag of report events
 _BY_SLUG = {slug(c): c for c in CATEGORIES}
+_ROLES = {"question": "writer", "answer": "answerer", "check": "judge"}  # CompoundConfig.ROLES
 
 
 def _counter(name: str, n: int = 1) -> None:
@@ -193,16 +195,6 @@ def _deadletter_event(entry: dict[str, Any]) -> dict[str, Any]:
     return report.event(category, "deadletter", f"deadletter_{step}")
 
 
-def _own_deadletter(entry: dict[str, Any]) -> dict[str, Any]:
-    """A serving-layer dead-letter entry attributed to this stage (the step stays in `error`),
-    so the manifest counts it under `compound`."""
-    stage = entry.get("stage") or ""
-    if stage == core.STAGE:
-        return entry
-    step = stage.removeprefix(f"{core.STAGE}_")
-    return {**entry, "stage": core.STAGE, "error": f"{step}: {entry.get('error')}"}
-
-
 def _rejected_batch(items: list[tuple]) -> pa.RecordBatch:
     batch = core.rows_to_batch([r for r, _, _ in items])
     return reject_rows(batch, core.STAGE, [why for _, why, _ in items],
@@ -226,20 +218,14 @@ class _ReportFn(beam.CombineFn):
 class CompoundStage(beam.PTransform):
     """CQ-Syn over a PCollection of Example batches; see the module docstring."""
 
-    def __init__(self, config: CompoundConfig, ctx: RunContext, label: str | None = None,
-                 backend_factory: Any = None):
-        """`backend_factory` replaces the configured LLM backend (tests inject faults)."""
+    def __init__(self, config: CompoundConfig, ctx: RunContext, *, label: str | None = None):
+        """`ctx.backend_factory` replaces the configured LLM backend (tests script models)."""
         super().__init__(label)
-        self._cfg, self._ctx, self._backend_factory = config, ctx, backend_factory
+        self._cfg, self._ctx = config, ctx
 
     def _generate(self, requests: beam.PCollection, step: str) -> dict[str, beam.PCollection]:
-        from transforms.llm.config import LLMConfig
-        from transforms.llm.generate import Generate
-
-        llm = self._ctx.llm if self._ctx.llm is not None else LLMConfig()
-        return requests | f"Generate{step.title()}" >> Generate(
-            llm, stage=f"{core.STAGE}_{step}", work_dir=self._ctx.work_dir,
-            backend_factory=self._backend_factory)
+        return requests | f"Generate{step.title()}" >> GenerateStep(
+            self._ctx, stage=core.STAGE, step=step, role=_ROLES[step])
 
     def _with_partners(self, items: beam.PCollection) -> tuple[beam.PCollection, Any]:
         cfg = self._cfg
@@ -281,8 +267,7 @@ class CompoundStage(beam.PTransform):
         rejected = (finished[REJECTED]
                     | "BatchRejected" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
                     | "RejectedToArrow" >> beam.Map(_rejected_batch))
-        deadletter = (deadletters | "AllDeadletter" >> beam.Flatten()
-                      | "OwnDeadletter" >> beam.Map(_own_deadletter))
+        deadletter = deadletters | "AllDeadletter" >> beam.Flatten()
         dl_events = deadletter | "DeadletterEvents" >> beam.Map(_deadletter_event)
         rep = ((finished[_EVENT], dl_events) | "AllEvents" >> beam.Flatten()
                | "Report" >> beam.CombineGlobally(_ReportFn()))

@@ -61,22 +61,24 @@ def _clip(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[:limit].rstrip() + " ..."
 
 
-def _subject(seed: dict[str, Any] | None, max_chars: int, max_context: int) -> dict[str, str] | None:
-    if seed is None:
-        return None
+def _subject(seed: dict[str, Any], max_chars: int, max_context: int) -> dict[str, str]:
     return {"question": _clip(seed["question"], max_chars),
             "answer": _clip(seed["answer"], max_chars),
             "context": _clip(seed.get("context"), max_context)}
+
+
+def _partner(partner: dict[str, Any] | None, max_chars: int, max_context: int
+             ) -> dict[str, str] | None:
+    return None if partner is None else _subject(partner, max_chars, max_context)
 
 
 def render_question(category: str, seed: dict[str, Any], partner: dict[str, Any] | None,
                     min_sub: int, max_sub: int, max_chars: int, max_context: int) -> str:
     """Step 1 prompt: the category's template over the seed (and partner, when present)."""
     s = _subject(seed, max_chars, max_context)
-    assert s is not None
     return question_template(category).render(
         question=s["question"], answer=s["answer"], context=s["context"],
-        partner=_subject(partner, max_chars, max_context), min_sub=min_sub, max_sub=max_sub)
+        partner=_partner(partner, max_chars, max_context), min_sub=min_sub, max_sub=max_sub)
 
 
 def render_answer(category: str, compound_question: str, sub_questions: list[str],
@@ -84,11 +86,10 @@ def render_answer(category: str, compound_question: str, sub_questions: list[str
                   max_chars: int, max_context: int) -> str:
     """Step 2 prompt: answer each sub-question in turn from the seed facts."""
     s = _subject(seed, max_chars, max_context)
-    assert s is not None
     return load_template("answer").render(
         category=category, compound_question=compound_question, sub_questions=sub_questions,
         question=s["question"], answer=s["answer"], context=s["context"],
-        partner=_subject(partner, max_chars, max_context))
+        partner=_partner(partner, max_chars, max_context))
 
 
 def render_check(compound_question: str, sub_questions: list[str], reference_answer: str,
@@ -96,7 +97,7 @@ def render_check(compound_question: str, sub_questions: list[str], reference_ans
                  max_chars: int, max_context: int) -> str:
     """Step 3 prompt: does the answer cover every sub-question and agree with the context?"""
     subjects = [x for x in (_subject(seed, max_chars, max_context),
-                            _subject(partner, max_chars, max_context)) if x]
+                            _partner(partner, max_chars, max_context)) if x]
     facts = [f"{label}: {x[key]}" for x in subjects for label, key in
              (("Q", "question"), ("A", "answer"))]
     context = "\n".join(x["context"] for x in subjects if x["context"])

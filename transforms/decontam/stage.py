@@ -30,12 +30,11 @@ from transforms.decontam.report import (
 class DecontamStage(beam.PTransform):
     """Example batches → {MAIN, REJECTED, DEADLETTER, REPORT}."""
 
-    def __init__(self, config: DecontamConfig, ctx: RunContext | None = None,
-                 items: BenchmarkItems | None = None, label: str | None = None):
+    def __init__(self, config: DecontamConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
         self.config = config
-        self.ctx = ctx or RunContext()
-        self._items = items
+        self.ctx = ctx
+        self._items: BenchmarkItems | None = None
 
     def items(self) -> BenchmarkItems:
         """The benchmark items (loaded once, on first use)."""

@@ -144,10 +144,10 @@ def _resolved_side(decisions: list[st.Decision]) -> dict:
 class DedupStage(beam.PTransform):
     """Exact, near (MinHash LSH) and semantic dedup with deterministic keepers."""
 
-    def __init__(self, config: DedupConfig | None = None, ctx: RunContext | None = None):
-        super().__init__()
-        self.cfg = config or DedupConfig()
-        self.ctx = ctx or RunContext()
+    def __init__(self, config: DedupConfig, ctx: RunContext, *, label: str | None = None):
+        super().__init__(label)
+        self.cfg = config
+        self.ctx = ctx
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg, p = self.cfg, batches.pipeline

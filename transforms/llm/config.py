@@ -1,16 +1,27 @@
-"""Config of the LLM serving layer (the top-level `llm` block)."""
+"""Config of the LLM serving layer (the top-level `llm` block, and a stage's role blocks).
+
+`LLMConfig` is one model per backend, told apart by `backend` (a pydantic discriminated
+union): `LocalLLMConfig` (transformers on CPU, the embedded default), `VLLMConfig` (offline
+engine on a GPU) and `OpenAIConfig` (any OpenAI-compatible endpoint). A field of another
+backend is a validation error (e.g. `tensor_parallel_size` given to `backend: local`).
+`LLMConfig(**fields)` builds the variant named by `backend` (default local); in a config model
+declare the field as `AnyLLMConfig` so YAML is validated against the right variant.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, field_validator
 
 from transforms.config_base import StrictModel
 
+BACKENDS = ("local", "vllm", "openai")
+
 
 class LLMConfig(StrictModel):
-    """Which backend serves chat requests, and how."""
+    """What every backend shares: the model, batching, schema retries and the response cache.
+    Calling `LLMConfig(...)` returns the subclass of the given `backend` (default local)."""
 
     backend: Literal["local", "vllm", "openai"] = Field(
         "local", description="local: transformers on CPU (embedded default); vllm: offline engine "
@@ -43,20 +54,42 @@ class LLMConfig(StrictModel):
         None, description="where answers are persisted (local path, gs://, s3://); default: "
         "<work_dir>/llm_cache when the stage passes work_dir, else ~/.cache/refinery/llm_cache")
 
-    # local backend
+    def __new__(cls, *args: Any, **data: Any) -> LLMConfig:
+        if cls is LLMConfig:  # the base dispatches to the backend's model
+            backend = data.get("backend", "local")
+            if backend not in _BY_BACKEND:
+                raise ValueError(f"llm.backend: unknown backend {backend!r}; one of {BACKENDS}")
+            cls = _BY_BACKEND[backend]
+        return super().__new__(cls)
+
+
+class _WeightsConfig(LLMConfig):
+    """Backends that load weights themselves (local, vllm): where packaged models live."""
+
     model_cache_dir: str = Field(
         "~/.cache/refinery/models",
         description="where a GGUF model converted for transformers is saved and reused")
     gguf_file: str | None = Field(
         None, description="GGUF file inside a model directory; set automatically for packaged models")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="local backend device")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="local weights dtype; auto: float32 on CPU, bfloat16 on CUDA")
+        "auto", description="weights dtype; auto: float32 on CPU, bfloat16 on CUDA (local), "
+        "the model's own (vllm)")
+
+
+class LocalLLMConfig(_WeightsConfig):
+    """`backend: local`: transformers on this machine."""
+
+    backend: Literal["local"] = "local"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="local backend device")
     num_threads: int | None = Field(
         1, ge=1, description="torch CPU threads for the local model (None: torch's default, one "
         "per core); 1 is fastest when the cores are shared with other workers")
 
-    # vllm backend
+
+class VLLMConfig(_WeightsConfig):
+    """`backend: vllm`: vLLM's offline engine on GPUs."""
+
+    backend: Literal["vllm"] = "vllm"
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model")
     gpu_memory_utilization: float = Field(
         0.85, gt=0, le=1, description="vllm: fraction of GPU memory the engine may use")
@@ -65,7 +98,11 @@ class LLMConfig(StrictModel):
     vllm_kwargs: dict[str, object] = Field(
         default_factory=dict, description="vllm: extra keyword arguments for vllm.LLM")
 
-    # openai backend
+
+class OpenAIConfig(LLMConfig):
+    """`backend: openai`: any OpenAI-compatible /v1/chat/completions endpoint."""
+
+    backend: Literal["openai"] = "openai"
     base_url: str = Field(
         "http://127.0.0.1:8000/v1", description="openai: endpoint base URL (…/v1)")
     api_key_env: str | None = Field(
@@ -80,3 +117,53 @@ class LLMConfig(StrictModel):
     backoff_max_s: float = Field(30.0, ge=0, description="openai: longest backoff delay")
     json_mode: Literal["json_schema", "json_object", "none"] = Field(
         "json_schema", description="openai: response_format used when a request has a schema")
+
+
+_BY_BACKEND: dict[str, type[LLMConfig]] = {
+    "local": LocalLLMConfig, "vllm": VLLMConfig, "openai": OpenAIConfig}
+
+
+def _default_backend(value: Any) -> Any:
+    """A block without `backend` is the local backend (as before the union)."""
+    if isinstance(value, dict) and "backend" not in value:
+        return {**value, "backend": "local"}
+    return value
+
+
+AnyLLMConfig = Annotated[
+    LocalLLMConfig | VLLMConfig | OpenAIConfig,
+    Field(discriminator="backend"),
+    BeforeValidator(_default_backend),
+]
+"""The type of an `llm` field in a config model: validated as the variant its `backend` names."""
+
+
+class ModelRoles(StrictModel):
+    """Mixin of a stage config whose steps call models: `roles` names an `llm` block per role.
+
+    A stage declares its roles and the steps each one serves in `ROLES` (role → description);
+    a role left out of `roles` uses the run's `llm`. Example (YAML):
+    `roles: {policy: {backend: openai, model: my-policy, base_url: "http://h:8000/v1"}}`."""
+
+    ROLES: ClassVar[dict[str, str]] = {}
+    roles: dict[str, AnyLLMConfig] = Field(
+        default_factory=dict, description="role → its own `llm` block (same fields as the "
+        "top-level `llm`); a role not given uses the run's `llm`")
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, roles: dict[str, LLMConfig]) -> dict[str, LLMConfig]:
+        unknown = sorted(set(roles) - set(cls.ROLES))
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; this stage has {sorted(cls.ROLES)}")
+        return roles
+
+
+def as_local(config: LLMConfig) -> LocalLLMConfig:
+    """The local-backend config of the same weights (for code that runs the model in-process,
+    e.g. IFD): `config` itself when it is local, else its model, cache dir, GGUF and dtype."""
+    if isinstance(config, LocalLLMConfig):
+        return config
+    shared = {k: getattr(config, k) for k in ("model_cache_dir", "gguf_file", "dtype")
+              if hasattr(config, k)}
+    return LocalLLMConfig(model=config.model, **shared)

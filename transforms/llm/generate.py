@@ -70,19 +70,20 @@ class _ServeFromCache(beam.DoFn):
             yield beam.pvalue.TaggedOutput(MISS, Job(key, requests[0], tuple(requests[1:])))
 
 
-def _dead_entry(stage: str, request: ChatRequest, error: str, raw: str) -> dict[str, Any]:
+def _dead_entry(stage: str, request: ChatRequest, error: str, raw: str,
+                step: str | None = None) -> dict[str, Any]:
     return deadletter_entry(
         stage, error,
         {"answer": raw, "messages": request.message_dicts(), "payload": request.payload,
          "template_version": request.template_version},
-        record_id=request.key)
+        record_id=request.key, step=step)
 
 
 class _Route(beam.DoFn):
     """PredictionResult(Job, Outcome) → a ChatResult per request, or dead-letter entries."""
 
-    def __init__(self, stage: str):
-        self._stage = stage
+    def __init__(self, stage: str, step: str | None = None):
+        self._stage, self._step = stage, step
 
     def process(self, pred: PredictionResult) -> Iterable[Any]:
         job: Job = pred.example
@@ -95,7 +96,8 @@ class _Route(beam.DoFn):
             return
         for req in (job.request, *job.aliases):
             yield beam.pvalue.TaggedOutput(
-                DEADLETTER, _dead_entry(self._stage, req, outcome.error or "unknown", outcome.raw))
+                DEADLETTER, _dead_entry(self._stage, req, outcome.error or "unknown", outcome.raw,
+                                        self._step))
 
 
 class ReadResponseCache(beam.PTransform):
@@ -118,15 +120,20 @@ class Generate(beam.PTransform):
 
     `cache_dir` (or `llm_config.cache_dir`, or `<work_dir>/llm_cache`) is where answers are
     persisted and found again; `backend_factory` replaces the configured backend (tests use it
-    to inject faults)."""
+    to inject faults). Metrics go to `refinery.<stage>`; dead-letter entries name
+    `deadletter_stage` (default `stage`) and, when given, `step`. Stages call it through
+    `transforms.kit.GenerateStep`, which sets all of these from the run context."""
 
     def __init__(self, llm_config: LLMConfig | None = None, stage: str = "llm",
                  cache_dir: str | None = None, work_dir: str | None = None,
                  backend_factory: Callable[[LLMConfig], Backend] | None = None,
-                 label: str | None = None):
+                 label: str | None = None, deadletter_stage: str | None = None,
+                 step: str | None = None):
         super().__init__(label)
         self.config = llm_config or LLMConfig()
         self.stage = stage
+        self.deadletter_stage = deadletter_stage or stage
+        self.step = step
         self.cache_dir = resolve_cache_dir(cache_dir or self.config.cache_dir, work_dir) \
             if self.config.cache else None
         self.backend_factory = backend_factory
@@ -149,7 +156,8 @@ class Generate(beam.PTransform):
             RunInference(handler)
         routed = (jobs
                   | "RunInference" >> infer
-                  | "Route" >> beam.ParDo(_Route(self.stage)).with_outputs(DEADLETTER, main=MAIN))
+                  | "Route" >> beam.ParDo(_Route(self.deadletter_stage, self.step))
+                  .with_outputs(DEADLETTER, main=MAIN))
         main = routed[MAIN] if hits is None else \
             (hits, routed[MAIN]) | "AllResults" >> beam.Flatten()
         return {MAIN: main, DEADLETTER: routed[DEADLETTER]}

@@ -1,20 +1,26 @@
-"""Versioned Jinja2 prompt templates.
+"""Versioned Jinja2 prompt templates and the JSON Schemas of their answers.
 
-A template is a `.jinja` file next to the stage that uses it. Its `version` is a short hash of
-its text, recorded in output lineage and in the response cache key, so editing a prompt
-invalidates cached answers for it and nothing else. Rendering is strict: an undefined variable
-is an error, never an empty string.
+A template is a `.jinja` file next to the stage that uses it: `load_prompt(stage, name)` reads
+transforms/<stage>/prompts/<name>.jinja and, when present, the answer schema
+schemas/llm/<stage>_<name>.json (or `schemas/llm/<stage>_<schema>.json` when several templates
+share one). Its `version`, `<stage>.<name>@<hash of the template text>`, is recorded in output
+lineage and in the response cache key, so editing a prompt invalidates cached answers for it
+and nothing else. Rendering is strict: an undefined variable is an error, never an empty string.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository: transforms/ and schemas/ in it
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=False,
@@ -58,3 +64,35 @@ class PromptTemplate:
     def __reduce__(self) -> tuple[Any, ...]:
         # The compiled template does not pickle; rebuild it on the other side.
         return (PromptTemplate.from_string, (self.text, self.name))
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A step's template, the JSON Schema of its answer (None: free text) and its version."""
+
+    template: PromptTemplate
+    schema: dict[str, Any] | None
+    version: str  # "<stage>.<name>@<content hash>"
+
+    def render(self, **variables: Any) -> str:
+        return self.template.render(**variables)
+
+    def answer_schema(self) -> dict[str, Any] | None:
+        """A copy of the schema, safe to size per request (e.g. minItems)."""
+        return copy.deepcopy(self.schema)
+
+
+@cache
+def load_prompt(stage: str, name: str, schema: str | None = None) -> Prompt:
+    """The prompt `name` of `stage` (see the module docstring). `schema` names a shared schema
+    file (`<stage>_<schema>.json`) instead of `<stage>_<name>.json`; a schema file that is
+    named explicitly must exist. Raises FileNotFoundError naming the missing template."""
+    path = ROOT / "transforms" / stage / "prompts" / f"{name}.jinja"
+    if not path.is_file():
+        raise FileNotFoundError(f"no prompt template {path} (stage {stage!r}, name {name!r})")
+    template = PromptTemplate.from_file(path)
+    schema_path = ROOT / "schemas" / "llm" / f"{stage}_{schema or name}.json"
+    if schema is not None and not schema_path.is_file():
+        raise FileNotFoundError(f"no answer schema {schema_path}")
+    answer = json.loads(schema_path.read_text(encoding="utf-8")) if schema_path.is_file() else None
+    return Prompt(template, answer, f"{stage}.{name}@{template.version}")

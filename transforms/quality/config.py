@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from transforms.config_base import StageConfig, StrictModel
+from transforms.llm.config import ModelRoles
 
 PII_KINDS = ("email", "phone", "ip", "credit_card", "api_key")
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
@@ -112,10 +113,12 @@ def _default_composite() -> list[CompositeTerm]:
     ]
 
 
-class QualityConfig(StageConfig):
+class QualityConfig(StageConfig, ModelRoles):
     """Heuristic signals (always), optional LLM ratings and IFD, a composite score written to
     meta.quality_score, filters (dropped rows → rejected with the rule's reason) and optional
     diverse top-K selection."""
+
+    ROLES = {"judge": "the LLM ratings (judge); IFD runs the run's `llm` weights in-process"}
 
     filters: list[FilterRule] = Field(
         default_factory=_default_filters,

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from schemas.records import with_meta
 from transforms.base import ApplyBatchFn, BatchResult, RunContext
-from transforms.llm.config import LLMConfig
+from transforms.llm.config import LLMConfig, as_local
 from transforms.quality.config import IFDConfig
 from transforms.quality.core import guarded
 from transforms.quality.judge import split_turns
@@ -68,21 +68,21 @@ def ifd_batch(batch: pa.RecordBatch, state: tuple[Any, Any], config: IFDConfig) 
     return guarded(_ifd, batch, state, config)
 
 
-def load_model(llm: LLMConfig | None) -> tuple[Any, Any]:
-    """(model, tokenizer) of the local LLM, once per process."""
+def load_model(llm: LLMConfig) -> tuple[Any, Any]:
+    """(model, tokenizer) of the run's LLM weights, loaded in-process (IFD needs per-token
+    losses, which no serving backend returns), once per process."""
     from transforms.llm.local_model import load_local_model
 
-    return load_local_model(llm or LLMConfig())
+    return load_local_model(as_local(llm))
 
 
 class IFDScores(beam.PTransform):
     """Example batches → {MAIN: rows with q_ifd in meta, REJECTED: none, DEADLETTER: rows of
     batches that failed}. Uses the model named by the run's `llm` block (local weights)."""
 
-    def __init__(self, config: IFDConfig, ctx: RunContext | None = None,
-                 label: str | None = None):
+    def __init__(self, config: IFDConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
-        self.config, self.ctx = config, ctx or RunContext()
+        self.config, self.ctx = config, ctx
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         return batches | "IFD" >> ApplyBatchFn(

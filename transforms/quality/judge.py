@@ -315,24 +315,21 @@ def _requests_of(keyed: tuple[str, pa.RecordBatch], config: JudgeConfig, seed: i
 class JudgeScores(beam.PTransform):
     """Example batches → {MAIN: the same rows with q_judge_* in meta, DEADLETTER: the LLM
     dead-letter entries of failed ratings (their rows stay in MAIN with a null score)}.
-    `backend_factory` replaces the configured backend (tests inject faults with it)."""
+    `ctx.backend_factory` replaces the configured backend (tests script the judge with it)."""
 
-    def __init__(self, config: JudgeConfig, ctx: RunContext | None = None,
-                 backend_factory: Any = None, label: str | None = None):
+    def __init__(self, config: JudgeConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
-        self.config, self.ctx = config, ctx or RunContext()
-        self.backend_factory = backend_factory
+        self.config, self.ctx = config, ctx
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
-        from transforms.llm.generate import Generate
+        from transforms.kit import GenerateStep
 
         cfg, ctx = self.config, self.ctx
         keyed = batches | "KeyBatches" >> beam.Map(lambda b: (batch_key(b), b))
         made = keyed | "Requests" >> beam.FlatMap(_requests_of, cfg, ctx.seed).with_outputs(
             "skipped", main=MAIN)
-        gen = made[MAIN] | "Generate" >> Generate(
-            ctx.llm, stage=JUDGE_STAGE, work_dir=ctx.work_dir,
-            backend_factory=self.backend_factory)
+        gen = made[MAIN] | "Generate" >> GenerateStep(
+            ctx, stage="quality", step="judge", role="judge", deadletter_stage=JUDGE_STAGE)
         rated = gen[MAIN] | "Score" >> beam.Map(_rating_of, cfg.scale, cfg.use_logprobs)
         failed = gen[DEADLETTER] | "Failed" >> beam.Map(_failed_rating)
         ratings = (rated, failed, made["skipped"]) | "AllRatings" >> beam.Flatten()

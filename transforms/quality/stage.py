@@ -73,10 +73,9 @@ class _MergeSummaries(beam.CombineFn):
 class QualityStage(beam.PTransform):
     """The quality stage; returns {MAIN, REJECTED, DEADLETTER, REPORT}."""
 
-    def __init__(self, config: QualityConfig, ctx: RunContext | None = None,
-                 label: str | None = None):
+    def __init__(self, config: QualityConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
-        self.config, self.ctx = config, ctx or RunContext()
+        self.config, self.ctx = config, ctx
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg = self.config

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from transforms.config_base import StrictModel, SynthesisConfig
+from transforms.llm.config import ModelRoles
 
 METHODS = ("rule_edit", "self_edit", "sampled")
 ERROR_TYPE_NAMES = ("change_value", "change_values", "wrong_substitution", "delete_term",
@@ -35,9 +36,11 @@ class SampledConfig(StrictModel):
         1, ge=1, description="correct/incorrect pairs formed per problem at most")
 
 
-class RiseConfig(SynthesisConfig):
+class RiseConfig(SynthesisConfig, ModelRoles):
     """Subtle-error preference pairs (RISE): chosen = a correct solution, rejected = the same
     solution with one injected error (rule_edit, self_edit) or an incorrect sampled one."""
+
+    ROLES = {"policy": "self_edit and sampled: the model whose own solutions are edited/sampled"}
 
     methods: list[Literal["rule_edit", "self_edit", "sampled"]] = Field(
         default_factory=lambda: ["rule_edit"],

@@ -31,6 +31,7 @@ from transforms.base import (
     deadletter_entry,
     reject_rows,
 )
+from transforms.kit import GenerateStep
 from transforms.rise.config import RiseConfig
 from transforms.rise.pairs import (
     STAGE,
@@ -73,13 +74,20 @@ def prepare_batch(batch: pa.RecordBatch, cfg: RiseConfig) -> BatchResult:
                        deadletter=dead)
 
 
+def _prepared_problem(row: dict[str, Any]) -> Problem:
+    """The problem of a row that `prepare_batch` kept (raises if it no longer reads as one)."""
+    problem = read_problem(row, require_correct=False)
+    if isinstance(problem, str):
+        raise ValueError(f"prepared row {row.get('id')} has no problem: {problem}")
+    return problem
+
+
 def rule_edit_batch(batch: pa.RecordBatch, cfg: RiseConfig, seed: int) -> BatchResult:
     """Rule-edit every problem of a prepared batch: pairs out, failures rejected."""
     pairs, idx, reasons, details, dead = [], [], [], [], []
     for i, row in enumerate(batch.to_pylist()):
         try:
-            problem = read_problem(row, require_correct=False)
-            assert isinstance(problem, Problem)
+            problem = _prepared_problem(row)
             rng = random.Random(f"{seed}:{problem.id}:rule_edit")
             res = rule_edit(problem.solution, problem.question, rng, cfg.max_edit_distance,
                             cfg.max_attempts, cfg.error_types)
@@ -115,8 +123,7 @@ class _PlanLLM(beam.DoFn):
         from transforms.rise.self_edit import plan_sampled, plan_self_edit
 
         for row in batch.to_pylist():
-            problem = read_problem(row, require_correct=False)
-            assert isinstance(problem, Problem)
+            problem = _prepared_problem(row)
             if "self_edit" in self.cfg.methods:
                 req = plan_self_edit(problem, self.cfg, self.seed)
                 if isinstance(req, str):
@@ -201,11 +208,9 @@ def _rejected_summary(batch: pa.RecordBatch) -> dict[str, Any]:
 class RiseStage(beam.PTransform):
     """Example batches → {PAIRS, REJECTED, DEADLETTER, REPORT}; see the module docstring."""
 
-    def __init__(self, config: RiseConfig, ctx: RunContext, label: str | None = None,
-                 backend_factory: Any = None):
+    def __init__(self, config: RiseConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
         self.config, self.ctx = config, ctx
-        self.backend_factory = backend_factory  # replaces the LLM backend (fault injection)
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg, seed = self.config, self.ctx.seed
@@ -238,19 +243,11 @@ class RiseStage(beam.PTransform):
         return {PAIRS: out_pairs, REJECTED: out_rej, DEADLETTER: out_dead, REPORT: report}
 
     def _llm_paths(self, prepared: beam.PCollection):
-        try:
-            from transforms.llm.generate import Generate
-        except ImportError as e:  # the serving layer is not installed in this checkout
-            raise RuntimeError("rise methods self_edit/sampled need transforms.llm.generate."
-                               "Generate (the LLM serving layer)") from e
-        from transforms.llm.config import LLMConfig
-
         cfg, seed = self.config, self.ctx.seed
-        llm = self.ctx.llm if self.ctx.llm is not None else LLMConfig()
         planned = prepared | "PlanLLM" >> beam.ParDo(_PlanLLM(cfg, seed)).with_outputs(
             REJECTED, main="requests")
-        gen = planned["requests"] | "Generate" >> Generate(
-            llm, stage=STAGE, work_dir=self.ctx.work_dir, backend_factory=self.backend_factory)
+        gen = planned["requests"] | "Generate" >> GenerateStep(
+            self.ctx, stage=STAGE, step="generate", role="policy")
         gen_dead = gen[DEADLETTER] | "DeadToExample" >> beam.Map(_dead_to_example)
         outcome = gen[MAIN] | "Outcome" >> beam.ParDo(_Outcome(cfg, seed)).with_outputs(
             REJECTED, DEADLETTER, "summary", main="pairs")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from transforms.config_base import StrictModel, SynthesisConfig
+from transforms.llm.config import ModelRoles
 
 
 class StepSampling(StrictModel):
@@ -15,9 +16,12 @@ class StepSampling(StrictModel):
     max_tokens: int = Field(128, ge=1, description="cap on generated tokens")
 
 
-class TagInstructConfig(SynthesisConfig):
+class TagInstructConfig(SynthesisConfig, ModelRoles):
     """TAG-INSTRUCT: compress → tag utility → expand (rewarded) → reconstruct → respond →
     verify, repeated for `rounds` rounds; accepted examples of a round feed the next."""
+
+    ROLES = {"teacher": "compress, reconstruct, respond and retag (verify)",
+             "policy": "expand: proposes the candidate tags"}
 
     rounds: int = Field(2, ge=1, le=10, description="R: expansion rounds")
     num_tags: int = Field(3, ge=1, le=8, description="tags extracted by the compress step")

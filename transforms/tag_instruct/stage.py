@@ -30,6 +30,7 @@ from transforms.base import (
     RunContext,
     reject_rows,
 )
+from transforms.kit import GenerateStep
 from transforms.tag_instruct import core
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.report import build_report
@@ -187,19 +188,13 @@ def _rejected_batches(rejs: list[dict[str, Any]], size: int) -> Iterator[pa.Reco
 class TagInstructStage(beam.PTransform):
     """Example batches → {EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT} (see module doc)."""
 
-    def __init__(self, config: TagInstructConfig, ctx: RunContext,
-                 generate: Callable[..., beam.PTransform] | None = None,
-                 label: str | None = None):
+    def __init__(self, config: TagInstructConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
         self.cfg, self.ctx = config, ctx
-        self._generate = generate
 
     def _generate_transform(self, step: str) -> beam.PTransform:
-        if self._generate is not None:
-            return self._generate(self.ctx.llm, stage=f"{core.STAGE}.{step}")
-        from transforms.llm.generate import Generate
-
-        return Generate(self.ctx.llm, stage=f"{core.STAGE}.{step}", work_dir=self.ctx.work_dir)
+        role = "policy" if step == "expand" else "teacher"
+        return GenerateStep(self.ctx, stage=core.STAGE, step=step, role=role)
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg, ctx = self.cfg, self.ctx
