@@ -23,6 +23,23 @@ def _bars(title: str, values: dict[str, int | float]) -> str:
             + "".join(rows) + "</svg>")
 
 
+def _llm_table(usage: dict[str, Any]) -> str:
+    """Token accounting per LLM step and stage (manifest["llm"])."""
+    if not usage:
+        return ""
+    cols = ("requests", "cache_hits", "model_calls", "failures", "prompt_tokens",
+            "completion_tokens", "requests_per_s", "completion_tokens_per_s")
+    head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols)
+    rows = []
+    for stage, entry in usage.items():
+        for name, row in [(f"<b>{html.escape(stage)}</b>", entry)] + [
+                (f"&nbsp;&nbsp;{html.escape(step)}", r) for step, r in entry["steps"].items()]:
+            cells = "".join(f"<td>{'-' if row.get(c) is None else row[c]}</td>" for c in cols)
+            rows.append(f"<tr><td>{name}</td>{cells}</tr>")
+    return (f"<h2>LLM usage</h2><table border='1' cellpadding='3'><tr><th>stage / step</th>"
+            f"{head}</tr>{''.join(rows)}</table>")
+
+
 def render_report(manifest: dict[str, Any]) -> str:
     c = manifest["counts"]
     flow = {"records in": c["records_in"]}
@@ -43,6 +60,7 @@ def render_report(manifest: dict[str, Any]) -> str:
     for stage, reasons in c["rejected"].items():
         parts.append(_bars(f"Rejected by {stage}", reasons))
     parts.append(_bars("Dead letter by stage", c["deadletter"]))
+    parts.append(_llm_table(manifest.get("llm") or {}))
     for stage, report in manifest["reports"].items():
         parts.append(f"<h2>{html.escape(stage)}</h2><pre>"
                      f"{html.escape(json.dumps(report, indent=2, sort_keys=True, default=str))}</pre>")

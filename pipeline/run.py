@@ -22,6 +22,7 @@ from pipeline.manifest import build_manifest
 from pipeline.options import pipeline_options
 from pipeline.report import render_report
 from transforms.base import RunContext
+from transforms.llm.usage import llm_usage, query_counters
 
 PUBLISHED = ("sft", "curated", "preference", "jsonl", "rejected", "deadletter", "README.md",
              "manifest.json", "report.html")
@@ -60,11 +61,14 @@ def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    with beam.Pipeline(options=pipeline_options(cfg.beam, extra_args)) as p:
-        build_graph(p, cfg, make_context(cfg), str(staging))
+    p = beam.Pipeline(options=pipeline_options(cfg.beam, extra_args))
+    build_graph(p, cfg, make_context(cfg), str(staging))
+    result = p.run()
+    result.wait_until_finish()
     info = json.loads((staging / RUN_INFO).read_text())
     info["staging"] = str(staging)
     manifest = build_manifest(cfg, info, str(out))
+    manifest["llm"] = llm_usage(query_counters(result))  # tokens, cache hits, rates per step
     c = manifest["conservation"]
     ingest_dead = manifest["counts"]["deadletter"].get("ingest", 0)
     rate = ingest_dead / c["records_in"] if c["records_in"] else 0.0
