@@ -103,9 +103,11 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
 
 
 class OpenAIBackend:
-    """Chat completions over HTTP from the process's event loop (`transforms.llm._loop`): one
-    client and connection pool per backend, at most `concurrency` requests in flight (less
-    while the server pushes back), shared by every batch and bundle of the worker."""
+    """Chat completions over HTTP: `agenerate` on the caller's event loop (the Beam path,
+    `transforms.llm.streaming`), or `generate` from sync code on the process's shared loop
+    (`transforms.llm._loop`). One client and connection pool per backend, made on the loop
+    that first uses it, and at most `concurrency` requests in flight (fewer while the server
+    pushes back)."""
 
     supports_async = True
 
@@ -119,12 +121,18 @@ class OpenAIBackend:
         self._client: Any = None
 
     def close(self) -> None:
+        """Close the client made by `generate` (on the process's shared loop)."""
         if self._client is not None:
-            client, self._client = self._client, None
             try:
-                submit(client.aclose()).result(timeout=10)
+                submit(self.aclose()).result(timeout=10)
             except Exception as e:  # the loop may be gone at interpreter exit
                 log.debug("closing the http client: %s", e)
+
+    async def aclose(self) -> None:
+        """Close the client, on the loop that made it."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
