@@ -8,7 +8,8 @@ takes `--service-ms`; the rest queue. Its theoretical maximum is slots / service
 a JSON Schema (the server's answers satisfy it) at concurrency `--concurrency`. `Generate`
 runs in a real DirectRunner pipeline, timed from `run()` to the end, cache off. Then, with the
 cache on, a run fills the cache and a second run must make zero calls (counted by the server).
-Runs alternate (client, ours, client, ours) so a busy machine hits both sides alike.
+Both sides are warmed up first (64 requests each); runs alternate (client, ours, client, ours)
+so a busy machine hits both sides alike.
 Prints a table, then one JSON line: ours_requests_per_s, client_requests_per_s,
 server_max_requests_per_s, ratio_vs_client, ratio_vs_max, cached_run_server_calls.
 
@@ -176,7 +177,9 @@ def main() -> None:
     server_max = args.slots / (args.service_ms / 1000)
     proc, base_url = start_server(args.slots, args.service_ms / 1000)
     try:
-        run_client(base_url, texts(64, "warm"), args.concurrency)  # warm the server
+        # warm-ups: the server, and each side's lazy imports (Beam's runner for ours)
+        run_client(base_url, texts(64, "warm"), args.concurrency)
+        run_ours(base_url, texts(64, "warm-ours"), args.concurrency)
         rows = []
         for rep in range(args.reps):
             for side in ("client", "ours"):
