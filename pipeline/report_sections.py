@@ -156,14 +156,14 @@ def redact(value: Any) -> Any:
 
 
 def llm_usage(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of LLM counters (requests, cache hits, tokens) per stage/step from the metrics."""
-    metrics = manifest.get("metrics") or {}
-    keys = ("requests", "cache_hits", "model_calls", "prompt_tokens", "completion_tokens",
-            "failures")
+    """Rows of LLM accounting per stage and step (manifest["llm"], from the run's metrics)."""
+    cols = ("requests", "cache_hits", "model_calls", "failures", "prompt_tokens",
+            "completion_tokens", "requests_per_s", "completion_tokens_per_s")
     rows = []
-    for scope, counters in sorted(metrics.items()):
-        if isinstance(counters, dict) and any(k in counters for k in keys):
-            rows.append({"scope": scope, **{k: counters.get(k, 0) for k in keys}})
+    for stage, entry in sorted((manifest.get("llm") or {}).items()):
+        for scope, row in [(stage, entry), *[(f"{stage}.{step}", r) for step, r in
+                                              sorted((entry.get("steps") or {}).items())]]:
+            rows.append({"scope": scope, **{c: row.get(c) for c in cols}})
     return rows
 
 

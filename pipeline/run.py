@@ -27,6 +27,7 @@ from pipeline.report import write_report
 from pipeline.stages import CURATION, SYNTHESIS
 from pipeline.timings import stage_seconds, step_msecs
 from transforms.base import RunContext
+from transforms.llm.usage import llm_usage, query_counters
 from transforms.redact import Redactor, secret_env_names
 
 
@@ -73,6 +74,7 @@ def _run_locked(cfg: RunConfig, out: Path, run_dir: Path, extra_args: list[str] 
     info["staging"] = str(run_dir)
     manifest = build_manifest(cfg, info, str(out))
     manifest["timings"] = timings
+    manifest["llm"] = llm_usage(query_counters(result))  # tokens, cache hits, rates per step
     redact = Redactor(ctx.secret_envs)
     (run_dir / "manifest.json").write_text(  # kept with a failed run too, for inspection
         redact(json.dumps(manifest, indent=2, sort_keys=True)) + "\n")

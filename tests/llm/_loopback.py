@@ -9,6 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 512  # listen backlog: clients open hundreds of connections at once
+
+
 class LoopbackServer:
     def __init__(self) -> None:
         server = self
@@ -23,7 +27,7 @@ class LoopbackServer:
                 length = int(self.headers.get("Content-Length", 0))
                 server.handle(self, json.loads(self.rfile.read(length)))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

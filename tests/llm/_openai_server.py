@@ -4,7 +4,8 @@ A directive in the last message, e.g. `[fault:500*2]`, makes the server misbehav
 2 calls with that message, then answer normally. Faults: 500, 429 (Retry-After: 1), timeout
 (sleeps past the client's timeout), drop (closes the connection without a response), malformed
 (invalid JSON body), empty (no choices), 400 (not retryable), badanswer (content that fails
-the schema). `*all` makes it permanent. A normal answer is {"answer": <message text>}.
+the schema). `*all` makes it permanent. A normal answer is {"answer": <message text>}, after
+`delay_s` (a model's service time). `peak` is the most requests it was serving at once.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ FAULT = re.compile(r"\[fault:(\w+)\*(\d+|all)\]")
 
 
 class ChatServer(LoopbackServer):
-    def __init__(self, api_key: str = "test-key", hang_s: float = 2.0):
+    def __init__(self, api_key: str = "test-key", hang_s: float = 2.0, delay_s: float = 0.0):
         self.api_key = api_key
         self.hang_s = hang_s
+        self.delay_s = delay_s
+        self.in_flight = self.peak = 0
         self.calls: Counter[str] = Counter()  # per last message
         self.bodies: list[dict[str, Any]] = []
         self.auth_ok = 0
@@ -36,6 +39,16 @@ class ChatServer(LoopbackServer):
         return sum(self.calls.values())
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            self._answer(h, body)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _answer(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         text = body["messages"][-1]["content"]
         with self.lock:
             self.calls[text] += 1
@@ -63,6 +76,8 @@ class ChatServer(LoopbackServer):
             return self.send_json(h, 200, b'{"choices": [{"message": ')
         if fault == "empty":
             return self.send_json(h, 200, json.dumps({"choices": [], "usage": {}}).encode())
+        if self.delay_s:
+            time.sleep(self.delay_s)
         content = json.dumps({"wrong": 1}) if fault == "badanswer" else json.dumps({"answer": text})
         n = int(body.get("n", 1))
         reply = {

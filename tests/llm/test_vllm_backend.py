@@ -74,3 +74,36 @@ def test_real_vllm_generation_through_the_stage(tmp_path):
     for r in main:
         jsonschema.validate(json.loads(r.texts[0]), SCHEMA)
     assert counters(result, "vllm")["completion_tokens"] > 0
+
+
+@pytest.mark.gpu
+def test_real_vllm_takes_thousands_of_prompts_in_one_call(monkeypatch):
+    """2,048 prompts with per-request schemas reach the engine as one `LLM.chat` call (schema
+    retries, if any, as later calls holding only the failures), and every answer is valid."""
+    vllm = pytest.importorskip("vllm")
+    import jsonschema
+
+    from tests.llm.helpers import counters, run_generate
+
+    sizes: list[int] = []
+    chat = vllm.LLM.chat
+
+    def counting_chat(self, messages, *args, **kwargs):
+        sizes.append(len(messages))
+        return chat(self, messages, *args, **kwargs)
+
+    monkeypatch.setattr(vllm.LLM, "chat", counting_chat)
+    word = {"type": "object", "properties": {"word": {"type": "string", "maxLength": 12}},
+            "required": ["word"]}
+    cfg = LLMConfig(backend="vllm", gpu_memory_utilization=0.3, enforce_eager=True,
+                    max_model_len=1024, cache=False, progress=False)
+    reqs = [ChatRequest(key=str(i), messages=(("user", f"Answer in JSON. Number {i}?"),),
+                        json_schema=SCHEMA if i % 2 else word,
+                        sampling=SamplingParams(max_tokens=24, seed=i)) for i in range(2048)]
+    result, main, dead = run_generate(reqs, cfg, stage="vllm_big")
+    assert sizes[0] == 2048 and all(s < 2048 for s in sizes[1:])
+    assert len(main) + len(dead) == 2048
+    for r in main:
+        jsonschema.validate(json.loads(r.texts[0]), SCHEMA if int(r.key) % 2 else word)
+    c = counters(result, "vllm_big")
+    assert c["prompt_tokens"] > 0 and c["completion_tokens"] > 0

@@ -1,6 +1,7 @@
 """The openai backend: any OpenAI-compatible /v1/chat/completions endpoint.
 
-Async httpx with at most `concurrency` requests in flight, a per-request timeout, and retries
+Async httpx on one event loop per process, at most `concurrency` requests in flight (halved on
+429/503 and grown back one at a time: AIMD), a per-request timeout, and retries
 with exponential backoff and jitter for 5xx, 408/409/429 (waiting what Retry-After asks, up to
 `backoff_max_s`), timeouts, dropped connections and malformed or empty bodies. Other 4xx fail at
 once. Each request comes back as a `Generation`, with `error` and the raw body when it failed
@@ -20,6 +21,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from transforms.llm._loop import submit
+from transforms.llm.aimd import AdaptiveLimit
 from transforms.llm.api import ChatRequest
 from transforms.llm.backend_base import Generation, backend_model_id
 from transforms.llm.config import LLMConfig
@@ -27,6 +30,7 @@ from transforms.llm.config import LLMConfig
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 429})
+OVERLOAD_STATUS = frozenset({429, 503})  # the server asks for less: the concurrency limit halves
 
 
 class _Malformed(Exception):
@@ -101,7 +105,13 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
 
 
 class OpenAIBackend:
-    """Chat completions over HTTP; one event loop per `generate` call."""
+    """Chat completions over HTTP: `agenerate` on the caller's event loop (the Beam path,
+    `transforms.llm.streaming`), or `generate` from sync code on the process's shared loop
+    (`transforms.llm._loop`). One client and connection pool per backend, made on the loop
+    that first uses it, and at most `concurrency` requests in flight (fewer while the server
+    pushes back)."""
+
+    supports_async = True
 
     def __init__(self, config: LLMConfig,
                  sleep: Callable[[float], Awaitable[Any]] | None = None):
@@ -109,9 +119,22 @@ class OpenAIBackend:
         self.model_id = backend_model_id(config)
         self._sleep = sleep or asyncio.sleep
         self._rng = random.Random()
+        self.limit = AdaptiveLimit(config.concurrency)
+        self._client: Any = None
 
     def close(self) -> None:
-        pass
+        """Close the client made by `generate` (on the process's shared loop)."""
+        if self._client is not None:
+            try:
+                submit(self.aclose()).result(timeout=10)
+            except Exception as e:  # the loop may be gone at interpreter exit
+                log.debug("closing the http client: %s", e)
+
+    async def aclose(self) -> None:
+        """Close the client, on the loop that made it."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -120,29 +143,27 @@ class OpenAIBackend:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
+    def _http(self) -> Any:
+        """The client, made on the loop's thread on first use."""
+        if self._client is None:
+            import httpx
+
+            n = self.config.concurrency
+            self._client = httpx.AsyncClient(
+                base_url=self.config.base_url.rstrip("/"), headers=self._headers(),
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                timeout=httpx.Timeout(self.config.timeout_s))
+        return self._client
+
     def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
-        if not requests:
-            return []
-        loop = asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(self._run(requests))
-        finally:
-            loop.close()
+        futures = [submit(self.agenerate(r)) for r in requests]
+        return [f.result() for f in futures]
 
-    async def _run(self, requests: Sequence[ChatRequest]) -> list[Generation]:
+    async def agenerate(self, request: ChatRequest) -> Generation:
+        """One request, with transport retries; never raises for a failed call."""
         import httpx
 
-        limits = httpx.Limits(max_connections=self.config.concurrency,
-                              max_keepalive_connections=self.config.concurrency)
-        async with httpx.AsyncClient(base_url=self.config.base_url.rstrip("/"),
-                                     headers=self._headers(), limits=limits,
-                                     timeout=httpx.Timeout(self.config.timeout_s)) as client:
-            sem = asyncio.Semaphore(self.config.concurrency)
-            return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
-
-    async def _one(self, client: Any, sem: asyncio.Semaphore, request: ChatRequest) -> Generation:
-        import httpx
-
+        client = self._http()
         payload = build_payload(request, self.config)
         n = max(1, request.sampling.n)
         cfg = self.config
@@ -150,11 +171,12 @@ class OpenAIBackend:
         while True:
             wait: float | None = None
             raw = ""
+            ticket = await self.limit.acquire()
             try:
-                async with sem:
-                    resp = await client.post("/chat/completions", json=payload)
+                resp = await client.post("/chat/completions", json=payload)
                 raw = resp.text[:4000]
                 if resp.status_code == 200:
+                    self.limit.on_success()
                     try:
                         gen = parse_response(json.loads(resp.content), n)
                     except (ValueError, _Malformed) as e:
@@ -165,12 +187,16 @@ class OpenAIBackend:
                 elif resp.status_code in RETRY_STATUS or resp.status_code >= 500:
                     error = f"http_{resp.status_code}"
                     wait = retry_after_seconds(resp.headers.get("retry-after"))
+                    if resp.status_code in OVERLOAD_STATUS:
+                        self.limit.on_overload(ticket)
                 else:
                     return Generation(error=f"http_{resp.status_code}", raw=raw, retries=attempt)
             except httpx.TimeoutException as e:
                 error = f"timeout: {type(e).__name__}"
             except httpx.TransportError as e:
                 error = f"connection_error: {type(e).__name__}"
+            finally:
+                self.limit.release()
             if attempt >= cfg.max_retries:
                 return Generation(error=f"{error} (gave up after {attempt + 1} tries)", raw=raw,
                                   retries=attempt)

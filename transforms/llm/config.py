@@ -97,6 +97,9 @@ class VLLMConfig(_WeightsConfig):
     """`backend: vllm`: vLLM's offline engine on GPUs."""
 
     backend: Literal["vllm"] = "vllm"
+    batch_size: int = Field(
+        2048, ge=1, description="vllm: prompts per `LLM.chat` call (RunInference batch); the "
+        "engine schedules them itself (continuous batching), so thousands keep the GPU busy")
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model")
     gpu_memory_utilization: float = Field(
         0.85, gt=0, le=1, description="vllm: fraction of GPU memory the engine may use")
@@ -115,7 +118,9 @@ class OpenAIConfig(LLMConfig):
     api_key_env: str | None = Field(
         "OPENAI_API_KEY", description="openai: name of the environment variable holding the API "
         "key (the key itself never appears in configs, logs or reports)")
-    concurrency: int = Field(8, ge=1, description="openai: requests in flight at once")
+    concurrency: int = Field(
+        32, ge=1, description="openai: most requests in flight at once per worker process, kept "
+        "full across batches; halved on 429/503 and grown back one at a time (AIMD)")
     timeout_s: float = Field(60.0, gt=0, description="openai: per-request timeout in seconds")
     max_retries: int = Field(
         5, ge=0, description="openai: retries of a failed HTTP call (5xx, 429, timeouts, dropped "

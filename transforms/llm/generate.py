@@ -4,7 +4,9 @@ Reads a PCollection of `ChatRequest`s; returns {MAIN: ChatResult, DEADLETTER: di
 ends in exactly one of them: MAIN with schema-valid answers (from the response cache or the
 model), DEADLETTER (`deadletter_entry`, record_id = request key, raw = the last answer text,
 the messages and the payload) when the backend failed or no answer passed the schema after the
-configured retries. With the cache on, earlier answers are read from `cache_dir` and joined with
+configured retries. Local and vLLM backends get batches through `RunInference`; the openai
+backend streams (`transforms.llm.streaming`): each worker keeps up to `concurrency` requests on
+the wire across batch boundaries. With the cache on, earlier answers are read from `cache_dir` and joined with
 the requests by cache key; only misses reach `RunInference`. Requests with identical content
 share one model call. Metrics in `refinery.<stage>`: requests, cache_hits, model_calls,
 retries, prompt_tokens, completion_tokens, failures, generate_ms, tokens_per_s (gauge).
@@ -32,6 +34,7 @@ from transforms.llm.cache import (
 )
 from transforms.llm.config import LLMConfig
 from transforms.llm.handler import ChatModelHandler, Job
+from transforms.llm.streaming import StreamInference, is_streaming
 
 MISS = "miss"
 
@@ -149,9 +152,12 @@ class Generate(beam.PTransform):
                       | "ServeFromCache" >> beam.ParDo(_ServeFromCache(self.stage))
                       .with_outputs(MISS, main=MAIN))
             jobs, hits = served[MISS], served[MAIN]
+        infer = beam.ParDo(StreamInference(handler)) if is_streaming(self.config) else \
+            RunInference(handler)
         routed = (jobs
-                  | "RunInference" >> RunInference(handler)
-                  | "Route" >> beam.ParDo(_Route(self.deadletter_stage, self.step)).with_outputs(DEADLETTER, main=MAIN))
+                  | "RunInference" >> infer
+                  | "Route" >> beam.ParDo(_Route(self.deadletter_stage, self.step))
+                  .with_outputs(DEADLETTER, main=MAIN))
         main = routed[MAIN] if hits is None else \
             (hits, routed[MAIN]) | "AllResults" >> beam.Flatten()
         return {MAIN: main, DEADLETTER: routed[DEADLETTER]}

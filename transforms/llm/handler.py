@@ -48,6 +48,41 @@ def _progress(stage: str) -> Any:
     return _PROGRESS[stage]
 
 
+def secret_envs(config: LLMConfig) -> list[str]:
+    """Env vars whose values must never reach the response cache (the API key's)."""
+    return [e for e in (getattr(config, "api_key_env", None),) if e]
+
+
+def record_outcomes(stage: str, cache_dir: str | None, jobs: Sequence[Job],
+                    outcomes: Sequence[Outcome], elapsed_s: float | None,
+                    secrets: Sequence[str] = ()) -> int:
+    """Count a finished group of jobs in `refinery.<stage>` and write its valid answers to the
+    response cache; returns the completion tokens. `elapsed_s` (wall time spent generating) is
+    added to generate_ms when given."""
+    ns = f"{METRICS_NAMESPACE}.{stage}"
+    counter = beam.metrics.Metrics.counter
+    completion = sum(o.completion_tokens for o in outcomes)
+    counter(ns, "model_calls").inc(sum(o.attempts for o in outcomes))
+    counter(ns, "retries").inc(sum(o.retries for o in outcomes))
+    counter(ns, "prompt_tokens").inc(sum(o.prompt_tokens for o in outcomes))
+    counter(ns, "completion_tokens").inc(completion)
+    counter(ns, "failures").inc(sum(1 + len(j.aliases) for j, o in zip(jobs, outcomes, strict=True)
+                                    if o.result is None))
+    if elapsed_s is not None:
+        counter(ns, "generate_ms").inc(int(elapsed_s * 1000))
+        if elapsed_s > 0:
+            beam.metrics.Metrics.gauge(ns, "tokens_per_s").set(int(completion / elapsed_s))
+    if cache_dir is not None:
+        try:
+            write_entries(cache_dir, [entry_from_result(j.cache_key, o.result)
+                                      for j, o in zip(jobs, outcomes, strict=True)
+                                      if o.result is not None], secret_envs=list(secrets))
+        except Exception as e:  # answers still flow on; the next run asks again
+            log.warning("cannot write to the response cache %s: %s", cache_dir, e)
+            counter(ns, "cache_write_errors").inc()
+    return completion
+
+
 class ChatModelHandler(ModelHandler[Job, Outcome, Backend]):
     """RunInference handler over any backend of `make_backend` (or `backend_factory`)."""
 
@@ -68,31 +103,12 @@ class ChatModelHandler(ModelHandler[Job, Outcome, Backend]):
     def run_inference(self, batch: Sequence[Job], model: Backend,
                       inference_args: dict[str, Any] | None = None
                       ) -> Iterable[PredictionResult]:
-        ns = f"{METRICS_NAMESPACE}.{self.stage}"
-        counter = beam.metrics.Metrics.counter
         start = time.perf_counter()
         outcomes = generate_validated(model, [j.request for j in batch], self.config.retries,
                                       self.config.retry_temperature, model_id=self.model_id)
         elapsed = time.perf_counter() - start
-        completion = sum(o.completion_tokens for o in outcomes)
-        counter(ns, "model_calls").inc(sum(o.attempts for o in outcomes))
-        counter(ns, "retries").inc(sum(o.retries for o in outcomes))
-        counter(ns, "prompt_tokens").inc(sum(o.prompt_tokens for o in outcomes))
-        counter(ns, "completion_tokens").inc(completion)
-        counter(ns, "failures").inc(sum(1 + len(j.aliases) for j, o in zip(batch, outcomes, strict=True)
-                                        if o.result is None))
-        counter(ns, "generate_ms").inc(int(elapsed * 1000))
-        if elapsed > 0:
-            beam.metrics.Metrics.gauge(ns, "tokens_per_s").set(int(completion / elapsed))
-        if self.cache_dir is not None:
-            try:
-                write_entries(self.cache_dir, [entry_from_result(j.cache_key, o.result)
-                                               for j, o in zip(batch, outcomes, strict=True)
-                                               if o.result is not None],
-                              secret_envs=[e for e in (getattr(self.config, "api_key_env", None),) if e])
-            except Exception as e:  # answers still flow on; the next run asks again
-                log.warning("cannot write to the response cache %s: %s", self.cache_dir, e)
-                counter(ns, "cache_write_errors").inc()
+        completion = record_outcomes(self.stage, self.cache_dir, batch, outcomes, elapsed,
+                                     secret_envs(self.config))
         progress.tick(f"llm {self.stage}", rate_of="requests", requests=len(batch),
                       completion_tokens=completion)
         if self.config.progress and self.config.backend == "local":

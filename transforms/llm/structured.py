@@ -4,10 +4,13 @@
 and validates every answer that has a JSON Schema (jsonschema), re-asks only the failing
 requests (new seed; greedy requests get `retry_temperature`) up to `retries` times, and returns
 one `Outcome` per request: a `ChatResult` or an error with the raw text. Nothing is dropped.
+`agenerate_validated` does the same for one request on an event loop (the streaming path).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -74,12 +77,15 @@ def json_span_end(text: str, start: int) -> int | None:
     return None
 
 
-def schema_problem(schema: Any) -> str | None:
-    """Why `schema` is not a usable JSON Schema, or None (also for no schema)."""
-    if schema is None:
-        return None
+def _schema_text(schema: Any) -> str:
+    return json.dumps(schema, sort_keys=True, default=str)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem(schema_text: str) -> str | None:
     import jsonschema
 
+    schema = json.loads(schema_text)
     if not isinstance(schema, dict | bool):
         return f"expected an object, got {type(schema).__name__}"
     try:
@@ -89,12 +95,25 @@ def schema_problem(schema: Any) -> str | None:
     return None
 
 
-def validate_texts(texts: Sequence[str], schema: dict[str, Any]) -> tuple[list[Any] | None, str]:
-    """(parsed values, '') when every text is valid JSON of `schema`, else (None, reason)."""
+@functools.lru_cache(maxsize=256)
+def _validator(schema_text: str) -> Any:
     import jsonschema
 
-    validator_cls = jsonschema.validators.validator_for(schema)
-    validator = validator_cls(schema)
+    schema = json.loads(schema_text)
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why `schema` is not a usable JSON Schema, or None (also for no schema). Checked once
+    per distinct schema in a process."""
+    if schema is None:
+        return None
+    return _schema_problem(_schema_text(schema))
+
+
+def validate_texts(texts: Sequence[str], schema: dict[str, Any]) -> tuple[list[Any] | None, str]:
+    """(parsed values, '') when every text is valid JSON of `schema`, else (None, reason)."""
+    validator = _validator(_schema_text(schema))
     parsed = []
     for k, text in enumerate(texts):
         try:
@@ -130,20 +149,54 @@ def _result(request: ChatRequest, gen: Generation, parsed: list[Any] | None,
         finish_reasons=None if gen.finish_reasons is None else tuple(gen.finish_reasons))
 
 
+def _check_schemas(requests: Sequence[ChatRequest], outcomes: list[Outcome]) -> list[int]:
+    """Indexes of requests worth asking; a broken schema is the caller's bug: it fails at
+    once, without a model call."""
+    pending = []
+    for i, r in enumerate(requests):
+        problem = schema_problem(r.json_schema)
+        if problem is None:
+            pending.append(i)
+        else:
+            outcomes[i].error = f"invalid_schema: {problem}"
+            outcomes[i].raw = json.dumps(r.json_schema, sort_keys=True, default=str)
+    return pending
+
+
+def _absorb(o: Outcome, gen: Generation, attempt: int, model: str) -> bool:
+    """Record one answer on its outcome; True when it failed its schema or count (worth a
+    re-generation), False when it is done (valid, or a transport error already retried)."""
+    req = o.request
+    o.attempts += 1
+    o.retries += gen.retries + (1 if attempt > 0 else 0)
+    o.prompt_tokens += gen.prompt_tokens
+    o.completion_tokens += gen.completion_tokens
+    if gen.error is not None:  # the backend already retried its transport
+        o.error, o.raw = gen.error, gen.raw or "\n".join(gen.texts)
+        return False
+    if len(gen.texts) != max(1, req.sampling.n):
+        o.error = f"wrong_answer_count: {len(gen.texts)} for n={req.sampling.n}"
+        o.raw = json.dumps(gen.texts, ensure_ascii=False)
+        return True
+    parsed = None
+    if req.json_schema is not None:
+        parsed, reason = validate_texts(gen.texts, req.json_schema)
+        if parsed is None:
+            o.error = reason
+            o.raw = gen.texts[0] if len(gen.texts) == 1 else json.dumps(
+                gen.texts, ensure_ascii=False)
+            return True
+    o.result, o.error = _result(req, gen, parsed, model), None
+    return False
+
+
 def generate_validated(backend: Backend, requests: Sequence[ChatRequest], retries: int,
                        retry_temperature: float = 0.7, model_id: str | None = None
                        ) -> list[Outcome]:
     """One Outcome per request (same order), after up to `retries` schema re-generations."""
     model = model_id if model_id is not None else backend.model_id
     outcomes = [Outcome(request=r) for r in requests]
-    pending = []
-    for i, r in enumerate(requests):
-        problem = schema_problem(r.json_schema)
-        if problem is None:
-            pending.append(i)
-        else:  # a broken schema is the caller's bug: fail at once, without a model call
-            outcomes[i].error = f"invalid_schema: {problem}"
-            outcomes[i].raw = json.dumps(r.json_schema, sort_keys=True, default=str)
+    pending = _check_schemas(requests, outcomes)
     attempt = 0
     while pending:
         asked = [requests[i] if attempt == 0 else retry_request(requests[i], attempt,
@@ -152,33 +205,31 @@ def generate_validated(backend: Backend, requests: Sequence[ChatRequest], retrie
         gens = backend.generate(asked)
         if len(gens) != len(asked):
             raise RuntimeError(f"backend returned {len(gens)} answers for {len(asked)} requests")
-        again = []
-        for i, gen in zip(pending, gens, strict=True):
-            o = outcomes[i]
-            o.attempts += 1
-            o.retries += gen.retries + (1 if attempt > 0 else 0)
-            o.prompt_tokens += gen.prompt_tokens
-            o.completion_tokens += gen.completion_tokens
-            req = requests[i]
-            if gen.error is not None:  # the backend already retried its transport
-                o.error, o.raw = gen.error, gen.raw or "\n".join(gen.texts)
-                continue
-            if len(gen.texts) != max(1, req.sampling.n):
-                o.error = f"wrong_answer_count: {len(gen.texts)} for n={req.sampling.n}"
-                o.raw = json.dumps(gen.texts, ensure_ascii=False)
-            elif req.json_schema is None:
-                o.result, o.error = _result(req, gen, None, model), None
-                continue
-            else:
-                parsed, reason = validate_texts(gen.texts, req.json_schema)
-                if parsed is not None:
-                    o.result, o.error = _result(req, gen, parsed, model), None
-                    continue
-                o.error = reason
-                o.raw = gen.texts[0] if len(gen.texts) == 1 else json.dumps(
-                    gen.texts, ensure_ascii=False)
-            if attempt < retries:
-                again.append(i)
-        pending = again
+        pending = [i for i, gen in zip(pending, gens, strict=True)
+                   if _absorb(outcomes[i], gen, attempt, model) and attempt < retries]
         attempt += 1
     return outcomes
+
+
+async def agenerate_validated(backend: Backend, request: ChatRequest, retries: int,
+                              retry_temperature: float = 0.7, model_id: str | None = None
+                              ) -> Outcome:
+    """`generate_validated` for one request, on an event loop: awaits the backend's
+    `agenerate` when it has one, else runs its `generate` in a thread."""
+    model = model_id if model_id is not None else backend.model_id
+    outcome = Outcome(request=request)
+    if not _check_schemas([request], [outcome]):
+        return outcome
+    agenerate = getattr(backend, "agenerate", None)
+    for attempt in range(retries + 1):
+        asked = request if attempt == 0 else retry_request(request, attempt, retry_temperature)
+        if agenerate is not None:
+            gen = await agenerate(asked)
+        else:
+            gens = await asyncio.to_thread(backend.generate, [asked])
+            if len(gens) != 1:
+                raise RuntimeError(f"backend returned {len(gens)} answers for 1 request")
+            gen = gens[0]
+        if not _absorb(outcome, gen, attempt, model):
+            break
+    return outcome
