@@ -13,10 +13,14 @@ from pydantic import Field, ValidationError, create_model, field_validator
 from pipeline.stages import STAGES
 from transforms.config_base import StrictModel
 from transforms.embed.config import EmbeddingConfig
+from transforms.io.config import (  # noqa: F401 - re-exported: io owns its config
+    FORMATS,
+    LAYOUTS,
+    EmitConfig,
+    IngestConfig,
+    SourceConfig,
+)
 from transforms.llm.config import AnyLLMConfig, LLMConfig, ModelRoles
-
-FORMATS = ("auto", "jsonl", "json", "parquet", "csv", "hf_disk", "hf")
-LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference")
 
 
 class RunSection(StrictModel):
@@ -25,46 +29,6 @@ class RunSection(StrictModel):
     name: str = Field("refinery", description="dataset name used in the card and manifest")
     seed: int = Field(0, description="seed for every sampled choice in the run")
     output_dir: str = Field("out", description="where shards, card, manifest, rejected/ go")
-
-
-class SourceConfig(StrictModel):
-    """One input: a file, glob or dataset directory, and how to read it."""
-
-    path: str = Field(..., description="file, glob, or directory (hf_disk) to read")
-    name: str | None = Field(None, description="dataset name in `source.dataset`; default: file stem")
-    format: Literal[FORMATS] = "auto"  # type: ignore[valid-type]
-    layout: Literal[LAYOUTS] = "auto"  # type: ignore[valid-type]
-    field_map: dict[str, str] = Field(
-        default_factory=dict,
-        description="canonical field → source field, e.g. {instruction: prompt, output: reply}; "
-        "overrides detection (set `layout` too)",
-    )
-    split: str = Field("train", description="split for `hf` sources")
-    limit: int | None = Field(None, ge=1, description="read only the first N rows of each file")
-
-
-class IngestConfig(StrictModel):
-    """Reading: batch size, split size, limits and the error budget."""
-
-    batch_rows: int = Field(2000, ge=1, description="rows per Arrow batch between stages")
-    split_bytes: int = Field(16 << 20, ge=1024, description="byte-range split size for JSONL")
-    max_record_bytes: int = Field(1 << 20, ge=16, description="larger records go to the dead letter")
-    max_error_rate: float = Field(
-        0.2, ge=0, le=1, description="abort (publish nothing) when dead-lettered/read exceeds it"
-    )
-
-
-class EmitConfig(StrictModel):
-    """Writing: split name, shard count, JSONL copies, compression."""
-
-    split: str = "train"
-    num_shards: int | None = Field(None, ge=1, description="fixed shard count; default by rows")
-    rows_per_shard: int = Field(100_000, ge=1, description="used when num_shards is not set")
-    jsonl: bool = Field(False, description="also write <split>-*.jsonl next to the Parquet shards")
-    include_curated: bool = Field(
-        True, description="true: curated input examples go into `sft` with the synthesized ones; "
-        "false: they get their own dataset `curated/`, so `sft` holds only synthesized examples")
-    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
 
 
 class BeamConfig(StrictModel):

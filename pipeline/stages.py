@@ -54,6 +54,8 @@ STAGES: tuple[StageSpec, ...] = (
               writes=("meta.dup_cluster",), outputs=frozenset({MAIN, REJECTED, REPORT})),
     StageSpec("decontam", "curation", "transforms.decontam.stage:DecontamStage",
               "transforms.decontam.config:DecontamConfig"),
+    StageSpec("length_filter", "curation", "transforms.length_filter.stage:LengthFilterStage",
+              "transforms.length_filter.config:LengthFilterConfig", writes=("meta.answer_chars",)),
     StageSpec("tag_instruct", "synthesis", "transforms.tag_instruct.stage:TagInstructStage",
               "transforms.tag_instruct.config:TagInstructConfig", writes=("meta.lineage",),
               outputs=frozenset({EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT})),

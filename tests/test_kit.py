@@ -87,6 +87,8 @@ def test_llm_config_is_one_model_per_backend() -> None:
     with pytest.raises(ConfigError, match=r"llm\.openai\.num_threads: Extra inputs"):
         load_config(DEMO, ["llm.backend=openai", "llm.num_threads=2"])
     assert load_config(DEMO).llm.backend == "local"  # a block without `backend` is local
+    assert type(LLMConfig.model_validate({"backend": "vllm"})) is VLLMConfig
+    assert LLMConfig.model_validate({}).num_threads == 1
 
 
 def test_roles_are_declared_per_stage_and_default_to_the_run_llm() -> None:
@@ -263,3 +265,30 @@ def test_gpu_config_is_the_release_config_with_gpu_models() -> None:
     assert gpu.stages.decontam == release.stages.decontam
     assert gpu.llm.backend == "vllm" and gpu.embeddings.device == "cuda"
     assert TagInstructConfig.model_validate(gpu.stages.tag_instruct.model_dump()).rounds == 3
+
+
+def test_the_run_config_and_registry_load_without_beam() -> None:
+    """Every registered stage's config (and io's) imports without Beam: `refinery validate`
+    and the config reference stay fast, and a stage's config lives apart from its transform."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.config, pipeline.stages as s; "
+            "[spec.config_class for spec in s.STAGES]; print('apache_beam' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "False"
+
+
+def test_graph_warns_when_a_read_field_has_no_earlier_writer(caplog) -> None:
+    from pipeline.graph import enabled_stages
+
+    with caplog.at_level("WARNING", logger="pipeline.graph"):
+        names = [s.name for s in enabled_stages(load_config(DEMO, ["stages.quality.enabled=false"]))]
+    assert "quality" not in names and "dedup" in names
+    assert "stage dedup reads meta.quality_score, which no earlier enabled stage writes" \
+        in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pipeline.graph"):
+        enabled_stages(load_config(DEMO))
+    assert "reads" not in caplog.text

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.config import EmitConfig, IngestConfig, SourceConfig
 from schemas.records import EXAMPLE_SCHEMA, example_row, examples_to_batch
 from transforms.base import DEADLETTER, MAIN, PAIRS, REPORT, reject_rows
+from transforms.io.config import EmitConfig, IngestConfig, SourceConfig
 from transforms.io.read_sources import ReadSources
 from transforms.io.shards import shard_count, shard_name, shard_of, sort_rows
 from transforms.io.write_deadletter import WriteDeadLetter

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import IngestConfig, SourceConfig
 from schemas.text import is_canonical
 from transforms.io.columnar import convert_jsonl
 from transforms.io.columnar_layouts import needs_work_pattern
+from transforms.io.config import IngestConfig, SourceConfig
 from transforms.io.plan import plan_sources
 from transforms.io.read_sources import convert_split
 

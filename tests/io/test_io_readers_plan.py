@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import IngestConfig, SourceConfig
+from transforms.io.config import IngestConfig, SourceConfig
 from transforms.io.plan import SourceError, plan_sources
 from transforms.io.readers import (
     FileSplit,

@@ -170,3 +170,40 @@ def test_refinery_ingest_command(tmp_path: Path, capsys) -> None:
     dead = len((out / "deadletter" / "deadletter.jsonl").read_text().splitlines())
     assert rows + dead == manifest["conservation"]["records_in"] == 6 + 9
     assert (out / "README.md").exists() and (out / "report.html").exists()
+
+
+def _default_mismatches(doc: str) -> tuple[int, list[str]]:
+    """(rows checked, rows whose documented default differs from a fresh default config)."""
+    from pipeline.reference import default_config
+    from transforms.llm.config import LLMConfig
+
+    fresh = default_config().model_dump(mode="json")
+    checked, bad, llm_variant = 0, [], fresh["llm"]
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("| `") else []
+        if len(cells) < 4:
+            continue
+        key, kind, default = cells[0].strip("`"), cells[1], cells[2]
+        if key == "llm.*":  # the rows after it belong to another backend
+            llm_variant = LLMConfig(backend=kind.removeprefix("backend: ")).model_dump(mode="json")
+            continue
+        if kind == "section" or "[]" in key or not default.startswith("`"):
+            continue
+        node: object = {**fresh, "llm": llm_variant} if key.startswith("llm.") else fresh
+        for part in key.split("."):
+            node = node[part]  # type: ignore[index]
+        checked += 1
+        if json.loads(default.strip("`")) != node:
+            bad.append(f"{key}: documented {default}, default {json.dumps(node)}")
+    return checked, bad
+
+
+def test_every_documented_default_is_the_real_default() -> None:
+    doc = (ROOT / "docs" / "CONFIG.md").read_text()
+    checked, bad = _default_mismatches(doc)
+    assert checked > 150 and bad == []
+    # the check notices a wrong default (the bug it was written for: tag_instruct.expand)
+    wrong = doc.replace("| `stages.tag_instruct.expand.temperature` | float | `0.9` |",
+                        "| `stages.tag_instruct.expand.temperature` | float | `0.0` |")
+    assert wrong != doc and _default_mismatches(wrong)[1] == [
+        "stages.tag_instruct.expand.temperature: documented `0.0`, default 0.9"]

@@ -181,7 +181,8 @@ def read_rows(spec: BenchmarkSpec) -> Iterable[dict[str, Any]]:
     if spec.hf is not None:
         yield from _read_hf(spec)
         return
-    assert spec.path is not None
+    if spec.path is None:  # the config requires path or hf; a spec built by hand may lack both
+        raise BenchmarkError(f"benchmark {spec.name!r}: neither `path` nor `hf` given")
     paths = sorted(glob.glob(spec.path)) if glob.has_magic(spec.path) else [spec.path]
     if not paths or not all(Path(p).is_file() for p in paths):
         raise BenchmarkError(f"benchmark {spec.name!r}: file not found: {spec.path} "

@@ -2,16 +2,17 @@
 overlapped and sample (row, item) pairs with the matched span.
 
 Built from the stage's own outputs: kept batches add to `rows_checked`; rejected batches add
-their rows and the matches listed in each row's reject_detail. Partials merge in a CombineFn,
+their rows and the matches listed in each row's reject_detail. Partials merge with pure
+functions (`empty`, `add`, `merge`, `finish`; combined by `transforms.kit.merge_combine`),
 so the report is the same on every runner; samples are the smallest row ids (deterministic).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
-import apache_beam as beam
 import pyarrow as pa
 
 from transforms.decontam.detect import EXCERPT, STAGE
@@ -67,54 +68,51 @@ def rejected_partial(batch: pa.RecordBatch) -> dict[str, Any]:
     return part
 
 
-class ReportCombineFn(beam.CombineFn):
-    """Merges partials into the REPORT dict of the stage."""
+def empty() -> dict[str, Any]:
+    return _partial()
 
-    def __init__(self, totals: dict[str, int], skipped: dict[str, int], sample_pairs: int,
-                 settings: dict[str, Any]):
-        self.totals, self.skipped = totals, skipped
-        self.sample_pairs, self.settings = sample_pairs, settings
 
-    def create_accumulator(self) -> dict[str, Any]:
-        return _partial()
+def add(acc: dict[str, Any], part: dict[str, Any], sample_pairs: int) -> dict[str, Any]:
+    """`acc` with one partial added (a new dict; samples: the smallest (row, item) pairs)."""
+    out = {"rows": acc["rows"] + part["rows"], "flagged": acc["flagged"] + part["flagged"],
+           "dead": acc["dead"] + part["dead"], "reasons": dict(acc["reasons"]),
+           "bench": dict(acc["bench"])}
+    for reason, count in part["reasons"].items():
+        out["reasons"][reason] = out["reasons"].get(reason, 0) + count
+    for name, b in part["bench"].items():
+        mine = out["bench"].get(name, _bench_acc())
+        samples = sorted(mine["samples"] + b["samples"], key=lambda s: (s["row_id"], s["item_id"]))
+        out["bench"][name] = {"rows": mine["rows"] + b["rows"],
+                              "items": mine["items"] | set(b["items"]),
+                              "samples": samples[:sample_pairs]}
+    return out
 
-    def add_input(self, acc: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
-        acc["rows"] += part["rows"]
-        acc["flagged"] += part["flagged"]
-        acc["dead"] += part["dead"]
-        for reason, count in part["reasons"].items():
-            acc["reasons"][reason] = acc["reasons"].get(reason, 0) + count
-        for name, b in part["bench"].items():
-            mine = acc["bench"].setdefault(name, _bench_acc())
-            mine["rows"] += b["rows"]
-            mine["items"] |= set(b["items"])
-            mine["samples"] = sorted(mine["samples"] + b["samples"],
-                                     key=lambda s: (s["row_id"], s["item_id"]))
-            mine["samples"] = mine["samples"][:self.sample_pairs]
-        return acc
 
-    def merge_accumulators(self, accumulators: Any) -> dict[str, Any]:
-        merged = self.create_accumulator()
-        for acc in accumulators:
-            self.add_input(merged, acc)
-        return merged
+def merge(accs: Iterable[dict[str, Any]], sample_pairs: int) -> dict[str, Any]:
+    out = empty()
+    for acc in accs:
+        out = add(out, acc, sample_pairs)
+    return out
 
-    def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
-        benchmarks = {}
-        for name, total in self.totals.items():
-            b = acc["bench"].get(name, _bench_acc())
-            hit = sorted(b["items"])
-            benchmarks[name] = {
-                "items": total,
-                "items_skipped_empty": self.skipped.get(name, 0),
-                "rows_flagged": b["rows"],
-                "items_hit": len(hit),
-                "share_overlapped": round(len(hit) / total, 6) if total else 0.0,
-                "item_ids_hit": hit[:MAX_IDS_LISTED],
-                "item_ids_truncated": len(hit) > MAX_IDS_LISTED,
-                "samples": b["samples"],
-            }
-        return {"stage": STAGE, **self.settings, "rows_checked": acc["rows"],
-                "rows_flagged": acc["flagged"], "rows_deadlettered": acc["dead"],
-                "reasons": dict(sorted(acc["reasons"].items())),
-                "benchmarks": benchmarks}
+
+def finish(acc: dict[str, Any], totals: dict[str, int], skipped: dict[str, int],
+           settings: dict[str, Any]) -> dict[str, Any]:
+    """The REPORT dict: every benchmark of `totals`, hit or not."""
+    benchmarks = {}
+    for name, total in totals.items():
+        b = acc["bench"].get(name, _bench_acc())
+        hit = sorted(b["items"])
+        benchmarks[name] = {
+            "items": total,
+            "items_skipped_empty": skipped.get(name, 0),
+            "rows_flagged": b["rows"],
+            "items_hit": len(hit),
+            "share_overlapped": round(len(hit) / total, 6) if total else 0.0,
+            "item_ids_hit": hit[:MAX_IDS_LISTED],
+            "item_ids_truncated": len(hit) > MAX_IDS_LISTED,
+            "samples": b["samples"],
+        }
+    return {"stage": STAGE, **settings, "rows_checked": acc["rows"],
+            "rows_flagged": acc["flagged"], "rows_deadlettered": acc["dead"],
+            "reasons": dict(sorted(acc["reasons"].items())),
+            "benchmarks": benchmarks}

@@ -16,15 +16,12 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.base import DEADLETTER, MAIN, REJECTED, REPORT, ApplyBatchFn, RunContext
+from transforms.decontam import report
 from transforms.decontam.benchmarks import BenchmarkItems, load_benchmarks
 from transforms.decontam.config import DecontamConfig
 from transforms.decontam.detect import STAGE, cached_detector, detect_batch
-from transforms.decontam.report import (
-    ReportCombineFn,
-    dead_partial,
-    kept_partial,
-    rejected_partial,
-)
+from transforms.decontam.report import dead_partial, kept_partial, rejected_partial
+from transforms.kit import merge_combine
 
 
 class DecontamStage(beam.PTransform):
@@ -47,7 +44,7 @@ class DecontamStage(beam.PTransform):
         embeddings = self.ctx.embeddings
         setup = functools.partial(
             cached_detector, self.config.model_dump_json(), items,
-            embeddings.model_dump_json() if embeddings is not None else None)
+            embeddings.model_dump_json())
         out = batches | "Detect" >> ApplyBatchFn(STAGE, detect_batch, setup=setup)
         settings: dict[str, Any] = {
             "rules": [r.model_dump() for r in self.config.rules],
@@ -60,12 +57,15 @@ class DecontamStage(beam.PTransform):
             out[REJECTED] | "RejectedCounts" >> beam.Map(rejected_partial),
             out[DEADLETTER] | "DeadCounts" >> beam.Map(dead_partial),
         )
-        report = (
+        n_samples = self.config.sample_pairs
+        summary = (
             partials
             | "AllPartials" >> beam.Flatten()
-            | "Report" >> beam.CombineGlobally(
-                ReportCombineFn(items.counts(), items.skipped, self.config.sample_pairs,
-                                settings))
+            | "Report" >> beam.CombineGlobally(merge_combine(
+                report.empty, functools.partial(report.add, sample_pairs=n_samples),
+                functools.partial(report.merge, sample_pairs=n_samples),
+                functools.partial(report.finish, totals=items.counts(), skipped=items.skipped,
+                                  settings=settings)))
         )
         return {MAIN: out[MAIN], REJECTED: out[REJECTED], DEADLETTER: out[DEADLETTER],
-                REPORT: report}
+                REPORT: summary}

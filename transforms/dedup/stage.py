@@ -141,8 +141,126 @@ def _resolved_side(decisions: list[st.Decision]) -> dict:
     return res
 
 
+class ExactDecisions(beam.PTransform):
+    """Step 1 of 4: exact duplicates. Exact-key hashes of the batches (and of a previous
+    release) are grouped in coarse partitions; each group keeps its best row. Features → one
+    list of decisions."""
+
+    def __init__(self, cfg: DedupConfig, release_features: dict[str, Any],
+                 label: str | None = None):
+        super().__init__(label)
+        self.cfg, self.rel = cfg, release_features
+
+    def expand(self, feats: beam.PCollection) -> beam.PCollection:
+        P, rel = self.cfg.num_partitions, self.rel
+        if not self.cfg.exact:
+            return feats.pipeline | "NoExact" >> beam.Create([[]])
+        entries = (feats | "ExactEntries" >> beam.FlatMap(st.exact_entries, P),
+                   feats.pipeline | "Seed" >> beam.Create([None])
+                   | "ReleaseExact" >> beam.FlatMap(
+                       lambda _: st.exact_entries(rel, P) if len(rel["ids"]) else []))
+        return (entries | "FlatExact" >> beam.Flatten()
+                | "GroupExact" >> beam.GroupByKey()
+                | "DecideExact" >> beam.Map(lambda kv: st.decide_exact(kv[1]))
+                | "AllExact" >> beam.CombineGlobally(_concat))
+
+
+class NearDecisions(beam.PTransform):
+    """Step 2 of 4: MinHash LSH near-duplicates. Band buckets give candidate pairs; the rows
+    involved are gathered, pairs verified and clustered in one global step (rows already
+    dropped as exact duplicates left out). (features, exact decisions) → one decision list."""
+
+    def __init__(self, cfg: DedupConfig, release_features: dict[str, Any],
+                 label: str | None = None):
+        super().__init__(label)
+        self.cfg, self.rel = cfg, release_features
+
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
+        feats, exact = inputs
+        cfg, rel, P = self.cfg, self.rel, self.cfg.num_partitions
+        bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
+        seed = feats.pipeline | "Seed" >> beam.Create([None])
+        entries = (feats | "BandEntries" >> beam.FlatMap(st.band_entries, bands, rows, P),
+                   seed | "ReleaseBands" >> beam.FlatMap(
+                       lambda _: st.band_entries(rel, bands, rows, P) if len(rel["ids"]) else []))
+        pairs = (entries | "FlatBands" >> beam.Flatten()
+                 | "GroupBands" >> beam.GroupByKey()
+                 | "Pairs" >> beam.Map(lambda kv: st.partition_pairs(kv[1]))
+                 | "AllPairs" >> beam.CombineGlobally(_concat))
+        wanted = pairs | "Wanted" >> beam.Map(lambda ps: {x for pair in ps for x in pair})
+        nodes = (feats | "Involved" >> beam.Map(
+            lambda f, w: st.involved_rows(f, w), beam.pvalue.AsSingleton(wanted))
+            | "AllNodes" >> beam.combiners.ToList())
+        return seed | "DecideNear" >> beam.Map(
+            lambda _, ps, ns, ex: st.decide_near(
+                ps, [*ns, st.involved_rows(rel, {x for pr in ps for x in pr})
+                     if len(rel["ids"]) else None],
+                {d[0] for d in ex}, cfg.threshold, cfg.verify),
+            beam.pvalue.AsSingleton(pairs), beam.pvalue.AsSingleton(nodes),
+            beam.pvalue.AsSingleton(exact))
+
+
+class SemanticDecisions(beam.PTransform):
+    """Step 3 of 4: SemDeDup. Rows that survived steps 1-2 are embedded, k-means clusters them
+    (and a previous release's embeddings), and each cluster drops rows within `semantic_eps` of
+    a better one. (batches, *decision lists so far) → {"decisions": list, "embeddings": per batch}."""
+
+    def __init__(self, cfg: DedupConfig, ctx: RunContext, release: Any, label: str | None = None):
+        super().__init__(label)
+        self.cfg, self.ctx, self.release = cfg, ctx, release
+
+    def expand(self, inputs: tuple[beam.PCollection, ...]) -> dict[str, beam.PCollection]:
+        batches, *decisions = inputs
+        cfg, release, P = self.cfg, self.release, self.cfg.num_partitions
+        so_far = (decisions | "FlatSoFar" >> beam.Flatten()
+                  | "AllSoFar" >> beam.CombineGlobally(_concat)
+                  | "SoFarSet" >> beam.Map(lambda ds: {d[0]: d[1] for d in ds}))
+        emb = batches | "Embed" >> beam.ParDo(_Embed(cfg, self.ctx.embeddings),
+                                              beam.pvalue.AsSingleton(so_far))
+        rel_emb = None if release.emb is None else {
+            "ids": np.array([st.RELEASE_TAG + i for i in release.emb_ids], dtype=object),
+            "scores": np.full(len(release.emb_ids), np.inf), "emb": release.emb}
+        sample = (emb | "EmbList" >> beam.combiners.ToList()
+                  | "Sample" >> beam.Map(st.SampleFn(cfg.kmeans_sample).trim))
+        cents = sample | "KMeans" >> beam.Map(st.train_centroids, cfg, self.ctx.seed)
+        cents_si = beam.pvalue.AsSingleton(cents)
+        sem = ((emb | "ClusterEntries" >> beam.FlatMap(st.cluster_entries, cents_si, P),
+                cents | "ReleaseClusters" >> beam.FlatMap(
+                    lambda c: st.cluster_entries(rel_emb, c, P)))
+               | "FlatClusters" >> beam.Flatten()
+               | "GroupClusters" >> beam.GroupByKey()
+               | "DecideSemantic" >> beam.Map(
+                   lambda kv: st.decide_semantic(kv[1], cfg.semantic_eps))
+               | "AllSemantic" >> beam.CombineGlobally(_concat))
+        return {"decisions": sem, "embeddings": emb}
+
+
+class ApplyDecisions(beam.PTransform):
+    """Step 4 of 4: resolve the decisions (chains end at their final keeper), split each
+    original batch into kept rows (meta.dup_cluster) and rejected ones (duplicate_of), and
+    build the report. (batches, *decision lists) → {MAIN, REJECTED, REPORT, "resolved"}."""
+
+    def __init__(self, cfg: DedupConfig, label: str | None = None):
+        super().__init__(label)
+        self.cfg = cfg
+
+    def expand(self, inputs: tuple[beam.PCollection, ...]) -> dict[str, beam.PCollection]:
+        batches, *decisions = inputs
+        limit = self.cfg.report_clusters
+        resolved = (decisions | "FlatDecisions" >> beam.Flatten()
+                    | "AllDecisions" >> beam.CombineGlobally(_concat)
+                    | "Resolve" >> beam.Map(_resolved_side))
+        out = batches | "Apply" >> beam.ParDo(
+            _Apply(), beam.pvalue.AsSingleton(resolved)).with_outputs(REJECTED, main=MAIN)
+        report = resolved | "Report" >> beam.Map(
+            lambda r: build_report({k: v for k, v in r.items() if k != "__keepers__"}, limit))
+        return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: report, "resolved": resolved}
+
+
 class DedupStage(beam.PTransform):
-    """Exact, near (MinHash LSH) and semantic dedup with deterministic keepers."""
+    """Exact, near (MinHash LSH) and semantic dedup with deterministic keepers: features, then
+    ExactDecisions → NearDecisions → SemanticDecisions → ApplyDecisions (see the module doc).
+    Rejects exact_duplicate / near_duplicate / semantic_duplicate (column duplicate_of)."""
 
     def __init__(self, config: DedupConfig, ctx: RunContext, *, label: str | None = None):
         super().__init__(label)
@@ -150,87 +268,24 @@ class DedupStage(beam.PTransform):
         self.ctx = ctx
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
-        cfg, p = self.cfg, batches.pipeline
-        P = cfg.num_partitions
+        cfg = self.cfg
         params = st.index_params(cfg)
         release = load_index(cfg.release_index_dir, params)
         rel_feat = st.release_features(release)
         feats = batches | "Features" >> beam.ParDo(_Features(cfg))
-        seed = p | "Seed" >> beam.Create([None])
-        decisions = []
-
-        exact = p | "NoExact" >> beam.Create([[]])
-        if cfg.exact:
-            entries = (feats | "ExactEntries" >> beam.FlatMap(st.exact_entries, P),
-                       seed | "ReleaseExact" >> beam.FlatMap(
-                           lambda _: st.exact_entries(rel_feat, P) if len(rel_feat["ids"])
-                           else []))
-            exact = (entries | "FlatExact" >> beam.Flatten()
-                     | "GroupExact" >> beam.GroupByKey()
-                     | "DecideExact" >> beam.Map(lambda kv: st.decide_exact(kv[1]))
-                     | "AllExact" >> beam.CombineGlobally(_concat))
-        decisions.append(exact)
-
+        exact = feats | "Exact" >> ExactDecisions(cfg, rel_feat)
+        decisions = [exact]
         if cfg.near:
-            bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
-            entries = (feats | "BandEntries" >> beam.FlatMap(st.band_entries, bands, rows, P),
-                       seed | "ReleaseBands" >> beam.FlatMap(
-                           lambda _: st.band_entries(rel_feat, bands, rows, P)
-                           if len(rel_feat["ids"]) else []))
-            pairs = (entries | "FlatBands" >> beam.Flatten()
-                     | "GroupBands" >> beam.GroupByKey()
-                     | "Pairs" >> beam.Map(lambda kv: st.partition_pairs(kv[1]))
-                     | "AllPairs" >> beam.CombineGlobally(_concat))
-            wanted = pairs | "Wanted" >> beam.Map(lambda ps: {x for pair in ps for x in pair})
-            nodes = (feats | "Involved" >> beam.Map(
-                lambda f, w: st.involved_rows(f, w), beam.pvalue.AsSingleton(wanted))
-                | "AllNodes" >> beam.combiners.ToList())
-            near = seed | "DecideNear" >> beam.Map(
-                lambda _, ps, ns, ex: st.decide_near(
-                    ps, [*ns, st.involved_rows(rel_feat, {x for pr in ps for x in pr})
-                         if len(rel_feat["ids"]) else None],
-                    {d[0] for d in ex}, cfg.threshold, cfg.verify),
-                beam.pvalue.AsSingleton(pairs), beam.pvalue.AsSingleton(nodes),
-                beam.pvalue.AsSingleton(exact))
-            decisions.append(near)
-
+            decisions.append((feats, exact) | "Near" >> NearDecisions(cfg, rel_feat))
         emb = None
         if cfg.semantic:
-            so_far = ((decisions | "FlatSoFar" >> beam.Flatten()
-                       | "AllSoFar" >> beam.CombineGlobally(_concat))
-                      | "SoFarSet" >> beam.Map(lambda ds: {d[0]: d[1] for d in ds}))
-            emb = batches | "Embed" >> beam.ParDo(_Embed(cfg, self.ctx.embeddings),
-                                                  beam.pvalue.AsSingleton(so_far))
-            sampler = st.SampleFn(cfg.kmeans_sample)
-            rel_emb = None if release.emb is None else {
-                "ids": np.array([st.RELEASE_TAG + i for i in release.emb_ids], dtype=object),
-                "scores": np.full(len(release.emb_ids), np.inf), "emb": release.emb}
-            sample = (emb | "EmbList" >> beam.combiners.ToList()
-                      | "Sample" >> beam.Map(sampler.trim))
-            seed_val = self.ctx.seed
-            cents = sample | "KMeans" >> beam.Map(st.train_centroids, cfg, seed_val)
-            cents_si = beam.pvalue.AsSingleton(cents)
-            sem = ((emb | "ClusterEntries" >> beam.FlatMap(st.cluster_entries, cents_si, P),
-                    cents | "ReleaseClusters" >> beam.FlatMap(
-                        lambda c: st.cluster_entries(rel_emb, c, P)))
-                   | "FlatClusters" >> beam.Flatten()
-                   | "GroupClusters" >> beam.GroupByKey()
-                   | "DecideSemantic" >> beam.Map(
-                       lambda kv: st.decide_semantic(kv[1], cfg.semantic_eps))
-                   | "AllSemantic" >> beam.CombineGlobally(_concat))
-            decisions.append(sem)
-
-        all_dec = (decisions | "FlatDecisions" >> beam.Flatten()
-                   | "AllDecisions" >> beam.CombineGlobally(_concat))
-        resolved = all_dec | "Resolve" >> beam.Map(_resolved_side)
-        out = batches | "Apply" >> beam.ParDo(
-            _Apply(), beam.pvalue.AsSingleton(resolved)).with_outputs(REJECTED, main=MAIN)
-        report = resolved | "Report" >> beam.Map(
-            lambda r: build_report({k: v for k, v in r.items() if k != "__keepers__"},
-                                   cfg.report_clusters))
+            sem = (batches, *decisions) | "Semantic" >> SemanticDecisions(cfg, self.ctx, release)
+            decisions.append(sem["decisions"])
+            emb = sem["embeddings"]
+        out = (batches, *decisions) | "Decide" >> ApplyDecisions(cfg)
         if cfg.write_index_dir:
-            self._write_index(feats, emb, resolved, release, params)
-        return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: report}
+            self._write_index(feats, emb, out["resolved"], release, params)
+        return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: out[REPORT]}
 
     def _write_index(self, feats: Any, emb: Any, resolved: Any, release: Any,
                      params: dict[str, Any]) -> None:

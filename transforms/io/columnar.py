@@ -40,6 +40,7 @@ from transforms.io.columnar_layouts import (
     np_mask,
     qa_pair,
 )
+from transforms.io.config import IngestConfig, SourceConfig
 from transforms.io.readers import FileSplit, _loads, _parse_line
 
 RowFn = Callable[[int, bytes, Any], tuple[str, Any]]  # per-row reference: (kind, value)
@@ -160,7 +161,7 @@ def _chunks(table: pa.Table, order: np.ndarray, size: int) -> Iterator[pa.Record
         yield part.to_batches()[0] if part.num_rows else _empty()
 
 
-def convert_jsonl(split: FileSplit, source: Any, ingest: Any, dataset: str, per_row: RowFn
+def convert_jsonl(split: FileSplit, source: SourceConfig, ingest: IngestConfig, dataset: str, per_row: RowFn
                   ) -> Iterator[tuple[str, Any]] | None:
     """('example', batch) / ('pair', batch) / ('deadletter', entry) for a JSONL split, or
     None when the split is not for this path."""
@@ -169,7 +170,7 @@ def convert_jsonl(split: FileSplit, source: Any, ingest: Any, dataset: str, per_
     return _convert(split, ingest, dataset, per_row)
 
 
-def _convert(split: FileSplit, ingest: Any, dataset: str, per_row: RowFn
+def _convert(split: FileSplit, ingest: IngestConfig, dataset: str, per_row: RowFn
              ) -> Iterator[tuple[str, Any]]:
     with open(split.path, "rb") as f:
         f.seek(split.start)

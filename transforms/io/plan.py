@@ -9,9 +9,9 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Sequence
-from typing import Any
 
 from transforms.io.adapters import AdapterError, detect_layout
+from transforms.io.config import IngestConfig, SourceConfig
 from transforms.io.readers import (
     SAMPLE_ROWS,
     FileSplit,
@@ -39,7 +39,7 @@ def _sample_layout(first: FileSplit, max_bytes: int, hf_split: str) -> str:
         return f"{UNDETECTED}:{e}"
 
 
-def plan_file(index: int, path: str, source: Any, split_bytes: int, max_bytes: int,
+def plan_file(index: int, path: str, source: SourceConfig, split_bytes: int, max_bytes: int,
               batch_rows: int) -> list[FileSplit]:
     fmt = source.format if source.format != "auto" else detect_format(path)
     limit = source.limit
@@ -71,7 +71,7 @@ def plan_file(index: int, path: str, source: Any, split_bytes: int, max_bytes: i
             for s in splits]
 
 
-def plan_sources(sources: Sequence[Any], ingest: Any) -> list[FileSplit]:
+def plan_sources(sources: Sequence[SourceConfig], ingest: IngestConfig) -> list[FileSplit]:
     """Every split of every source, in source then file order."""
     splits: list[FileSplit] = []
     for index, source in enumerate(sources):

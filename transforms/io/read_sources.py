@@ -20,13 +20,14 @@ from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, PAIRS, REPORT, 
 from transforms.io.adapters import AdapterError, adapt_row
 from transforms.io.canonical import to_canonical
 from transforms.io.columnar import convert_jsonl
+from transforms.io.config import IngestConfig, SourceConfig
 from transforms.io.plan import UNDETECTED, plan_sources
 from transforms.io.readers import FileSplit, ReadError, read_split
 
 STAGE = "ingest"
 
 
-def convert_row(split: FileSplit, source: Any, dataset: str, row: int, raw: Any, parsed: Any
+def convert_row(split: FileSplit, source: SourceConfig, dataset: str, row: int, raw: Any, parsed: Any
                 ) -> tuple[str, Any]:
     """The per-row reference: ('example' | 'pair', row dict) or ('deadletter', entry)."""
     try:
@@ -41,7 +42,7 @@ def convert_row(split: FileSplit, source: Any, dataset: str, row: int, raw: Any,
                                               file=split.path, row=row)
 
 
-def _per_row(split: FileSplit, source: Any, ingest: Any, dataset: str
+def _per_row(split: FileSplit, source: SourceConfig, ingest: IngestConfig, dataset: str
              ) -> Iterable[tuple[str, Any]]:
     examples: list[dict] = []
     pairs: list[dict] = []
@@ -61,7 +62,7 @@ def _per_row(split: FileSplit, source: Any, ingest: Any, dataset: str
         yield "pair", pairs_to_batch(pairs)
 
 
-def convert_split(split: FileSplit, source: Any, ingest: Any, fast: bool = True
+def convert_split(split: FileSplit, source: SourceConfig, ingest: IngestConfig, fast: bool = True
                   ) -> Iterable[tuple[str, Any]]:
     """Pure core: ('example', batch) / ('pair', batch) / ('deadletter', entry) / ('report', d).
     JSONL splits of the common layouts take the columnar path (columnar.py), which gives the
@@ -84,7 +85,7 @@ def convert_split(split: FileSplit, source: Any, ingest: Any, fast: bool = True
 
 
 class _ReadSplitFn(beam.DoFn):
-    def __init__(self, sources: Sequence[Any], ingest: Any):
+    def __init__(self, sources: Sequence[SourceConfig], ingest: IngestConfig):
         self._sources = list(sources)
         self._ingest = ingest
 
@@ -109,7 +110,8 @@ class ReadSources(beam.PTransform):
     """Sources → {MAIN: Example batches, PAIRS, DEADLETTER, REPORT}. Splits are planned when
     the graph is built (fails fast on missing files) and spread over workers."""
 
-    def __init__(self, sources: Sequence[Any], ingest: Any, label: str | None = None):
+    def __init__(self, sources: Sequence[SourceConfig], ingest: IngestConfig,
+                 label: str | None = None):
         super().__init__(label)
         self._sources = list(sources)
         self._ingest = ingest

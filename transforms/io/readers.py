@@ -17,12 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-try:
-    import orjson
+import orjson
 
-    _loads = orjson.loads
-except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _loads = json.loads
+_loads = orjson.loads
 
 FORMAT_BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
                     ".parquet": "parquet", ".csv": "csv"}

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.unify import canonical_schema, unify_schemas
+from transforms.io.config import EmitConfig
 from transforms.io.files import delete_tree, read_arrow_batches, write_bytes
 from transforms.io.shards import (
     build_table,
@@ -58,7 +59,7 @@ class _Spill(beam.DoFn):
         yield path, batch.num_rows, batch.schema, id_prefix(batch.column("id"))
 
 
-def plan_shards(spilled: Iterable[Spilled], base: pa.Schema, emit: Any
+def plan_shards(spilled: Iterable[Spilled], base: pa.Schema, emit: EmitConfig
                 ) -> list[tuple[int, tuple[pa.Schema, int, list[tuple[str, np.ndarray]]]]]:
     """Every Spilled tuple → (shard, (schema, shard count, [(spill path, row indices)])) for
     every shard 0..n-1, empty ones included. The schema is the canonical union of all batch
@@ -89,7 +90,7 @@ def gather(parts: Iterable[tuple[str, np.ndarray]]) -> list[pa.RecordBatch | pa.
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, dataset: str, directory: str, emit: Any, base: pa.Schema,
+    def __init__(self, dataset: str, directory: str, emit: EmitConfig, base: pa.Schema,
                  jsonl_directory: str):
         self._dataset, self._dir, self._emit, self._base = dataset, directory, emit, base
         self._jsonl_dir = jsonl_directory
@@ -119,7 +120,7 @@ class WriteShards(beam.PTransform):
     `spill_directory` (default `<directory>/_spill`) holds the spill files; it is deleted at
     the end unless `cleanup=False` (then the caller deletes it, e.g. with its staging dir)."""
 
-    def __init__(self, dataset: str, directory: str, emit: Any, base: pa.Schema,
+    def __init__(self, dataset: str, directory: str, emit: EmitConfig, base: pa.Schema,
                  jsonl_directory: str | None = None, label: str | None = None,
                  spill_directory: str | None = None, cleanup: bool = True):
         super().__init__(label)

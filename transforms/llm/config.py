@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, TypeAdapter, field_validator
 
 from transforms.config_base import StrictModel
 
@@ -61,6 +61,13 @@ class LLMConfig(StrictModel):
                 raise ValueError(f"llm.backend: unknown backend {backend!r}; one of {BACKENDS}")
             cls = _BY_BACKEND[backend]
         return super().__new__(cls)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> LLMConfig:  # type: ignore[override]
+        """On the base class: validate as the variant `backend` names (as `AnyLLMConfig`)."""
+        if cls is LLMConfig:
+            return _ADAPTER.validate_python(obj, **kwargs)
+        return super().model_validate(obj, **kwargs)
 
 
 class _WeightsConfig(LLMConfig):
@@ -141,6 +148,7 @@ AnyLLMConfig = Annotated[
     BeforeValidator(_default_backend),
 ]
 """The type of an `llm` field in a config model: validated as the variant its `backend` names."""
+_ADAPTER: TypeAdapter[LLMConfig] = TypeAdapter(AnyLLMConfig)
 
 
 class ModelRoles(StrictModel):

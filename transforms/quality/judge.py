@@ -14,29 +14,25 @@ judge_failed, judge_skipped (no instruction / response), score_<logprobs|json|te
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 
+from schemas.ids import derive_seed
 from schemas.records import with_meta
 from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, RunContext
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
-from transforms.llm.prompts import PromptTemplate
+from transforms.llm.prompts import Prompt, load_prompt
 from transforms.llm.structured import parse_json_answer
 from transforms.quality.config import JudgeConfig
 
 JUDGE_STAGE = "quality.judge"
-PROMPTS = Path(__file__).resolve().parent / "prompts"
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "llm" / "quality_judge.json"
 MAX_TOKENS = 64  # '{"rating":N,"reason":"…"}' with a reason of at most 96 chars
 TOP_LOGPROBS = 20  # alternatives per generated token asked from the backend
 _SCORE_RE = re.compile(r'"?(?:score|rating)"?\s*[:=]\s*"?(\d+(?:\.\d+)?)', re.IGNORECASE)
@@ -45,19 +41,19 @@ _LONE_DIGIT_RE = re.compile(r"(?<![\d.])(\d)(?![\d.])")
 
 # ---------------------------------------------------------------- pure core: prompts, schema
 
-@cache
-def template(aspect: str) -> PromptTemplate:
-    return PromptTemplate.from_file(PROMPTS / f"judge_{aspect}.jinja")
+def judge_prompt(aspect: str) -> Prompt:
+    """transforms/quality/prompts/judge_<aspect>.jinja with schemas/llm/quality_judge.json."""
+    return load_prompt("quality", f"judge_{aspect}", schema="judge")
 
 
 def template_version(aspect: str) -> str:
     """`quality.judge_<aspect>@<content hash>`, part of the response cache key."""
-    return f"quality.judge_{aspect}@{template(aspect).version}"
+    return judge_prompt(aspect).version
 
 
-def answer_schema(scale: int) -> dict[str, Any]:
+def answer_schema(scale: int, aspect: str = "quality") -> dict[str, Any]:
     """The JSON Schema of a rating, its maximum set to `scale`."""
-    schema = copy.deepcopy(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+    schema = judge_prompt(aspect).answer_schema()
     schema["properties"]["rating"]["maximum"] = scale
     return schema
 
@@ -80,11 +76,6 @@ def instruction_text(prompt: Sequence[Mapping[str, str]]) -> str:
 
 def _clip(text: str, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[:max_chars] + " […]"
-
-
-def request_seed(seed: int, record_id: str, aspect: str) -> int:
-    digest = hashlib.sha256(f"{seed}:{record_id}:{aspect}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF
 
 
 def batch_key(batch: pa.RecordBatch) -> str:
@@ -111,13 +102,13 @@ def judge_requests(batch: pa.RecordBatch, config: JudgeConfig, seed: int, bkey: 
             if aspect == "quality" and not response.strip():
                 skipped[(row, aspect)] = f"{aspect}: no_response"
                 continue
-            text = template(aspect).render(
+            text = judge_prompt(aspect).render(
                 scale=config.scale, instruction=_clip(instruction, config.max_chars),
                 response=_clip(response, config.max_chars))
             requests.append(ChatRequest(
                 key=f"{bkey}:{row}:{aspect}:{rid}", messages=(("user", text),),
                 sampling=SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS,
-                                        seed=request_seed(seed, str(rid), aspect)),
+                                        seed=derive_seed(seed, str(rid), aspect)),
                 json_schema=schema, logprobs=TOP_LOGPROBS if config.use_logprobs else None,
                 template_version=template_version(aspect)))
     return requests, skipped

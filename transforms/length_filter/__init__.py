@@ -1,0 +1,1 @@
+"""length_filter: the example stage of docs/DEVELOPING.md."""
