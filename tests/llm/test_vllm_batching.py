@@ -49,7 +49,7 @@ class RecordingEngine:
                 json.dumps(answer)
             outs.append(SimpleNamespace(
                 prompt_token_ids=list(range(len(text.split()))),
-                outputs=[SimpleNamespace(text=body, token_ids=[7] * 4, logprobs=None)
+                outputs=[SimpleNamespace(text=body, token_ids=[7] * 4, logprobs=None, finish_reason="stop")
                          for _ in range(sp.n)]))
         return outs
 
