@@ -114,11 +114,29 @@ def test_release_dag_runs_twice_and_the_changelog_shows_the_change(tmp_path: Pat
     pytest.importorskip("airflow")
     repo = tmp_path / "repo"
     repo.mkdir()
-    topics = ["rivers", "volcanoes", "bridges", "honeybees", "glaciers", "lighthouses",
-              "comets", "coral reefs", "windmills", "deserts"]
-    rows = [{"instruction": f"Write two sentences about {t}.", "input": "",
-             "output": f"{t.capitalize()} are a fascinating subject for curious readers. "
-                       f"People have studied {t} for a very long time."} for t in topics]
+    pairs = [
+        ("Explain how rivers carve canyons over time.", "Flowing water erodes rock grain by "
+         "grain; over millions of years the channel deepens into a canyon."),
+        ("Why do volcanoes erupt?", "Magma rises because it is lighter than the rock around "
+         "it, and gas pressure pushes it out through weak spots in the crust."),
+        ("Describe a suspension bridge in two sentences.", "Its deck hangs from vertical "
+         "cables. Those cables hang from two main cables anchored at both ends."),
+        ("What do honeybees do in winter?", "They cluster together inside the hive and shiver "
+         "their flight muscles to keep the queen warm."),
+        ("List three facts about glaciers.", "Glaciers store most of Earth's fresh water, "
+         "they move downhill under their own weight, and they leave moraines behind."),
+        ("How did lighthouse keepers live?", "They lived at remote stations, trimmed lamp "
+         "wicks at night and logged the weather every few hours."),
+        ("Give a short definition of a comet.", "A comet is a small icy body that grows a "
+         "glowing tail of gas and dust when it nears the Sun."),
+        ("Name two threats to coral reefs.", "Warming seas bleach the corals, and runoff "
+         "from farms clouds the water they need."),
+        ("Translate 'good morning' into Spanish.", "Good morning in Spanish is 'buenos "
+         "días'."),
+        ("Suggest a name for a bakery by the sea.", "How about 'Salt and Crumb', a name that "
+         "mixes the coast with fresh bread?"),
+    ]
+    rows = [{"instruction": q, "input": "", "output": a} for q, a in pairs]
     (repo / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (repo / "release.yaml").write_text(
         "run: {name: test-release, seed: 1}\n"
