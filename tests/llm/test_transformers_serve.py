@@ -117,7 +117,8 @@ def test_compound_stage_against_transformers_serve(served, tmp_path) -> None:
     cfg = CompoundConfig(enabled=True, max_sub_questions=2,
                          category_weights={"Factual-Statement": 1.0, "Cause-and-Effect": 1.0},
                          sampling={"question_max_tokens": 64, "answer_max_tokens": 64,
-                                   "check_max_tokens": 32})
+                                   "question_check_max_tokens": 32,
+                                   "answer_check_max_tokens": 32})
     llm = LLMConfig(backend="openai", model=path, base_url=base_url, api_key_env=None,
                     timeout_s=120, max_retries=1, concurrency=4, retries=0, cache=False,
                     progress=False)
