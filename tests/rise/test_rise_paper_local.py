@@ -88,6 +88,8 @@ def test_local_model_as_the_editor_of_scripted_correct_samples(tmp_path: Path) -
             "stages.rise.methods=[self_edit]", "stages.rise.sampling.samples=2",
             "stages.rise.self_edit.pairs_per_problem=1", "stages.rise.self_edit.max_tokens=48",
             "llm.retries=0", f"llm.cache_dir={tmp_path / 'cache'}",
+            # the 135M editor often writes no JSON: mechanics are checked, not its error rate
+            "stages.rise.max_error_rate=1.0",
         ], [str(src)], str(tmp_path / "out"))
         rep = run_config(cfg).manifest["reports"]["rise"]
     print("rise report:", json.dumps({k: rep[k] for k in (
