@@ -47,21 +47,28 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def _stage_order(names: set[str]) -> list[str]:
+    from pipeline.stages import CURATION, SYNTHESIS
+
+    known = ["ingest", *CURATION, *SYNTHESIS]
+    return [n for n in known if n in names] + sorted(names - set(known))
+
+
 def _stage_rows(manifest: dict[str, Any]) -> list[tuple[str, ...]]:
     counts = manifest["counts"]
     seconds = manifest.get("timings", {}).get("stages", {})
-    stages = list(manifest.get("stages_run") or [])
-    for name in (*counts["deadletter"], *counts["rejected"]):
-        if name not in stages:
-            stages.append(name)
-    stages += [name for name, s in seconds.items() if name not in stages and s >= 0.1]
+    made: dict[str, int] = {}
+    for origins in counts["outputs"].values():
+        for origin, n in origins.items():
+            made[origin] = made.get(origin, 0) + n
+    names = {*made, *counts["rejected"], *counts["deadletter"],
+             *(name for name, s in seconds.items() if s >= 0.1)}
     rows = []
-    for stage in stages:
+    for stage in _stage_order(names):
         rejected = sum(counts["rejected"].get(stage, {}).values())
-        dead = counts["deadletter"].get(stage, 0)
-        made = sum(origins.get(stage, 0) for origins in counts["outputs"].values())
         secs = seconds.get(stage)
-        rows.append((stage, str(made) if made else "", str(rejected), str(dead),
+        rows.append((stage, str(made[stage]) if made.get(stage) else "", str(rejected),
+                     str(counts["deadletter"].get(stage, 0)),
                      "" if secs is None else f"{secs:.1f}"))
     return rows
 
