@@ -64,7 +64,7 @@ class Page:
         self.parts.append(markup)
 
     def table(self, header: list[str], rows: list[list[Any]], raw_cols: tuple[int, ...] = ()) -> None:
-        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        head = "".join(f"<th>{esc(h.replace('_', ' '))}</th>" for h in header)
         body = "".join("<tr>" + "".join(
             f"<td class='txt'>{c if i in raw_cols else esc(c)}</td>" for i, c in enumerate(r))
             + "</tr>" for r in rows)
