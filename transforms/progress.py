@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class _StageProgress:
-    started: float = field(default_factory=time.monotonic)
-    last_print: float = 0.0
+    started: float = field(default_factory=lambda: time.monotonic())  # first batch ended
+    last_print: float = field(default_factory=lambda: time.monotonic())  # first line: 1 interval
     counts: dict[str, int] = field(default_factory=dict)
 
 
