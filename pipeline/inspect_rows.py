@@ -22,19 +22,18 @@ class InspectError(Exception):
     """The output directory has no such dataset, stage or reason."""
 
 
-def _rejected_rows(out_dir: str, stage: str | None, reason: str | None) -> list[dict[str, Any]]:
-    by_stage = rd.read_rejected(out_dir)
-    if stage is not None and stage not in by_stage:
+def _rejected_rows(out_dir: str, stage: str | None, reason: str | None, n: int
+                   ) -> list[dict[str, Any]]:
+    counts = rd.rejected_counts(out_dir)
+    if stage is not None and stage not in counts:
         raise InspectError(f"no rejected rows of stage {stage!r} in {out_dir}; stages with "
-                           f"rejected rows: {', '.join(sorted(by_stage)) or 'none'}")
-    rows = [r for s, rs in sorted(by_stage.items()) if stage in (None, s) for r in rs]
-    if reason is not None:
-        reasons = sorted({r.get("reject_reason") for r in rows})
-        rows = [r for r in rows if r.get("reject_reason") == reason]
-        if not rows:
-            raise InspectError(f"no rejected rows with reason {reason!r}; reasons: "
-                               f"{', '.join(str(x) for x in reasons) or 'none'}")
-    return rows
+                           f"rejected rows: {', '.join(sorted(counts)) or 'none'}")
+    known = sorted({r for s, c in counts.items() if stage in (None, s) for r in c["reasons"]})
+    if reason is not None and reason not in known:
+        raise InspectError(f"no rejected rows with reason {reason!r}; reasons: "
+                           f"{', '.join(known) or 'none'}")
+    by_stage = rd.read_rejected(out_dir, limit=n, reason=reason)
+    return [r for s, rs in sorted(by_stage.items()) if stage in (None, s) for r in rs][:n]
 
 
 def sample_rows(out_dir: str, dataset: str = "sft", stage: str | None = None,
@@ -48,7 +47,7 @@ def sample_rows(out_dir: str, dataset: str = "sft", stage: str | None = None,
         return [{k: rd.clip(e.get(k), 300) for k in ("stage", "file", "row", "error", "raw")}
                 for e in rows[:n]]
     if dataset == "rejected":
-        rows = _rejected_rows(out_dir, stage, reason)
+        rows = _rejected_rows(out_dir, stage, reason, n)
         return [{**rd.row_summary(r), "stage": r.get("reject_stage"),
                  "reason": r.get("reject_reason"), "detail": rd.clip(r.get("reject_detail"), 300)}
                 for r in rows[:n]]

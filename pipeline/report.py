@@ -16,8 +16,12 @@ import html
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import report_charts as charts
 from pipeline import report_data as rd
@@ -133,25 +137,41 @@ def gather(out_dir: str) -> dict[str, Any]:
     with open(os.path.join(out_dir, "manifest.json"), encoding="utf-8") as fh:
         manifest = json.load(fh)
     tables = {d: rd.read_dir(os.path.join(out_dir, d)) for d in DATASETS}
-    example_rows = [r for d in ("sft", "curated") if tables[d] is not None
-                    for r in tables[d].to_pylist()]
-    pair_rows = tables["preference"].to_pylist() if tables["preference"] is not None else []
-    curated = [r for r in example_rows
-               if not ((r.get("meta") or {}).get("lineage") or {}).get("stage")]
+    examples = [t for d in ("sft", "curated") if (t := tables[d]) is not None and t.num_rows]
+    survivors: Counter[str] = Counter()
+    curated: list[dict[str, Any]] = []  # a sample of the input records kept (signals, lengths)
+    synthesized: list[dict[str, Any]] = []
+    for table in examples:
+        stage = rd.stage_column(table)
+        survivors += rd.value_counts(pc.filter(rd.source_column(table), pc.is_null(stage)))
+        curated += table.filter(pc.is_null(stage)).slice(0, rd.MAX_VALUES).to_pylist()
+        synthesized += table.filter(pc.is_valid(stage)).slice(0, rd.MAX_VALUES).to_pylist()
+    pairs = tables["preference"]
+    synth_pairs = [] if pairs is None or not pairs.num_rows else pairs.filter(
+        pc.is_valid(rd.stage_column(pairs))).slice(0, rd.MAX_VALUES).to_pylist()
     rejected = rd.read_rejected(out_dir)
+    counts = rd.rejected_counts(out_dir)
     dead = rd.read_deadletter(out_dir)
-    by_id = {r["id"]: r for r in example_rows}
+    wanted = {r["duplicate_of"] for r in rejected.get("dedup", []) if r.get("duplicate_of")}
+    wanted |= {p for r in synthesized for p in ((r.get("meta") or {}).get("lineage") or {}).get(
+        "parent_ids") or []}
+    by_id = {r["id"]: r for t in examples
+             for r in t.filter(pc.is_in(t.column("id"), pa.array(sorted(wanted), pa.string())))
+             .to_pylist()}
     parents = {r["id"]: r for rows in rejected.values() for r in rows if "messages" in r}
-    synth_pairs = [r for r in pair_rows if ((r.get("meta") or {}).get("lineage") or {}).get("stage")]
+    files = rd.file_sources(examples)
+    for stage_counts in counts.values():
+        for f, name in stage_counts["files"].items():
+            files.setdefault(f, name)
     return {
         "manifest": manifest,
-        "funnel": rd.funnel(curated, rejected, dead),
-        "reasons": rd.reasons(rejected),
+        "funnel": rd.funnel(survivors, counts, files, dead),
+        "reasons": rd.reasons(rejected, counts),
         "signals": rd.signals(manifest, curated, rejected),
         "lengths": rd.lengths(curated, rejected),
         "dedup": rs.dedup_clusters(rejected.get("dedup", []), by_id),
         "decontam": rs.decontam_hits(rejected.get("decontam", [])),
-        "synthesized": rs.synthesized(example_rows, by_id, parents),
+        "synthesized": rs.synthesized(synthesized, by_id, parents),
         "pairs": rs.pairs(synth_pairs),
         "pair_stats": rs.pair_stats(synth_pairs),
         "deadletter": [{"stage": e.get("stage"), "file": e.get("file"), "row": e.get("row"),

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 MAX_TEXT = 400
@@ -49,13 +50,61 @@ def read_dir(path: str) -> pa.Table | None:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def read_rejected(out_dir: str) -> dict[str, list[dict[str, Any]]]:
-    """Stage → rejected rows as dicts (stage files of `rejected/`)."""
+def _rejected_files(out_dir: str) -> list[tuple[str, str]]:
+    return [(os.path.splitext(os.path.basename(f))[0], f)
+            for f in sorted(glob.glob(os.path.join(out_dir, "rejected", "*.parquet")))]
+
+
+def read_rejected(out_dir: str, limit: int = MAX_VALUES, reason: str | None = None
+                  ) -> dict[str, list[dict[str, Any]]]:
+    """Stage → at most `limit` of its rejected rows as dicts (with `reason` only, if given)."""
     rows: dict[str, list[dict[str, Any]]] = {}
-    for f in sorted(glob.glob(os.path.join(out_dir, "rejected", "*.parquet"))):
-        stage = os.path.splitext(os.path.basename(f))[0]
-        rows[stage] = pq.read_table(f).to_pylist()
+    for stage, f in _rejected_files(out_dir):
+        table = pq.read_table(f)
+        if reason is not None:
+            table = table.filter(pc.equal(table.column("reject_reason"), reason))
+        rows[stage] = table.slice(0, limit).to_pylist()
     return rows
+
+
+def source_column(table: pa.Table) -> pa.Array:
+    return pc.fill_null(pc.struct_field(table.column("source").combine_chunks(), "dataset"),
+                        "unknown")
+
+
+def stage_column(table: pa.Table) -> pa.Array:
+    """meta.lineage.stage: null for input records, the producing stage for synthesized ones."""
+    return pc.struct_field(table.column("meta").combine_chunks(), ["lineage", "stage"])
+
+
+def value_counts(values: pa.Array) -> Counter[str]:
+    return Counter({c["values"]: c["counts"] for c in pc.value_counts(values).to_pylist()})
+
+
+def file_sources(tables: list[pa.Table]) -> dict[str, str]:
+    """Input file → its source dataset name, from the rows' `source` columns."""
+    out: dict[str, str] = {}
+    for table in tables:
+        src = table.column("source").combine_chunks()
+        pairs = pa.table({"file": pc.struct_field(src, "file"),
+                          "dataset": pc.struct_field(src, "dataset")})
+        for row in pairs.group_by(["file", "dataset"]).aggregate([]).to_pylist():
+            if row["file"] and row["dataset"]:
+                out.setdefault(row["file"], row["dataset"])
+    return out
+
+
+def rejected_counts(out_dir: str) -> dict[str, dict[str, Any]]:
+    """Stage → exact counts over all its rejected rows: by reason, by source dataset, and the
+    input files' dataset names (reads only those columns)."""
+    out = {}
+    for stage, f in _rejected_files(out_dir):
+        table = pq.read_table(f, columns=["reject_reason", "source"])
+        out[stage] = {"reasons": value_counts(pc.fill_null(table.column("reject_reason"),
+                                                           "unknown")),
+                      "sources": value_counts(source_column(table)),
+                      "files": file_sources([table])}
+    return out
 
 
 def read_deadletter(out_dir: str, limit: int = 10_000) -> list[dict[str, Any]]:
@@ -93,44 +142,35 @@ def row_summary(row: dict[str, Any]) -> dict[str, Any]:
             "source": (row.get("source") or {}).get("dataset")}
 
 
-def reasons(rejected: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """Stage → [{reason, count, examples: [row summary + detail]}], most frequent first."""
+def reasons(rejected: dict[str, list[dict[str, Any]]], counts: dict[str, dict[str, Any]]
+            ) -> dict[str, list[dict[str, Any]]]:
+    """Stage → [{reason, count, examples: [row summary + detail]}], most frequent first; counts
+    over all rejected rows, examples from the rows read."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for stage, rows in rejected.items():
+    for stage, stage_counts in counts.items():
         by_reason: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in rows:
+        for row in rejected.get(stage, []):
             by_reason[row.get("reject_reason") or "unknown"].append(row)
         out[stage] = [
-            {"reason": reason, "count": len(items),
+            {"reason": reason, "count": n,
              "examples": [{**row_summary(r), "detail": clip(json.dumps(_detail(r), default=str))}
-                          for r in items[:EXAMPLES_PER_REASON]]}
-            for reason, items in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+                          for r in by_reason[reason][:EXAMPLES_PER_REASON]]}
+            for reason, n in sorted(stage_counts["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))]
     return out
 
 
-def _source_of(row: dict[str, Any]) -> str:
-    return (row.get("source") or {}).get("dataset") or "unknown"
-
-
-def funnel(kept_rows: list[dict[str, Any]], rejected: dict[str, list[dict[str, Any]]],
-           dead: list[dict[str, Any]]) -> dict[str, Any]:
+def funnel(survivors: Counter[str], counts: dict[str, dict[str, Any]],
+           files: dict[str, str], dead: list[dict[str, Any]]) -> dict[str, Any]:
     """Per input source: rows entering each curation step and rows it removed (rejected or
-    dead-lettered), from ingest to the curated output. Rows come from the files themselves."""
-    file_to_source: dict[str, str] = {}
-    for row in kept_rows + [r for rows in rejected.values() for r in rows]:
-        src = row.get("source") or {}
-        if src.get("file") and src.get("dataset"):
-            file_to_source.setdefault(src["file"], src["dataset"])
+    dead-lettered), from ingest to the curated output. `survivors`: input records in the
+    outputs by source; `counts`: rejected_counts; `files`: input file → source name."""
     removed: dict[str, Counter[str]] = defaultdict(Counter)
     for entry in dead:
         if entry.get("stage") in CURATION:
-            removed[entry["stage"]][file_to_source.get(entry.get("file") or "", "unknown")] += 1
-    for stage, rows in rejected.items():
+            removed[entry["stage"]][files.get(entry.get("file") or "", "unknown")] += 1
+    for stage, stage_counts in counts.items():
         if stage in CURATION:
-            for row in rows:
-                removed[stage][_source_of(row)] += 1
-    survivors = Counter(_source_of(r) for r in kept_rows
-                        if not ((r.get("meta") or {}).get("lineage") or {}).get("stage"))
+            removed[stage].update(stage_counts["sources"])
     steps = [s for s in CURATION if s == "ingest" or s in removed]
     sources = sorted(set(survivors) | {s for c in removed.values() for s in c})
     rows = []
