@@ -52,3 +52,70 @@ def delete_tree(path: str) -> None:
         return
     with contextlib.suppress(BeamIOError):  # object stores: "prefix/" deletes all under it
         FileSystems.delete([path.rstrip("/") + "/"])
+
+
+def is_local(path: str) -> bool:
+    """True for plain paths and file:// URLs (the local disk), False for gs://, s3://, …"""
+    return _is_local(path)
+
+
+def join(base: str, *parts: str) -> str:
+    """`base/part/...` for any filesystem (a trailing slash on `base` is dropped)."""
+    return FileSystems.join(base.rstrip("/") or base, *parts)
+
+
+def exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def read_bytes(path: str) -> bytes:
+    """A whole file, uncompressed as stored (no codec guessed from the name)."""
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        return f.read()
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def read_json(path: str) -> Any:
+    return json.loads(read_bytes(path))
+
+
+def write_text(path: str, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def list_files(pattern: str) -> list[str]:
+    """Sorted paths matching a glob (`dir/*.parquet`, `dir/**`); [] when none match."""
+    try:
+        result = FileSystems.match([pattern])[0]
+    except BeamIOError:
+        return []
+    return sorted(m.path for m in result.metadata_list)
+
+
+def copy_file(src: str, dst: str) -> None:
+    """Copy one file (across filesystems too: read whole, write whole)."""
+    if FileSystems.get_scheme(src) == FileSystems.get_scheme(dst):
+        parent = dst.rsplit("/", 1)[0]
+        if _is_local(dst) and parent and not FileSystems.exists(parent):
+            FileSystems.mkdirs(parent)
+        FileSystems.copy([src], [dst])
+    else:
+        write_bytes(dst, read_bytes(src))
+
+
+def delete_file(path: str) -> None:
+    """Delete one file if it exists."""
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+
+
+def use_options(beam_args: list[str] | None = None) -> None:
+    """Give Beam's FileSystems the pipeline options it needs outside a pipeline (object-store
+    credentials and endpoints: `--s3_endpoint_url`, `--s3_region_name`, GCS project, …).
+    Inside a pipeline Beam does this itself; driver-side commands call this first."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    FileSystems.set_options(PipelineOptions(beam_args or []))
