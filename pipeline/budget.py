@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pipeline.config import RunConfig
@@ -27,12 +26,6 @@ ERROR_CHARS = 160
 class BudgetProblem:
     stage: str
     message: str
-
-
-def read_deadletter(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def stage_of(entry_stage: str) -> str:

@@ -12,6 +12,10 @@ from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.console import quiet_startup
 from transforms.redact import install_log_redaction, secret_env_names
 
+# Commands that take Beam pipeline options after their own flags: `run` for the pipeline, the
+# others for reading and writing object stores (e.g. --s3_endpoint_url, --s3_region_name).
+BEAM_ARGS = ("run", "release", "report", "inspect")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refinery", description=__doc__)
@@ -35,10 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--out", required=True)
     ing.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
-    rep = sub.add_parser("report", help="(re)write OUT/report.html from a finished run")
+    rep = sub.add_parser("report", help="(re)write OUT/report.html from a finished run "
+                         "(extra --flags: Beam options for object stores)")
     rep.add_argument("out")
 
-    ins = sub.add_parser("inspect", help="print sample rows of a finished run")
+    ins = sub.add_parser("inspect", help="print sample rows of a finished run (extra --flags: "
+                         "Beam options for object stores)")
     ins.add_argument("out")
     ins.add_argument("--dataset", default="sft",
                      choices=["sft", "curated", "preference", "rejected", "deadletter"])
@@ -72,13 +78,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report_or_inspect(args: argparse.Namespace) -> int:
     from pipeline.inspect_rows import InspectError, print_rows, sample_rows
-    from pipeline.report import write_report
+    from pipeline.publish import published_dir
+    from pipeline.report import rewrite_report
 
     try:
         if args.command == "report":
-            print(f"wrote {write_report(args.out)}")
+            print(f"wrote {rewrite_report(args.out)}")
             return 0
-        rows = sample_rows(args.out, args.dataset, args.stage, args.reason, args.n)
+        rows = sample_rows(published_dir(args.out), args.dataset, args.stage, args.reason, args.n)
     except (InspectError, FileNotFoundError) as e:
         print(f"refinery {args.command}: {e}", file=sys.stderr)
         return 2
@@ -104,37 +111,32 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
         result = run_config(cfg, beam_args)
     except (RunAborted, SourceError) as e:
         print(f"refinery: {e}", file=sys.stderr)
-        _layout_hints(cfg)
+        _layout_hints(getattr(e, "deadletter", None))
         return 3
-    _layout_hints(cfg)
+    _layout_hints(result.deadletter)
     from pipeline.console import summary_table
 
-    print(summary_table(result.manifest, str(result.out_dir)))
+    print(summary_table(result.manifest, result.out_dir))
     return 0
 
 
-def _layout_hints(cfg: RunConfig) -> None:
-    """Files whose rows had no known layout: the fields seen and the fix, on the terminal."""
-    from pathlib import Path
-
+def _layout_hints(deadletter: str | None) -> None:
+    """Files whose rows had no known layout (from this run's dead letter, published or kept
+    with an aborted run): the fields seen and the fix, on the terminal."""
+    if deadletter is None:
+        return
+    from pipeline.storage import read_jsonl
     from transforms.io.presets import layout_problems
 
-    out = Path(cfg.run.output_dir)
-    # this run's dead letter: the newest one under the output dir (published, or kept with
-    # an aborted run's own directory)
-    found = [*out.glob("deadletter/deadletter.jsonl"), *out.glob(".runs/*/deadletter/deadletter.jsonl")]
-    path = max(found, key=lambda f: f.stat().st_mtime, default=None)
-    if path is not None:
-        entries = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-        for line in layout_problems(entries):
-            print(f"refinery: {line}", file=sys.stderr)
+    for line in layout_problems(read_jsonl(deadletter)):
+        print(f"refinery: {line}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     quiet_startup()
     args, rest = _parser().parse_known_args(argv)
-    if rest and args.command not in ("run", "release"):
+    if rest and args.command not in BEAM_ARGS:
         print(f"refinery {args.command}: unknown arguments {rest}", file=sys.stderr)
         return 2
     if rest:
@@ -142,9 +144,14 @@ def main(argv: list[str] | None = None) -> int:
 
         bad = unknown_flags(rest)
         if bad or not all(a.startswith("-") for a in rest[:1]):
-            print(f"refinery run: unknown flag(s) {bad or rest[:1]}: neither a refinery flag "
-                  "(see refinery run --help) nor a Beam pipeline option", file=sys.stderr)
+            print(f"refinery {args.command}: unknown flag(s) {bad or rest[:1]}: neither a "
+                  f"refinery flag (see refinery {args.command} --help) nor a Beam pipeline "
+                  "option", file=sys.stderr)
             return 2
+    if args.command in BEAM_ARGS and args.command != "run":
+        from transforms.io.files import use_options
+
+        use_options(rest)  # object-store endpoints and credentials for the driver's reads
     try:
         if args.command == "release":
             from pipeline.release_cli import run as run_release

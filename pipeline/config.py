@@ -6,7 +6,7 @@ import glob
 import hashlib
 import itertools
 import json
-from pathlib import Path
+from pathlib import Path  # local-only: config files and the local-path overlap check
 from typing import Any, Literal
 
 import yaml
@@ -103,10 +103,10 @@ def paths_overlap(source: str, output_dir: str) -> bool:
     """Whether an input path or glob can match files under `output_dir` (or inside it)."""
     if "://" in source or "://" in output_dir:
         return False
-    parts = Path(source).parts
+    parts = Path(source).parts  # local-only: URLs returned above
     static = list(itertools.takewhile(lambda p: not glob.has_magic(p), parts))
-    base = Path(*static).resolve() if static else Path.cwd()
-    out = Path(output_dir).resolve()
+    base = Path(*static).resolve() if static else Path.cwd()  # local-only: as above
+    out = Path(output_dir).resolve()  # local-only: as above
     if base == out or out in base.parents:  # the input is the output dir or inside it
         return True
     if base not in out.parents:
@@ -188,7 +188,7 @@ def read_config_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any
         cycle = " -> ".join(str(p) for p in (*_chain, resolved))
         raise ConfigError([f"extends: cycle {cycle}"])
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = yaml.safe_load(path.read_text())  # local-only: a config file
     except FileNotFoundError as e:
         where = f" (extended by {_chain[-1]})" if _chain else ""
         raise ConfigError([f"<file>: config file not found: {path}{where}"]) from e
@@ -212,7 +212,8 @@ def load_config(
     out: str | None = None,
 ) -> RunConfig:
     """Read YAML, apply --input/--out/--set, validate. Raises ConfigError listing every problem."""
-    data: dict[str, Any] = read_config_file(Path(path)) if path is not None else {}
+    data: dict[str, Any] = (read_config_file(Path(path))  # local-only: a config file
+                            if path is not None else {})
     if inputs:
         data["sources"] = [{"path": p} for p in inputs]
     if out:

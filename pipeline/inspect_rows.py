@@ -8,12 +8,12 @@ are a rich table; in a pipe they are plain `key: value` blocks with no escape co
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any, TextIO
 
 from pipeline import report_data as rd
 from pipeline.console import is_terminal
+from transforms.io.files import exists, join
 
 DATASETS = ("sft", "curated", "preference", "rejected", "deadletter")
 
@@ -39,7 +39,7 @@ def _rejected_rows(out_dir: str, stage: str | None, reason: str | None, n: int
 def sample_rows(out_dir: str, dataset: str = "sft", stage: str | None = None,
                 reason: str | None = None, n: int = 5) -> list[dict[str, str]]:
     """The first `n` matching rows as flat {column: text} dicts (texts truncated)."""
-    if not os.path.exists(os.path.join(out_dir, "manifest.json")):
+    if not exists(join(out_dir, "manifest.json")):
         raise InspectError(f"{out_dir} is not the output directory of a finished run "
                            "(no manifest.json)")
     if dataset == "deadletter":
@@ -51,7 +51,7 @@ def sample_rows(out_dir: str, dataset: str = "sft", stage: str | None = None,
         return [{**rd.row_summary(r), "stage": r.get("reject_stage"),
                  "reason": r.get("reject_reason"), "detail": rd.clip(r.get("reject_detail"), 300)}
                 for r in rows[:n]]
-    table = rd.read_dir(os.path.join(out_dir, dataset))
+    table = rd.read_dir(join(out_dir, dataset))
     if table is None:
         raise InspectError(f"no {dataset} shards in {out_dir}")
     rows = table.slice(0, n).to_pylist() if stage is None else [

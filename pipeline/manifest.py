@@ -9,14 +9,13 @@ import hashlib
 import importlib.metadata
 import platform
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline.config import RunConfig
 from pipeline.stages import CURATION
+from pipeline.storage import files_under, open_read, read_parquet, sha256_file
 from transforms.io.read_sources import FILE_STAGE
 
 VERSIONED = ("refinery", "apache-beam", "pyarrow", "polars", "datasets", "pydantic", "numpy",
@@ -35,19 +34,30 @@ def library_versions() -> dict[str, str]:
 
 
 def file_sha256(path: str) -> str:
+    """sha256 of an input file, or of every file under an input directory (a `datasets`
+    save_to_disk folder) in path order; local or on an object store, streamed."""
+    files = files_under(path)
+    if not files:
+        return sha256_file(path)
     h = hashlib.sha256()
-    p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
     for f in files:
-        with f.open("rb") as fh:
+        with open_read(f) as fh:
             for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
 
 
+def relative(path: str, base: str) -> str:
+    """`path` relative to the directory `base` (both plain strings: any filesystem)."""
+    prefix = base.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        raise ValueError(f"{path} is not under {base}")
+    return path[len(prefix):]
+
+
 def _origin_counts(path: str) -> dict[str, int]:
     """Rows of a shard by origin: 'ingest' for input records, else the producing stage."""
-    table = pq.read_table(path, columns=["meta"])
+    table = read_parquet(path, columns=["meta"])
     meta = table.column("meta").combine_chunks()
     # Synthesized records name their stage in lineage; input records have none.
     origin = pc.fill_null(meta.field("lineage").field("stage"), "ingest")
@@ -86,7 +96,7 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
     outputs: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     shards = []
     for s in info["shards"]:
-        rel = Path(s["path"]).relative_to(staging).as_posix()
+        rel = relative(s["path"], staging)
         shards.append({"dataset": s["dataset"], "path": rel, "format": s["format"],
                        "rows": s["rows"], "sha256": s["sha256"]})
         if s["format"] == "parquet":
@@ -127,7 +137,7 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
         "synthesis": synthesis,
         "shards": shards,
         "rejected_files": [{**{k: v for k, v in r.items() if k != "path"},
-                            "path": Path(r["path"]).relative_to(staging).as_posix()}
+                            "path": relative(r["path"], staging)}
                            for r in info["rejected"]],
         "reports": {k: v for k, v in reports.items() if k != "ingest"},
         "versions": library_versions(),

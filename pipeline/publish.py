@@ -1,131 +1,221 @@
-"""Atomic outputs: every run writes a complete directory, published by one pointer switch.
+"""Publishing a run: every run writes a complete directory, then becomes the published one.
 
-Layout of an output directory:
+Layout of an output directory (local disk or an object store):
 
-    <out>/.runs/<run-id>/   one run's complete outputs (sft/, manifest.json, deadletter/, ...)
-    <out>/current           symlink → .runs/<run-id> of the published run, switched in one
-                            `os.replace` (atomic on POSIX), so a reader sees the old run or the
-                            new one, never a mix
-    <out>/sft, manifest.json, ...   symlinks → current/<name>: the paths users and `datasets`
-                            read (`load_dataset("parquet", data_dir=<out>/sft)`); they never change
-    <out>/.runs/.lock       held (flock) by the run writing into <out>: a second run is refused
+    <out>/.runs/<run-id>/   one run's complete outputs (sft/, manifest.json, deadletter/, ...),
+                            written by the pipeline; never changed afterwards
+    <out>/sft, manifest.json, ...   the published names: what users and `datasets` read
+                            (`load_dataset("parquet", data_dir=<out>/sft)`)
 
-A failed run leaves `current` (and so the previous outputs, dead letter included) untouched;
-its own directory stays under .runs/ until the next run starts, which removes every run
-directory except the published one. A reader that wants a stable snapshot resolves `current`
-once (`published_dir`). On object stores the same design holds with a pointer file in place
-of the symlink (issue #22).
+**Local disk** (pipeline/_local_disk.py): `<out>/current` is a symlink → `.runs/<run-id>`,
+switched in one `os.replace` (atomic on POSIX), and the published names are fixed symlinks
+into `current/`, so a reader sees the old run or the new one, never a mix. `<out>/.runs/.lock`
+is flock'ed by the run writing into `<out>`: a second run is refused.
+
+**Object stores** (`gs://`, `s3://`, ...) have neither symlinks nor an atomic rename of many
+objects; a single object's write is atomic. Publishing there is a sequence of copies whose
+state a reader can always tell:
+  1. delete `<out>/manifest.json`: from here on the top-level copy is marked incomplete;
+  2. copy every file of the run to its published name and delete the files under the
+     published names that the run does not have (e.g. shards of another shard count);
+  3. write `<out>/CURRENT` (the run id, one object): the commit point;
+  4. copy `manifest.json` last: the top-level copy is complete again.
+So: readers that resolve `CURRENT` first (`published_dir`: report, inspect, release check and
+diff, release publish) always read one complete, unchanging run. Readers of the top-level names
+read a complete run while `<out>/manifest.json` exists; while it is missing a publish is under
+way (or was killed: the next run's publish repairs it). A failed or aborted run never starts
+step 1. The lock is an advisory object, `<out>/.runs/.lock` (host, pid, start time): object
+stores cannot refuse a concurrent writer atomically, so two drivers started at the same moment
+are not excluded; a lock left by a dead process on the same host is taken over, one left by
+another host must be deleted by hand (the error says which object).
+
+On both, a failed run leaves the published run untouched; its own directory stays under
+`.runs/` until the next run starts, which removes every run directory except the published one
+(so the previous run stays readable for whoever resolved the pointer before the switch).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import json
 import os
-import shutil
+import socket
 import time
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
+
+from pipeline import _local_disk as local
+from transforms.io.files import (
+    copy_file,
+    delete_file,
+    delete_tree,
+    exists,
+    is_local,
+    join,
+    list_files,
+    read_bytes,
+    read_text,
+    write_bytes,
+    write_text,
+)
 
 RUNS = ".runs"
-CURRENT = "current"
+CURRENT = "current"  # local: the symlink
+POINTER = "CURRENT"  # object stores: the object holding the published run id
 LOCK = ".lock"
-PUBLISHED = ("sft", "curated", "preference", "preference_steps", "jsonl", "rejected", "deadletter", "README.md",
-             "manifest.json", "report.html")
+MANIFEST = "manifest.json"
+PUBLISHED = ("sft", "curated", "preference", "preference_steps", "jsonl", "rejected",
+             "deadletter", "README.md", MANIFEST, "report.html")
 
 
 class PublishError(Exception):
     """The output directory cannot be used (not a directory, or another run holds it)."""
 
 
-def prepare_out(out: Path) -> Path:
-    """Make `<out>/.runs`; a clear error when `out` is a file."""
-    if out.exists() and not out.is_dir():
-        raise PublishError(f"output directory {out} exists and is not a directory")
-    runs = out / RUNS
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PublishError(f"cannot create the output directory {out}: {e}") from e
-    return runs
+def out_root(out: str) -> str:
+    """The canonical form of an output directory: absolute and resolved on local disk (workers
+    may run elsewhere), without a trailing slash on object stores."""
+    return local.absolute(out) if is_local(out) else out.rstrip("/")
+
+
+def _rel(path: str, base: str) -> str:
+    if not path.startswith(base.rstrip("/") + "/"):
+        raise ValueError(f"{path} is not under {base}")
+    return path[len(base.rstrip("/")) + 1:]
 
 
 @contextlib.contextmanager
-def run_lock(out: Path) -> Iterator[None]:
+def run_lock(out: str) -> Iterator[None]:
     """Hold `<out>/.runs/.lock` for the whole run; refuse when another run holds it."""
-    runs = prepare_out(out)
-    with open(runs / LOCK, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PublishError(f"another run is writing into {out} (lock {runs / LOCK}); "
-                               "wait for it or choose another output directory") from None
-        try:
+    if not is_local(out):
+        with _object_lock(out):
             yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    try:
+        runs = local.prepare_out(out, RUNS)
+    except ValueError as e:
+        raise PublishError(str(e)) from e
+    try:
+        with local.flock(join(runs, LOCK)):
+            yield
+    except local.LockHeld:
+        raise PublishError(f"another run is writing into {out} (lock {join(runs, LOCK)}); "
+                           "wait for it or choose another output directory") from None
 
 
-def current_run(out: Path) -> Path | None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _object_lock(out: str) -> Iterator[None]:
+    path = join(out, RUNS, LOCK)
+    mine = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if exists(path):
+        try:
+            held = json.loads(read_bytes(path))
+        except ValueError:
+            held = {}
+        if not (held.get("host") == mine["host"] and not _alive(int(held.get("pid", 0)))):
+            raise PublishError(
+                f"another run is writing into {out} (lock object {path}: host "
+                f"{held.get('host')}, pid {held.get('pid')}, since {held.get('started')}); "
+                f"wait for it, or delete {path} if that run is dead")
+    write_bytes(path, json.dumps(mine).encode())
+    if json.loads(read_bytes(path)).get("token") != mine["token"]:
+        raise PublishError(f"another run took the lock {path} at the same moment")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            if json.loads(read_bytes(path)).get("token") == mine["token"]:
+                delete_file(path)
+
+
+def current_run(out: str) -> str | None:
     """The published run directory of `out`, or None."""
-    link = out / CURRENT
-    return (out / os.readlink(link)).resolve() if link.is_symlink() else None
+    if is_local(out):
+        return local.current_run(out, CURRENT)
+    pointer = join(out, POINTER)
+    if not exists(pointer):
+        return None
+    run = join(out, RUNS, read_text(pointer).strip())
+    return run if exists(join(run, MANIFEST)) else None
 
 
-def published_dir(out: str | Path) -> Path:
+def published_dir(out: str) -> str:
     """The directory to read one consistent snapshot from: the published run (resolved once),
-    or `out` itself for outputs written before runs were published by pointer."""
-    out = Path(out)
-    return current_run(out) or out
+    or `out` itself for outputs not published by pointer (older layouts, release folders)."""
+    out = str(out)
+    return current_run(out_root(out)) or out
 
 
-def clean_stale(out: Path) -> list[str]:
+def clean_stale(out: str) -> list[str]:
     """Remove run directories other than the published one (failed, killed or superseded
     runs: stale staging). Only call while holding the lock."""
     keep = current_run(out)
-    removed = []
-    for d in sorted((out / RUNS).iterdir()):
-        if d.is_dir() and d.resolve() != keep:
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d.name)
-    shutil.rmtree(out / ".staging", ignore_errors=True)  # the old single staging directory
-    for tmp in out.glob(f".{CURRENT}.*.tmp"):  # a switch killed half-way
-        tmp.unlink()
-    return removed
+    if is_local(out):
+        stale = [d for d in local.run_dirs(join(out, RUNS)) if d != keep]
+        local.remove_leftovers(out, CURRENT)
+    else:
+        base = join(out, RUNS)
+        ids = {_rel(f, base).split("/", 1)[0] for f in list_files(join(base, "**"))
+               if "/" in _rel(f, base)}
+        stale = [join(base, i) for i in sorted(ids) if join(base, i) != keep]
+    for d in stale:
+        delete_tree(d)
+    return [d.rsplit("/", 1)[1] for d in stale]
 
 
-def new_run_dir(out: Path) -> Path:
-    """A fresh, empty `.runs/<run-id>` (id: UTC time and process id)."""
+def new_run_dir(out: str) -> str:
+    """A fresh, empty `.runs/<run-id>` (id: UTC time and process id); made on local disk,
+    only named on object stores (objects need no directory)."""
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
-    path = out / RUNS / run_id
-    n = 0
-    while path.exists():
+    path, n = join(out, RUNS, run_id), 0
+    while not _claim(path):
         n += 1
-        path = out / RUNS / f"{run_id}.{n}"
-    path.mkdir()
+        path = join(out, RUNS, f"{run_id}.{n}")
     return path
 
 
-def _ensure_links(out: Path) -> None:
-    """`<out>/<name>` → current/<name> for every published name (replacing files or
-    directories an older version wrote there)."""
-    for name in PUBLISHED:
-        link = out / name
-        target = f"{CURRENT}/{name}"
-        if link.is_symlink() and os.readlink(link) == target:
+def _claim(path: str) -> bool:
+    if is_local(path):
+        return local.make_dir(path)
+    return not list_files(join(path, "**"))
+
+
+def _ensure_links(out: str) -> None:
+    """Local disk: the fixed symlinks of the published names (a module function: the kill
+    test pauses inside it)."""
+    local.ensure_links(out, PUBLISHED, CURRENT)
+
+
+def publish(out: str, run_dir: str) -> None:
+    """Make `run_dir` the published run: one atomic switch on local disk, the ordered copy
+    described above on object stores."""
+    if is_local(out):
+        _ensure_links(out)
+        local.switch(out, CURRENT, f"{RUNS}/{run_dir.rstrip('/').rsplit('/', 1)[1]}")
+        return
+    delete_file(join(out, MANIFEST))  # 1. the top-level copy is incomplete from here on
+    staged = {_rel(f, run_dir) for f in list_files(join(run_dir, "**"))}
+    for name in PUBLISHED:  # 2. copy the run's files; delete what it does not have
+        if name == MANIFEST:
             continue
-        if link.is_symlink() or link.is_file():
-            link.unlink()
-        elif link.is_dir():
-            shutil.rmtree(link)
-        os.symlink(target, link)
-
-
-def publish(out: Path, run_dir: Path) -> None:
-    """Make `run_dir` the published run in one atomic step."""
-    _ensure_links(out)
-    tmp = out / f".{CURRENT}.{os.getpid()}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    os.symlink(f"{RUNS}/{run_dir.name}", tmp)
-    os.replace(tmp, out / CURRENT)
+        mine = {r for r in staged if r == name or r.startswith(name + "/")}
+        for rel in sorted(mine):
+            copy_file(join(run_dir, rel), join(out, rel))
+        there = list_files(join(out, name, "**")) + ([join(out, name)]
+                                                      if exists(join(out, name)) else [])
+        for f in there:
+            if _rel(f, out) not in mine:
+                delete_file(f)
+    write_text(join(out, POINTER), run_dir.rstrip("/").rsplit("/", 1)[1] + "\n")  # 3. commit
+    copy_file(join(run_dir, MANIFEST), join(out, MANIFEST))  # 4. complete again

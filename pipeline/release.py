@@ -6,23 +6,45 @@ conservation law holds, every shard's sha256 matches (streamed), `datasets` load
 and split the manifest names with the row counts it states, the decontamination stage found no
 benchmark overlap left in the outputs, and the schema equals the previous release's unless a
 change is declared. `publish_release(out, releases, version)` copies a checked run into
-`<releases>/<version>/` through a temporary sibling and one rename, then updates `LATEST` and
-`releases.json` (each written whole and renamed): a failed publish leaves no version folder.
+`<releases>/<version>/` and then updates `LATEST` and `releases.json`. On local disk the copy
+goes through a temporary sibling and one rename, and the two files are each written whole and
+renamed: a failed publish leaves no version folder. Object stores have no rename: the version
+folder is written in place and `release_check.json` is written last; a folder without it is
+the leftover of a killed publish, which `clean_partial` and the next publish of that version
+remove (readers go by `releases.json` and `LATEST`, which are written after the folder is
+complete; a single object's write is atomic). All paths may be local, gs:// or s3://.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import shutil
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from pipeline.publish import published_dir
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.publish import out_root, published_dir
+from pipeline.storage import (
+    copy_tree,
+    files_under,
+    has_files,
+    open_read,
+    parquet_rows,
+    parquet_schema,
+    read_parquet,
+    sha256_file,
+)
+from transforms.io.files import (
+    delete_tree,
+    exists,
+    is_local,
+    join,
+        read_json,
+    read_text,
+    write_text,
+)
 
 VERSION = re.compile(r"^v\d+(\.\d+)*$")
 INDEX = "releases.json"
@@ -46,19 +68,14 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in validate_version(version)[1:].split("."))
 
 
-def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    path = published_dir(out_dir) / "manifest.json"
-    if not path.exists():
+def read_manifest(out_dir: str) -> dict[str, Any]:
+    path = join(published_dir(str(out_dir)), "manifest.json")
+    if not exists(path):
         raise ReleaseError(f"{path} is missing: the run did not finish")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
-def stream_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+stream_sha256 = sha256_file  # streamed, any filesystem
 
 
 def parquet_layout(manifest: dict[str, Any]) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -67,32 +84,46 @@ def parquet_layout(manifest: dict[str, Any]) -> dict[str, dict[str, list[dict[st
     for s in manifest["shards"]:
         if s["format"] != "parquet":
             continue
-        split = Path(s["path"]).name.split("-0", 1)[0]
+        split = s["path"].rsplit("/", 1)[-1].split("-0", 1)[0]
         out.setdefault(s["dataset"], {}).setdefault(split, []).append(s)
     return out
 
 
-def dataset_schemas(out: Path, manifest: dict[str, Any]) -> dict[str, str]:
+def dataset_schemas(out: str, manifest: dict[str, Any]) -> dict[str, str]:
     """dataset → its Arrow schema as text (from the first shard's footer)."""
-    import pyarrow.parquet as pq
-
     schemas = {}
     for dataset, splits in sorted(parquet_layout(manifest).items()):
         first = sorted(s["path"] for shards in splits.values() for s in shards)[0]
-        schemas[dataset] = pq.read_schema(out / first).remove_metadata().to_string()
+        schemas[dataset] = parquet_schema(join(out, first)).remove_metadata().to_string()
     return schemas
 
 
-def _load_counts(out: Path, dataset: str, split: str, shards: list[dict[str, Any]]) -> int:
+def _load_counts(out: str, dataset: str, split: str, shards: list[dict[str, Any]]) -> int:
+    """Rows `datasets` loads from the split's shards. `datasets` reads local files: shards on
+    an object store are downloaded (streamed) into a temporary directory first."""
     expected = sum(s["rows"] for s in shards)
     if expected == 0:  # `datasets` cannot build from 0-row files; pyarrow reads them
-        import pyarrow.parquet as pq
+        return sum(parquet_rows(join(out, s["path"])) for s in shards)
+    import tempfile
 
-        return sum(pq.read_metadata(out / s["path"]).num_rows for s in shards)
     import datasets
 
-    files = sorted(str(out / s["path"]) for s in shards)
-    return len(datasets.load_dataset("parquet", data_files={split: files}, split=split))
+    files = sorted(join(out, s["path"]) for s in shards)
+    if is_local(out):
+        return len(datasets.load_dataset("parquet", data_files={split: files}, split=split))
+    tmp = tempfile.mkdtemp(prefix="refinery-release-check-")
+    try:
+        local = [_download(f, join(tmp, f"{i:05d}.parquet")) for i, f in enumerate(files)]
+        return len(datasets.load_dataset("parquet", data_files={split: local}, split=split))
+    finally:
+        delete_tree(tmp)
+
+
+def _download(src: str, dst: str) -> str:
+    with open_read(src) as fin, FileSystems.create(dst, compression_type="uncompressed") as fout:
+        for chunk in iter(lambda: fin.read(1 << 20), b""):
+            fout.write(chunk)
+    return dst
 
 
 def check_release(out_dir: str, previous_dir: str | None = None,
@@ -104,8 +135,8 @@ def check_release(out_dir: str, previous_dir: str | None = None,
     if not manifest["conservation"]["holds"]:
         raise ReleaseError(f"conservation law violated: {manifest['conservation']}")
     for shard in manifest["shards"]:
-        path = out / shard["path"]
-        if not path.exists():
+        path = join(out, shard["path"])
+        if not exists(path):
             raise ReleaseError(f"{shard['path']}: listed in the manifest but missing")
         if stream_sha256(path) != shard["sha256"]:
             raise ReleaseError(f"{shard['path']}: sha256 differs from the manifest")
@@ -124,7 +155,7 @@ def check_release(out_dir: str, previous_dir: str | None = None,
     schemas = dataset_schemas(out, manifest)
     schema_changes = []
     if previous_dir is not None:
-        before = dataset_schemas(Path(previous_dir), read_manifest(previous_dir))
+        before = dataset_schemas(published_dir(previous_dir), read_manifest(previous_dir))
         schema_changes = sorted(d for d in set(before) & set(schemas) if before[d] != schemas[d])
         if schema_changes and not allow_schema_change:
             raise ReleaseError(f"schema of {schema_changes} differs from the previous release; "
@@ -133,13 +164,11 @@ def check_release(out_dir: str, previous_dir: str | None = None,
             "schema_changes": schema_changes, "checked_at": _now()}
 
 
-def _contamination_left(out: Path, manifest: dict[str, Any]) -> dict[str, int]:
+def _contamination_left(out: str, manifest: dict[str, Any]) -> dict[str, int]:
     """Rows of the outputs the configured decontamination would still flag (re-checked)."""
     cfg = (manifest.get("config", {}).get("stages") or {}).get("decontam") or {}
     if not cfg.get("enabled") or not cfg.get("benchmarks"):
         return {}
-    import pyarrow.parquet as pq
-
     from transforms.decontam.benchmarks import load_benchmarks
     from transforms.decontam.config import DecontamConfig
     from transforms.decontam.detect import cached_detector
@@ -159,7 +188,7 @@ def _contamination_left(out: Path, manifest: dict[str, Any]) -> dict[str, int]:
             for s in shards:
                 if s["rows"] == 0:
                     continue
-                table = pq.read_table(out / s["path"])
+                table = read_parquet(join(out, s["path"]))
                 if "messages" not in table.column_names:
                     continue
                 for batch in table.to_batches():
@@ -174,80 +203,100 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def read_index(releases_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(releases_dir) / INDEX
-    return json.loads(path.read_text()) if path.exists() else []
+def read_index(releases_dir: str) -> list[dict[str, Any]]:
+    path = join(str(releases_dir), INDEX)
+    return read_json(path) if exists(path) else []
 
 
-def latest_version(releases_dir: str | Path) -> str | None:
-    path = Path(releases_dir) / LATEST
-    return path.read_text().strip() if path.exists() else None
+def latest_version(releases_dir: str) -> str | None:
+    path = join(str(releases_dir), LATEST)
+    return read_text(path).strip() if exists(path) else None
 
 
-def next_version(releases_dir: str | Path) -> str:
+def next_version(releases_dir: str) -> str:
     versions = [r["version"] for r in read_index(releases_dir)]
     if not versions:
         return "v1"
     return f"v{version_key(max(versions, key=version_key))[0] + 1}"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _write_whole(path: str, text: str) -> None:
+    """Readers see the old text or the new: on local disk a temporary sibling renamed over
+    `path`; on an object store one object write (atomic by itself)."""
+    if not is_local(path):
+        write_text(path, text)
+        return
+    tmp = join(path.rsplit("/", 1)[0], f".{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp")
+    write_text(tmp, text)
+    FileSystems.rename([tmp], [path])  # os.rename: replaces `path` atomically
 
 
-def _copy(src: Path, dst: Path) -> None:
+def _copy(src: str, dst: str) -> None:
     """Copy the published run of `src` and its dedup index, if any (the step a fault test
     breaks halfway)."""
-    shutil.copytree(published_dir(src), dst, ignore=shutil.ignore_patterns(*NOT_COPIED))
-    if (src / INDEX_DIR).is_dir():
-        shutil.copytree(src / INDEX_DIR, dst / INDEX_DIR)
+    copy_tree(published_dir(src), dst, skip=NOT_COPIED)
+    if has_files(join(src, INDEX_DIR)):
+        copy_tree(join(src, INDEX_DIR), join(dst, INDEX_DIR))
+
+
+def _complete(folder: str) -> bool:
+    """A version folder is complete once its check file (written last) is there."""
+    return exists(join(folder, CHECK_FILE)) if not is_local(folder) else exists(folder)
 
 
 def publish_release(out_dir: str, releases_dir: str, version: str,
                     check: dict[str, Any] | None = None, files: dict[str, str] | None = None
                     ) -> str:
-    """Copy a checked run to `<releases>/<version>/` atomically; `check` is check_release's
-    result (checked here when not given); `files` are extra files (card, changelog) written
-    into the release. Returns the release path."""
+    """Copy a checked run to `<releases>/<version>/` (see the module docstring); `check` is
+    check_release's result (checked here when not given); `files` are extra files (card,
+    changelog) written into the release. Returns the release path."""
     validate_version(version)
-    releases = Path(releases_dir).resolve()
-    target = releases / version
-    if target.parent != releases:
-        raise ReleaseError(f"{target} is outside {releases}")
-    if target.exists():
+    releases = out_root(releases_dir)
+    target = join(releases, version)
+    if _complete(target):
         raise ReleaseError(f"{target} exists: releases are immutable")
     check = check or check_release(out_dir)
     manifest = read_manifest(out_dir)
     if check.get("config_hash") != manifest["config_hash"]:
         raise ReleaseError("the check result belongs to another run (config hash differs)")
-    releases.mkdir(parents=True, exist_ok=True)
-    tmp = releases / f".tmp-{version}-{uuid.uuid4().hex}"
+    # local: build a temporary sibling, rename it; object stores: write in place, check last
+    if is_local(releases):
+        tmp = join(releases, f".tmp-{version}-{uuid.uuid4().hex}")
+    else:
+        tmp = target
+        delete_tree(target)  # a killed publish's leftovers (no check file: not a release)
     try:
-        _copy(Path(out_dir), tmp)
+        _copy(out_dir, tmp)
         for name, text in (files or {}).items():
-            (tmp / name).write_text(text)
-        (tmp / CHECK_FILE).write_text(json.dumps(check, indent=2, sort_keys=True) + "\n")
-        os.rename(tmp, target)  # one step: the version folder appears complete or not at all
+            write_text(join(tmp, name), text)
+        write_text(join(tmp, CHECK_FILE), json.dumps(check, indent=2, sort_keys=True) + "\n")
+        if tmp != target:
+            FileSystems.rename([tmp], [target])  # one step: complete or not at all
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        delete_tree(tmp)
         raise
     index = [r for r in read_index(releases) if r["version"] != version]
     index.append({"version": version, "published_at": _now(),
                   "config_hash": manifest["config_hash"], "rows": check["rows"],
                   "previous": latest_version(releases)})
     index.sort(key=lambda r: version_key(r["version"]))
-    _write_atomic(releases / INDEX, json.dumps(index, indent=2) + "\n")
+    _write_whole(join(releases, INDEX), json.dumps(index, indent=2) + "\n")
     newest = max(index, key=lambda r: version_key(r["version"]))["version"]
-    _write_atomic(releases / LATEST, newest + "\n")
-    return str(target)
+    _write_whole(join(releases, LATEST), newest + "\n")
+    return target
 
 
 def clean_partial(releases_dir: str) -> list[str]:
-    """Remove temporary folders left by publishes killed before their rename."""
+    """Remove what publishes killed before their end left: temporary folders (local disk),
+    version folders without their check file (object stores)."""
+    releases = out_root(releases_dir)
+    tops = sorted({f[len(releases) + 1:].split("/", 1)[0] for f in files_under(releases)
+                   if "/" in f[len(releases) + 1:]})
     removed = []
-    for p in Path(releases_dir).glob(".tmp-*"):
-        shutil.rmtree(p, ignore_errors=True)
-        removed.append(str(p))
+    for name in tops:
+        folder = join(releases, name)
+        if name.startswith(".tmp-") or (not is_local(releases) and VERSION.fullmatch(name)
+                                         and not exists(join(folder, CHECK_FILE))):
+            delete_tree(folder)
+            removed.append(folder)
     return removed

@@ -39,10 +39,10 @@ def add_parser(sub: Any) -> None:
 
 def _read_checked(path: str) -> dict[str, Any]:
     from pipeline.release import ReleaseError
+    from transforms.io.files import read_json
 
     try:
-        with open(path, encoding="utf-8") as fh:
-            checked = json.load(fh)
+        checked = read_json(path)
     except (OSError, ValueError) as e:
         raise ReleaseError(f"--checked {path}: not a check result ({e})") from e
     if not isinstance(checked, dict) or "rows" not in checked or "config_hash" not in checked:

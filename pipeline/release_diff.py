@@ -5,23 +5,23 @@ source, and shifts of the quality-score distribution. Reads only the `id`, `sour
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline.publish import published_dir
 from pipeline.release import parquet_layout, read_manifest
+from pipeline.storage import read_parquet
+from transforms.io.files import join
 
 
-def _rows(out: Path, manifest: dict[str, Any], dataset: str) -> dict[str, tuple[str, float | None]]:
+def _rows(out: str, manifest: dict[str, Any], dataset: str) -> dict[str, tuple[str, float | None]]:
     """id → (source dataset, quality score) for one dataset of a run."""
     rows: dict[str, tuple[str, float | None]] = {}
     for shards in parquet_layout(manifest).get(dataset, {}).values():
         for s in shards:
-            table = pq.read_table(out / s["path"], columns=["id", "source", "meta"])
+            table = read_parquet(join(out, s["path"]), columns=["id", "source", "meta"])
             ids = table.column("id").to_pylist()
             sources = pc.struct_field(table.column("source").combine_chunks(), "dataset")
             meta = table.column("meta").combine_chunks()

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pipeline.card import render_card
+from pipeline.publish import out_root
 from pipeline.release import (
     INDEX_DIR,
     ReleaseError,
@@ -28,13 +28,15 @@ from pipeline.release import (
     validate_version,
 )
 from pipeline.release_diff import changelog_markdown, diff_releases
+from pipeline.storage import has_files
+from transforms.io.files import exists, join, read_json, write_text
 
 DIFF_FILE = "release_diff.json"
 
 
 def previous_dir(releases_dir: str) -> str | None:
     latest = latest_version(releases_dir)
-    return str(Path(releases_dir) / latest) if latest else None
+    return join(releases_dir, latest) if latest else None
 
 
 def resolve_version(releases_dir: str, version: str) -> str:
@@ -46,10 +48,10 @@ def build_overrides(out_dir: str, releases_dir: str, dedup_enabled: bool) -> lis
     """--set overrides of a release build: index written with the build, previous index read."""
     if not dedup_enabled:
         return []
-    sets = [f"stages.dedup.write_index_dir={Path(out_dir).resolve() / INDEX_DIR}"]
+    sets = [f"stages.dedup.write_index_dir={join(out_root(out_dir), INDEX_DIR)}"]
     prev = previous_dir(releases_dir)
-    if prev and (Path(prev) / INDEX_DIR).exists():
-        sets += [f"stages.dedup.release_index_dir={Path(prev).resolve() / INDEX_DIR}",
+    if prev and has_files(join(prev, INDEX_DIR)):
+        sets += [f"stages.dedup.release_index_dir={join(out_root(prev), INDEX_DIR)}",
                  "stages.dedup.release_keep_same_ids=true"]
     return sets
 
@@ -65,7 +67,7 @@ def build(config: str, out_dir: str, releases_dir: str, overrides: list[str] | N
     if sets:
         cfg = load_config(config, [*(overrides or []), *sets], out=out_dir)
     result = run_config(cfg, beam_args or [])
-    return {"out_dir": str(result.out_dir), "conservation": result.manifest["conservation"]}
+    return {"out_dir": result.out_dir, "conservation": result.manifest["conservation"]}
 
 
 def check(out_dir: str, releases_dir: str, allow_schema_change: bool = False) -> dict[str, Any]:
@@ -74,7 +76,7 @@ def check(out_dir: str, releases_dir: str, allow_schema_change: bool = False) ->
 
 def diff(out_dir: str, releases_dir: str) -> dict[str, Any]:
     result = diff_releases(previous_dir(releases_dir), out_dir)
-    (Path(out_dir) / DIFF_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    write_text(join(out_dir, DIFF_FILE), json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
 
@@ -84,8 +86,8 @@ def publish(out_dir: str, releases_dir: str, version: str, check_result: dict[st
     check step's output (a scheduler passes it along; it is not checked twice)."""
     version = resolve_version(releases_dir, version)
     previous = latest_version(releases_dir)
-    diff_path = Path(out_dir) / DIFF_FILE
-    changes = (json.loads(diff_path.read_text()) if diff_path.exists()
+    diff_path = join(out_dir, DIFF_FILE)
+    changes = (read_json(diff_path) if exists(diff_path)
                else diff_releases(previous_dir(releases_dir), out_dir))
     manifest = read_manifest(out_dir)
     split = (manifest.get("config", {}).get("emit") or {}).get("split", "train")

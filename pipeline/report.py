@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import html
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import pyarrow.compute as pc
 from pipeline import report_charts as charts
 from pipeline import report_data as rd
 from pipeline import report_sections as rs
+from transforms.io.files import join, read_json, write_text
 
 DATASETS = ("sft", "curated", "preference")
 SECTIONS = ("flow", "rejected", "signals", "lengths", "dedup", "decontam", "synthesis",
@@ -134,9 +134,8 @@ def diff_html(ops: list[list[Any]]) -> tuple[str, str]:
 
 def gather(out_dir: str) -> dict[str, Any]:
     """Everything the page shows, read from `out_dir` (bounded sizes; see report_data)."""
-    with open(os.path.join(out_dir, "manifest.json"), encoding="utf-8") as fh:
-        manifest = json.load(fh)
-    tables = {d: rd.read_dir(os.path.join(out_dir, d)) for d in DATASETS}
+    manifest = read_json(join(out_dir, "manifest.json"))
+    tables = {d: rd.read_dir(join(out_dir, d)) for d in DATASETS}
     examples = [t for d in ("sft", "curated") if (t := tables[d]) is not None and t.num_rows]
     survivors: Counter[str] = Counter()
     curated: list[dict[str, Any]] = []  # a sample of the input records kept (signals, lengths)
@@ -315,8 +314,23 @@ def _render_facts(page: Page, f: dict[str, Any]) -> None:
 def write_report(out_dir: str, redact: Callable[[str], str] | None = None) -> str:
     """Render `<out_dir>/report.html` from the run's files (through `redact`, which removes
     secrets); returns its path."""
-    path = os.path.join(out_dir, "report.html")
+    path = join(out_dir, "report.html")
     page = render_report(gather(out_dir))
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(redact(page) if redact is not None else page)
+    write_text(path, redact(page) if redact is not None else page)
+    return path
+
+
+def rewrite_report(out: str) -> str:
+    """`refinery report OUT`: regenerate the report of the published run of `out` (or of `out`
+    itself when it is a run directory). On object stores the top-level copy is refreshed too
+    (on local disk `OUT/report.html` is a link into the published run)."""
+    from pipeline.publish import published_dir
+    from transforms.io.files import copy_file, is_local
+
+    run = published_dir(out)
+    path = write_report(run)
+    if run != out and not is_local(out):
+        top = join(out, "report.html")
+        copy_file(path, top)
+        return top
     return path

@@ -8,15 +8,15 @@ run size. Texts are truncated here and escaped where they are rendered.
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 from collections import Counter, defaultdict
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from pipeline.storage import read_jsonl, read_parquet
+from transforms.io.files import join, list_files
 
 MAX_TEXT = 400
 EXAMPLES_PER_REASON = 3
@@ -43,16 +43,16 @@ def response_text(messages: list[dict[str, Any]] | None) -> str:
 
 
 def read_dir(path: str) -> pa.Table | None:
-    files = sorted(glob.glob(os.path.join(path, "*.parquet")))
+    files = list_files(join(path, "*.parquet"))
     if not files:
         return None
-    tables = [pq.read_table(f) for f in files]
+    tables = [read_parquet(f) for f in files]
     return pa.concat_tables(tables, promote_options="permissive")
 
 
 def _rejected_files(out_dir: str) -> list[tuple[str, str]]:
-    return [(os.path.splitext(os.path.basename(f))[0], f)
-            for f in sorted(glob.glob(os.path.join(out_dir, "rejected", "*.parquet")))]
+    return [(f.rsplit("/", 1)[-1].removesuffix(".parquet"), f)
+            for f in list_files(join(out_dir, "rejected", "*.parquet"))]
 
 
 def read_rejected(out_dir: str, limit: int = MAX_VALUES, reason: str | None = None
@@ -60,7 +60,7 @@ def read_rejected(out_dir: str, limit: int = MAX_VALUES, reason: str | None = No
     """Stage → at most `limit` of its rejected rows as dicts (with `reason` only, if given)."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for stage, f in _rejected_files(out_dir):
-        table = pq.read_table(f)
+        table = read_parquet(f)
         if reason is not None:
             table = table.filter(pc.equal(table.column("reject_reason"), reason))
         rows[stage] = table.slice(0, limit).to_pylist()
@@ -99,7 +99,7 @@ def rejected_counts(out_dir: str) -> dict[str, dict[str, Any]]:
     input files' dataset names (reads only those columns)."""
     out = {}
     for stage, f in _rejected_files(out_dir):
-        table = pq.read_table(f, columns=["reject_reason", "source"])
+        table = read_parquet(f, columns=["reject_reason", "source"])
         out[stage] = {"reasons": value_counts(pc.fill_null(table.column("reject_reason"),
                                                            "unknown")),
                       "sources": value_counts(source_column(table)),
@@ -108,17 +108,7 @@ def rejected_counts(out_dir: str) -> dict[str, dict[str, Any]]:
 
 
 def read_deadletter(out_dir: str, limit: int = 10_000) -> list[dict[str, Any]]:
-    path = os.path.join(out_dir, "deadletter", "deadletter.jsonl")
-    if not os.path.exists(path):
-        return []
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                out.append(json.loads(line))
-            if len(out) >= limit:
-                break
-    return out
+    return read_jsonl(join(out_dir, "deadletter", "deadletter.jsonl"), limit)
 
 
 def _detail(row: dict[str, Any]) -> dict[str, Any]:

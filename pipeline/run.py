@@ -1,9 +1,12 @@
 """Run a config: build the graph, run it, check the error budgets, publish the outputs.
 
-Each run writes everything into its own `<out>/.runs/<run-id>/` and is published by switching
-one pointer (pipeline/publish.py) only when it is within every error budget
+Each run writes everything into its own `<out>/.runs/<run-id>/` and is published
+(pipeline/publish.py: one pointer switch on local disk, an ordered copy with a commit marker on
+object stores) only when it is within every error budget
 (pipeline/budget.py) and the conservation law holds; otherwise the previous outputs stay as
 they were and the run fails with the stage, its top errors and the path of its dead letter.
+Every file is read and written through Beam's FileSystems, so `<out>` may be local, gs:// or
+s3://; the driver gets the run's pipeline options (endpoints, credentials) for its own reads.
 """
 
 from __future__ import annotations
@@ -11,83 +14,97 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.budget import budget_problems, read_deadletter
+from pipeline.budget import budget_problems
 from pipeline.card import render_card
 from pipeline.config import RunConfig
 from pipeline.graph import RUN_INFO, build_graph
 from pipeline.manifest import build_manifest
 from pipeline.options import pipeline_options
-from pipeline.publish import PublishError, clean_stale, new_run_dir, publish, run_lock
+from pipeline.publish import PublishError, clean_stale, new_run_dir, out_root, publish, run_lock
 from pipeline.report import write_report
 from pipeline.stages import CURATION, SYNTHESIS
+from pipeline.storage import read_jsonl
 from pipeline.timings import stage_seconds, step_msecs
 from transforms.base import RunContext
+from transforms.io.files import delete_file, join, read_json, write_text
 from transforms.llm.usage import llm_usage, query_counters
 from transforms.redact import Redactor, secret_env_names
 
 
 class RunAborted(Exception):
-    """The run finished but its outputs must not be published (or it could not start)."""
+    """The run finished but its outputs must not be published (or it could not start);
+    `deadletter` is the path of the run's dead letter when it has one."""
+
+    def __init__(self, message: str, deadletter: str | None = None):
+        super().__init__(message)
+        self.deadletter = deadletter
 
 
 @dataclass
 class RunResult:
-    out_dir: Path
+    out_dir: str
     manifest: dict[str, Any]
-    run_dir: Path | None = None
+    run_dir: str | None = None
+
+    @property
+    def deadletter(self) -> str | None:
+        return join(self.run_dir, "deadletter", "deadletter.jsonl") if self.run_dir else None
 
 
 def make_context(cfg: RunConfig) -> RunContext:
-    out = Path(cfg.run.output_dir).resolve()  # absolute: workers may run elsewhere
-    return RunContext(seed=cfg.run.seed, output_dir=str(out), work_dir=str(out / "_work"),
+    out = out_root(cfg.run.output_dir)  # absolute: workers may run elsewhere
+    return RunContext(seed=cfg.run.seed, output_dir=out, work_dir=join(out, "_work"),
                       llm=cfg.llm, embeddings=cfg.embeddings, roles=cfg.roles(),
                       secret_envs=tuple(secret_env_names(cfg.model_dump(mode="json"))))
 
 
 def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult:
-    out = Path(cfg.run.output_dir).resolve()
+    options = pipeline_options(cfg.beam, extra_args)
+    FileSystems.set_options(options)  # the driver's own reads and writes (object stores)
+    out = out_root(cfg.run.output_dir)
     try:
         with run_lock(out):
             clean_stale(out)
-            return _run_locked(cfg, out, new_run_dir(out), extra_args)
+            return _run_locked(cfg, out, new_run_dir(out), options)
     except PublishError as e:
         raise RunAborted(str(e)) from e
 
 
-def _run_locked(cfg: RunConfig, out: Path, run_dir: Path, extra_args: list[str] | None
+def _run_locked(cfg: RunConfig, out: str, run_dir: str, options: PipelineOptions
                 ) -> RunResult:
     ctx = make_context(cfg)
-    p = beam.Pipeline(options=pipeline_options(cfg.beam, extra_args))
-    build_graph(p, cfg, ctx, str(run_dir))
+    p = beam.Pipeline(options=options)
+    build_graph(p, cfg, ctx, run_dir)
     started = time.monotonic()
     result = p.run()
     result.wait_until_finish()
     timings = {"total_s": round(time.monotonic() - started, 3),
                "stages": stage_seconds(step_msecs(result), [*CURATION, *SYNTHESIS])}
-    info = json.loads((run_dir / RUN_INFO).read_text())
-    (run_dir / RUN_INFO).unlink()
-    info["staging"] = str(run_dir)
-    manifest = build_manifest(cfg, info, str(out))
+    info = read_json(join(run_dir, RUN_INFO))
+    delete_file(join(run_dir, RUN_INFO))
+    info["staging"] = run_dir
+    manifest = build_manifest(cfg, info, out)
     manifest["timings"] = timings
     manifest["llm"] = llm_usage(query_counters(result))  # tokens, cache hits, rates per step
     redact = Redactor(ctx.secret_envs)
-    (run_dir / "manifest.json").write_text(  # kept with a failed run too, for inspection
-        redact(json.dumps(manifest, indent=2, sort_keys=True)) + "\n")
-    dead_path = run_dir / "deadletter" / "deadletter.jsonl"
-    problems = budget_problems(cfg, manifest, read_deadletter(dead_path))
+    write_text(join(run_dir, "manifest.json"),  # kept with a failed run too, for inspection
+               redact(json.dumps(manifest, indent=2, sort_keys=True)) + "\n")
+    dead_path = join(run_dir, "deadletter", "deadletter.jsonl")
+    problems = budget_problems(cfg, manifest, read_jsonl(dead_path))
     if problems:
         more = "".join(f"\n  also: {p.message}" for p in problems[1:])
         raise RunAborted(
             f"aborted at stage {problems[0].stage}: {problems[0].message}{more}"
             + f"\nnothing was published (the previous outputs in {out} are untouched); this "
             f"run's manifest and outputs stay in {run_dir} until the next run; this run's dead "
-            f"letter: {dead_path}")
-    (run_dir / "README.md").write_text(render_card(manifest, cfg.emit.split))
-    write_report(str(run_dir), redact)
+            f"letter: {dead_path}", deadletter=dead_path)
+    write_text(join(run_dir, "README.md"), render_card(manifest, cfg.emit.split))
+    write_report(run_dir, redact)
     publish(out, run_dir)
     return RunResult(out, manifest, run_dir)

@@ -38,7 +38,7 @@ def sha(path: Path) -> str:
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:
-    out = published_dir(out)  # the published run (<out>/current resolved once)
+    out = Path(published_dir(out))  # the published run (<out>/current resolved once)
     names = [p for p in out.rglob("*") if p.is_file() and p.suffix in (".parquet", ".jsonl")]
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(names)}
 

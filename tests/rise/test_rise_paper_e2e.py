@@ -97,7 +97,7 @@ def _read(out: Path, name: str) -> list[dict]:
 @pytest.mark.slow
 def test_paper_path_through_a_loopback_math_model(run_output) -> None:
     result, server = run_output
-    out = result.out_dir
+    out = Path(result.out_dir)
     pairs = _read(out, "preference")
     by_q = {}
     for p in pairs:

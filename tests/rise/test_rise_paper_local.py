@@ -35,7 +35,7 @@ def test_rise_paper_config_with_the_local_model(tmp_path: Path) -> None:
         f"stages.rise.roles.policy.cache_dir={tmp_path / 'c'}",
     ], None, str(tmp_path / "out"))
     result = run_config(cfg)
-    out, rep = result.out_dir, result.manifest["reports"]["rise"]
+    out, rep = Path(result.out_dir), result.manifest["reports"]["rise"]
     print("rise report:", json.dumps({k: rep[k] for k in (
         "problems_in", "problems_paired", "problems_rejected", "problems_deadletter",
         "samples", "pairs_by_kind", "rejected", "edit_rejected")}))

@@ -1,0 +1,105 @@
+"""The local-disk half of publishing (pipeline/publish.py): a `flock`ed lock file, symlinks and
+one `os.replace`, which object stores do not have. Everything else in pipeline/ reads and writes
+through Beam's FileSystems; tests/test_no_local_paths.py allows this file by name.
+
+    <out>/.runs/<run-id>/   one run's complete outputs
+    <out>/current           symlink → .runs/<run-id>, switched in one `os.replace` (atomic on
+                            POSIX): a reader sees the old run or the new one, never a mix
+    <out>/sft, ...          symlinks → current/<name>, fixed
+    <out>/.runs/.lock       held (flock) by the run writing into <out>
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class LockHeld(Exception):
+    """Another process holds the run lock."""
+
+
+def absolute(path: str) -> str:
+    """The absolute, symlink-free form of a local path (workers may run in another directory)."""
+    return os.path.realpath(path.removeprefix("file://"))
+
+
+def prepare_out(out: str, runs: str) -> str:
+    """Make `<out>/<runs>`; ValueError (with the reason) when `out` is a file or cannot be made."""
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"output directory {out} exists and is not a directory")
+    try:
+        (root / runs).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot create the output directory {out}: {e}") from e
+    return str(root / runs)
+
+
+@contextlib.contextmanager
+def flock(path: str) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing); LockHeld when another has it."""
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(path) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def current_run(out: str, current: str) -> str | None:
+    """The directory `<out>/<current>` points to (resolved), or None."""
+    link = Path(out) / current
+    return str((link.parent / os.readlink(link)).resolve()) if link.is_symlink() else None
+
+
+def run_dirs(runs: str) -> list[str]:
+    """The run directories under `runs`, sorted (resolved paths)."""
+    return [str(d.resolve()) for d in sorted(Path(runs).iterdir()) if d.is_dir()]
+
+
+def remove_leftovers(out: str, current: str) -> None:
+    """The old single staging directory and pointer switches killed half-way."""
+    shutil.rmtree(Path(out) / ".staging", ignore_errors=True)
+    for tmp in Path(out).glob(f".{current}.*.tmp"):
+        tmp.unlink()
+
+
+def make_dir(path: str) -> bool:
+    """Create the directory `path`; False when it exists already."""
+    try:
+        Path(path).mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
+def ensure_links(out: str, names: tuple[str, ...], current: str) -> None:
+    """`<out>/<name>` → <current>/<name> for every name (replacing files or directories an
+    older version wrote there)."""
+    for name in names:
+        link = Path(out) / name
+        target = f"{current}/{name}"
+        if link.is_symlink() and os.readlink(link) == target:
+            continue
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.is_dir():
+            shutil.rmtree(link)
+        os.symlink(target, link)
+
+
+def switch(out: str, current: str, target: str) -> None:
+    """Point `<out>/<current>` at `target` (relative to `out`) in one atomic rename."""
+    tmp = Path(out) / f".{current}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, Path(out) / current)
