@@ -44,6 +44,8 @@ import time
 import uuid
 from collections.abc import Iterator
 
+from apache_beam.io.filesystems import FileSystems
+
 from pipeline import _local_disk as local
 from transforms.io.files import (
     copy_file,
@@ -204,18 +206,19 @@ def publish(out: str, run_dir: str) -> None:
         _ensure_links(out)
         local.switch(out, CURRENT, f"{RUNS}/{run_dir.rstrip('/').rsplit('/', 1)[1]}")
         return
-    delete_file(join(out, MANIFEST))  # 1. the top-level copy is incomplete from here on
     staged = {_rel(f, run_dir) for f in list_files(join(run_dir, "**"))}
-    for name in PUBLISHED:  # 2. copy the run's files; delete what it does not have
-        if name == MANIFEST:
-            continue
-        mine = {r for r in staged if r == name or r.startswith(name + "/")}
-        for rel in sorted(mine):
-            copy_file(join(run_dir, rel), join(out, rel))
-        there = list_files(join(out, name, "**")) + ([join(out, name)]
-                                                      if exists(join(out, name)) else [])
-        for f in there:
-            if _rel(f, out) not in mine:
-                delete_file(f)
+    there = {_rel(f, out) for f in list_files(join(out, "**")) if "/" + RUNS + "/" not in f}
+    if MANIFEST in there:
+        delete_file(join(out, MANIFEST))  # 1. the top-level copy is incomplete from here on
+    copies = sorted(r for r in staged if _published_name(r) and r != MANIFEST)
+    if copies:  # 2. the run's files (one batch: server-side copies) ...
+        FileSystems.copy([join(run_dir, r) for r in copies], [join(out, r) for r in copies])
+    extra = sorted(r for r in there if _published_name(r) and r not in staged)
+    if extra:  # ... and none it does not have
+        FileSystems.delete([join(out, r) for r in extra])
     write_text(join(out, POINTER), run_dir.rstrip("/").rsplit("/", 1)[1] + "\n")  # 3. commit
     copy_file(join(run_dir, MANIFEST), join(out, MANIFEST))  # 4. complete again
+
+
+def _published_name(rel: str) -> bool:
+    return rel.split("/", 1)[0] in PUBLISHED

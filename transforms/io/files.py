@@ -12,8 +12,10 @@ from apache_beam.io.filesystems import FileSystems
 
 
 def write_bytes(path: str, data: bytes) -> None:
+    if not data and FileSystems.get_scheme(path) == "s3":
+        return _put_empty_s3(path)  # see there
     parent = path.rsplit("/", 1)[0]
-    if parent and not FileSystems.exists(parent):
+    if parent and _is_local(path) and not FileSystems.exists(parent):  # stores: no dirs
         try:
             FileSystems.mkdirs(parent)
         except (BeamIOError, OSError):  # another worker made it in between: fine
@@ -119,3 +121,15 @@ def use_options(beam_args: list[str] | None = None) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     FileSystems.set_options(PipelineOptions(beam_args or []))
+
+
+def _put_empty_s3(path: str) -> None:
+    """A zero-byte object on S3. Beam's S3 writer always completes a multipart upload, with no
+    part for empty data, which S3 (and moto) reject as MalformedXML; so one PutObject through
+    Beam's own S3 client, configured from the same options (endpoint, region, credentials)."""
+    from apache_beam.io.aws.clients.s3 import boto3_client
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = FileSystems._pipeline_options or PipelineOptions([])  # set by use_options/Pipeline
+    bucket, key = path.removeprefix("s3://").split("/", 1)
+    boto3_client.Client(options).client.put_object(Bucket=bucket, Key=key, Body=b"")
