@@ -101,20 +101,23 @@ def dataset_schemas(out: str, manifest: dict[str, Any]) -> dict[str, str]:
 def _load_counts(out: str, dataset: str, split: str, shards: list[dict[str, Any]]) -> int:
     """Rows `datasets` loads from the split's shards. `datasets` reads local files: shards on
     an object store are downloaded (streamed) into a temporary directory first."""
-    expected = sum(s["rows"] for s in shards)
-    if expected == 0:  # `datasets` cannot build from 0-row files; pyarrow reads them
-        return sum(parquet_rows(join(out, s["path"])) for s in shards)
+    # `datasets` cannot read 0-row files (alone or beside others); pyarrow reads their footers
+    empty = sum(parquet_rows(join(out, s["path"])) for s in shards if not s["rows"])
+    files = sorted(join(out, s["path"]) for s in shards if s["rows"])
+    if not files:
+        return empty
     import tempfile
 
     import datasets
 
-    files = sorted(join(out, s["path"]) for s in shards)
     if is_local(out):
-        return len(datasets.load_dataset("parquet", data_files={split: files}, split=split))
+        return empty + len(datasets.load_dataset("parquet", data_files={split: files},
+                                                 split=split))
     tmp = tempfile.mkdtemp(prefix="refinery-release-check-")
     try:
         local = [_download(f, join(tmp, f"{i:05d}.parquet")) for i, f in enumerate(files)]
-        return len(datasets.load_dataset("parquet", data_files={split: local}, split=split))
+        return empty + len(datasets.load_dataset("parquet", data_files={split: local},
+                                                 split=split))
     finally:
         delete_tree(tmp)
 
