@@ -15,6 +15,8 @@ from apache_beam.io.filesystems import FileSystems
 
 
 def write_bytes(path: str, data: bytes) -> None:
+    """Write `data` as the whole file, stored as given (a `.gz` name is not compressed again,
+    so `read_bytes` gives back `data`)."""
     parent = path.rsplit("/", 1)[0]
     if parent and not FileSystems.exists(parent):
         try:
@@ -22,7 +24,7 @@ def write_bytes(path: str, data: bytes) -> None:
         except (BeamIOError, OSError):  # another worker made it in between: fine
             if not FileSystems.exists(parent):
                 raise
-    with FileSystems.create(path) as f:
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         f.write(data)
 
 

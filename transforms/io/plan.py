@@ -90,7 +90,9 @@ def plan_sources(sources: Sequence[SourceConfig], ingest: IngestConfig) -> list[
         if not paths:
             raise SourceError(f"sources.{index}.path: no file matches {source.path!r}")
         for path in paths:
-            if source.format != "hf" and not files.exists(path):
+            listed = path != source.path  # found by a glob or folder listing: it exists
+            if source.format != "hf" and not listed and not (files.exists(path)
+                                                             or files.is_dir(path)):
                 raise SourceError(f"sources.{index}.path: file not found: {path}")
             try:
                 splits.extend(plan_file(index, path, source, ingest.split_bytes,

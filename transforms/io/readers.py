@@ -175,9 +175,11 @@ def _known_suffix(name: str) -> bool:
 
 
 def detect_format(path: str) -> str:
-    if files.is_dir(path):
-        return "hf_disk"
     suffix = _suffix(_name(path))
+    # A folder is a save_to_disk dataset. On object stores each look costs a request (and a
+    # client), so only a name without a known suffix is looked at as a folder there.
+    if (files.is_local(path) or suffix not in FORMAT_BY_SUFFIX) and files.is_dir(path):
+        return "hf_disk"
     if suffix not in FORMAT_BY_SUFFIX:
         raise UnknownFormat(f"{path}: cannot tell the format from the suffix {suffix!r}; "
                          "set `format` on the source")
