@@ -101,4 +101,5 @@ def test_files_keep_bytes_as_given_whatever_the_name(s3: str, tmp_path: Path, wh
     assert files.read_range(files.join(base, "d", "x.jsonl.gz"), 1, 3) == packed[1:4]
     assert files.is_file(files.join(base, "d", "x.jsonl.gz"))
     assert files.is_dir(files.join(base, "d")) and not files.is_dir(files.join(base, "d", "x.jsonl.gz"))
+    assert files.is_dir(base)  # a prefix with objects only deeper down is a folder too
     assert files.walk_files(files.join(base, "d")) == [files.join(base, "d", "x.jsonl.gz")]

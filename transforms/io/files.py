@@ -164,8 +164,8 @@ def has_glob(pattern: str) -> bool:
 
 def glob_paths(pattern: str) -> list[str]:
     """Sorted paths matching a glob. Local patterns keep the stdlib's rules (relative paths
-    stay relative, `*` skips dot files, directories match too); elsewhere FileSystems.match (`*` stops at `/`, `**`
-    crosses it)."""
+    stay relative, `*` skips dot files, directories match too); elsewhere FileSystems.match
+    (`*` stops at `/`, `**` crosses it)."""
     if _is_local(pattern):
         return sorted(glob.glob(pattern.removeprefix("file://")))
     return list_files(pattern)
@@ -181,7 +181,7 @@ def is_dir(path: str) -> bool:
     if FileSystems.exists(path):
         return False
     try:
-        found = FileSystems.match([path + "/*"], limits=[1])[0].metadata_list
+        found = FileSystems.match([path + "/**"], limits=[1])[0].metadata_list
     except BeamIOError:
         return False
     return bool(found)
