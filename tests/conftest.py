@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +89,50 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     return DemoRun(out, res.stdout, res.stderr)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, Any]]:
+    """An S3-compatible server (moto's server mode) on a free 127.0.0.1 port for the session,
+    with one bucket. AWS_* variables point boto3, hence Beam's S3 filesystem, at it (subprocesses
+    started meanwhile inherit them); `beam_args` says the same as pipeline options. Beam's
+    FileSystems are given options here; a Pipeline sets its own."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("moto.server", reason="moto[server] is not installed (dev extra)")
+    boto3 = pytest.importorskip("boto3")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in env.items():
+                mp.setenv(k, v)
+            client = boto3.client("s3")
+            for _ in range(100):
+                try:
+                    client.create_bucket(Bucket="refinery-test")
+                    break
+                except Exception:  # not listening yet
+                    if proc.poll() is not None:
+                        pytest.fail("moto_server exited at start")
+                    time.sleep(0.1)
+            else:
+                pytest.fail(f"moto_server did not answer on {url}")
+            from transforms.io.files import use_options
+
+            use_options()
+            yield {"bucket": "refinery-test", "endpoint": url, "env": env,
+                   "beam_args": [f"--s3_endpoint_url={url}", "--s3_region_name=us-east-1",
+                                 "--s3_access_key_id=x", "--s3_secret_access_key=y"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

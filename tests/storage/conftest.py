@@ -1,12 +1,11 @@
-"""An S3-compatible server on 127.0.0.1 for the storage tests (moto's server mode), with the
-Beam options that reach it."""
+"""The storage tests' view of the session's S3 server (tests/conftest.py `s3_server`): a key
+prefix of their own (the server's objects outlive one test), the Beam options that reach it,
+and one boto3 client for the tests' own set-up and checks."""
 
 from __future__ import annotations
 
 import functools
-import socket
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,19 +16,15 @@ import pytest
 class S3:
     bucket: str
     endpoint: str
-    prefix: str  # unique per test: the server's objects outlive one test
-
-    @property
-    def beam_args(self) -> list[str]:
-        return [f"--s3_endpoint_url={self.endpoint}", "--s3_region_name=us-east-1"]
+    prefix: str
+    beam_args: list[str]
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}/{key}"
 
     @functools.cached_property
     def client(self) -> Any:
-        """One boto3 client for the tests' own set-up and checks (Beam's S3 filesystem makes
-        a new client, ~0.3 s, per call)."""
+        """(Beam's S3 filesystem makes a new client, ~0.3 s, per call.)"""
         import boto3
 
         return boto3.client("s3", endpoint_url=self.endpoint)
@@ -37,8 +32,9 @@ class S3:
     def _key(self, url: str) -> str:
         return url.removeprefix(f"s3://{self.bucket}/")
 
-    def put(self, url: str, text: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(url), Body=text.encode())
+    def put(self, url: str, data: str | bytes) -> None:
+        body = data.encode() if isinstance(data, str) else data
+        self.client.put_object(Bucket=self.bucket, Key=self._key(url), Body=body)
 
     def get(self, url: str) -> str:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(url))["Body"].read().decode()
@@ -51,25 +47,9 @@ class S3:
 
 
 @pytest.fixture
-def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="refinery")
-    s3 = S3("refinery", endpoint, uuid.uuid4().hex[:12])
+def s3(s3_server: dict[str, Any]) -> S3:
     from transforms.io.files import use_options
 
-    use_options(s3.beam_args)
-    try:
-        yield s3
-    finally:
-        server.stop()
+    use_options(s3_server["beam_args"])  # a run before may have left other options
+    return S3(s3_server["bucket"], s3_server["endpoint"], uuid.uuid4().hex[:12],
+              list(s3_server["beam_args"]))

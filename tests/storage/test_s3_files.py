@@ -6,8 +6,8 @@ from __future__ import annotations
 from transforms.io.files import read_bytes, write_bytes
 
 
-def test_an_empty_file_round_trips(moto_s3) -> None:
+def test_an_empty_file_round_trips(s3) -> None:
     for data in (b"", b"x"):
-        path = moto_s3.url(f"a/b/{len(data)}.jsonl")
+        path = s3.url(f"a/b/{len(data)}.jsonl")
         write_bytes(path, data)
-        assert read_bytes(path) == data and moto_s3.get(path) == data.decode()
+        assert read_bytes(path) == data and s3.get(path) == data.decode()

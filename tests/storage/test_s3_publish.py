@@ -33,19 +33,19 @@ def _published(s3, out: str) -> dict[str, str]:
     return {f[len(out) + 1:]: s3.get(f) for f in files}
 
 
-def test_publish_mirrors_one_run_and_a_rerun_replaces_it(moto_s3) -> None:
-    out = moto_s3.url("out")
-    first = _stage(moto_s3, out, "r1", 3, "a")
+def test_publish_mirrors_one_run_and_a_rerun_replaces_it(s3) -> None:
+    out = s3.url("out")
+    first = _stage(s3, out, "r1", 3, "a")
     pub.publish(out, first)
     assert pub.current_run(out) == first and pub.published_dir(out) == first
     assert read_text(f"{out}/CURRENT").strip() == "r1"
-    assert _published(moto_s3, out) == {
+    assert _published(s3, out) == {
         **{f"sft/train-{i:05d}-of-00003.parquet": f"a{i}" for i in range(3)},
         "deadletter/deadletter.jsonl": "", "README.md": "card a",
-        "manifest.json": moto_s3.get(f"{first}/manifest.json")}
-    second = _stage(moto_s3, out, "r2", 2, "b")
+        "manifest.json": s3.get(f"{first}/manifest.json")}
+    second = _stage(s3, out, "r2", 2, "b")
     pub.publish(out, second)
-    files = _published(moto_s3, out)
+    files = _published(s3, out)
     assert sorted(f for f in files if f.startswith("sft/")) == [
         "sft/train-00000-of-00002.parquet", "sft/train-00001-of-00002.parquet"]  # old shards gone
     assert files["README.md"] == "card b" and json.loads(files["manifest.json"]) == {"run": "b"}
@@ -53,11 +53,11 @@ def test_publish_mirrors_one_run_and_a_rerun_replaces_it(moto_s3) -> None:
 
 
 def test_a_publish_killed_half_way_keeps_the_previous_run_readable(
-        moto_s3, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = moto_s3.url("out")
-    first = _stage(moto_s3, out, "r1", 2, "a")
+        s3, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = s3.url("out")
+    first = _stage(s3, out, "r1", 2, "a")
     pub.publish(out, first)
-    second = _stage(moto_s3, out, "r2", 2, "b")
+    second = _stage(s3, out, "r2", 2, "b")
     real = FileSystems.copy
 
     def dying(sources: list[str], destinations: list[str]) -> None:  # dies after two files
@@ -72,14 +72,14 @@ def test_a_publish_killed_half_way_keeps_the_previous_run_readable(
     assert not exists(f"{out}/manifest.json")  # the top-level copy says: incomplete
     with pub.run_lock(out):
         assert pub.clean_stale(out) == ["r2"]  # the next run removes the half-published one
-    third = _stage(moto_s3, out, "r3", 1, "c")
+    third = _stage(s3, out, "r3", 1, "c")
     pub.publish(out, third)
-    assert sorted(_published(moto_s3, out)) == ["README.md", "deadletter/deadletter.jsonl",
+    assert sorted(_published(s3, out)) == ["README.md", "deadletter/deadletter.jsonl",
                                        "manifest.json", "sft/train-00000-of-00001.parquet"]
 
 
-def test_the_lock_object_refuses_a_second_run_and_is_released(moto_s3) -> None:
-    out = moto_s3.url("out")
+def test_the_lock_object_refuses_a_second_run_and_is_released(s3) -> None:
+    out = s3.url("out")
     lock = f"{out}/.runs/.lock"
     with pub.run_lock(out):
         assert exists(lock)
@@ -87,21 +87,21 @@ def test_the_lock_object_refuses_a_second_run_and_is_released(moto_s3) -> None:
             pass
     assert not exists(lock)
     # a lock left by a dead process on this host is taken over
-    moto_s3.put(lock, json.dumps({"host": socket.gethostname(), "pid": 2**22 + 7, "token": "x"}))
+    s3.put(lock, json.dumps({"host": socket.gethostname(), "pid": 2**22 + 7, "token": "x"}))
     with pub.run_lock(out):
         assert json.loads(read_text(lock))["pid"] == os.getpid()
     # one left by another host is not: the error names the object to delete
-    moto_s3.put(lock, json.dumps({"host": "elsewhere", "pid": 1, "token": "y"}))
+    s3.put(lock, json.dumps({"host": "elsewhere", "pid": 1, "token": "y"}))
     with pytest.raises(pub.PublishError, match=rf"delete {out}/\.runs/\.lock"), \
             pub.run_lock(out):
         pass
 
 
-def test_new_run_dirs_are_fresh_and_stale_ones_are_cleaned(moto_s3) -> None:
-    out = moto_s3.url("out")
-    kept = _stage(moto_s3, out, "r1", 1, "a")
+def test_new_run_dirs_are_fresh_and_stale_ones_are_cleaned(s3) -> None:
+    out = s3.url("out")
+    kept = _stage(s3, out, "r1", 1, "a")
     pub.publish(out, kept)
-    _stage(moto_s3, out, "r0", 1, "old")
+    _stage(s3, out, "r0", 1, "old")
     run = pub.new_run_dir(out)
     assert run.startswith(f"{out}/.runs/") and not list_files(f"{run}/**")
     with pub.run_lock(out):

@@ -1,6 +1,6 @@
 """Issue #22: a whole run on an object store. `refinery run` of the curation path with
-`--out s3://…` against an S3 server on 127.0.0.1 (moto's server mode) puts shards, manifest,
-card and report there; the manifest's sha256 of every shard matches the object's bytes;
+`--input s3://… --out s3://…` against an S3 server on 127.0.0.1 (moto's server mode) puts
+shards, manifest, card and report there; the inputs' checksums are the uploaded files'; the manifest's sha256 of every shard matches the object's bytes;
 `check_release` passes on the s3 output; `inspect` and `report` read it; a second run with
 another shard count republishes (the old shards are gone, `CURRENT` names the new run)."""
 
@@ -47,12 +47,19 @@ def _check_published(out: str) -> dict:
 
 
 @pytest.mark.slow
-def test_a_run_writes_checks_and_republishes_on_s3(moto_s3, monkeypatch: pytest.MonkeyPatch,
+def test_a_run_writes_checks_and_republishes_on_s3(s3, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.chdir(ROOT)  # the demo config's relative inputs and benchmarks
-    out = moto_s3.url("curated/out")
-    assert _run(moto_s3, out, "--set", "emit.num_shards=3") == 0, capsys.readouterr().err
+    monkeypatch.chdir(ROOT)  # the demo config's benchmarks are relative paths
+    inputs = {}
+    for name in ("alpaca.jsonl", "dolly.jsonl", "preference.jsonl"):
+        data = (ROOT / "data" / name).read_bytes()
+        s3.put(s3.url(f"in/{name}"), data)
+        inputs[s3.url(f"in/{name}")] = hashlib.sha256(data).hexdigest()
+    out = s3.url("curated/out")
+    assert _run(s3, out, "--set", "emit.num_shards=3",
+                *[a for url in inputs for a in ("--input", url)]) == 0, capsys.readouterr().err
     first = _check_published(out)
+    assert {i["path"]: i["sha256"] for i in first["inputs"]} == inputs
     assert first["conservation"]["holds"] and {"quality", "dedup", "decontam"} <= set(
         first["reports"])
     assert {s["path"] for s in first["shards"]} >= {"sft/train-00002-of-00003.parquet"}
@@ -61,14 +68,14 @@ def test_a_run_writes_checks_and_republishes_on_s3(moto_s3, monkeypatch: pytest.
         s["rows"] for s in first["shards"] if s["dataset"] == "sft" and s["format"] == "parquet")
 
     capsys.readouterr()
-    assert main(["inspect", out, "--dataset", "rejected", "-n", "2", *moto_s3.beam_args]) == 0
+    assert main(["inspect", out, "--dataset", "rejected", "-n", "2", *s3.beam_args]) == 0
     assert "reason:" in capsys.readouterr().out
-    assert main(["report", out, *moto_s3.beam_args]) == 0
+    assert main(["report", out, *s3.beam_args]) == 0
     assert "<html>" in read_text(f"{out}/report.html")
 
     first_run = published_dir(out)
-    assert _run(moto_s3, out, "--set", "emit.num_shards=2",
-                "--input", "data/alpaca.jsonl", "--input", "data/dolly.jsonl") == 0
+    assert _run(s3, out, "--set", "emit.num_shards=2", "--input", s3.url("in/alpaca.jsonl"),
+                "--input", s3.url("in/dolly.jsonl")) == 0
     second = _check_published(out)
     assert published_dir(out) != first_run and second["config_hash"] != first["config_hash"]
     assert not list_files(f"{out}/sft/*-of-00003.parquet")  # the first run's shards are gone

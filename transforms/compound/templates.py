@@ -8,14 +8,14 @@ rendered prompt strings and JSON Schemas. Pure, no Beam.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
+from pathlib import Path  # local-only: prompt templates ship with the code
 from typing import Any
 
 from transforms.compound.categories import CATEGORIES, DESCRIPTIONS, slug
 from transforms.llm.prompts import Prompt, load_prompt
 
 STAGE = "compound"
-PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"  # local-only: package resource
 TEMPLATE_NAMES = tuple(slug(c) for c in CATEGORIES) + ("question_check", "answer", "answer_check")
 
 

@@ -1,21 +1,24 @@
-"""Benchmark loading: local files or Hugging Face datasets → (benchmark, item id, text) items.
+"""Benchmark loading: files or Hugging Face datasets → (benchmark, item id, text) items.
 
-Reads the files named in `BenchmarkSpec`s; writes nothing. Each row becomes one item whose text
+Reads the files named in `BenchmarkSpec`s (local, gs://, s3://, through Beam's FileSystems);
+writes nothing. Each row becomes one item whose text
 is its mapped fields joined with newlines; rows with no text are skipped (counted).
 """
 
 from __future__ import annotations
 
 import csv
-import glob
+import io
 import json
+import os
+import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from transforms.decontam.config import BenchmarkSpec
+from transforms.io import files
 from transforms.io.plan import SourceError
 
 # preset → (text fields, id field). 'a|b' = first present; dotted paths reach into nested values.
@@ -124,16 +127,16 @@ def item_text(row: dict[str, Any], fields: list[str]) -> str:
     return "\n".join(parts)
 
 
-def _read_file(path: Path, fmt: str) -> Iterable[dict[str, Any]]:
+def _read_file(path: str, fmt: str) -> Iterable[dict[str, Any]]:
     if fmt == "auto":
-        suffix = path.suffix.lower().lstrip(".")
+        suffix = posixpath.splitext(path.rstrip("/"))[1].lower().lstrip(".")
         fmt = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet",
                "pq": "parquet", "csv": "csv"}.get(suffix, "")
         if not fmt:
             raise BenchmarkError(f"{path}: cannot tell the format from the extension; set "
                                  "`format`")
     if fmt == "jsonl":
-        with path.open(encoding="utf-8") as fh:
+        with io.StringIO(files.read_text(path), newline=None) as fh:
             for line_no, line in enumerate(fh, 1):
                 if line.strip():
                     try:
@@ -141,7 +144,7 @@ def _read_file(path: Path, fmt: str) -> Iterable[dict[str, Any]]:
                     except json.JSONDecodeError as e:
                         raise BenchmarkError(f"{path}:{line_no}: not valid JSON: {e}") from e
     elif fmt == "json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(files.read_text(path))
         if isinstance(data, dict):  # {"data": [...]} or a dict of columns
             lists = [v for v in data.values() if isinstance(v, list)]
             if len(lists) == 1 and all(isinstance(x, dict) for x in lists[0]):
@@ -156,10 +159,11 @@ def _read_file(path: Path, fmt: str) -> Iterable[dict[str, Any]]:
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
-        yield from pq.read_table(path).to_pylist()
+        with files.arrow_input(path) as source:
+            rows = pq.read_table(source).to_pylist()
+        yield from rows
     elif fmt == "csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            yield from csv.DictReader(fh)
+        yield from csv.DictReader(io.StringIO(files.read_text(path), newline=""))
 
 
 def _read_hf(spec: BenchmarkSpec) -> Iterable[dict[str, Any]]:
@@ -183,12 +187,12 @@ def read_rows(spec: BenchmarkSpec) -> Iterable[dict[str, Any]]:
         return
     if spec.path is None:  # the config requires path or hf; a spec built by hand may lack both
         raise BenchmarkError(f"benchmark {spec.name!r}: neither `path` nor `hf` given")
-    paths = sorted(glob.glob(spec.path)) if glob.has_magic(spec.path) else [spec.path]
-    if not paths or not all(Path(p).is_file() for p in paths):
-        raise BenchmarkError(f"benchmark {spec.name!r}: file not found: {spec.path} "
-                             f"(working directory {Path.cwd()})")
+    paths = files.glob_paths(spec.path) if files.has_glob(spec.path) else [spec.path]
+    if not paths or not all(files.is_file(p) for p in paths):
+        where = f" (working directory {os.getcwd()})" if files.is_local(spec.path) else ""
+        raise BenchmarkError(f"benchmark {spec.name!r}: file not found: {spec.path}{where}")
     for p in paths:
-        yield from _read_file(Path(p), spec.format)
+        yield from _read_file(p, spec.format)
 
 
 def load_benchmarks(specs: list[BenchmarkSpec]) -> BenchmarkItems:

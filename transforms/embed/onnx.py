@@ -14,9 +14,9 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from pathlib import Path
+import shutil  # local-only: ONNX export cache
+import tempfile  # local-only: ONNX export cache
+from pathlib import Path  # local-only: ONNX export cache and model folders
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +45,7 @@ CALIBRATION = (
 
 
 def default_cache_dir() -> Path:
+    # local-only: the ONNX export cache is per machine
     base = os.environ.get("REFINERY_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "refinery")
     return Path(base) / "onnx"
@@ -52,6 +53,7 @@ def default_cache_dir() -> Path:
 
 def fingerprint(model_path: str) -> str:
     """sha256 over the model directory's files (names and contents) and the export scheme."""
+    # local-only: hashes the model folder, which is inside a pip package or local cache
     h = hashlib.sha256(EXPORT_SCHEME.encode())
     root = Path(model_path)
     for f in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts):
@@ -64,6 +66,7 @@ def fingerprint(model_path: str) -> str:
 
 def _export_fp32(model_path: str, out: Path) -> list[str]:
     """torch.onnx export of the whole SentenceTransformer pipeline; returns its input names."""
+    # local-only: torch.onnx writes the export into the machine's cache
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -91,6 +94,7 @@ def _export_fp32(model_path: str, out: Path) -> list[str]:
 
 
 def _session(path: Path, threads: int | None) -> Any:
+    # local-only: onnxruntime loads the model from the local disk
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -103,6 +107,7 @@ def _session(path: Path, threads: int | None) -> Any:
 def export_model(model_path: str, cache_dir: Path) -> Path:
     """The cached export directory of `model_path`, made when missing (in a temporary
     directory renamed into place, so concurrent workers never see half an export)."""
+    # local-only: the ONNX export cache is per machine (temp folder renamed into place)
     target = cache_dir / fingerprint(model_path)
     if (target / "meta.json").exists():
         return target
@@ -144,6 +149,7 @@ class OnnxEncoder:
     def __init__(self, model_path: str, *, int8: bool = True, min_cosine: float = 0.99,
                  max_seq_length: int | None = None, cache_dir: str | None = None,
                  threads: int | None = None):
+        # local-only: reads the local export cache and model folder
         from transformers import AutoTokenizer
 
         root = export_model(model_path, Path(cache_dir) if cache_dir else default_cache_dir())
@@ -179,6 +185,7 @@ class OnnxEncoder:
 
 
 def _st_max_length(model_path: str) -> int | None:
+    # local-only: reads the model folder (pip package or local cache)
     cfg = Path(model_path) / "sentence_bert_config.json"
     if cfg.exists():
         return json.loads(cfg.read_text()).get("max_seq_length")

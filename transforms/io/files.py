@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
-from typing import Any
+import os
+from collections.abc import Iterator
+from typing import IO, Any
 
 import pyarrow as pa
-from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 
 def write_bytes(path: str, data: bytes) -> None:
+    """Write `data` as the whole file, stored as given (a `.gz` name is not compressed again,
+    so `read_bytes` gives back `data`)."""
     if not data and FileSystems.get_scheme(path) == "s3":
         return _put_empty_s3(path)  # see there
     parent = path.rsplit("/", 1)[0]
@@ -21,7 +26,7 @@ def write_bytes(path: str, data: bytes) -> None:
         except (BeamIOError, OSError):  # another worker made it in between: fine
             if not FileSystems.exists(parent):
                 raise
-    with FileSystems.create(path) as f:
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         f.write(data)
 
 
@@ -121,6 +126,87 @@ def use_options(beam_args: list[str] | None = None) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     FileSystems.set_options(PipelineOptions(beam_args or []))
+
+
+# --- reading inputs: streams, byte ranges, globs, directories ------------------------------
+
+def open_read(path: str) -> IO[bytes]:
+    """A seekable binary stream of the file as stored (no codec guessed from the name): the
+    local file, or ranged reads of an object (gs://, s3://) as you seek and read."""
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def read_range(path: str, start: int, length: int) -> bytes:
+    """`length` bytes from offset `start` (fewer at the end of the file)."""
+    with open_read(path) as f:
+        f.seek(start)
+        return f.read(length)
+
+
+def size(path: str) -> int:
+    """The size of one file in bytes."""
+    with open_read(path) as f:
+        return f.seek(0, os.SEEK_END)
+
+
+@contextlib.contextmanager
+def arrow_input(path: str) -> Iterator[Any]:
+    """What pyarrow (parquet, ipc) should be given to read `path` by range: the local path
+    itself (pyarrow's own reader) or a seekable FileSystems stream."""
+    if _is_local(path):
+        yield path.removeprefix("file://")  # local-only: pyarrow's native local reader
+        return
+    with open_read(path) as f:
+        yield f
+
+
+def has_glob(pattern: str) -> bool:
+    return glob.has_magic(pattern)
+
+
+def glob_paths(pattern: str) -> list[str]:
+    """Sorted paths matching a glob. Local patterns keep the stdlib's rules (relative paths
+    stay relative, `*` skips dot files, directories match too); elsewhere FileSystems.match
+    (`*` stops at `/`, `**` crosses it)."""
+    if _is_local(pattern):
+        return sorted(glob.glob(pattern.removeprefix("file://")))
+    return list_files(pattern)
+
+
+def is_dir(path: str) -> bool:
+    """A local directory, or an object-store prefix with objects under it (and no object of
+    that exact name)."""
+    if _is_local(path):
+        return os.path.isdir(path.removeprefix("file://"))
+    if path.endswith("/"):
+        return True
+    if FileSystems.exists(path):
+        return False
+    try:
+        found = FileSystems.match([path + "/**"], limits=[1])[0].metadata_list
+    except BeamIOError:
+        return False
+    return bool(found)
+
+
+def is_file(path: str) -> bool:
+    if _is_local(path):
+        return os.path.isfile(path.removeprefix("file://"))
+    return not path.endswith("/") and FileSystems.exists(path)
+
+
+def walk_files(path: str) -> list[str]:
+    """Every file under a directory or prefix, at any depth, sorted."""
+    if _is_local(path):
+        root = _clean(path.removeprefix("file://"))
+        return sorted(_clean(os.path.join(d, n)) for d, _, names in os.walk(root) for n in names)
+    return list_files(path.rstrip("/") + "/**")
+
+
+def _clean(path: str) -> str:
+    """`path` without empty and `.` parts (`./data//a/` → `data/a`), as pathlib spells it."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return ("/" if path.startswith("/") else "") + "/".join(parts) or "."
 
 
 def _put_empty_s3(path: str) -> None:

@@ -1,7 +1,9 @@
 """Plan the reading of sources: files matched → format and layout detected → splits.
 
 Runs once when the graph is built, so a missing file or an unknown format fails fast, and
-the split list (hence every row number) is the same on every runner.
+the split list (hence every row number) is the same on every runner. Paths go through Beam's
+FileSystems (local, gs://, s3://); Hugging Face datasets (hf_disk, hf) are read from the local
+disk only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import itertools
 import os
 from collections.abc import Sequence
 
+from transforms.io import files
 from transforms.io.adapters import AUTO, AdapterError, detect_layout
 from transforms.io.config import IngestConfig, SourceConfig
 from transforms.io.readers import (
@@ -46,6 +49,9 @@ def _sample_layout(first: FileSplit, max_bytes: int, hf_split: str) -> str:
 def plan_file(index: int, path: str, source: SourceConfig, split_bytes: int, max_bytes: int,
               batch_rows: int) -> list[FileSplit]:
     fmt = source.format if source.format != "auto" else detect_format(path)
+    if fmt in ("hf_disk", "hf") and not files.is_local(path):
+        raise SourceError(f"{path}: format {fmt} reads Hugging Face datasets from the local "
+                          "disk only; convert it to Parquet or JSONL files for object storage")
     limit = source.limit
     if fmt == "jsonl":
         ranges = [(s, e, r) for s, e, r in plan_jsonl(path, split_bytes)
@@ -53,7 +59,8 @@ def plan_file(index: int, path: str, source: SourceConfig, split_bytes: int, max
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
-        meta = pq.ParquetFile(path).metadata
+        with files.arrow_input(path) as f:
+            meta = pq.ParquetFile(f).metadata
         starts = itertools.accumulate([meta.row_group(i).num_rows for i in range(meta.num_row_groups)],
                                       initial=0)
         ranges = [(g, g, r) for g, r in zip(range(meta.num_row_groups), starts, strict=False)
@@ -83,12 +90,14 @@ def plan_sources(sources: Sequence[SourceConfig], ingest: IngestConfig) -> list[
         if not paths:
             raise SourceError(f"sources.{index}.path: no file matches {source.path!r}")
         for path in paths:
-            if not os.path.exists(path) and source.format != "hf":
+            listed = path != source.path  # found by a glob or folder listing: it exists
+            if source.format != "hf" and not listed and not (files.exists(path)
+                                                             or files.is_dir(path)):
                 raise SourceError(f"sources.{index}.path: file not found: {path}")
             try:
                 splits.extend(plan_file(index, path, source, ingest.split_bytes,
                                         ingest.max_record_bytes, ingest.batch_rows))
-            except UnknownFormat as e:
+            except (UnknownFormat, SourceError) as e:
                 raise SourceError(f"sources.{index}.path: {e}") from e
             except (OSError, ValueError, ReadError) as e:  # read as one unreadable file
                 reason = f"{type(e).__name__}: {e}" if not isinstance(e, ReadError) else str(e)

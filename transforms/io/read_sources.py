@@ -8,15 +8,16 @@ split counts). Drops nothing silently.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 
 from schemas.records import examples_to_batch, pairs_to_batch
 from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, PAIRS, REPORT, deadletter_entry
+from transforms.io import files
 from transforms.io.adapters import AdapterError, adapt_row
 from transforms.io.canonical import to_canonical
 from transforms.io.columnar import convert_jsonl
@@ -67,7 +68,7 @@ def convert_split(split: FileSplit, source: SourceConfig, ingest: IngestConfig, 
     """Pure core: ('example', batch) / ('pair', batch) / ('deadletter', entry) / ('report', d).
     JSONL splits of the common layouts take the columnar path (columnar.py), which gives the
     same batches as the per-row path (`fast=False`)."""
-    name = source.name or Path(split.path).stem
+    name = source.name or _stem(split.path)
     items = convert_jsonl(split, source, ingest, name,
                           partial(convert_row, split, source, name)) if fast else None
     if items is None:
@@ -82,20 +83,24 @@ def convert_split(split: FileSplit, source: SourceConfig, ingest: IngestConfig, 
             yield kind, value
     except FileReadError as e:
         counts["file_errors"] = 1
-        yield "deadletter", file_deadletter(split.path, str(e))
+        yield "deadletter", file_deadletter(split.path, str(e), split.read_path)
     counts["rows_read"] = counts["examples"] + counts["pairs"] + counts["deadletter"]
     yield "report", {"stage": STAGE, "file": split.path, "layout": split.layout,
                      "format": split.format, "split_start": split.start, **counts}
 
 
-def file_deadletter(path: str, error: str) -> dict[str, Any]:
+def _stem(path: str) -> str:
+    """The file name without its last suffix (`s3://b/in/alpaca.jsonl` → `alpaca`)."""
+    return posixpath.splitext(path.rstrip("/").rsplit("/", 1)[-1])[0]
+
+
+def file_deadletter(path: str, error: str, read_path: str | None = None) -> dict[str, Any]:
     """The one dead-letter entry of a file that cannot be read as a whole (stage
     `ingest.file`, not a record: it counts against the file budget, not the row budget).
-    Its raw field holds the file's first bytes."""
+    Its raw field holds the file's first bytes (read from `read_path`, default `path`)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(RAW_HEAD_BYTES)
-    except OSError:
+        head = files.read_range(read_path or path, 0, RAW_HEAD_BYTES)
+    except Exception:  # missing, unreadable, a directory: any filesystem's own error type
         head = b""
     return deadletter_entry(FILE_STAGE, f"unreadable file: {error}", head, file=path)
 

@@ -1,6 +1,7 @@
 """File readers: a planned split of a file → (row number, raw payload, parsed row | error).
 
-Pure Python over pyarrow/polars; no Beam. JSONL is read by byte range (a split owns the lines
+Pure Python over pyarrow/polars; files are opened through Beam's FileSystems (files.py), so a
+path may be local, gs:// or s3://. JSONL is read by byte range (a split owns the lines
 that start inside it), Parquet by row group, HF datasets by row range; JSON arrays and CSV are
 one split per file. Rows are numbered from 0 within their file. Compressed files (gzip, zstd,
 bz2, told by their magic bytes, not their name) and UTF-16/32 files (told by their BOM) are read
@@ -13,17 +14,18 @@ from __future__ import annotations
 import bz2
 import codecs
 import csv
-import glob
 import gzip
 import io
 import json
 import os
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
+
+from transforms.io import files
 
 _loads = orjson.loads
 
@@ -50,8 +52,11 @@ class FileReadError(ReadError):
 
 def sniff(path: str) -> tuple[str | None, str | None]:
     """(compression by magic bytes, wide encoding by BOM) of a file; (None, None) if plain."""
-    with open(path, "rb") as f:
-        head = f.read(4)
+    return sniff_head(files.read_range(path, 0, 4))
+
+
+def sniff_head(head: bytes) -> tuple[str | None, str | None]:
+    """`sniff` of a file's first bytes."""
     compression = next((name for magic, name in MAGIC if head.startswith(magic)), None)
     wide = next((enc for bom, enc in BOMS if head.startswith(bom)), None)
     return compression, None if compression else wide
@@ -70,9 +75,8 @@ def _decompress(raw: bytes, compression: str) -> bytes:
 def read_text_bytes(path: str) -> bytes:
     """The whole file as UTF-8 bytes: decompressed, wide encodings decoded, UTF-8 BOM dropped.
     Raises FileReadError with the reason when that is impossible."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    compression, wide = sniff(path)
+    raw = files.read_bytes(path)
+    compression, wide = sniff_head(raw[:4])
     if compression:
         try:
             raw = _decompress(raw, compression)
@@ -100,14 +104,14 @@ def reads_whole(path: str) -> bool:
 def split_bytes(split: FileSplit) -> bytes:
     """The bytes of a JSONL split (a byte range, or the whole decoded file when end == -1)."""
     if split.end < 0:
-        return read_text_bytes(split.local_path)
-    with open(split.local_path, "rb") as f:
+        return read_text_bytes(split.read_path)
+    with files.open_read(split.read_path) as f:
         f.seek(split.start)
         data = f.read(split.end - split.start)
-    if split.start == 0:
-        data = data.removeprefix(codecs.BOM_UTF8)
-        if not data.strip() and split.end >= os.path.getsize(split.local_path):
-            raise FileReadError("the file is empty: no records")
+        if split.start == 0:
+            data = data.removeprefix(codecs.BOM_UTF8)
+            if not data.strip() and split.end >= f.seek(0, os.SEEK_END):
+                raise FileReadError("the file is empty: no records")
     return data
 
 
@@ -126,11 +130,12 @@ class FileSplit:
     base_dir: str = ""  # the driver's working directory, for a relative `path` (workers)
 
     @property
-    def local_path(self) -> str:
-        """Where a worker reads the file: `path` (recorded in rows as given) resolved against
-        the driver's working directory, so workers started elsewhere (the portable runner's
-        worker pool) read the same file."""
-        if self.base_dir and not os.path.isabs(self.path) and "://" not in self.path:
+    def read_path(self) -> str:
+        """Where a worker reads the file: `path` (recorded in rows as given); a relative local
+        path is resolved against the driver's working directory, so workers started elsewhere
+        (the portable runner's worker pool) read the same file. URLs are used as they are."""
+        if self.base_dir and files.is_local(self.path) and not os.path.isabs(self.path) \
+                and "://" not in self.path:
             return os.path.join(self.base_dir, self.path)
         return self.path
 
@@ -140,30 +145,41 @@ Record = tuple[int, Any, Any]  # (row, raw payload, parsed row or Exception)
 
 
 def expand_paths(pattern: str, fmt: str) -> list[str]:
-    """Files matched by a path or glob, sorted; a directory is one path for hf_disk/hf."""
-    if fmt in ("hf_disk", "hf") or (fmt == "auto" and os.path.isdir(pattern) and any(
-            (Path(pattern) / n).is_file() for n in ("state.json", "dataset_dict.json"))):
-        return [pattern]  # a save_to_disk folder is one source, not its metadata JSON files
-    if os.path.isdir(pattern):
-        return sorted(str(p) for p in Path(pattern).rglob("*")
-                      if p.is_file() and _known_suffix(p.name))
-    return sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    """Files matched by a path or glob (local, gs://, s3://), sorted; a directory (or object
+    prefix) is every file under it with a known suffix; a save_to_disk folder is one path."""
+    if fmt in ("hf_disk", "hf"):
+        return [pattern]
+    if not files.has_glob(pattern) and files.is_dir(pattern):
+        if fmt == "auto" and any(files.is_file(files.join(pattern, n))
+                                 for n in ("state.json", "dataset_dict.json")):
+            return [pattern]  # a save_to_disk folder is one source, not its metadata JSON files
+        return [p for p in files.walk_files(pattern) if _known_suffix(_name(p))]
+    return files.glob_paths(pattern) if files.has_glob(pattern) else [pattern]
 
 
-def _known_suffix(name: str) -> bool:
+def _name(path: str) -> str:
+    """The last part of a path or URL (`s3://b/in/x.jsonl` → `x.jsonl`)."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _suffix(name: str) -> str:
+    """The format suffix of a file name, compression suffixes removed, lower case."""
     name = name.lower()
     for ext in COMPRESSION_SUFFIXES:
         name = name.removesuffix(ext)
-    return Path(name).suffix in FORMAT_BY_SUFFIX
+    return posixpath.splitext(name)[1]
+
+
+def _known_suffix(name: str) -> bool:
+    return _suffix(name) in FORMAT_BY_SUFFIX
 
 
 def detect_format(path: str) -> str:
-    if os.path.isdir(path):
+    suffix = _suffix(_name(path))
+    # A folder is a save_to_disk dataset. On object stores each look costs a request (and a
+    # client), so only a name without a known suffix is looked at as a folder there.
+    if (files.is_local(path) or suffix not in FORMAT_BY_SUFFIX) and files.is_dir(path):
         return "hf_disk"
-    name = Path(path).name.lower()
-    for ext in COMPRESSION_SUFFIXES:
-        name = name.removesuffix(ext)
-    suffix = Path(name).suffix
     if suffix not in FORMAT_BY_SUFFIX:
         raise UnknownFormat(f"{path}: cannot tell the format from the suffix {suffix!r}; "
                          "set `format` on the source")
@@ -188,20 +204,19 @@ def _first_line_is_object(path: str) -> bool:
 
 
 def _head(path: str, size: int = 1 << 20) -> bytes:
-    with open(path, "rb") as f:
-        data = f.read(size)
+    data = files.read_range(path, 0, size)
     return data[: data.rfind(b"\n") + 1] if b"\n" in data else data
 
 
 def plan_jsonl(path: str, split_bytes: int) -> list[tuple[int, int, int]]:
     """(start, end, first_row) byte ranges aligned to line starts, rows counted exactly; one
     whole-file split (end -1) for files that cannot be read by byte range."""
-    if reads_whole(path):
-        return [(0, -1, 0)]
-    size = os.path.getsize(path)
     plans: list[tuple[int, int, int]] = []
     row = 0
-    with open(path, "rb") as f:
+    with files.open_read(path) as f:
+        if sniff_head(f.read(4)) != (None, None):
+            return [(0, -1, 0)]
+        size = f.seek(0, os.SEEK_END)
         start = 0
         while start < size:
             f.seek(start)
@@ -246,7 +261,7 @@ def _parse_line(line: bytes, max_bytes: int) -> Any:
 
 
 def read_json_array(split: FileSplit, max_bytes: int) -> Iterator[Record]:
-    raw = read_text_bytes(split.local_path)
+    raw = read_text_bytes(split.read_path)
     try:
         items = _loads(raw)
     except ValueError as e:
@@ -271,7 +286,7 @@ def read_json_array(split: FileSplit, max_bytes: int) -> Iterator[Record]:
 
 
 def read_csv(split: FileSplit, max_bytes: int) -> Iterator[Record]:
-    raw = read_text_bytes(split.local_path)
+    raw = read_text_bytes(split.read_path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -317,12 +332,14 @@ def _table_rows(table: Any, first_row: int, split: FileSplit, max_bytes: int) ->
 def read_parquet(split: FileSplit, max_bytes: int) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
-    table = pq.ParquetFile(split.local_path).read_row_group(split.start)
+    with files.arrow_input(split.read_path) as source:
+        table = pq.ParquetFile(source).read_row_group(split.start)
     yield from _table_rows(table, split.first_row, split, max_bytes)
 
 
 def load_hf(path: str, fmt: str, split_name: str) -> Any:
     """A `datasets.Dataset` from a save_to_disk folder or local files via load_dataset."""
+    # local-only: the datasets library opens save_to_disk folders and hub caches itself
     import datasets
 
     if fmt == "hf_disk":
@@ -332,7 +349,7 @@ def load_hf(path: str, fmt: str, split_name: str) -> Any:
 
 
 def read_hf(split: FileSplit, max_bytes: int, split_name: str) -> Iterator[Record]:
-    ds = load_hf(split.local_path, split.format, split_name)
+    ds = load_hf(split.read_path, split.format, split_name)
     table = ds.with_format("arrow")[split.start:split.end]
     yield from _table_rows(table, split.start, split, max_bytes)
 

@@ -74,9 +74,9 @@ def result_from_entry(entry: dict[str, Any], request: ChatRequest) -> ChatResult
 
 
 def _join(base: str, name: str) -> str:
-    from apache_beam.io.filesystems import FileSystems
+    from transforms.io.files import join
 
-    return FileSystems.join(base, name)
+    return join(base, name)
 
 
 def write_entries(cache_dir: str, entries: Sequence[dict[str, Any]], prefix: str = "",
@@ -85,17 +85,14 @@ def write_entries(cache_dir: str, entries: Sequence[dict[str, Any]], prefix: str
     nothing to write)."""
     if not entries:
         return None
-    from apache_beam.io.filesystems import FileSystems
+    from transforms.io.files import write_bytes
 
     keys = sorted(e["key"] for e in entries)
     name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
     path = _join(cache_dir, f"{prefix}{name}.jsonl")
-    if "://" not in cache_dir:
-        os.makedirs(cache_dir, exist_ok=True)
     body = redact("".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n"
                           for e in entries), secret_envs)
-    with FileSystems.create(path) as f:
-        f.write(body.encode("utf-8"))
+    write_bytes(path, body.encode("utf-8"))  # makes the directory first where there are any
     return path
 
 
@@ -112,11 +109,10 @@ def list_cache_files(cache_dir: str) -> list[str]:
 
 def read_entries(path: str) -> Iterable[tuple[str, dict[str, Any]]]:
     """(key, entry) for every well-formed line of one cache file."""
-    from apache_beam.io.filesystems import FileSystems
+    from transforms.io.files import read_bytes
 
     try:
-        with FileSystems.open(path) as f:
-            data = f.read()
+        data = read_bytes(path)
     except Exception as e:
         log.warning("cannot read cache file %s: %s", path, e)
         return

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import shutil  # local-only: local model cache
 import threading
 import uuid
-from pathlib import Path
+from pathlib import Path  # local-only: local model cache
 from typing import Any
 
 from transforms.llm.config import LLMConfig
@@ -44,6 +44,7 @@ def model_id(config: LLMConfig) -> str:
 
 
 def _converted_dir(config: LLMConfig, source: str, gguf_file: str) -> Path:
+    # local-only: the GGUF file is inside a pip package; the conversion cache is per machine
     gguf_path = Path(source) / gguf_file
     stat = gguf_path.stat()
     tag = hashlib.sha256(f"{gguf_path.name}:{stat.st_size}".encode()).hexdigest()[:10]
@@ -53,6 +54,7 @@ def _converted_dir(config: LLMConfig, source: str, gguf_file: str) -> Path:
 
 def _convert_gguf(source: str, gguf_file: str, target: Path) -> None:
     """De-quantize a GGUF with transformers and save it as a plain checkpoint at `target`."""
+    # local-only: transformers saves the converted model to the machine's model cache
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
@@ -80,6 +82,7 @@ def _convert_gguf(source: str, gguf_file: str, target: Path) -> None:
 
 def local_model_path(config: LLMConfig) -> str:
     """A directory (or hub id) transformers can load directly; converts a GGUF once."""
+    # local-only: transformers loads models from the local disk
     source, gguf_file = resolve_local_model(config.model, config.gguf_file)
     if gguf_file is None:
         return source

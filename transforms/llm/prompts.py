@@ -15,12 +15,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from pathlib import Path  # local-only: prompt templates ship with the code
 from typing import Any
 
 import jinja2
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: transforms/ and schemas/ in it
+# the repository (transforms/ and schemas/ in it)
+ROOT = Path(__file__).resolve().parents[2]  # local-only: the installed code's own folder
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=False,
@@ -45,6 +46,7 @@ class PromptTemplate:
 
     @classmethod
     def from_file(cls, path: str | Path) -> PromptTemplate:
+        # local-only: templates are package resources that ship with the code
         p = Path(path)
         return cls.from_string(p.read_text(encoding="utf-8"), name=p.stem)
 
@@ -87,6 +89,7 @@ def load_prompt(stage: str, name: str, schema: str | None = None) -> Prompt:
     """The prompt `name` of `stage` (see the module docstring). `schema` names a shared schema
     file (`<stage>_<schema>.json`) instead of `<stage>_<name>.json`; a schema file that is
     named explicitly must exist. Raises FileNotFoundError naming the missing template."""
+    # local-only: templates and answer schemas are package resources
     path = ROOT / "transforms" / stage / "prompts" / f"{name}.jinja"
     if not path.is_file():
         raise FileNotFoundError(f"no prompt template {path} (stage {stage!r}, name {name!r})")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 from functools import cache
-from pathlib import Path
+from pathlib import Path  # local-only: prompt templates and schemas ship with the code
 from typing import Any
 
 from transforms.llm.prompts import Prompt, PromptTemplate, load_prompt
 
-PROMPTS = Path(__file__).resolve().parent / "prompts"
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "llm"
+PROMPTS = Path(__file__).resolve().parent / "prompts"  # local-only: package resource
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "llm"  # local-only: package resource
 STEPS = ("compress", "tag", "expand", "reconstruct", "respond")
 SCHEMA_STEPS = ("compress", "tag", "expand", "reconstruct")
 # the verify step re-tags the new question with the same tagger (same template and schema)

@@ -12,10 +12,10 @@ table from shards. Near-identical tags can be merged by embedding similarity. Pu
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -159,13 +159,12 @@ def top_bottom_table(table: UtilityTable, k: int, min_count: int = 3) -> Utility
                         count={t: table.count[t] for t in keep})
 
 
-def load_utility(path: str | Path) -> UtilityTable:
+def load_utility(path: str | os.PathLike[str]) -> UtilityTable:
     """JSON file: {tag: {"utility": u, "count": n}} or {tag: u} (count then taken as 1000).
     Keys are normalized; tags that normalize alike merge (mean weighted by count)."""
-    from apache_beam.io.filesystems import FileSystems
+    from transforms.io.files import read_json
 
-    with FileSystems.open(str(path)) as f:
-        data = json.loads(f.read())
+    data = read_json(os.fspath(path))
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a JSON object of tag → utility")
     partial: Partial = {}
@@ -180,7 +179,7 @@ def load_utility(path: str | Path) -> UtilityTable:
     return UtilityTable.from_partial(partial)
 
 
-def save_utility(table: UtilityTable, path: str | Path) -> None:
+def save_utility(table: UtilityTable, path: str | os.PathLike[str]) -> None:
     from transforms.io.files import write_bytes
 
-    write_bytes(str(path), json.dumps(table.to_json(), indent=1, sort_keys=True).encode())
+    write_bytes(os.fspath(path), json.dumps(table.to_json(), indent=1, sort_keys=True).encode())

@@ -12,14 +12,13 @@ by reason, rows ingest could not read, tags seen, tags written) goes next to it 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 
 from transforms.base import DEADLETTER, MAIN, RunContext
-from transforms.io.files import write_json
+from transforms.io.files import read_json, write_json
 from transforms.tag_instruct import core
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.utility import (
@@ -116,8 +115,6 @@ def build_tag_utility(p: beam.Pipeline, run_cfg: Any, ctx: RunContext, path: str
 def run_tag_utility(run_cfg: Any, out: str | None = None,
                     extra_args: list[str] | None = None) -> dict[str, Any]:
     """Run the tagging pipeline; returns the summary written next to the table."""
-    from apache_beam.io.filesystems import FileSystems
-
     from pipeline.options import pipeline_options
     from pipeline.run import make_context
 
@@ -130,5 +127,4 @@ def run_tag_utility(run_cfg: Any, out: str | None = None,
                                           core.STAGE: run_cfg.stages.tag_instruct.roles})
     with beam.Pipeline(options=pipeline_options(run_cfg.beam, extra_args)) as p:
         build_tag_utility(p, run_cfg, ctx, path)
-    with FileSystems.open(f"{path}.summary.json") as f:
-        return json.loads(f.read())
+    return read_json(f"{path}.summary.json")
