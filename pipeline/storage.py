@@ -8,27 +8,17 @@ sets them from the run's options; the other commands call `use_options(beam_args
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
-from transforms.io.files import copy_file, is_local, join, list_files
+from transforms.io.files import arrow_input, copy_file, exists, join, list_files, open_read
 
 CHUNK = 1 << 20
-
-
-@contextlib.contextmanager
-def open_read(path: str) -> Iterator[IO[bytes]]:
-    """A seekable binary stream of `path`, bytes as stored (no codec guessed from the name)."""
-    with FileSystems.open(path, compression_type="uncompressed") as f:
-        yield f
 
 
 def sha256_file(path: str) -> str:
@@ -41,28 +31,26 @@ def sha256_file(path: str) -> str:
 
 
 def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
-    """A Parquet file (only `columns`, if given): memory-mapped on local disk, read through
-    a seekable stream elsewhere (only the column chunks asked for are fetched)."""
-    if is_local(path):
-        return pq.read_table(path.removeprefix("file://"), columns=columns)
-    with open_read(path) as f:
-        return pq.read_table(f, columns=columns)
+    """A Parquet file (only `columns`, if given): pyarrow's own reader on local disk, a
+    seekable stream elsewhere (only the footer and the column chunks asked for are fetched)."""
+    with arrow_input(path) as src:
+        return pq.read_table(src, columns=columns)
 
 
 def parquet_schema(path: str) -> pa.Schema:
-    with open_read(path) as f:
-        return pq.read_schema(f)
+    with arrow_input(path) as src:
+        return pq.read_schema(src)
 
 
 def parquet_rows(path: str) -> int:
-    with open_read(path) as f:
-        return pq.read_metadata(f).num_rows
+    with arrow_input(path) as src:
+        return pq.read_metadata(src).num_rows
 
 
 def read_jsonl(path: str, limit: int | None = None) -> list[dict[str, Any]]:
     """The objects of a JSONL file, streamed (at most `limit`); [] when it does not exist."""
     out: list[dict[str, Any]] = []
-    if not FileSystems.exists(path):
+    if not exists(path):
         return out
     with open_read(path) as f:
         for line in io.TextIOWrapper(f, encoding="utf-8"):
