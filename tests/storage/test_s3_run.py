@@ -1,7 +1,8 @@
-"""Issue #22: a whole run on an object store. `refinery run` of the curation path with
+"""Issue #22: a whole run (and a release of it) on an object store. `refinery run` of the curation path with
 `--input s3://… --out s3://…` against an S3 server on 127.0.0.1 (moto's server mode) puts
 shards, manifest, card and report there; the inputs' checksums are the uploaded files'; the manifest's sha256 of every shard matches the object's bytes;
-`check_release` passes on the s3 output; `inspect` and `report` read it; a second run with
+`check_release` passes on the s3 output and `refinery release publish` makes it `v1` in an s3
+releases folder; `inspect` and `report` read it; a second run with
 another shard count republishes (the old shards are gone, `CURRENT` names the new run)."""
 
 from __future__ import annotations
@@ -67,7 +68,18 @@ def test_a_run_writes_checks_and_republishes_on_s3(s3, monkeypatch: pytest.Monke
     assert summary["rows"]["sft"]["train"] == sum(
         s["rows"] for s in first["shards"] if s["dataset"] == "sft" and s["format"] == "parquet")
 
+    releases = s3.url("releases")
     capsys.readouterr()
+    assert main(["release", "publish", out, "--releases", releases, "--version", "v1",
+                 *s3.beam_args]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["published"] == f"{releases}/v1"
+    assert read_text(f"{releases}/LATEST") == "v1\n"
+    assert read_json(f"{releases}/v1/release_check.json")["rows"] == summary["rows"]
+    assert read_bytes(f"{releases}/v1/{first['shards'][0]['path']}") == read_bytes(
+        f"{out}/{first['shards'][0]['path']}")
+    assert "## Release" in read_text(f"{releases}/v1/README.md")
+    assert not list_files(f"{releases}/v1/.runs/**")
+
     assert main(["inspect", out, "--dataset", "rejected", "-n", "2", *s3.beam_args]) == 0
     assert "reason:" in capsys.readouterr().out
     assert main(["report", out, *s3.beam_args]) == 0
