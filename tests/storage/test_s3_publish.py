@@ -107,3 +107,25 @@ def test_new_run_dirs_are_fresh_and_stale_ones_are_cleaned(s3) -> None:
     with pub.run_lock(out):
         assert pub.clean_stale(out) == ["r0"]
     assert exists(f"{kept}/manifest.json") and not list_files(f"{out}/.runs/r0/**")
+
+
+def test_a_release_killed_half_way_on_s3_is_cleaned_and_retried(s3) -> None:
+    """Releases on an object store: no rename, so the version folder is written in place with
+    its check file last; a folder without it is a killed publish's leftovers."""
+    from pipeline.release import clean_partial, latest_version, publish_release
+
+    out, releases = s3.url("build"), s3.url("releases")
+    s3.put(f"{out}/sft/train-00000-of-00001.parquet", "rows")
+    s3.put(f"{out}/manifest.json", json.dumps({"config_hash": "h"}))
+    s3.put(f"{releases}/v1/sft/train-00000-of-00009.parquet", "half")  # killed: no check file
+    s3.put(f"{releases}/v0/sft/x.parquet", "half")
+    assert clean_partial(releases) == [f"{releases}/v0", f"{releases}/v1"]
+    s3.put(f"{releases}/v1/sft/train-00000-of-00009.parquet", "half")
+    check = {"config_hash": "h", "rows": {"sft": {"train": 1}}}
+    assert publish_release(out, releases, "v1", check) == f"{releases}/v1"
+    assert [k.removeprefix(f"{releases}/") for k in s3.keys(releases)] == [
+        "LATEST", "releases.json", "v1/manifest.json", "v1/release_check.json",
+        "v1/sft/train-00000-of-00001.parquet"]
+    assert latest_version(releases) == "v1"
+    with pytest.raises(Exception, match="immutable"):
+        publish_release(out, releases, "v1", check)
