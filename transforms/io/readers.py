@@ -134,9 +134,9 @@ class FileSplit:
         """Where a worker reads the file: `path` (recorded in rows as given); a relative local
         path is resolved against the driver's working directory, so workers started elsewhere
         (the portable runner's worker pool) read the same file. URLs are used as they are."""
-        if self.base_dir and files.is_local(self.path) and not os.path.isabs(self.path) \
-                and "://" not in self.path:
-            return os.path.join(self.base_dir, self.path)
+        local = bool(self.base_dir) and files.is_local(self.path) and "://" not in self.path
+        if local and not os.path.isabs(self.path):  # local-only: a relative local path (above)
+            return os.path.join(self.base_dir, self.path)  # local-only: as above
         return self.path
 
 

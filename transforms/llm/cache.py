@@ -44,10 +44,10 @@ def cache_key(request: ChatRequest, model_id: str) -> str:
 
 def resolve_cache_dir(cache_dir: str | None, work_dir: str | None = None) -> str:
     if cache_dir:
-        return cache_dir if "://" in cache_dir else os.path.expanduser(cache_dir)
+        return cache_dir if "://" in cache_dir else os.path.expanduser(cache_dir)  # local-only: ~
     if work_dir:
         return f"{work_dir.rstrip('/')}/llm_cache"
-    return os.path.expanduser("~/.cache/refinery/llm_cache")
+    return os.path.expanduser("~/.cache/refinery/llm_cache")  # local-only: the default, ~
 
 
 def entry_from_result(key: str, result: ChatResult) -> dict[str, Any]:
