@@ -30,7 +30,8 @@ class RunSection(StrictModel):
 
     name: str = Field("refinery", description="dataset name used in the card and manifest")
     seed: int = Field(0, description="seed for every sampled choice in the run")
-    output_dir: str = Field("out", description="where shards, card, manifest, rejected/ go")
+    output_dir: str = Field("out", description="where shards, card, manifest, rejected/ go: "
+                            "a local path, gs://… or s3://… (see README: object stores)")
     max_error_rate: float | None = Field(
         None, ge=0, le=1, description="abort when dead-lettered rows of all stages / rows "
         "handled exceeds it; null: only the budgets of ingest and each stage apply")

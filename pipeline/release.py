@@ -41,7 +41,7 @@ from transforms.io.files import (
     exists,
     is_local,
     join,
-        read_json,
+    read_json,
     read_text,
     write_text,
 )
@@ -73,9 +73,6 @@ def read_manifest(out_dir: str) -> dict[str, Any]:
     if not exists(path):
         raise ReleaseError(f"{path} is missing: the run did not finish")
     return read_json(path)
-
-
-stream_sha256 = sha256_file  # streamed, any filesystem
 
 
 def parquet_layout(manifest: dict[str, Any]) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -141,7 +138,7 @@ def check_release(out_dir: str, previous_dir: str | None = None,
         path = join(out, shard["path"])
         if not exists(path):
             raise ReleaseError(f"{shard['path']}: listed in the manifest but missing")
-        if stream_sha256(path) != shard["sha256"]:
+        if sha256_file(path) != shard["sha256"]:
             raise ReleaseError(f"{shard['path']}: sha256 differs from the manifest")
     rows: dict[str, dict[str, int]] = {}
     for dataset, splits in sorted(parquet_layout(manifest).items()):
