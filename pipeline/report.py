@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from pipeline import report_charts as charts
 from pipeline import report_data as rd
 from pipeline import report_sections as rs
-from transforms.io.files import join, read_json, write_text
+from transforms.io.files import exists, join, read_json, write_text
 
 DATASETS = ("sft", "curated", "preference")
 SECTIONS = ("flow", "rejected", "signals", "lengths", "dedup", "decontam", "synthesis",
@@ -134,7 +134,10 @@ def diff_html(ops: list[list[Any]]) -> tuple[str, str]:
 
 def gather(out_dir: str) -> dict[str, Any]:
     """Everything the page shows, read from `out_dir` (bounded sizes; see report_data)."""
-    manifest = read_json(join(out_dir, "manifest.json"))
+    path = join(out_dir, "manifest.json")
+    if not exists(path):  # one error for every filesystem
+        raise FileNotFoundError(f"no such file: {path}")
+    manifest = read_json(path)
     tables = {d: rd.read_dir(join(out_dir, d)) for d in DATASETS}
     examples = [t for d in ("sft", "curated") if (t := tables[d]) is not None and t.num_rows]
     survivors: Counter[str] = Counter()
