@@ -28,6 +28,15 @@ Chunk = dict[str, np.ndarray]
 _EMPTY = np.zeros(0, np.int64)
 
 
+def track(step: str, *chunks: Chunk) -> None:
+    """Beam distributions of the rows and bytes one grouped element holds at `step`
+    (numeric bytes; an object column counts its pointers): the largest element seen."""
+    rows = sum(len(next(iter(c.values()))) for c in chunks if c)
+    size = sum(v.nbytes for c in chunks if c for v in c.values())
+    beam.metrics.Metrics.distribution("refinery.dedup.groups", f"{step}_rows").update(rows)
+    beam.metrics.Metrics.distribution("refinery.dedup.groups", f"{step}_bytes").update(size)
+
+
 def part_of(nodes: np.ndarray, num_partitions: int) -> np.ndarray:
     """Coarse partition of int64 nodes (already hashes)."""
     return (nodes.view(np.uint64) % np.uint64(num_partitions)).astype(np.int64)
@@ -134,6 +143,11 @@ def local_components(hi: np.ndarray, lo: np.ndarray, rounds: int
 
 # ---- Beam shell -------------------------------------------------------------------------
 
+def _canonical_chunk(kv: tuple[Any, Chunk]) -> tuple[Any, Chunk]:
+    hi, lo = canonical(kv[1]["hi"], kv[1]["lo"])
+    return kv[0], {"hi": hi, "lo": lo}
+
+
 def _route_both(kv: tuple[int, Chunk], P: int) -> Iterable[tuple[int, Chunk]]:
     e = kv[1]
     u, v = np.r_[e["hi"], e["lo"]], np.r_[e["lo"], e["hi"]]
@@ -147,12 +161,14 @@ def _route_hi(kv: tuple[int, Chunk], P: int) -> Iterable[tuple[int, Chunk]]:
 
 def _large(kv: tuple[int, Iterable[Chunk]], P: int) -> Iterable[tuple[int, Chunk]]:
     d = cat(kv[1], "u", "v")
+    track("cc_large", d)
     hi, lo = large_star(d["u"], d["v"])
     yield from split_by(part_of(hi, P), {"hi": hi, "lo": lo})
 
 
 def _small(kv: tuple[int, Iterable[Chunk]], P: int) -> Iterable[tuple[int, Chunk]]:
     d = cat(kv[1], "hi", "lo")
+    track("cc_small", d)
     hi, lo = small_star(d["hi"], d["lo"])
     yield from split_by(np.zeros(len(hi), np.int64), {"hi": hi, "lo": lo})
 
@@ -173,6 +189,7 @@ class _Check(beam.DoFn):
 
     def process(self, kv: tuple[int, Iterable[Chunk]]) -> Iterable[Any]:
         d = cat(kv[1], "hi", "lo", "role")
+        track("cc_check", d)
         as_child = d["role"] == 0
         ch, pa_ = canonical(d["hi"][as_child], d["lo"][as_child])
         parents = np.unique(d["lo"][~as_child])
@@ -208,6 +225,7 @@ class RemainderFn(beam.CombineFn):
         return {"hi": hi, "lo": lo}
 
     def extract_output(self, acc: Chunk) -> dict[int, int]:
+        track("cc_remainder", acc)
         return finish(acc["hi"], acc["lo"])
 
 
@@ -226,16 +244,19 @@ def _remainder_labels(fix: dict[int, int], P: int) -> Iterable[tuple[int, Chunk]
 
 
 class ConnectedComponents(beam.PTransform):
-    """(any key, {hi, lo} int64 edges) → (node partition, {node, label}) for every node of
-    every edge (duplicates possible; all copies of a node carry the same label)."""
+    """(any key, {hi, lo} int64 edges) → (node partition among `out_partitions`, {node,
+    label}) for every node of every edge (duplicates possible; all copies of a node carry
+    the same label)."""
 
     def __init__(self, num_partitions: int, rounds: int, max_remainder: int,
-                 label: str | None = None):
+                 out_partitions: int | None = None, label: str | None = None):
         super().__init__(label)
         self.P, self.rounds, self.max_remainder = num_partitions, rounds, max_remainder
+        self.out = out_partitions or num_partitions
 
     def expand(self, edges: beam.PCollection) -> beam.PCollection:
         P = self.P
+        edges = edges | "Canonical" >> beam.Map(_canonical_chunk)
         for r in range(self.rounds):
             edges = (edges | f"Both{r}" >> beam.FlatMap(_route_both, P)
                      | f"GroupLarge{r}" >> beam.GroupByKey()
@@ -248,6 +269,6 @@ class ConnectedComponents(beam.PTransform):
         fix = checked["rest"] | "Remainder" >> beam.CombineGlobally(
             RemainderFn(self.max_remainder, self.rounds))
         fix_si = beam.pvalue.AsSingleton(fix)
-        stars = checked["stars"] | "StarLabels" >> beam.FlatMap(_labels, fix_si, P)
-        rest = fix | "RestLabels" >> beam.FlatMap(_remainder_labels, P)
+        stars = checked["stars"] | "StarLabels" >> beam.FlatMap(_labels, fix_si, self.out)
+        rest = fix | "RestLabels" >> beam.FlatMap(_remainder_labels, self.out)
         return (stars, rest) | "AllLabels" >> beam.Flatten()

@@ -19,7 +19,7 @@ import apache_beam as beam
 import numpy as np
 
 from transforms.dedup._steps import RELEASE_TAG, untag
-from transforms.dedup.components import cat, part_of, split_by
+from transforms.dedup.components import cat, part_of, split_by, track
 
 DECISION_COLS = ("node", "key", "batch", "knode", "kkey", "kbatch", "reason", "detail")
 NO_BATCH = -1
@@ -87,6 +87,7 @@ def rewrite(group: dict[str, Iterable], P: int) -> Iterable[tuple[int, dict]]:
     if len(d["node"]) == 0:
         return
     later = cat(group["later"], *DECISION_COLS)
+    track("chains", d, later)
     if len(later["node"]):
         order = np.argsort(later["node"], kind="stable")
         ln = later["node"][order]
@@ -110,6 +111,7 @@ def carriers(group: Iterable[dict], P: int) -> Iterable[tuple[int, dict]]:
     keeper is the released row of the same id stays (its decision is dropped); the others
     keep theirs."""
     d = cat(group, *DECISION_COLS)
+    track("carriers", d)
     if len(d["node"]) == 0:
         return
     ids = [untag(k) for k in d["key"]]
@@ -131,6 +133,7 @@ def is_carrier_candidate(d: dict[str, np.ndarray]) -> np.ndarray:
 def cluster_summaries(group: Iterable[dict]) -> Iterable[dict[str, Any]]:
     """Per keeper id of one partition: its size, member ids and reasons (for the report)."""
     d = cat(group, *DECISION_COLS)
+    track("clusters", d)
     members: dict[str, list[tuple[str, str]]] = {}
     for k, kk, r in zip(d["key"], d["kkey"], d["reason"], strict=True):
         members.setdefault(untag(kk), []).append((untag(k), r))

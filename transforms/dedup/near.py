@@ -26,10 +26,18 @@ import numpy as np
 
 from transforms.dedup import clusters, lsh
 from transforms.dedup._steps import RELEASE_TAG
-from transforms.dedup.components import ConnectedComponents, canonical, cat, part_of, split_by
+from transforms.dedup.components import (
+    ConnectedComponents,
+    canonical,
+    cat,
+    part_of,
+    split_by,
+    track,
+)
 from transforms.dedup.keyed import decisions, route
 
 INFO = ("node", "key", "score", "batch")
+_NONE = np.zeros(0, np.int64)
 
 
 def band_entries(f: dict[str, Any], bands: int, rows: int, P: int) -> Iterable[tuple]:
@@ -57,6 +65,7 @@ def bucket_edges(group: Iterable[dict], P: int) -> Iterable[tuple]:
     """Candidate pairs of one band partition, routed to both ends: (node partition,
     {hi, lo, end}) with end 0 at lo's partition and 1 at hi's."""
     d = cat(group, "band", "bkey", "node", "rank")
+    track("bands", d)
     if len(d["node"]) < 2:
         return
     uniq, first, inv = np.unique(d["node"], return_index=True, return_inverse=True)
@@ -70,6 +79,34 @@ def bucket_edges(group: Iterable[dict], P: int) -> Iterable[tuple]:
     at = np.r_[lo, hi]
     yield from split_by(part_of(at, P), {"hi": np.r_[hi, hi], "lo": np.r_[lo, lo],
                                          "end": np.r_[np.zeros(n, np.int8), np.ones(n, np.int8)]})
+
+
+class UniqueEdgesFn(beam.CombineFn):
+    """The set of (hi, lo, end) edge copies of one partition. Lifted before the shuffle, so a
+    pair found in many bands crosses it about once per bundle instead of once per band."""
+
+    def create_accumulator(self) -> list[dict]:
+        return []
+
+    def add_input(self, acc: list[dict], e: dict) -> list[dict]:
+        acc.append(e)
+        if sum(len(x["hi"]) for x in acc) > 1 << 16:
+            acc = self.compact(acc)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[dict]]) -> list[dict]:
+        return self.compact([x for a in accs for x in a])
+
+    def compact(self, acc: list[dict]) -> list[dict]:
+        if len(acc) < 2:
+            return acc
+        d = cat(acc, "hi", "lo", "end")
+        u = np.unique(np.stack([d["hi"], d["lo"], d["end"].astype(np.int64)], 1), axis=0)
+        return [{"hi": u[:, 0].copy(), "lo": u[:, 1].copy(), "end": u[:, 2].astype(np.int8)}]
+
+    def extract_output(self, acc: list[dict]) -> dict:
+        acc = self.compact(acc)
+        return acc[0] if acc else {"hi": _NONE, "lo": _NONE, "end": np.zeros(0, np.int8)}
 
 
 def _lookup(table: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +123,7 @@ def ship(group: dict[str, Iterable], P: int) -> Iterable[Any]:
     signature once (same partition). Tagged "info": row info of every alive involved node."""
     s = cat(group["sigs"], *INFO, "sig")
     e = cat(group["edges"], "hi", "lo", "end")
+    track("sig_join", s, e)
     if len(e["hi"]) == 0 or len(s["node"]) == 0:
         return
     dead = cat(group["dropped"], "node")["node"]
@@ -117,6 +155,7 @@ def verify(group: Iterable[dict], threshold: float, check: bool) -> Iterable[dic
     parts = list(group)
     pairs = cat([p for p in parts if "hi" in p], "hi", "lo", "sig", "pin")
     his = cat([p for p in parts if "hi" not in p], "node", "sig", "pin")
+    track("verify", pairs, his)
     if len(pairs["hi"]) == 0 or len(his["node"]) == 0:
         return
     uniq, first = np.unique(his["node"], return_index=True)
@@ -139,6 +178,7 @@ def label_members(group: dict[str, Iterable], P: int) -> Iterable[tuple]:
     if len(lab["node"]) == 0:
         return
     info = cat(group["info"], *INFO)
+    track("label_join", lab, info)
     node, first = np.unique(lab["node"], return_index=True)
     label = lab["label"][first]
     uniq, ifirst = np.unique(info["node"], return_index=True)
@@ -152,6 +192,7 @@ def choose_keepers(group: Iterable[dict], P: int) -> Iterable[tuple]:
     """Per component: the keeper by priority; every other (non-release) member dropped.
     Out: decisions keyed by the partition of their pair's larger node (for the Jaccard)."""
     d = cat(group, *INFO, "label")
+    track("components", d)
     if len(d["node"]) < 2:
         return
     pinned = np.array([k.startswith(RELEASE_TAG) for k in d["key"]], bool)
@@ -179,6 +220,7 @@ def add_jaccard(group: dict[str, Iterable], P: int) -> Iterable[tuple]:
     if len(d["node"]) == 0:
         return
     e = cat(group["edges"], "hi", "lo", "est")
+    track("jaccard_join", d, e)
     if len(e["hi"]):
         table = {(a, b): x for a, b, x in zip(e["hi"].tolist(), e["lo"].tolist(),
                                                e["est"].tolist(), strict=True)}
@@ -204,7 +246,8 @@ class NearDecisions(beam.PTransform):
     def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
         P = self.P
         edges = (inputs["bands"] | "GroupBands" >> beam.GroupByKey()
-                 | "Pairs" >> beam.FlatMap(lambda kv: bucket_edges(kv[1], P)))
+                 | "Pairs" >> beam.FlatMap(lambda kv: bucket_edges(kv[1], P))
+                 | "UniqueEdges" >> beam.CombinePerKey(UniqueEdgesFn()))
         shipped = ({"sigs": inputs["sigs"], "edges": edges, "dropped": inputs["dropped"]}
                    | "JoinSigs" >> beam.CoGroupByKey()
                    | "Ship" >> beam.FlatMap(lambda kv: ship(kv[1], P)).with_outputs(
@@ -212,8 +255,10 @@ class NearDecisions(beam.PTransform):
         verified = (shipped["ship"] | "GroupPairs" >> beam.GroupByKey()
                     | "Verify" >> beam.FlatMap(lambda kv: verify(
                         kv[1], self.threshold, self.verify)))
+        # the verified graph is small (two int64 per pair): fewer partitions for its rounds
         labels = (verified | "KeyEdges" >> beam.Map(lambda e: (0, e))
-                  | "Components" >> ConnectedComponents(P, self.rounds, self.max_remainder))
+                  | "Components" >> ConnectedComponents(max(1, P // 4), self.rounds,
+                                                        self.max_remainder, P))
         info = shipped["info"] | "KeyInfo" >> beam.FlatMap(lambda c: route(c, "node", P))
         members = ({"labels": labels, "info": info} | "JoinLabels" >> beam.CoGroupByKey()
                    | "Members" >> beam.FlatMap(lambda kv: label_members(kv[1], P)))

@@ -17,7 +17,7 @@ import numpy as np
 
 from transforms.dedup import _steps as st
 from transforms.dedup import semantic
-from transforms.dedup.components import cat, split_by
+from transforms.dedup.components import cat, split_by, track
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.keyed import NO_BATCH, batch_key, decisions, node_ids, route
 
@@ -106,6 +106,7 @@ def cluster_entries(chunk: dict[str, Any] | None, centroids: np.ndarray, P: int
 def decide(group: Iterable[dict], eps: float, P: int) -> Iterable[tuple]:
     """SemDeDup inside every cluster of one partition → decisions keyed by row node."""
     d = cat(group, "cluster", *EMB)
+    track("semantic", d)
     if len(d["key"]) < 2:
         return
     found = st.decide_semantic([{"cluster": d["cluster"], "ids": d["key"], "scores": d["score"],

@@ -30,7 +30,7 @@ import pyarrow as pa
 from transforms.base import MAIN, METRICS_NAMESPACE, REJECTED, REPORT, RunContext, reject_rows
 from transforms.dedup import _steps as st
 from transforms.dedup import keyed as kd
-from transforms.dedup.components import cat, split_by
+from transforms.dedup.components import cat, split_by, track
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.lsh import lsh_params
 from transforms.dedup.near import NearDecisions, band_entries, sig_entries
@@ -61,6 +61,7 @@ def decide_exact(group: Iterable[dict], P: int) -> Iterable[tuple]:
     from transforms.dedup.exact import exact_groups
 
     d = cat(group, "hash", *_ROWS)
+    track("exact", d)
     if len(d["node"]) < 2:
         return
     pinned = np.array([k.startswith(st.RELEASE_TAG) for k in d["key"]], bool)
@@ -125,10 +126,13 @@ class _Apply(beam.DoFn):
 
         d = cat(kv[1]["decisions"], *kd.DECISION_COLS)
         keepers = cat(kv[1]["keepers"], "knode")["knode"]
+        track("apply", d, {"knode": keepers})
         for batch in kv[1]["batches"]:
             if not batch.num_rows:
                 continue
             ids = row_keys(batch)
+            beam.metrics.Metrics.distribution("refinery.dedup.groups", "apply_batch_bytes"
+                                              ).update(batch.nbytes)
             nodes = kd.node_ids(ids)
             drop = np.isin(nodes, d["node"])
             kept = batch.filter(pa.array(~drop))
