@@ -192,10 +192,16 @@ def run_size(n: int, batch_rows: int, partitions: int, mode: str = "multi_proces
         result = p.run()
         result.wait_until_finish()
     seconds = time.perf_counter() - t0
-    groups = {}
-    for d in result.metrics().query()["distributions"]:
+    groups, sums, counters = {}, {}, {}
+    query = result.metrics().query()
+    for d in query["distributions"]:
         if d.key.metric.namespace == "refinery.dedup.groups":
-            groups[d.key.metric.name] = max(groups.get(d.key.metric.name, 0), d.committed.max)
+            name = d.key.metric.name
+            groups[name] = max(groups.get(name, 0), d.committed.max)
+            sums[name] = sums.get(name, 0) + d.committed.sum
+    for c in query["counters"]:
+        if c.key.metric.namespace.startswith("refinery"):
+            counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.committed
     files = glob.glob(os.path.join(out_dir, "*.npy"))
     pairs = np.concatenate([np.load(f) for f in files]) if files else np.zeros((0, 2), np.int64)
     for f in files:
@@ -216,7 +222,8 @@ def run_size(n: int, batch_rows: int, partitions: int, mode: str = "multi_proces
                                       default=0)),
             "max_group_mb": round(max([v for k, v in groups.items() if k.endswith("_bytes")],
                                       default=0) / 2**20, 2),
-            "groups": groups}
+            "groups": groups, "group_sums": sums, "counters": counters,
+            "planted_duplicates": int(n - len(np.unique(label)))}
 
 
 def main() -> None:
@@ -238,6 +245,8 @@ def main() -> None:
               f"{r['processes']} processes)  largest group {r['max_group_rows']} rows / "
               f"{r['max_group_mb']} MB ({big})  P {r['precision']:.4f} R {r['recall']:.4f} "
               f"F1 {r['f1']:.4f}", flush=True)
+        print(f"  counters {r['counters']}; planted duplicates {r['planted_duplicates']}; "
+              f"rows per step {dict(sorted(r['group_sums'].items()))}", flush=True)
     ratio = [per_doubling(a_["seconds"], b["seconds"], a_["size"], b["size"])
              for a_, b in zip(res, res[1:], strict=False)]
     rss = [per_doubling(a_["peak_rss_mb"], b["peak_rss_mb"], a_["size"], b["size"])
