@@ -1,5 +1,8 @@
-"""Pure steps of the dedup stage, each over small dicts of numpy arrays (one per batch or per
-coarse partition), so the Beam shell in stage.py only wires them.
+"""Pure steps of dedup, each over small dicts of numpy arrays: features, exact groups, band
+entries, near-duplicate verification and clustering in one step (decide_near), SemDeDup per
+cluster. The Beam stage uses features, decide_semantic and the keeper rules; the global
+single-step functions (partition_pairs, involved_rows, decide_near, SampleFn) are the
+single-process reference (local.py) that the keyed stage must match.
 
 Rows are named by row keys (id + source, see exact.row_keys); a previous release's rows by
 RELEASE_TAG + id (a new row may carry the same content id as a released one). Decisions carry

@@ -50,6 +50,11 @@ class DedupConfig(StageConfig):
                          "(from signatures) reaches the threshold")
     num_partitions: int = Field(64, ge=1, description="coarse partitions for the exact-key and "
                                 "LSH band shuffles")
+    cc_rounds: int = Field(6, ge=0, le=64, description="large-star/small-star rounds of the "
+                           "distributed connected components (a path of n near duplicates "
+                           "needs about log2(n)); what is left goes to one bounded step")
+    cc_max_remainder: int = Field(200_000, ge=0, description="edges not yet in stars after "
+                                  "cc_rounds that one step may finish (more fails the run)")
     semantic_eps: float = Field(0.05, gt=0, lt=1, description="drop when cosine similarity to "
                                 "a kept row exceeds 1 - eps")
     semantic_clusters: int | None = Field(None, ge=1, description="k-means clusters; default "

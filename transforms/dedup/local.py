@@ -14,7 +14,25 @@ import pyarrow as pa
 from transforms.dedup import _steps as st
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.lsh import lsh_params
-from transforms.dedup.stage import resolve
+
+
+def resolve(decisions: Sequence[st.Decision]) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """id → (final surviving keeper, reason, detail); chains (a → b → c) end at c."""
+    direct: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    for row, keeper, reason, detail in decisions:
+        direct.setdefault(row, (keeper, reason, detail))
+    out = {}
+    for row, (keeper, reason, detail) in direct.items():
+        seen = {row}
+        final = keeper
+        while final in direct and final not in seen:
+            seen.add(final)
+            final = direct[final][0]
+        d = dict(detail)
+        if final != keeper:
+            d["via"] = st.untag(keeper)
+        out[row] = (final, reason, d)
+    return out
 
 
 def dedup_local(batches: Sequence[pa.RecordBatch], cfg: DedupConfig

@@ -1,19 +1,25 @@
 """DedupStage: exact → MinHash LSH near-duplicate → semantic (SemDeDup) dedup, as one global
-decision over the whole input.
+decision over the whole input, computed without gathering it anywhere.
 
-Reads Example batches. Per batch it computes small features (ids, scores, exact hashes,
-signatures); exact hashes and LSH band buckets are shuffled in `num_partitions` coarse
-partitions (an element carries many buckets); candidate pairs are verified and clustered by
-union-find in one global step; SemDeDup runs per k-means cluster (clusters grouped into the same
-partitions). The dropped ids then go as a side input to a filter over the original batches.
-Writes MAIN (kept rows, with meta.dup_cluster = keeper id for rows that absorbed duplicates),
+Reads Example batches. Per batch it computes small features (row keys and their 64-bit node
+hashes, the batch key, scores, exact hashes, MinHash signatures) and emits them keyed by coarse
+partitions (`num_partitions`; an element carries many rows). Every later step is a GroupByKey
+or CoGroupByKey over such partitions: exact groups by hash; near duplicates by band buckets,
+signature joins, connected components and a per-component keeper (near.py, components.py);
+SemDeDup per k-means cluster (semdedup.py). Decisions stay a keyed collection (chunks of
+rows → keeper); chains (exact → near → semantic keeper) are resolved by joins on the keeper,
+and each decision is routed to the batch holding its row and joined with it by batch key.
+Side inputs left, all bounded: the k-means centroids, the LSH parameters (in the closures), the
+connected-components remainder (at most `cc_max_remainder` edges, else the run fails). A previous
+release's features are loaded when the graph is built (as before; bounded by that release).
+Writing a release index (`write_index_dir`) gathers the kept rows' features into one file.
+Writes MAIN (kept rows, meta.dup_cluster = keeper id for rows that absorbed duplicates),
 REJECTED (reason exact_duplicate / near_duplicate / semantic_duplicate, column duplicate_of =
-the surviving keeper, or a previous release's row) and REPORT (counts and clusters).
+the surviving keeper, or a previous release's row) and REPORT (counts and the largest clusters).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,263 +29,201 @@ import pyarrow as pa
 
 from transforms.base import MAIN, METRICS_NAMESPACE, REJECTED, REPORT, RunContext, reject_rows
 from transforms.dedup import _steps as st
+from transforms.dedup import keyed as kd
+from transforms.dedup.components import cat, split_by, track
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.lsh import lsh_params
+from transforms.dedup.near import NearDecisions, band_entries, sig_entries
 from transforms.dedup.release_index import load_index, save_index
+from transforms.dedup.semdedup import SemanticDecisions, kept_rows
 
 STAGE = "dedup"
 _NS = f"{METRICS_NAMESPACE}.{STAGE}"
+_ROWS = ("node", "key", "score", "batch")
 
 
-def resolve(decisions: Iterable[st.Decision]) -> dict[str, tuple[str, str, dict[str, Any]]]:
-    """id → (final surviving keeper, reason, detail); chains (a → b → c) end at c."""
-    direct = {}
-    for row, keeper, reason, detail in decisions:
-        direct.setdefault(row, (keeper, reason, detail))
-    out = {}
-    for row, (keeper, reason, detail) in direct.items():
-        seen = {row}
-        final = keeper
-        while final in direct and final not in seen:
-            seen.add(final)
-            final = direct[final][0]
-        d = dict(detail)
-        if final != keeper:
-            d["via"] = st.untag(keeper)
-        out[row] = (final, reason, d)
-    return out
+def keyed_features(f: dict[str, Any], keys: list[str], bkey: int) -> dict[str, Any]:
+    """st.features plus node, rank and batch columns."""
+    f["key"], f["score"] = np.asarray(keys, dtype=object), f["scores"]
+    f["node"], f["rank"] = kd.node_ids(keys), kd.ranks(keys)
+    f["batch"] = np.full(len(keys), bkey, np.int64)
+    return f
 
 
-def keep_released_ids(resolved: dict[str, tuple[str, str, dict[str, Any]]]
-                      ) -> dict[str, tuple[str, str, dict[str, Any]]]:
-    """Snapshot releases: a row whose id equals a previous release's row is that record, not a
-    duplicate of it. One such row per id (the smallest row key) stays; the others, and every
-    near or semantic duplicate of the released row, still point at that id."""
-    carriers: set[str] = set()
-    out = {}
-    for row in sorted(resolved):
-        keeper = resolved[row][0]
-        same = keeper.startswith(st.RELEASE_TAG) and st.untag(keeper) == st.untag(row)
-        if same and st.untag(row) not in carriers:
-            carriers.add(st.untag(row))
-            continue
-        out[row] = resolved[row]
-    return out
+def exact_entries(f: dict[str, Any], P: int) -> Iterable[tuple]:
+    part = (st.fmix64(f["hashes"]) % np.uint64(P)).astype(np.int64)
+    yield from split_by(part, {"hash": f["hashes"], **{c: f[c] for c in _ROWS}})
 
 
-def build_report(resolved: dict[str, tuple[str, str, dict[str, Any]]], limit: int,
-                 near: dict[str, Any] | None = None) -> dict[str, Any]:
-    counts: dict[str, int] = defaultdict(int)
-    members: dict[str, list[str]] = defaultdict(list)
-    for row, (keeper, reason, _) in resolved.items():
-        counts[reason] += 1
-        members[st.untag(keeper)].append(row)
-    listed = sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]
-    return {"stage": STAGE, "near": near or {}, "dropped": dict(sorted(counts.items())),
-            "num_clusters": len(members),
-            "clusters": [{"keeper": k, "members": [k, *sorted(st.untag(x) for x in m)],
-                          "size": len(m) + 1,
-                          "reasons": {r: sum(resolved[x][1] == r for x in m)
-                                      for r in sorted({resolved[x][1] for x in m})}}
-                         for k, m in listed]}
+def decide_exact(group: Iterable[dict], P: int) -> Iterable[tuple]:
+    """Within one partition: every row whose folded key equals a better row's is dropped."""
+    from transforms.dedup.clusters import priority_order
+    from transforms.dedup.exact import exact_groups
+
+    d = cat(group, "hash", *_ROWS)
+    track("exact", d)
+    if len(d["node"]) < 2:
+        return
+    pinned = np.array([k.startswith(st.RELEASE_TAG) for k in d["key"]], bool)
+    keeper = exact_groups(d["hash"], priority_order(list(d["key"]), d["score"], pinned))
+    rows = [(r, int(keeper[r]), "exact_duplicate", {"release": bool(pinned[keeper[r]])})
+            for r in np.flatnonzero(keeper != np.arange(len(keeper))).tolist() if not pinned[r]]
+    if rows:
+        yield from kd.route(kd.decisions(rows, d), "node", P)
 
 
 class _Features(beam.DoFn):
+    """Batch → keyed feature chunks: "exact", "bands", "sigs" (and "index")."""
+
     def __init__(self, cfg: DedupConfig):
         self._cfg = cfg
 
     def setup(self) -> None:
         self._hasher = st.hasher_for(self._cfg)
 
-    def process(self, batch: pa.RecordBatch) -> Iterable[dict[str, Any]]:
-        if batch.num_rows:
-            beam.metrics.Metrics.counter(_NS, "rows_in").inc(batch.num_rows)
-            yield st.features(batch, self._cfg, self._hasher)
+    def process(self, batch: pa.RecordBatch) -> Iterable[Any]:
+        from transforms.dedup.exact import row_keys
 
-
-class _Embed(beam.DoFn):
-    """Embeddings of the rows that survived exact and near dedup."""
-
-    def __init__(self, cfg: DedupConfig, emb_cfg: Any):
-        self._cfg, self._emb_cfg = cfg, emb_cfg
-
-    def setup(self) -> None:
-        from transforms.embed.model import Embedder
-
-        self._embedder = Embedder(self._emb_cfg)
-
-    def process(self, batch: pa.RecordBatch, dropped: dict) -> Iterable[dict[str, Any]]:
-        from transforms.dedup.exact import key_texts, quality_scores, row_keys
-
-        ids = np.asarray(row_keys(batch), dtype=object)
-        keep = np.array([i not in dropped for i in ids], bool)
-        if not keep.any():
+        if not batch.num_rows:
             return
-        texts = [t for t, k in zip(key_texts(batch, self._cfg.key), keep, strict=True) if k]
-        emb = self._embedder.encode(texts)
-        yield {"ids": ids[keep], "scores": quality_scores(batch, self._cfg.score_field)[keep],
-               "emb": emb}
+        cfg = self._cfg
+        beam.metrics.Metrics.counter(_NS, "rows_in").inc(batch.num_rows)
+        keys = row_keys(batch)
+        bkey = kd.batch_key(keys)
+        f = keyed_features(st.features(batch, cfg, self._hasher), keys, bkey)
+        yield from _feature_outputs(f, cfg)
+        if cfg.write_index_dir:
+            yield beam.pvalue.TaggedOutput("index", (bkey, {
+                "node": f["node"], "key": f["key"], "hashes": f["hashes"], "sigs": f["sigs"]}))
+
+
+def _feature_outputs(f: dict[str, Any], cfg: DedupConfig) -> Iterable[Any]:
+    P = cfg.num_partitions
+    if cfg.exact:
+        for kv in exact_entries(f, P):
+            yield beam.pvalue.TaggedOutput("exact", kv)
+    if cfg.near:
+        bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
+        for kv in band_entries(f, bands, rows, P):
+            yield beam.pvalue.TaggedOutput("bands", kv)
+        for kv in sig_entries(f, P):
+            yield beam.pvalue.TaggedOutput("sigs", kv)
+
+
+def _release_outputs(rel: dict[str, Any], cfg: DedupConfig) -> Iterable[Any]:
+    if len(rel["ids"]):
+        keys = list(rel["ids"])
+        yield from _feature_outputs(keyed_features(dict(rel), keys, kd.NO_BATCH), cfg)
 
 
 class _Apply(beam.DoFn):
-    """Splits each original batch by the resolved decisions."""
+    """(batch key, {"batches", "decisions", "keepers"}) → kept rows (MAIN, meta.dup_cluster)
+    and rejected rows (duplicate_of = the final keeper)."""
 
-    def process(self, batch: pa.RecordBatch, resolved: dict) -> Iterable[Any]:
+    def process(self, kv: tuple[int, dict[str, Iterable]]) -> Iterable[Any]:
         from schemas.records import with_meta
         from transforms.dedup.exact import row_keys
 
-        ids = row_keys(batch)
-        keepers = resolved.get("__keepers__", set())
-        drop = np.array([i in resolved for i in ids], bool)
-        kept = batch.filter(pa.array(~drop))
-        if kept.num_rows:
-            cl = [st.untag(k) if k in keepers else None
-                  for k, d in zip(ids, drop, strict=True) if not d]
-            beam.metrics.Metrics.counter(_NS, "rows_out").inc(kept.num_rows)
-            yield with_meta(kept, dup_cluster=pa.array(cl, pa.string()))
-        if drop.any():
-            rows = np.flatnonzero(drop)
-            dropped = batch.take(pa.array(rows))
-            info = [resolved[ids[r]] for r in rows]
-            for _, reason, _ in info:
-                beam.metrics.Metrics.counter(_NS, f"dropped_{reason}").inc()
-            yield beam.pvalue.TaggedOutput(REJECTED, reject_rows(
-                dropped, STAGE, [x[1] for x in info], [x[2] for x in info],
-                duplicate_of=pa.array([st.untag(x[0]) for x in info], pa.string())))
+        d = cat(kv[1]["decisions"], *kd.DECISION_COLS)
+        keepers = cat(kv[1]["keepers"], "knode")["knode"]
+        track("apply", d, {"knode": keepers})
+        for batch in kv[1]["batches"]:
+            if not batch.num_rows:
+                continue
+            ids = row_keys(batch)
+            beam.metrics.Metrics.distribution("refinery.dedup.groups", "apply_batch_bytes"
+                                              ).update(batch.nbytes)
+            nodes = kd.node_ids(ids)
+            drop = np.isin(nodes, d["node"])
+            kept = batch.filter(pa.array(~drop))
+            if kept.num_rows:
+                is_keeper = np.isin(nodes[~drop], keepers)
+                cl = [st.untag(k) if flag else None for k, flag in
+                      zip(np.asarray(ids, dtype=object)[~drop], is_keeper, strict=True)]
+                beam.metrics.Metrics.counter(_NS, "rows_out").inc(kept.num_rows)
+                yield with_meta(kept, dup_cluster=pa.array(cl, pa.string()))
+            if drop.any():
+                rows = np.flatnonzero(drop)
+                order = np.argsort(d["node"], kind="stable")
+                at = order[np.searchsorted(d["node"][order], nodes[rows])]
+                reasons = d["reason"][at].tolist()
+                for reason in reasons:
+                    beam.metrics.Metrics.counter(_NS, f"dropped_{reason}").inc()
+                yield beam.pvalue.TaggedOutput(REJECTED, reject_rows(
+                    batch.take(pa.array(rows)), STAGE, reasons, d["detail"][at].tolist(),
+                    duplicate_of=pa.array([st.untag(k) for k in d["kkey"][at]], pa.string())))
 
 
-def _concat(lists: Iterable[list]) -> list:
-    return [x for part in lists for x in part]
+def _by_keeper_id(kv: tuple[int, dict], P: int) -> Iterable[tuple]:
+    d = kv[1]
+    d = dict(d, kid=kd.node_ids([st.untag(k) for k in d["kkey"]]))
+    yield from kd.route(d, "kid", P)
 
 
-def _resolved_side(decisions: list[st.Decision], keep_released: bool = False) -> dict:
-    res: dict[Any, Any] = dict(resolve(decisions))
-    if keep_released:
-        res = keep_released_ids(res)
-    res["__keepers__"] = {k for k, _, _ in res.values()}
-    return res
-
-
-class ExactDecisions(beam.PTransform):
-    """Step 1 of 4: exact duplicates. Exact-key hashes of the batches (and of a previous
-    release) are grouped in coarse partitions; each group keeps its best row. Features → one
-    list of decisions."""
-
-    def __init__(self, cfg: DedupConfig, release_features: dict[str, Any],
-                 label: str | None = None):
-        super().__init__(label)
-        self.cfg, self.rel = cfg, release_features
-
-    def expand(self, feats: beam.PCollection) -> beam.PCollection:
-        P, rel = self.cfg.num_partitions, self.rel
-        if not self.cfg.exact:
-            return feats.pipeline | "NoExact" >> beam.Create([[]])
-        entries = (feats | "ExactEntries" >> beam.FlatMap(st.exact_entries, P),
-                   feats.pipeline | "Seed" >> beam.Create([None])
-                   | "ReleaseExact" >> beam.FlatMap(
-                       lambda _: st.exact_entries(rel, P) if len(rel["ids"]) else []))
-        return (entries | "FlatExact" >> beam.Flatten()
-                | "GroupExact" >> beam.GroupByKey()
-                | "DecideExact" >> beam.Map(lambda kv: st.decide_exact(kv[1]))
-                | "AllExact" >> beam.CombineGlobally(_concat))
-
-
-class NearDecisions(beam.PTransform):
-    """Step 2 of 4: MinHash LSH near-duplicates. Band buckets give candidate pairs; the rows
-    involved are gathered, pairs verified and clustered in one global step (rows already
-    dropped as exact duplicates left out). (features, exact decisions) → one decision list."""
-
-    def __init__(self, cfg: DedupConfig, release_features: dict[str, Any],
-                 label: str | None = None):
-        super().__init__(label)
-        self.cfg, self.rel = cfg, release_features
-
-    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
-        feats, exact = inputs
-        cfg, rel, P = self.cfg, self.rel, self.cfg.num_partitions
-        bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
-        seed = feats.pipeline | "Seed" >> beam.Create([None])
-        entries = (feats | "BandEntries" >> beam.FlatMap(st.band_entries, bands, rows, P),
-                   seed | "ReleaseBands" >> beam.FlatMap(
-                       lambda _: st.band_entries(rel, bands, rows, P) if len(rel["ids"]) else []))
-        pairs = (entries | "FlatBands" >> beam.Flatten()
-                 | "GroupBands" >> beam.GroupByKey()
-                 | "Pairs" >> beam.Map(lambda kv: st.partition_pairs(kv[1]))
-                 | "AllPairs" >> beam.CombineGlobally(_concat))
-        wanted = pairs | "Wanted" >> beam.Map(lambda ps: {x for pair in ps for x in pair})
-        nodes = (feats | "Involved" >> beam.Map(
-            lambda f, w: st.involved_rows(f, w), beam.pvalue.AsSingleton(wanted))
-            | "AllNodes" >> beam.combiners.ToList())
-        return seed | "DecideNear" >> beam.Map(
-            lambda _, ps, ns, ex: st.decide_near(
-                ps, [*ns, st.involved_rows(rel, {x for pr in ps for x in pr})
-                     if len(rel["ids"]) else None],
-                {d[0] for d in ex}, cfg.threshold, cfg.verify),
-            beam.pvalue.AsSingleton(pairs), beam.pvalue.AsSingleton(nodes),
-            beam.pvalue.AsSingleton(exact))
-
-
-class SemanticDecisions(beam.PTransform):
-    """Step 3 of 4: SemDeDup. Rows that survived steps 1-2 are embedded, k-means clusters them
-    (and a previous release's embeddings), and each cluster drops rows within `semantic_eps` of
-    a better one. (batches, *decision lists so far) → {"decisions": list, "embeddings": per batch}."""
-
-    def __init__(self, cfg: DedupConfig, ctx: RunContext, release: Any, label: str | None = None):
-        super().__init__(label)
-        self.cfg, self.ctx, self.release = cfg, ctx, release
-
-    def expand(self, inputs: tuple[beam.PCollection, ...]) -> dict[str, beam.PCollection]:
-        batches, *decisions = inputs
-        cfg, release, P = self.cfg, self.release, self.cfg.num_partitions
-        so_far = (decisions | "FlatSoFar" >> beam.Flatten()
-                  | "AllSoFar" >> beam.CombineGlobally(_concat)
-                  | "SoFarSet" >> beam.Map(lambda ds: {d[0]: d[1] for d in ds}))
-        emb = batches | "Embed" >> beam.ParDo(_Embed(cfg, self.ctx.embeddings),
-                                              beam.pvalue.AsSingleton(so_far))
-        rel_emb = None if release.emb is None else {
-            "ids": np.array([st.RELEASE_TAG + i for i in release.emb_ids], dtype=object),
-            "scores": np.full(len(release.emb_ids), np.inf), "emb": release.emb}
-        sample = (emb | "EmbList" >> beam.combiners.ToList()
-                  | "Sample" >> beam.Map(st.SampleFn(cfg.kmeans_sample).trim))
-        cents = sample | "KMeans" >> beam.Map(st.train_centroids, cfg, self.ctx.seed)
-        cents_si = beam.pvalue.AsSingleton(cents)
-        sem = ((emb | "ClusterEntries" >> beam.FlatMap(st.cluster_entries, cents_si, P),
-                cents | "ReleaseClusters" >> beam.FlatMap(
-                    lambda c: st.cluster_entries(rel_emb, c, P)))
-               | "FlatClusters" >> beam.Flatten()
-               | "GroupClusters" >> beam.GroupByKey()
-               | "DecideSemantic" >> beam.Map(
-                   lambda kv: st.decide_semantic(kv[1], cfg.semantic_eps))
-               | "AllSemantic" >> beam.CombineGlobally(_concat))
-        return {"decisions": sem, "embeddings": emb}
+def _carrier_split(kv: tuple[int, dict], P: int) -> Iterable[Any]:
+    d = kv[1]
+    cand = kd.is_carrier_candidate(d)
+    if cand.any():
+        c = {k: v[cand] for k, v in d.items()}
+        c["id_node"] = kd.node_ids([st.untag(k) for k in c["key"]])
+        for part in kd.route(c, "id_node", P):
+            yield beam.pvalue.TaggedOutput("carriers", part)
+    if (~cand).any():
+        yield (kv[0], {k: v[~cand] for k, v in d.items()})
 
 
 class ApplyDecisions(beam.PTransform):
-    """Step 4 of 4: resolve the decisions (chains end at their final keeper), split each
-    original batch into kept rows (meta.dup_cluster) and rejected ones (duplicate_of), and
-    build the report. (batches, *decision lists) → {MAIN, REJECTED, REPORT, "resolved"}."""
+    """Step 4 of 4: resolve chains (an exact duplicate of a row that a later step dropped
+    points at that row's keeper), keep one copy of re-read released rows (snapshot releases),
+    route decisions to their rows' batches and split each batch by a join on its batch key,
+    and build the bounded report. ({"batches": keyed by batch key, "exact", "near",
+    "semantic"}) → {MAIN, REJECTED, REPORT, "decisions"}."""
 
     def __init__(self, cfg: DedupConfig, label: str | None = None):
         super().__init__(label)
         self.cfg = cfg
 
-    def expand(self, inputs: tuple[beam.PCollection, ...]) -> dict[str, beam.PCollection]:
-        batches, *decisions = inputs
-        limit, near = self.cfg.report_clusters, st.near_settings(self.cfg)
-        resolved = (decisions | "FlatDecisions" >> beam.Flatten()
-                    | "AllDecisions" >> beam.CombineGlobally(_concat)
-                    | "Resolve" >> beam.Map(_resolved_side, self.cfg.release_keep_same_ids))
-        out = batches | "Apply" >> beam.ParDo(
-            _Apply(), beam.pvalue.AsSingleton(resolved)).with_outputs(REJECTED, main=MAIN)
-        report = resolved | "Report" >> beam.Map(
-            lambda r: build_report({k: v for k, v in r.items() if k != "__keepers__"}, limit,
-                                   near))
-        return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: report, "resolved": resolved}
+    def _rewrite(self, name: str, d: Any, later: list) -> Any:
+        P = self.cfg.num_partitions
+        if d is None or not later:
+            return d
+        later_p = later[0] if len(later) == 1 else (
+            later | f"FlatLater{name}" >> beam.Flatten())
+        by_keeper = d | f"ByKeeper{name}" >> beam.FlatMap(lambda kv: kd.route(kv[1], "knode", P))
+        return ({"d": by_keeper, "later": later_p} | f"JoinChain{name}" >> beam.CoGroupByKey()
+                | f"Chain{name}" >> beam.FlatMap(lambda kv: kd.rewrite(kv[1], P)))
+
+    def expand(self, inputs: dict[str, Any]) -> dict[str, beam.PCollection]:
+        cfg, P = self.cfg, self.cfg.num_partitions
+        exact, near, sem = inputs.get("exact"), inputs.get("near"), inputs.get("semantic")
+        near = self._rewrite("Near", near, [x for x in (sem,) if x is not None])
+        exact = self._rewrite("Exact", exact, [x for x in (near, sem) if x is not None])
+        parts = [x for x in (exact, near, sem) if x is not None]
+        final = (parts or [inputs["batches"].pipeline | "NoDecisions" >> beam.Create([])]
+                 ) | "FlatDecisions" >> beam.Flatten()
+        if cfg.release_keep_same_ids:
+            split = final | "Carriers" >> beam.FlatMap(_carrier_split, P).with_outputs(
+                "carriers", main="rest")
+            kept = (split["carriers"] | "GroupCarriers" >> beam.GroupByKey()
+                    | "KeepCarrier" >> beam.FlatMap(lambda kv: kd.carriers(kv[1], P)))
+            final = (split["rest"], kept) | "FlatFinal" >> beam.Flatten()
+        by_batch = final | "ToBatches" >> beam.FlatMap(lambda kv: kd.route(kv[1], "batch", None))
+        keepers = final | "Keepers" >> beam.FlatMap(lambda kv: kd.route(
+            {"knode": kv[1]["knode"], "kbatch": kv[1]["kbatch"]}, "kbatch", None))
+        out = ({"batches": inputs["batches"], "decisions": by_batch, "keepers": keepers}
+               | "JoinBatches" >> beam.CoGroupByKey()
+               | "Apply" >> beam.ParDo(_Apply()).with_outputs(REJECTED, main=MAIN))
+        report = (final | "ByKeeperId" >> beam.FlatMap(_by_keeper_id, P)
+                  | "GroupClusters" >> beam.GroupByKey()
+                  | "Clusters" >> beam.FlatMap(lambda kv: kd.cluster_summaries(kv[1]))
+                  | "Report" >> beam.CombineGlobally(kd.ReportFn(
+                      cfg.report_clusters, STAGE, st.near_settings(cfg))))
+        return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: report, "decisions": by_batch}
 
 
 class DedupStage(beam.PTransform):
     """Exact, near (MinHash LSH) and semantic dedup with deterministic keepers: features, then
-    ExactDecisions → NearDecisions → SemanticDecisions → ApplyDecisions (see the module doc).
+    exact → NearDecisions → SemanticDecisions → ApplyDecisions (see the module doc).
     Rejects exact_duplicate / near_duplicate / semantic_duplicate (column duplicate_of)."""
 
     def __init__(self, config: DedupConfig, ctx: RunContext, *, label: str | None = None):
@@ -288,57 +232,89 @@ class DedupStage(beam.PTransform):
         self.ctx = ctx
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
-        cfg = self.cfg
+        cfg, P = self.cfg, self.cfg.num_partitions
         params = st.index_params(cfg)
         release = load_index(cfg.release_index_dir, params)
-        rel_feat = st.release_features(release)
-        feats = batches | "Features" >> beam.ParDo(_Features(cfg))
-        exact = feats | "Exact" >> ExactDecisions(cfg, rel_feat)
-        decisions = [exact]
+        rel = st.release_features(release)
+        tags = ["exact", "bands", "sigs", "index"]
+        feats = batches | "Features" >> beam.ParDo(_Features(cfg)).with_outputs(*tags)
+        rfeats = (batches.pipeline | "Seed" >> beam.Create([None])
+                  | "ReleaseFeatures" >> beam.FlatMap(lambda _: _release_outputs(rel, cfg))
+                  .with_outputs(*tags[:3]))
+
+        def both(tag: str) -> beam.PCollection:
+            return (feats[tag], rfeats[tag]) | f"Flat{tag.title()}" >> beam.Flatten()
+
+        decided: dict[str, Any] = {}
+        if cfg.exact:
+            decided["exact"] = (both("exact") | "GroupExact" >> beam.GroupByKey()
+                                | "DecideExact" >> beam.FlatMap(
+                                    lambda kv: decide_exact(kv[1], P)))
         if cfg.near:
-            decisions.append((feats, exact) | "Near" >> NearDecisions(cfg, rel_feat))
+            dropped = (decided["exact"] if "exact" in decided
+                       else batches.pipeline | "NoExact" >> beam.Create([]))
+            bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
+            decided["near"] = ({"bands": both("bands"), "sigs": both("sigs"),
+                                "dropped": dropped} | "Near" >> NearDecisions(
+                bands, rows, cfg.threshold, cfg.verify, P, cfg.cc_rounds, cfg.cc_max_remainder))
+        keyed_batches = batches | "KeyBatches" >> beam.Map(
+            lambda b: (kd.batch_key(_row_keys(b)), b))
         emb = None
         if cfg.semantic:
-            sem = (batches, *decisions) | "Semantic" >> SemanticDecisions(cfg, self.ctx, release)
-            decisions.append(sem["decisions"])
+            so_far = ([decided[k] for k in ("exact", "near") if k in decided]
+                      or [batches.pipeline | "NoSoFar" >> beam.Create([])])
+            so_far_b = (so_far | "FlatSoFar" >> beam.Flatten()
+                        | "SoFarToBatches" >> beam.FlatMap(
+                            lambda kv: kd.route(kv[1], "batch", None)))
+            sem = ({"batches": keyed_batches, "so_far": so_far_b}
+                   | "Semantic" >> SemanticDecisions(cfg, self.ctx.embeddings, self.ctx.seed,
+                                                     release))
+            decided["semantic"] = sem["decisions"]
             emb = sem["embeddings"]
-        out = (batches, *decisions) | "Decide" >> ApplyDecisions(cfg)
+        out = {"batches": keyed_batches, **decided} | "Decide" >> ApplyDecisions(cfg)
         if cfg.write_index_dir:
-            self._write_index(feats, emb, out["resolved"], release, params)
+            self._write_index(feats["index"], emb, out["decisions"], release, params)
         return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: out[REPORT]}
 
-    def _write_index(self, feats: Any, emb: Any, resolved: Any, release: Any,
+    def _write_index(self, index: Any, emb: Any, decisions: Any, release: Any,
                      params: dict[str, Any]) -> None:
-        cfg = self.cfg
+        """The one gather left: the kept rows' features into one index file (only when
+        `write_index_dir` is set; the index format is a single file)."""
+        cfg, model = self.cfg, getattr(self.ctx.embeddings, "model", None)
+        inputs = {"f": index, "d": decisions}
+        if emb is not None:
+            inputs["e"] = emb | "KeyEmb" >> beam.FlatMap(lambda c: kd.route(c, "batch", None))
 
-        def kept(parts: list, res: dict) -> list[dict[str, Any]]:
-            out = []
-            for f in parts:
-                m = np.array([i not in res for i in f["ids"]], bool)
-                out.append({k: v[m] for k, v in f.items()})
-            return out
+        def kept(kv: tuple[int, dict]) -> Iterable[tuple[str, dict]]:
+            dropped = cat(kv[1]["d"], "node")["node"]
+            for tag in ("f", "e"):
+                for c in kv[1].get(tag, []):
+                    yield tag, kept_rows(c, dropped)
 
-        fl = feats | "IndexList" >> beam.combiners.ToList()
-        el = (emb if emb is not None else fl.pipeline | "NoEmb" >> beam.Create([])) \
-            | "IndexEmb" >> beam.combiners.ToList()
+        parts = (inputs | "JoinIndex" >> beam.CoGroupByKey() | "KeptIndex" >> beam.FlatMap(kept)
+                 | "IndexList" >> beam.combiners.ToList())
 
-        def write(_: Any, fs: list, es: list, res: dict) -> str:
-            fs, es = kept(fs, res), (kept(es, res) if emb is not None else None)
-            ids = [st.untag(i) for f in fs for i in f["ids"]] + list(release.ids)
+        def write(items: list) -> str:
+            fs = [c for t, c in items if t == "f"]
+            es = [c for t, c in items if t == "e"] if emb is not None else None
+            ids = [st.untag(i) for f in fs for i in f["key"]] + list(release.ids)
             hashes = np.concatenate([f["hashes"] for f in fs] + [release.hashes])
             sigs = np.concatenate([f["sigs"] for f in fs] + (
                 [release.sigs] if release.sigs is not None else []) or
                 [np.zeros((0, cfg.num_perm), np.uint32)])
             e_ids, e = None, None
             if es is not None:
-                e_ids = [st.untag(i) for x in es for i in x["ids"]] + list(release.emb_ids)
-                parts = [x["emb"] for x in es] + ([release.emb] if release.emb is not None
-                                                  else [])
-                e = np.concatenate(parts) if parts else None
-            save_index(cfg.write_index_dir, ids, hashes, sigs, params, e_ids, e,
-                       getattr(self.ctx.embeddings, "model", None))
+                e_ids = [st.untag(i) for x in es for i in x["key"]] + list(release.emb_ids)
+                arrs = [x["emb"] for x in es] + ([release.emb] if release.emb is not None
+                                                 else [])
+                e = np.concatenate(arrs) if arrs else None
+            save_index(cfg.write_index_dir, ids, hashes, sigs, params, e_ids, e, model)
             return cfg.write_index_dir
 
-        _ = fl.pipeline | "IndexSeed" >> beam.Create([None]) | "WriteIndex" >> beam.Map(
-            write, beam.pvalue.AsSingleton(fl), beam.pvalue.AsSingleton(el),
-            beam.pvalue.AsSingleton(resolved))
+        _ = parts | "WriteIndex" >> beam.Map(write)
+
+
+def _row_keys(batch: pa.RecordBatch) -> list[str]:
+    from transforms.dedup.exact import row_keys
+
+    return row_keys(batch)

@@ -1,0 +1,269 @@
+"""Step 2 of the dedup stage: MinHash LSH near duplicates, all by keyed joins.
+
+1. Band buckets (grouped in coarse partitions of band keys) give candidate pairs, exactly as
+   before: each bucket member with its next NEIGHBOURS members and the bucket's first, members
+   ordered by (release first, id).
+2. Verification joins each pair with both rows' signatures without broadcasting them: the
+   pair goes to its smaller node's partition, which holds that node's signature (and knows if
+   the exact step dropped it) and ships it to the larger node's partition; there the pair's
+   estimated Jaccard is computed. Pairs of two release rows, or with an exact-dropped row,
+   are left out.
+3. Connected components of the verified pairs (components.py: large-star / small-star
+   rounds over keyed edges).
+4. The component label joins each member's row info (score, key, batch); per component the
+   best member (release first, highest score, smallest row key: clusters.priority_order)
+   keeps, the others get a near_duplicate decision with the Jaccard of their direct pair
+   with the keeper when it was verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+
+from transforms.dedup import clusters, lsh
+from transforms.dedup._steps import RELEASE_TAG
+from transforms.dedup.components import (
+    ConnectedComponents,
+    canonical,
+    cat,
+    part_of,
+    split_by,
+    track,
+)
+from transforms.dedup.keyed import decisions, route
+
+INFO = ("node", "key", "score", "batch")
+_NONE = np.zeros(0, np.int64)
+
+
+def band_entries(f: dict[str, Any], bands: int, rows: int, P: int) -> Iterable[tuple]:
+    """(band-key partition, {band, bkey, node, rank}) of the rows with a signature."""
+    ok = np.flatnonzero(f["nonempty"])
+    if len(ok) == 0 or f["sigs"].shape[1] == 0:
+        return
+    keys = lsh.band_keys(f["sigs"][ok], bands, rows).ravel()
+    cols = {"band": np.tile(np.arange(bands, dtype=np.int16), len(ok)), "bkey": keys,
+            "node": np.repeat(f["node"][ok], bands), "rank": np.repeat(f["rank"][ok], bands)}
+    yield from split_by(lsh.partition_of(keys, P), cols)
+
+
+def sig_entries(f: dict[str, Any], P: int) -> Iterable[tuple]:
+    """(node partition, {node, sig, key, score, batch}) of the rows with a signature."""
+    ok = np.flatnonzero(f["nonempty"])
+    if len(ok) == 0 or f["sigs"].shape[1] == 0:
+        return
+    cols = {c: f[c][ok] for c in INFO}
+    cols["sig"] = f["sigs"][ok]
+    yield from split_by(part_of(cols["node"], P), cols)
+
+
+def bucket_edges(group: Iterable[dict], P: int) -> Iterable[tuple]:
+    """Candidate pairs of one band partition, routed to both ends: (node partition,
+    {hi, lo, end}) with end 0 at lo's partition and 1 at hi's."""
+    d = cat(group, "band", "bkey", "node", "rank")
+    track("bands", d)
+    if len(d["node"]) < 2:
+        return
+    uniq, first, inv = np.unique(d["node"], return_index=True, return_inverse=True)
+    order = np.lexsort((uniq, d["rank"][first]))  # local numbers in (release, id) order
+    local = np.empty(len(uniq), np.int64)
+    local[order] = np.arange(len(uniq))
+    i, j = lsh.bucket_pairs(d["band"].astype(np.int64), d["bkey"], local[inv])
+    inv_order = uniq[order]
+    hi, lo = canonical(inv_order[i], inv_order[j])
+    n = len(hi)
+    at = np.r_[lo, hi]
+    yield from split_by(part_of(at, P), {"hi": np.r_[hi, hi], "lo": np.r_[lo, lo],
+                                         "end": np.r_[np.zeros(n, np.int8), np.ones(n, np.int8)]})
+
+
+class UniqueEdgesFn(beam.CombineFn):
+    """The set of (hi, lo, end) edge copies of one partition. Lifted before the shuffle, so a
+    pair found in many bands crosses it about once per bundle instead of once per band."""
+
+    def create_accumulator(self) -> list[dict]:
+        return []
+
+    def add_input(self, acc: list[dict], e: dict) -> list[dict]:
+        acc.append(e)
+        if sum(len(x["hi"]) for x in acc) > 1 << 16:
+            acc = self.compact(acc)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[dict]]) -> list[dict]:
+        return self.compact([x for a in accs for x in a])
+
+    def compact(self, acc: list[dict]) -> list[dict]:
+        if len(acc) < 2:
+            return acc
+        d = cat(acc, "hi", "lo", "end")
+        u = np.unique(np.stack([d["hi"], d["lo"], d["end"].astype(np.int64)], 1), axis=0)
+        return [{"hi": u[:, 0].copy(), "lo": u[:, 1].copy(), "end": u[:, 2].astype(np.int8)}]
+
+    def extract_output(self, acc: list[dict]) -> dict:
+        acc = self.compact(acc)
+        return acc[0] if acc else {"hi": _NONE, "lo": _NONE, "end": np.zeros(0, np.int8)}
+
+
+def _lookup(table: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position in sorted `table`, found) of each x."""
+    if len(table) == 0:
+        return np.zeros(len(x), np.int64), np.zeros(len(x), bool)
+    pos = np.minimum(np.searchsorted(table, x), len(table) - 1)
+    return pos, table[pos] == x
+
+
+def ship(group: dict[str, Iterable], P: int) -> Iterable[Any]:
+    """Join at a node partition: candidate pairs × signatures × exact drops. Main output: for
+    pairs whose lo is here and alive, (hi partition, {hi, lo, sig}); for alive his here, their
+    signature once (same partition). Tagged "info": row info of every alive involved node."""
+    s = cat(group["sigs"], *INFO, "sig")
+    e = cat(group["edges"], "hi", "lo", "end")
+    track("sig_join", s, e)
+    if len(e["hi"]) == 0 or len(s["node"]) == 0:
+        return
+    dead = cat(group["dropped"], "node")["node"]
+    uniq, first = np.unique(s["node"], return_index=True)
+    s = {c: v[first] for c, v in s.items()}
+    alive = ~np.isin(uniq, dead)
+    pin = np.array([k.startswith(RELEASE_TAG) for k in s["key"]], bool)
+    at_lo = e["end"] == 0
+    here = np.where(at_lo, e["lo"], e["hi"])
+    pos, found = _lookup(uniq, here)
+    ok = found & alive[pos]
+    lo_ok = ok & at_lo
+    if lo_ok.any():
+        yield from split_by(part_of(e["hi"][lo_ok], P),
+                            {"hi": e["hi"][lo_ok], "lo": e["lo"][lo_ok],
+                             "sig": s["sig"][pos[lo_ok]], "pin": pin[pos[lo_ok]]})
+    hi_rows = np.unique(pos[ok & ~at_lo])
+    if len(hi_rows):
+        yield from split_by(part_of(uniq[hi_rows], P), {
+            "node": uniq[hi_rows], "sig": s["sig"][hi_rows], "pin": pin[hi_rows]})
+    inv = np.unique(pos[ok])
+    if len(inv):
+        yield beam.pvalue.TaggedOutput("info", {c: s[c][inv] for c in INFO})
+
+
+def verify(group: Iterable[dict], threshold: float, check: bool) -> Iterable[dict]:
+    """At a hi partition: estimated Jaccard of each shipped pair against hi's signature;
+    pairs of two release rows left out; with `check`, only pairs reaching the threshold."""
+    parts = list(group)
+    pairs = cat([p for p in parts if "hi" in p], "hi", "lo", "sig", "pin")
+    his = cat([p for p in parts if "hi" not in p], "node", "sig", "pin")
+    track("verify", pairs, his)
+    if len(pairs["hi"]) == 0 or len(his["node"]) == 0:
+        return
+    uniq, first = np.unique(his["node"], return_index=True)
+    pos, found = _lookup(uniq, pairs["hi"])
+    ok = found & ~(pairs["pin"] & his["pin"][first][pos])
+    sig_hi = his["sig"][first][pos[ok]]
+    hi, lo, sig_lo = pairs["hi"][ok], pairs["lo"][ok], pairs["sig"][ok]
+    est = (sig_lo == sig_hi).mean(axis=1) if len(hi) else np.zeros(0)
+    if check:
+        keep = est >= threshold
+        hi, lo, est = hi[keep], lo[keep], est[keep]
+    if len(hi):
+        code, idx = np.unique(np.stack([hi, lo], 1), axis=0, return_index=True)
+        yield {"hi": code[:, 0].copy(), "lo": code[:, 1].copy(), "est": est[idx]}
+
+
+def label_members(group: dict[str, Iterable], P: int) -> Iterable[tuple]:
+    """At a node partition: each labelled node's row info, routed to its label's partition."""
+    lab = cat(group["labels"], "node", "label")
+    if len(lab["node"]) == 0:
+        return
+    info = cat(group["info"], *INFO)
+    track("label_join", lab, info)
+    node, first = np.unique(lab["node"], return_index=True)
+    label = lab["label"][first]
+    uniq, ifirst = np.unique(info["node"], return_index=True)
+    pos, found = _lookup(uniq, node)
+    cols = {c: info[c][ifirst][pos[found]] for c in INFO}
+    cols["label"] = label[found]
+    yield from split_by(part_of(cols["label"], P), cols)
+
+
+def choose_keepers(group: Iterable[dict], P: int) -> Iterable[tuple]:
+    """Per component: the keeper by priority; every other (non-release) member dropped.
+    Out: decisions keyed by the partition of their pair's larger node (for the Jaccard)."""
+    d = cat(group, *INFO, "label")
+    track("components", d)
+    if len(d["node"]) < 2:
+        return
+    pinned = np.array([k.startswith(RELEASE_TAG) for k in d["key"]], bool)
+    prio = np.empty(len(d["node"]), np.int64)
+    prio[clusters.priority_order(list(d["key"]), d["score"], pinned)] = np.arange(len(prio))
+    order = np.lexsort((prio, d["label"]))
+    lab = d["label"][order]
+    start = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    keeper = order[np.repeat(start, np.diff(np.r_[start, len(lab)]))]
+    rows = [(int(r), int(k), "near_duplicate", {"release": bool(pinned[k])})
+            for r, k in zip(order.tolist(), keeper.tolist(), strict=True)
+            if r != k and not pinned[r]]
+    if rows:
+        dec = decisions(rows, d)
+        dec["pair_hi"] = np.maximum(dec["node"], dec["knode"])
+        yield from route(dec, "pair_hi", P)
+
+
+def add_jaccard(group: dict[str, Iterable], P: int) -> Iterable[tuple]:
+    """Join decisions with the verified pairs (at the pair's larger node): detail["jaccard"]
+    when the dropped row and its keeper were a verified pair. Out: keyed by row node."""
+    from transforms.dedup.keyed import DECISION_COLS
+
+    d = cat(group["decisions"], *DECISION_COLS)
+    if len(d["node"]) == 0:
+        return
+    e = cat(group["edges"], "hi", "lo", "est")
+    track("jaccard_join", d, e)
+    if len(e["hi"]):
+        table = {(a, b): x for a, b, x in zip(e["hi"].tolist(), e["lo"].tolist(),
+                                               e["est"].tolist(), strict=True)}
+        det = d["detail"].copy()
+        for n, (a, b) in enumerate(zip(d["node"].tolist(), d["knode"].tolist(), strict=True)):
+            x = table.get((max(a, b), min(a, b)))
+            if x is not None:
+                det[n] = {**det[n], "jaccard": round(x, 4)}
+        d["detail"] = det
+    yield from route(d, "node", P)
+
+
+class NearDecisions(beam.PTransform):
+    """Step 2 of 4: MinHash LSH near duplicates by keyed joins (see the module doc).
+    ({"bands", "sigs", "dropped"}) → decision chunks keyed by row node partition."""
+
+    def __init__(self, bands: int, rows: int, threshold: float, verify: bool, P: int,
+                 rounds: int, max_remainder: int, label: str | None = None):
+        super().__init__(label)
+        self.bands, self.rows, self.threshold, self.verify = bands, rows, threshold, verify
+        self.P, self.rounds, self.max_remainder = P, rounds, max_remainder
+
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        P = self.P
+        edges = (inputs["bands"] | "GroupBands" >> beam.GroupByKey()
+                 | "Pairs" >> beam.FlatMap(lambda kv: bucket_edges(kv[1], P))
+                 | "UniqueEdges" >> beam.CombinePerKey(UniqueEdgesFn()))
+        shipped = ({"sigs": inputs["sigs"], "edges": edges, "dropped": inputs["dropped"]}
+                   | "JoinSigs" >> beam.CoGroupByKey()
+                   | "Ship" >> beam.FlatMap(lambda kv: ship(kv[1], P)).with_outputs(
+                       "info", main="ship"))
+        verified = (shipped["ship"] | "GroupPairs" >> beam.GroupByKey()
+                    | "Verify" >> beam.FlatMap(lambda kv: verify(
+                        kv[1], self.threshold, self.verify)))
+        # the verified graph is small (two int64 per pair): fewer partitions for its rounds
+        labels = (verified | "KeyEdges" >> beam.Map(lambda e: (0, e))
+                  | "Components" >> ConnectedComponents(max(1, P // 4), self.rounds,
+                                                        self.max_remainder, P))
+        info = shipped["info"] | "KeyInfo" >> beam.FlatMap(lambda c: route(c, "node", P))
+        members = ({"labels": labels, "info": info} | "JoinLabels" >> beam.CoGroupByKey()
+                   | "Members" >> beam.FlatMap(lambda kv: label_members(kv[1], P)))
+        chosen = (members | "GroupComponents" >> beam.GroupByKey()
+                  | "Keepers" >> beam.FlatMap(lambda kv: choose_keepers(kv[1], P)))
+        edges_hi = verified | "KeyVerified" >> beam.FlatMap(lambda e: route(e, "hi", P))
+        return ({"decisions": chosen, "edges": edges_hi} | "JoinJaccard" >> beam.CoGroupByKey()
+                | "Jaccard" >> beam.FlatMap(lambda kv: add_jaccard(kv[1], P)))
