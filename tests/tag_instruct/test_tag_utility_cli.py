@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,3 +90,20 @@ def test_tag_utility_needs_a_table_path(tmp_path, capsys) -> None:
 def test_config_bounds(bad) -> None:
     with pytest.raises(ValueError):
         TagInstructConfig(**bad)
+
+
+def test_the_alpaca_1k_table_from_the_local_model_loads_into_reference_sets() -> None:
+    """data/tag_utility/: written by `refinery tag-utility configs/tag_instruct_demo.yaml
+    --input ../shared/evaldata/alpaca_subset_1k.json` with the 135M local model (docs/
+    tag_instruct.md). The stage's loader reads it; its sets are the table's extremes."""
+    path = str(Path(__file__).resolve().parents[2] / "data/tag_utility/alpaca1k_smollm2_135m.json")
+    with open(f"{path}.summary.json") as f:
+        summary = json.load(f)
+    assert sum(summary["outcomes"].values()) == 1000
+    table = load_utility(path)
+    assert len(table.utility) == summary["tags_written"] == 2 * summary["reference_k"]
+    assert min(table.count.values()) >= summary["min_tag_count"]
+    cfg = TagInstructConfig(enabled=True, utility_path=path, reference_k=5)
+    refs = refs_dict(table, cfg, "file")
+    ranked = sorted(table.utility, key=table.utility.get)
+    assert set(refs["top"]) == set(ranked[-5:]) and set(refs["bottom"]) == set(ranked[:5])
