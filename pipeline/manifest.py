@@ -5,7 +5,6 @@ the written shards themselves; writes nothing (see pipeline.run)."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import platform
 from collections import defaultdict
@@ -15,7 +14,7 @@ import pyarrow.compute as pc
 
 from pipeline.config import RunConfig
 from pipeline.stages import CURATION
-from pipeline.storage import files_under, open_read, read_parquet, sha256_file
+from pipeline.storage import files_under, read_parquet, sha256_files
 from transforms.io.read_sources import FILE_STAGE
 
 VERSIONED = ("refinery", "apache-beam", "pyarrow", "polars", "datasets", "pydantic", "numpy",
@@ -36,15 +35,7 @@ def library_versions() -> dict[str, str]:
 def file_sha256(path: str) -> str:
     """sha256 of an input file, or of every file under an input directory (a `datasets`
     save_to_disk folder) in path order; local or on an object store, streamed."""
-    files = files_under(path)
-    if not files:
-        return sha256_file(path)
-    h = hashlib.sha256()
-    for f in files:
-        with open_read(f) as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+    return sha256_files(files_under(path) or [path])
 
 
 def relative(path: str, base: str) -> str:

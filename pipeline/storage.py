@@ -21,13 +21,19 @@ from transforms.io.files import arrow_input, copy_file, exists, join, list_files
 CHUNK = 1 << 20
 
 
-def sha256_file(path: str) -> str:
-    """sha256 of a file, streamed in 1 MiB chunks."""
+def sha256_files(paths: list[str]) -> str:
+    """sha256 of the files' bytes one after another, streamed in 1 MiB chunks."""
     h = hashlib.sha256()
-    with open_read(path) as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
+    for path in paths:
+        with open_read(path) as f:
+            for chunk in iter(lambda f=f: f.read(CHUNK), b""):
+                h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    """sha256 of one file, streamed."""
+    return sha256_files([path])
 
 
 def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
