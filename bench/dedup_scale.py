@@ -1,6 +1,8 @@
 """Dedup at scale: the dedup stage (exact + near, semantic off) on 250k, 500k and 1M generated
 documents with planted near-duplicate clusters, through Beam's DirectRunner with 2 worker
-processes (multi_processing), as a run with `beam.direct_num_workers: 2` builds it.
+processes (multi_processing), as a run with `beam.direct_num_workers: 2` builds it, with the
+local-runner fixes every run applies (pipeline/local_runner.py: size-flushed data plane,
+glibc returning freed memory).
 
 Documents are generated inside the pipeline from batch numbers (nothing is built in the
 driver): cluster c has a template of 30-45 words drawn from a synthetic vocabulary; its
@@ -10,7 +12,7 @@ document numbers in hex, so keepers (smallest id) are reproducible.
 
 Measured per size: wall time of the pipeline (generation included), peak RSS of every process
 of the run (the runner — this process, which in the DirectRunner also holds every PCollection
-between fused stages — and its SDK worker processes, sampled every 0.2 s with psutil), the
+between fused stages — and its SDK worker processes, sampled every 50 ms with psutil), the
 largest grouped element of each step (rows and numeric bytes, from Beam distributions), and
 pairwise precision / recall / F1 of the predicted clusters (each row with its final keeper)
 against the planted ones. The last line is one JSON object.
@@ -117,7 +119,7 @@ def make_batch(k: int, n: int, batch_rows: int):
 class _Rss:
     """Peak RSS (MB) per process of this process tree, sampled in a thread."""
 
-    def __init__(self, every: float = 0.2):
+    def __init__(self, every: float = 0.05):
         import psutil
 
         self.me, self.every, self.peak = psutil.Process(), every, {}
@@ -172,6 +174,7 @@ def run_size(n: int, batch_rows: int, partitions: int, mode: str = "multi_proces
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from pipeline.local_runner import prepare_local_runner
     from transforms.base import MAIN, REJECTED, RunContext
     from transforms.dedup.config import DedupConfig
     from transforms.dedup.stage import DedupStage
@@ -180,6 +183,7 @@ def run_size(n: int, batch_rows: int, partitions: int, mode: str = "multi_proces
     out_dir = tempfile.mkdtemp(prefix="dedup_scale_")
     opts = PipelineOptions(runner="DirectRunner", direct_running_mode=mode,
                            direct_num_workers=workers)
+    prepare_local_runner()  # as every refinery run does (pipeline/local_runner.py)
     n_batches = -(-n // batch_rows)
     t0 = time.perf_counter()
     with _Rss() as rss:

@@ -59,6 +59,33 @@ def cat(chunks: Iterable[Chunk], *names: str) -> Chunk:
     return {n: (np.concatenate([c[n] for c in chunks]) if chunks else _EMPTY) for n in names}
 
 
+class ConcatChunks(beam.CombineFn):
+    """The chunks of one key concatenated into one. Lifted before the shuffle: the small
+    chunks a split by key leaves behind (a few rows each, mostly pickling overhead) cross it
+    as about one chunk per key and bundle. `compact` is the hook to also reduce rows."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+
+    def create_accumulator(self) -> list[Chunk]:
+        return []
+
+    def add_input(self, acc: list[Chunk], chunk: Chunk) -> list[Chunk]:
+        acc.append(chunk)
+        if len(acc) > 64 or sum(len(c[self.names[0]]) for c in acc) > 1 << 16:
+            acc = self.compact(acc)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[Chunk]]) -> list[Chunk]:
+        return self.compact([c for a in accs for c in a])
+
+    def compact(self, acc: list[Chunk]) -> list[Chunk]:
+        return [cat(acc, *self.names)] if len(acc) > 1 else acc
+
+    def extract_output(self, acc: list[Chunk]) -> Chunk:
+        return self.compact(acc)[0] if acc else cat([], *self.names)
+
+
 def canonical(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique undirected edges as (hi, lo), hi > lo, self loops dropped, sorted."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)

@@ -27,6 +27,7 @@ import numpy as np
 from transforms.dedup import clusters, lsh
 from transforms.dedup._steps import RELEASE_TAG
 from transforms.dedup.components import (
+    ConcatChunks,
     ConnectedComponents,
     canonical,
     cat,
@@ -37,7 +38,6 @@ from transforms.dedup.components import (
 from transforms.dedup.keyed import decisions, route
 
 INFO = ("node", "key", "score", "batch")
-_NONE = np.zeros(0, np.int64)
 
 
 def band_entries(f: dict[str, Any], bands: int, rows: int, P: int) -> Iterable[tuple]:
@@ -81,21 +81,12 @@ def bucket_edges(group: Iterable[dict], P: int) -> Iterable[tuple]:
                                          "end": np.r_[np.zeros(n, np.int8), np.ones(n, np.int8)]})
 
 
-class UniqueEdgesFn(beam.CombineFn):
+class UniqueEdgesFn(ConcatChunks):
     """The set of (hi, lo, end) edge copies of one partition. Lifted before the shuffle, so a
     pair found in many bands crosses it about once per bundle instead of once per band."""
 
-    def create_accumulator(self) -> list[dict]:
-        return []
-
-    def add_input(self, acc: list[dict], e: dict) -> list[dict]:
-        acc.append(e)
-        if sum(len(x["hi"]) for x in acc) > 1 << 16:
-            acc = self.compact(acc)
-        return acc
-
-    def merge_accumulators(self, accs: Iterable[list[dict]]) -> list[dict]:
-        return self.compact([x for a in accs for x in a])
+    def __init__(self):
+        super().__init__(("hi", "lo", "end"))
 
     def compact(self, acc: list[dict]) -> list[dict]:
         if len(acc) < 2:
@@ -103,10 +94,6 @@ class UniqueEdgesFn(beam.CombineFn):
         d = cat(acc, "hi", "lo", "end")
         u = np.unique(np.stack([d["hi"], d["lo"], d["end"].astype(np.int64)], 1), axis=0)
         return [{"hi": u[:, 0].copy(), "lo": u[:, 1].copy(), "end": u[:, 2].astype(np.int8)}]
-
-    def extract_output(self, acc: list[dict]) -> dict:
-        acc = self.compact(acc)
-        return acc[0] if acc else {"hi": _NONE, "lo": _NONE, "end": np.zeros(0, np.int8)}
 
 
 def _lookup(table: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

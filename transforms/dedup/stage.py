@@ -30,7 +30,7 @@ import pyarrow as pa
 from transforms.base import MAIN, METRICS_NAMESPACE, REJECTED, REPORT, RunContext, reject_rows
 from transforms.dedup import _steps as st
 from transforms.dedup import keyed as kd
-from transforms.dedup.components import cat, split_by, track
+from transforms.dedup.components import ConcatChunks, cat, split_by, track
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.lsh import lsh_params
 from transforms.dedup.near import NearDecisions, band_entries, sig_entries
@@ -207,15 +207,18 @@ class ApplyDecisions(beam.PTransform):
             kept = (split["carriers"] | "GroupCarriers" >> beam.GroupByKey()
                     | "KeepCarrier" >> beam.FlatMap(lambda kv: kd.carriers(kv[1], P)))
             final = (split["rest"], kept) | "FlatFinal" >> beam.Flatten()
-        by_batch = final | "ToBatches" >> beam.FlatMap(lambda kv: kd.route(kv[1], "batch", None))
-        keepers = final | "Keepers" >> beam.FlatMap(lambda kv: kd.route(
+        # split by batch, decision chunks get small: merged per batch before the join
+        by_batch = (final | "ToBatches" >> beam.FlatMap(lambda kv: kd.route(kv[1], "batch", None))
+                    | "MergeByBatch" >> beam.CombinePerKey(ConcatChunks(kd.DECISION_COLS)))
+        keepers = (final | "Keepers" >> beam.FlatMap(lambda kv: kd.route(
             {"knode": kv[1]["knode"], "kbatch": kv[1]["kbatch"]}, "kbatch", None))
+            | "MergeKeepers" >> beam.CombinePerKey(ConcatChunks(("knode", "kbatch"))))
         out = ({"batches": inputs["batches"], "decisions": by_batch, "keepers": keepers}
                | "JoinBatches" >> beam.CoGroupByKey()
                | "Apply" >> beam.ParDo(_Apply()).with_outputs(REJECTED, main=MAIN))
         report = (final | "ByKeeperId" >> beam.FlatMap(_by_keeper_id, P)
-                  | "GroupClusters" >> beam.GroupByKey()
-                  | "Clusters" >> beam.FlatMap(lambda kv: kd.cluster_summaries(kv[1]))
+                  | "GroupClusters" >> beam.CombinePerKey(ConcatChunks(kd.DECISION_COLS))
+                  | "Clusters" >> beam.FlatMap(lambda kv: kd.cluster_summaries([kv[1]]))
                   | "Report" >> beam.CombineGlobally(kd.ReportFn(
                       cfg.report_clusters, STAGE, st.near_settings(cfg))))
         return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: report, "decisions": by_batch}

@@ -1,0 +1,51 @@
+"""Fixes for Beam's local runner (the FnApiRunner behind the DirectRunner and behind
+PortableRunner with job_endpoint=embed), applied before a pipeline runs. Both only change
+settings of this process, so they are harmless where the work runs elsewhere."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+# glibc mallopt parameters: chunks over 64 KiB are mmapped (returned on free), the heap top
+# is trimmed past 64 KiB free, at most 2 arenas
+MALLOPT = {-3: 1 << 16, -1: 1 << 16, -8: 2}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_ARENA_MAX
+# the same thresholds for the processes a run starts (SDK workers); a value already set wins
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 16), "MALLOC_TRIM_THRESHOLD_": str(1 << 16)}
+
+
+def size_flushed_runner_data_plane() -> None:
+    """Make Beam's local runner (the DirectRunner's FnApiRunner, also behind PortableRunner
+    with job_endpoint=embed) send bundle inputs to SDK workers with size-based flushing only.
+
+    Beam (2.77) gives the runner's data channel a 1 s time-based flush. Its periodic flusher
+    calls the send callback between reading the buffer and clearing it, without a lock
+    against writes; when the send queue is full (large inputs) a write lands in that gap and
+    is cleared unsent. With `direct_num_workers` > 1 in multi_processing mode this silently
+    dropped 1-15 % of a large stage's input (tests/pipeline/test_local_runner.py shows the
+    race; bench/beam_flush_race.py reproduces it, docs/dedup.md has the measurements). Time-based flushing only lowers latency in streaming."""
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
+
+
+
+def malloc_returns_freed_memory() -> bool:
+    """The runner process holds every shuffle between stages and frees it stage by stage;
+    with glibc's default (dynamic) thresholds the freed buffers stay in its heap, so its RSS
+    is the high-water mark of everything it ever held. Measured at 100k documents in the
+    dedup scale bench: runner peak 1.17 GB → 0.82-0.90 GB. The SDK worker processes started
+    later get the two thresholds through the environment. True when glibc took them all."""
+    for key, value in MALLOC_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return all(libc.mallopt(param, value) == 1 for param, value in MALLOPT.items())
+
+
+def prepare_local_runner() -> None:
+    """Both fixes above."""
+    size_flushed_runner_data_plane()
+    malloc_returns_freed_memory()
