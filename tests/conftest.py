@@ -17,6 +17,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # such a path could serve a dataset built by an earlier session.
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="refinery-hf-datasets-")
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _local_runner_fixes() -> None:
+    """Pipelines that tests build with their own options get the local-runner fixes every
+    refinery run gets through pipeline_options (pipeline/local_runner.py)."""
+    from pipeline.local_runner import prepare_local_runner
+
+    prepare_local_runner()
+
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 EVALDATA = ROOT.parent / "shared" / "evaldata"

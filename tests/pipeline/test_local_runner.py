@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from apache_beam.runners.worker import data_plane
 
@@ -49,7 +50,9 @@ def test_beams_time_based_flush_drops_writes_made_during_a_slow_send() -> None:
     assert sent < written  # the race the workaround avoids (if this fails, Beam fixed it)
 
 
-def test_pipeline_options_make_the_runner_data_plane_size_flushed_and_lossless() -> None:
+def test_pipeline_options_make_the_runner_data_plane_size_flushed_and_lossless(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", 1000)  # Beam's default
     pipeline_options(BeamConfig(direct_running_mode="multi_processing", direct_num_workers=2))
     assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == 0
     # the runner's data channel to a worker, as worker_handlers.GrpcServer builds it

@@ -59,6 +59,25 @@ def cat(chunks: Iterable[Chunk], *names: str) -> Chunk:
     return {n: (np.concatenate([c[n] for c in chunks]) if chunks else _EMPTY) for n in names}
 
 
+def split_grouped(inputs: beam.PCollection | dict[str, beam.PCollection], parts: int,
+                  name: str) -> list[beam.PCollection]:
+    """GroupByKey (one PCollection) or CoGroupByKey (a dict) as `parts` separate shuffles over
+    disjoint keys (int key mod parts); the groups are the same as one shuffle's. The local
+    runner copies a shuffle's whole input several times while handing it to the workers, so
+    parts lower its peak memory; other runners just run more, smaller shuffles."""
+    one = isinstance(inputs, beam.PCollection)
+    tagged = {"": inputs} if one else inputs
+    split = {t: pc | f"{name}Split{t.title()}" >> beam.Partition(
+        lambda kv, n: kv[0] % n, parts) for t, pc in tagged.items()}
+    out = []
+    for i in range(parts):
+        if one:
+            out.append(split[""][i] | f"{name}{i}" >> beam.GroupByKey())
+        else:
+            out.append({t: split[t][i] for t in tagged} | f"{name}{i}" >> beam.CoGroupByKey())
+    return out
+
+
 class ConcatChunks(beam.CombineFn):
     """The chunks of one key concatenated into one. Lifted before the shuffle: the small
     chunks a split by key leaves behind (a few rows each, mostly pickling overhead) cross it

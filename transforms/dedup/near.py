@@ -33,6 +33,7 @@ from transforms.dedup.components import (
     cat,
     part_of,
     split_by,
+    split_grouped,
     track,
 )
 from transforms.dedup.keyed import decisions, route
@@ -225,28 +226,32 @@ class NearDecisions(beam.PTransform):
     ({"bands", "sigs", "dropped"}) → decision chunks keyed by row node partition."""
 
     def __init__(self, bands: int, rows: int, threshold: float, verify: bool, P: int,
-                 rounds: int, max_remainder: int, label: str | None = None):
+                 rounds: int, max_remainder: int, parts: int = 1, label: str | None = None):
         super().__init__(label)
         self.bands, self.rows, self.threshold, self.verify = bands, rows, threshold, verify
-        self.P, self.rounds, self.max_remainder = P, rounds, max_remainder
+        self.P, self.rounds, self.max_remainder, self.parts = P, rounds, max_remainder, parts
 
     def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
-        P = self.P
-        edges = (inputs["bands"] | "GroupBands" >> beam.GroupByKey()
-                 | "Pairs" >> beam.FlatMap(lambda kv: bucket_edges(kv[1], P))
+        P, S = self.P, self.parts
+        pairs = [g | f"Pairs{i}" >> beam.FlatMap(lambda kv: bucket_edges(kv[1], P))
+                 for i, g in enumerate(split_grouped(inputs["bands"], S, "GroupBands"))]
+        edges = (pairs | "FlatPairs" >> beam.Flatten()
                  | "UniqueEdges" >> beam.CombinePerKey(UniqueEdgesFn()))
-        shipped = ({"sigs": inputs["sigs"], "edges": edges, "dropped": inputs["dropped"]}
-                   | "JoinSigs" >> beam.CoGroupByKey()
-                   | "Ship" >> beam.FlatMap(lambda kv: ship(kv[1], P)).with_outputs(
-                       "info", main="ship"))
-        verified = (shipped["ship"] | "GroupPairs" >> beam.GroupByKey()
-                    | "Verify" >> beam.FlatMap(lambda kv: verify(
-                        kv[1], self.threshold, self.verify)))
+        joined = split_grouped({"sigs": inputs["sigs"], "edges": edges,
+                                "dropped": inputs["dropped"]}, S, "JoinSigs")
+        shipped = [j | f"Ship{i}" >> beam.FlatMap(lambda kv: ship(kv[1], P)).with_outputs(
+            "info", main="ship") for i, j in enumerate(joined)]
+        to_verify = [x["ship"] for x in shipped] | "FlatShip" >> beam.Flatten()
+        verified = ([g | f"Verify{i}" >> beam.FlatMap(lambda kv: verify(
+                        kv[1], self.threshold, self.verify))
+                     for i, g in enumerate(split_grouped(to_verify, S, "GroupPairs"))]
+                    | "FlatVerified" >> beam.Flatten())
         # the verified graph is small (two int64 per pair): fewer partitions for its rounds
         labels = (verified | "KeyEdges" >> beam.Map(lambda e: (0, e))
                   | "Components" >> ConnectedComponents(max(1, P // 4), self.rounds,
                                                         self.max_remainder, P))
-        info = shipped["info"] | "KeyInfo" >> beam.FlatMap(lambda c: route(c, "node", P))
+        info = ([x["info"] for x in shipped] | "FlatInfo" >> beam.Flatten()
+                | "KeyInfo" >> beam.FlatMap(lambda c: route(c, "node", P)))
         members = ({"labels": labels, "info": info} | "JoinLabels" >> beam.CoGroupByKey()
                    | "Members" >> beam.FlatMap(lambda kv: label_members(kv[1], P)))
         chosen = (members | "GroupComponents" >> beam.GroupByKey()

@@ -259,7 +259,8 @@ class DedupStage(beam.PTransform):
             bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
             decided["near"] = ({"bands": both("bands"), "sigs": both("sigs"),
                                 "dropped": dropped} | "Near" >> NearDecisions(
-                bands, rows, cfg.threshold, cfg.verify, P, cfg.cc_rounds, cfg.cc_max_remainder))
+                bands, rows, cfg.threshold, cfg.verify, P, cfg.cc_rounds, cfg.cc_max_remainder,
+                cfg.shuffle_parts))
         keyed_batches = batches | "KeyBatches" >> beam.Map(
             lambda b: (kd.batch_key(_row_keys(b)), b))
         emb = None
