@@ -12,7 +12,7 @@ document numbers in hex, so keepers (smallest id) are reproducible.
 
 Measured per size: wall time of the pipeline (generation included), peak RSS of every process
 of the run (the runner — this process, which in the DirectRunner also holds every PCollection
-between fused stages — and its SDK worker processes, sampled every 50 ms with psutil), the
+between fused stages — and its SDK worker processes: the kernel's VmHWM), the
 largest grouped element of each step (rows and numeric bytes, from Beam distributions), and
 pairwise precision / recall / F1 of the predicted clusters (each row with its final keeper)
 against the planted ones. The last line is one JSON object.
@@ -116,33 +116,56 @@ def make_batch(k: int, n: int, batch_rows: int):
     return pa.RecordBatch.from_pylist(rows, schema=examples_to_batch(rows[:1]).schema)
 
 
-class _Rss:
-    """Peak RSS (MB) per process of this process tree, sampled in a thread."""
+def _hwm_mb(pid: int | str) -> float | None:
+    """The kernel's peak RSS (VmHWM) of a process in MB; None where /proc has no such line."""
+    try:
+        with open(f"/proc/{pid}/status") as f:  # a proc file, not data
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
-    def __init__(self, every: float = 0.05):
+
+class _Rss:
+    """Peak RSS (MB) per process of this process tree: the kernel's high-water mark (VmHWM,
+    reset for this process at start through /proc/self/clear_refs), read every `every` s
+    while a worker lives and at the end for this process; RSS samples where /proc lacks it."""
+
+    def __init__(self, every: float = 0.1):
         import psutil
 
         self.me, self.every, self.peak = psutil.Process(), every, {}
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        for p in [self.me, *self.me.children(recursive=True)]:
+            try:
+                mb = _hwm_mb(p.pid) or p.memory_info().rss / 2**20
+            except Exception:  # a worker that just exited
+                continue
+            self.peak[p.pid] = max(self.peak.get(p.pid, 0.0), mb)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            for p in [self.me, *self.me.children(recursive=True)]:
-                try:
-                    mb = p.memory_info().rss / 2**20
-                except Exception:  # a worker that just exited
-                    continue
-                self.peak[p.pid] = max(self.peak.get(p.pid, 0.0), mb)
+            self._sample()
             self._stop.wait(self.every)
 
     def __enter__(self) -> _Rss:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM
+                f.write("5")
+        except OSError:
+            pass
         self._t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._t.join()
+        self._sample()
 
 
 def _write_pairs(batch, out_dir: str) -> None:

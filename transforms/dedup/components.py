@@ -59,22 +59,30 @@ def cat(chunks: Iterable[Chunk], *names: str) -> Chunk:
     return {n: (np.concatenate([c[n] for c in chunks]) if chunks else _EMPTY) for n in names}
 
 
-def split_grouped(inputs: beam.PCollection | dict[str, beam.PCollection], parts: int,
-                  name: str) -> list[beam.PCollection]:
-    """GroupByKey (one PCollection) or CoGroupByKey (a dict) as `parts` separate shuffles over
-    disjoint keys (int key mod parts); the groups are the same as one shuffle's. The local
-    runner copies a shuffle's whole input several times while handing it to the workers, so
-    parts lower its peak memory; other runners just run more, smaller shuffles."""
-    one = isinstance(inputs, beam.PCollection)
+def _mod(kv: tuple[int, Any], n: int) -> int:
+    return kv[0] % n
+
+
+def split_grouped(inputs: list[beam.PCollection] | dict[str, list[beam.PCollection]],
+                  parts: int, name: str) -> list[beam.PCollection]:
+    """GroupByKey (a list of pieces to flatten) or CoGroupByKey (tag → pieces) as `parts`
+    separate shuffles over disjoint keys (int key mod parts); the groups are the same as one
+    shuffle's. Each piece is split where it is made and part i of every piece is flattened and
+    grouped on its own, so no step handles a whole input: the local runner holds a stage's
+    input several times over while handing it to its workers. Other runners just run more,
+    smaller shuffles."""
+    one = isinstance(inputs, list)
     tagged = {"": inputs} if one else inputs
-    split = {t: pc | f"{name}Split{t.title()}" >> beam.Partition(
-        lambda kv, n: kv[0] % n, parts) for t, pc in tagged.items()}
+    split = {t: [pc | f"{name}Split{t.title()}{k}" >> beam.Partition(_mod, parts)
+                 for k, pc in enumerate(pieces)] for t, pieces in tagged.items()}
     out = []
     for i in range(parts):
-        if one:
-            out.append(split[""][i] | f"{name}{i}" >> beam.GroupByKey())
-        else:
-            out.append({t: split[t][i] for t in tagged} | f"{name}{i}" >> beam.CoGroupByKey())
+        part = {t: [s[i] for s in pieces] for t, pieces in split.items()}
+        part = {t: p[0] if len(p) == 1 else p | f"{name}Flat{t.title()}{i}" >> beam.Flatten()
+                for t, p in part.items()}
+        grouped = (part[""] | f"{name}{i}" >> beam.GroupByKey() if one
+                   else part | f"{name}{i}" >> beam.CoGroupByKey())
+        out.append(grouped)
     return out
 
 

@@ -221,9 +221,15 @@ def add_jaccard(group: dict[str, Iterable], P: int) -> Iterable[tuple]:
     yield from route(d, "node", P)
 
 
+def _pieces(x: beam.PCollection | tuple | list) -> list[beam.PCollection]:
+    return list(x) if isinstance(x, (tuple, list)) else [x]
+
+
 class NearDecisions(beam.PTransform):
     """Step 2 of 4: MinHash LSH near duplicates by keyed joins (see the module doc).
-    ({"bands", "sigs", "dropped"}) → decision chunks keyed by row node partition."""
+    ({"bands": pieces, "sigs": pieces, "dropped"}) → decision chunks keyed by row node
+    partition. Band and signature entries come in pieces (this run's rows, a previous
+    release's), split where they are made (split_grouped)."""
 
     def __init__(self, bands: int, rows: int, threshold: float, verify: bool, P: int,
                  rounds: int, max_remainder: int, parts: int = 1, label: str | None = None):
@@ -234,17 +240,17 @@ class NearDecisions(beam.PTransform):
     def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
         P, S = self.P, self.parts
         pairs = [g | f"Pairs{i}" >> beam.FlatMap(lambda kv: bucket_edges(kv[1], P))
-                 for i, g in enumerate(split_grouped(inputs["bands"], S, "GroupBands"))]
+                 for i, g in enumerate(split_grouped(_pieces(inputs["bands"]), S, "GroupBands"))]
         edges = (pairs | "FlatPairs" >> beam.Flatten()
                  | "UniqueEdges" >> beam.CombinePerKey(UniqueEdgesFn()))
-        joined = split_grouped({"sigs": inputs["sigs"], "edges": edges,
-                                "dropped": inputs["dropped"]}, S, "JoinSigs")
+        joined = split_grouped({"sigs": _pieces(inputs["sigs"]), "edges": [edges],
+                                "dropped": [inputs["dropped"]]}, S, "JoinSigs")
         shipped = [j | f"Ship{i}" >> beam.FlatMap(lambda kv: ship(kv[1], P)).with_outputs(
             "info", main="ship") for i, j in enumerate(joined)]
-        to_verify = [x["ship"] for x in shipped] | "FlatShip" >> beam.Flatten()
         verified = ([g | f"Verify{i}" >> beam.FlatMap(lambda kv: verify(
                         kv[1], self.threshold, self.verify))
-                     for i, g in enumerate(split_grouped(to_verify, S, "GroupPairs"))]
+                     for i, g in enumerate(split_grouped([x["ship"] for x in shipped], S,
+                                                             "GroupPairs"))]
                     | "FlatVerified" >> beam.Flatten())
         # the verified graph is small (two int64 per pair): fewer partitions for its rounds
         labels = (verified | "KeyEdges" >> beam.Map(lambda e: (0, e))

@@ -30,7 +30,7 @@ import pyarrow as pa
 from transforms.base import MAIN, METRICS_NAMESPACE, REJECTED, REPORT, RunContext, reject_rows
 from transforms.dedup import _steps as st
 from transforms.dedup import keyed as kd
-from transforms.dedup.components import ConcatChunks, cat, split_by, track
+from transforms.dedup.components import ConcatChunks, cat, split_by, split_grouped, track
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.lsh import lsh_params
 from transforms.dedup.near import NearDecisions, band_entries, sig_entries
@@ -213,9 +213,12 @@ class ApplyDecisions(beam.PTransform):
         keepers = (final | "Keepers" >> beam.FlatMap(lambda kv: kd.route(
             {"knode": kv[1]["knode"], "kbatch": kv[1]["kbatch"]}, "kbatch", None))
             | "MergeKeepers" >> beam.CombinePerKey(ConcatChunks(("knode", "kbatch"))))
-        out = ({"batches": inputs["batches"], "decisions": by_batch, "keepers": keepers}
-               | "JoinBatches" >> beam.CoGroupByKey()
-               | "Apply" >> beam.ParDo(_Apply()).with_outputs(REJECTED, main=MAIN))
+        joined = split_grouped({"batches": [inputs["batches"]], "decisions": [by_batch],
+                                "keepers": [keepers]}, cfg.shuffle_parts, "JoinBatches")
+        applied = [j | f"Apply{i}" >> beam.ParDo(_Apply()).with_outputs(REJECTED, main=MAIN)
+                   for i, j in enumerate(joined)]
+        out = {tag: [a[tag] for a in applied] | f"Flat{tag.title()}" >> beam.Flatten()
+               for tag in (MAIN, REJECTED)}
         report = (final | "ByKeeperId" >> beam.FlatMap(_by_keeper_id, P)
                   | "GroupClusters" >> beam.CombinePerKey(ConcatChunks(kd.DECISION_COLS))
                   | "Clusters" >> beam.FlatMap(lambda kv: kd.cluster_summaries([kv[1]]))
@@ -257,7 +260,8 @@ class DedupStage(beam.PTransform):
             dropped = (decided["exact"] if "exact" in decided
                        else batches.pipeline | "NoExact" >> beam.Create([]))
             bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
-            decided["near"] = ({"bands": both("bands"), "sigs": both("sigs"),
+            decided["near"] = ({"bands": (feats["bands"], rfeats["bands"]),
+                                "sigs": (feats["sigs"], rfeats["sigs"]),
                                 "dropped": dropped} | "Near" >> NearDecisions(
                 bands, rows, cfg.threshold, cfg.verify, P, cfg.cc_rounds, cfg.cc_max_remainder,
                 cfg.shuffle_parts))
