@@ -51,8 +51,8 @@ class DedupConfig(StageConfig):
     num_partitions: int = Field(64, ge=1, description="coarse partitions for the exact-key and "
                                 "LSH band shuffles")
     shuffle_parts: int = Field(4, ge=1, le=64, description="the large shuffles (band buckets, "
-                               "signature join, pair verification) run as this many separate "
-                               "GroupByKeys over disjoint keys; the local runner hands each "
+                               "signature join, pair verification, batch join) run as this many "
+                               "separate GroupByKeys over disjoint keys; the local runner hands each "
                                "one's input to its workers in several copies, so smaller "
                                "shuffles lower its peak memory")
     cc_rounds: int = Field(6, ge=0, le=64, description="large-star/small-star rounds of the "
