@@ -8,7 +8,7 @@ flushing only. The timer's flush clears the buffer after sending it without a lo
 writes, so a write made while the send queue is full is dropped. Prints the values lost per
 run; the last line is one JSON object.
 
-    python bench/beam_flush_race.py [--runs 3] [--inputs 1000] [--rows 1300]
+    python bench/beam_flush_race.py [--runs 3] [--inputs 1000] [--rows 2600]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--inputs", type=int, default=1000)
-    ap.add_argument("--rows", type=int, default=1300, help="int64 values per element")
+    ap.add_argument("--rows", type=int, default=2600, help="int64 values per element")
     a = ap.parse_args()
     res: dict[str, list[int]] = {"beam_default": [], "size_flushed": []}
     for r in range(a.runs):

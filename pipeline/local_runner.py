@@ -22,7 +22,7 @@ def size_flushed_runner_data_plane() -> None:
     calls the send callback between reading the buffer and clearing it, without a lock
     against writes; when the send queue is full (large inputs) a write lands in that gap and
     is cleared unsent. With `direct_num_workers` > 1 in multi_processing mode this silently
-    dropped 1-15 % of a large stage's input (tests/pipeline/test_local_runner.py shows the
+    dropped up to 38 % of a large stage's input (tests/pipeline/test_local_runner.py shows the
     race; bench/beam_flush_race.py reproduces it, docs/dedup.md has the measurements). Time-based flushing only lowers latency in streaming."""
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
