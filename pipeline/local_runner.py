@@ -23,7 +23,8 @@ def size_flushed_runner_data_plane() -> None:
     against writes; when the send queue is full (large inputs) a write lands in that gap and
     is cleared unsent. With `direct_num_workers` > 1 in multi_processing mode this silently
     dropped up to 38 % of a large stage's input (tests/pipeline/test_local_runner.py shows the
-    race; bench/beam_flush_race.py reproduces it, docs/dedup.md has the measurements). Time-based flushing only lowers latency in streaming."""
+    race; bench/beam_flush_race.py reproduces it, docs/dedup.md has the measurements).
+    Time-based flushing only lowers latency in streaming."""
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
