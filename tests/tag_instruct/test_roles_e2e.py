@@ -6,7 +6,7 @@ a schema-invalid candidate drops alone, and truncated answers are rejected."""
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import apache_beam as beam
 import pytest
@@ -106,10 +106,13 @@ def test_teacher_and_policy_rounds_pairs_and_truncation(tmp_path) -> None:
     assert r2["pairs_by_outcome"] == {"written": 1, "reward_tie": 1, "single_candidate": 1}
     assert r1["candidates_dropped"] == {"overlaps_existing_tag": 2}
 
-    # the schema-invalid candidate of [zero] was dead-lettered alone, once per round
+    # the schema-invalid candidate of [zero] was dead-lettered alone, once per round (which
+    # candidate number gets it depends on the order the 3 concurrent requests reach the
+    # scripted server: it answers by arrival)
     dead = got[DEADLETTER]
-    assert Counter(d["record_id"].split("|", 1)[1] for d in dead) == {"r1|expand|1": 1,
-                                                                      "r2|expand|1": 1}
+    assert sorted(d["record_id"].split("|")[1:3] for d in dead) == [["r1", "expand"],
+                                                                    ["r2", "expand"]]
+    assert all(d["record_id"].split("|")[3] in {"0", "1", "2"} for d in dead)
     assert all(d["stage"] == "tag_instruct" for d in dead)
     assert r1["deadletter_by_step"] == {"expand_candidate": 1} and r1["deadletter"] == 0
 
