@@ -47,6 +47,7 @@ from collections.abc import Iterator
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import _local_disk as local
+from pipeline.storage import files_under, has_files
 from transforms.io.files import (
     copy_file,
     delete_file,
@@ -54,7 +55,6 @@ from transforms.io.files import (
     exists,
     is_local,
     join,
-    list_files,
     read_bytes,
     read_text,
     write_bytes,
@@ -168,7 +168,7 @@ def clean_stale(out: str) -> list[str]:
         local.remove_leftovers(out, CURRENT)
     else:
         base = join(out, RUNS)
-        ids = {_rel(f, base).split("/", 1)[0] for f in list_files(join(base, "**"))
+        ids = {_rel(f, base).split("/", 1)[0] for f in files_under(base)
                if "/" in _rel(f, base)}
         stale = [join(base, i) for i in sorted(ids) if join(base, i) != keep]
     for d in stale:
@@ -190,7 +190,7 @@ def new_run_dir(out: str) -> str:
 def _claim(path: str) -> bool:
     if is_local(path):
         return local.make_dir(path)
-    return not list_files(join(path, "**"))
+    return not has_files(path)
 
 
 def _ensure_links(out: str) -> None:
@@ -206,8 +206,8 @@ def publish(out: str, run_dir: str) -> None:
         _ensure_links(out)
         local.switch(out, CURRENT, f"{RUNS}/{run_dir.rstrip('/').rsplit('/', 1)[1]}")
         return
-    staged = {_rel(f, run_dir) for f in list_files(join(run_dir, "**"))}
-    there = {_rel(f, out) for f in list_files(join(out, "**")) if "/" + RUNS + "/" not in f}
+    staged = {_rel(f, run_dir) for f in files_under(run_dir)}
+    there = {_rel(f, out) for f in files_under(out) if "/" + RUNS + "/" not in f}
     if MANIFEST in there:
         delete_file(join(out, MANIFEST))  # 1. the top-level copy is incomplete from here on
     copies = sorted(r for r in staged if _published_name(r) and r != MANIFEST)
