@@ -30,13 +30,13 @@ from pipeline.storage import (
     copy_tree,
     files_under,
     has_files,
-    open_read,
     parquet_rows,
     parquet_schema,
     read_parquet,
     sha256_file,
 )
 from transforms.io.files import (
+    copy_file,
     delete_tree,
     exists,
     is_local,
@@ -112,18 +112,13 @@ def _load_counts(out: str, dataset: str, split: str, shards: list[dict[str, Any]
                                                  split=split))
     tmp = tempfile.mkdtemp(prefix="refinery-release-check-")
     try:
-        local = [_download(f, join(tmp, f"{i:05d}.parquet")) for i, f in enumerate(files)]
+        local = [join(tmp, f"{i:05d}.parquet") for i in range(len(files))]
+        for src, dst in zip(files, local, strict=True):
+            copy_file(src, dst)  # streamed
         return empty + len(datasets.load_dataset("parquet", data_files={split: local},
                                                  split=split))
     finally:
         delete_tree(tmp)
-
-
-def _download(src: str, dst: str) -> str:
-    with open_read(src) as fin, FileSystems.create(dst, compression_type="uncompressed") as fout:
-        for chunk in iter(lambda: fin.read(1 << 20), b""):
-            fout.write(chunk)
-    return dst
 
 
 def check_release(out_dir: str, previous_dir: str | None = None,

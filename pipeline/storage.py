@@ -16,9 +16,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.io.files import arrow_input, copy_file, exists, join, list_files, open_read
-
-CHUNK = 1 << 20
+from transforms.io.files import (
+    CHUNK,
+    arrow_input,
+    copy_file,
+    exists,
+    join,
+    list_files,
+    open_read,
+)
 
 
 def sha256_files(paths: list[str]) -> str:

@@ -13,21 +13,28 @@ import pyarrow as pa
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+CHUNK = 1 << 20  # bytes per read when streaming a file
+
 
 def write_bytes(path: str, data: bytes) -> None:
     """Write `data` as the whole file, stored as given (a `.gz` name is not compressed again,
     so `read_bytes` gives back `data`)."""
     if not data and FileSystems.get_scheme(path) == "s3":
         return _put_empty_s3(path)  # see there
+    _make_parent(path)
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)
+
+
+def _make_parent(path: str) -> None:
+    """Local disk: create the directory `path` goes into (object stores have none)."""
     parent = path.rsplit("/", 1)[0]
-    if parent and _is_local(path) and not FileSystems.exists(parent):  # stores: no dirs
+    if parent and _is_local(path) and not FileSystems.exists(parent):
         try:
             FileSystems.mkdirs(parent)
         except (BeamIOError, OSError):  # another worker made it in between: fine
             if not FileSystems.exists(parent):
                 raise
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
 
 
 def write_json(path: str, value: Any) -> None:
@@ -103,14 +110,19 @@ def list_files(pattern: str) -> list[str]:
 
 
 def copy_file(src: str, dst: str) -> None:
-    """Copy one file (across filesystems too: read whole, write whole)."""
+    """Copy one file: by FileSystems.copy within a filesystem (server-side on object stores),
+    streamed in 1 MiB chunks across filesystems."""
     if FileSystems.get_scheme(src) == FileSystems.get_scheme(dst):
-        parent = dst.rsplit("/", 1)[0]
-        if _is_local(dst) and parent and not FileSystems.exists(parent):
-            FileSystems.mkdirs(parent)
+        _make_parent(dst)
         FileSystems.copy([src], [dst])
+    elif size(src) == 0:
+        write_bytes(dst, b"")  # S3 needs its own zero-byte write
     else:
-        write_bytes(dst, read_bytes(src))
+        _make_parent(dst)
+        with open_read(src) as fin, FileSystems.create(
+                dst, compression_type=CompressionTypes.UNCOMPRESSED) as fout:
+            for chunk in iter(lambda: fin.read(CHUNK), b""):
+                fout.write(chunk)
 
 
 def delete_file(path: str) -> None:
