@@ -77,7 +77,7 @@ def test_version_param_refuses_metacharacters(dagbag, version: str) -> None:
 def test_commands_are_argv_never_a_shell(tmp_path: Path, monkeypatch) -> None:
     """Even if a hostile version reached the command, no shell interprets it: the CLI gets it
     as one argument and refuses it (exit 3), and nothing is executed."""
-    pytest.importorskip("airflow")
+    pytest.importorskip("airflow", reason="the airflow extra is installed by `make install`")
     from airflow.sdk.exceptions import AirflowFailException
 
     mod = _module("refinery_release")
@@ -111,7 +111,7 @@ def _airflow_env(tmp: Path, repo: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_release_dag_runs_twice_and_the_changelog_shows_the_change(tmp_path: Path) -> None:
-    pytest.importorskip("airflow")
+    pytest.importorskip("airflow", reason="the airflow extra is installed by `make install`")
     repo = tmp_path / "repo"
     repo.mkdir()
     pairs = [

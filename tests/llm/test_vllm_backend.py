@@ -59,7 +59,7 @@ def test_schema_goes_to_the_installed_structured_output_class(new_api):
 
 @pytest.mark.gpu
 def test_real_vllm_generation_through_the_stage(tmp_path):
-    pytest.importorskip("vllm")
+    pytest.importorskip("vllm", reason="vllm comes with the gpu extra (pip install -e .[gpu])")
     import jsonschema
 
     from tests.llm.helpers import counters, run_generate
@@ -80,7 +80,7 @@ def test_real_vllm_generation_through_the_stage(tmp_path):
 def test_real_vllm_takes_thousands_of_prompts_in_one_call(monkeypatch):
     """2,048 prompts with per-request schemas reach the engine as one `LLM.chat` call (schema
     retries, if any, as later calls holding only the failures), and every answer is valid."""
-    vllm = pytest.importorskip("vllm")
+    vllm = pytest.importorskip("vllm", reason="vllm comes with the gpu extra (pip install -e .[gpu])")
     import jsonschema
 
     from tests.llm.helpers import counters, run_generate
