@@ -91,8 +91,13 @@ def test_partner_choice_is_independent_of_input_order(n: int, seed: int, k: int)
     base = select_partners(ids, emb, -0.2, 0.8, neighbours=k)
     perm = rng.permutation(n)
     shuffled = select_partners([ids[i] for i in perm], emb[perm], -0.2, 0.8, neighbours=k)
-    assert {ids[i]: c for i, c in enumerate(base)} == \
-        {ids[perm[i]]: c for i, c in enumerate(shuffled)}
+    by_id = {ids[perm[i]]: c for i, c in enumerate(shuffled)}
+    for i, c in enumerate(base):
+        other = by_id[ids[i]]
+        assert (c.partner_id, c.reason) == (other.partner_id, other.reason)
+        assert (c.similarity is None) == (other.similarity is None)
+        if c.similarity is not None:
+            assert abs(c.similarity - other.similarity) < 1e-9
     for i, c in enumerate(base):
         if c.partner_id is not None:
             assert c.partner_id != ids[i] and -0.2 <= c.similarity <= 0.8

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Similarities are compared after rounding, so float noise between BLAS builds cannot
-# reorder two neighbours that are equal for every practical purpose.
+# Similarities are computed in float64 (so the order of the rows, which changes how BLAS blocks
+# the product, moves them by ~1e-16, not ~1e-7) and compared after rounding, so float noise
+# cannot reorder two neighbours that are equal for every practical purpose.
 _DECIMALS = 6
 
 Candidate = tuple[float, str]  # (similarity, partner id)
@@ -72,11 +73,11 @@ def block_candidates(ids: Sequence[str], embeddings: np.ndarray, wanted: Sequenc
     if embeddings.shape[0] != n:
         raise ValueError(f"{embeddings.shape[0]} embeddings for {n} ids")
     uniq, codes = np.unique(np.asarray(ids, dtype=object), return_inverse=True)
-    emb = np.asarray(embeddings, dtype=np.float32)
+    emb = np.asarray(embeddings, dtype=np.float32).astype(np.float64)
     rows = np.flatnonzero(np.asarray(wanted, dtype=bool))
     if rows.size == 0:
         return {}
-    sims = np.round(emb[rows] @ emb.T, _DECIMALS).astype(np.float64)
+    sims = np.round(emb[rows] @ emb.T, _DECIMALS)
     sims[codes[rows][:, None] == codes[None, :]] = -np.inf  # itself and copies under its id
     kk = min(k, n)
     kth = np.partition(sims, n - kk, axis=1)[:, n - kk]  # the k-th largest per row
