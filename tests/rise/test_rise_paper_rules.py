@@ -1,0 +1,124 @@
+"""The paper mode's pure rules, case by case against the authors' code as read in kaishxu/RISE:
+step splitting on "\\nStep k:", their sentence split and last-<=4-sentences rule, the error
+types a text allows, the phrase filters and their wrong/correct exemption, fenced edit
+extraction, \\boxed{} removal, and grading (DeepSeek-Math's extraction chain, GSM8K gold)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from transforms.io.adapters import adapt_row
+from transforms.rise import paper_core as P
+from transforms.rise.paper_grade import extract_answers, grade_paper
+
+SOL = ("Let's think step by step.\nStep 1: We add. 2 + 3 = 5.\nStep 2: Then double it: "
+       "5 * 2 = 10.\nStep 3: The answer is $\\boxed{10}$.")
+
+
+def test_step_splits_keep_the_marker_in_the_prefix() -> None:
+    splits = P.step_splits(SOL)
+    assert [s[0] for s in splits] == ["1", "2", "3"]
+    k, prefix, chosen, last = splits[1]
+    assert prefix == "Let's think step by step.\nStep 1: We add. 2 + 3 = 5.\nStep 2:"
+    assert chosen == " Then double it: 5 * 2 = 10." and not last
+    assert splits[2][3] and splits[2][2] == " The answer is $\\boxed{10}$."
+    assert all(p + c == SOL[:len(p + c)] for _, p, c, _ in splits)
+
+
+def test_their_sentence_split_and_the_last_four() -> None:
+    text = " One. Two is 2. Three.\nFour = 4. Five.\n\nSix."
+    assert P.sentences(text) == ["One.", "Two is 2.", "Three.", "Four = 4.", "Five.", "Six."]
+    assert P.text_to_edit(text) == "Three.\nFour = 4. Five.\n\nSix."
+    assert P.text_to_edit(" A. B.") == "A. B."
+    # located at the first occurrence, as their str.index does
+    assert P.text_to_edit(" x. y. x. z. w.") == "y. x. z. w."
+
+
+@pytest.mark.parametrize("text,types", [
+    ("He has 12 apples and 3 pears.", ["change_values"]),
+    ("He has 12 apples.", ["change_value"]),
+    ("So 2 + 3 = 5.", ["change_values", "wrong_substitution", "delete_term",
+                       "change_operator", "swap_terms"]),
+    ("Let x = y + z.", ["wrong_substitution", "delete_term", "change_operator", "swap_terms"]),
+    ("He reads the rest of the book.", ["misread_question"]),
+])
+def test_error_types_that_fit(text: str, types: list[str]) -> None:
+    assert P.error_types_for(text) == types
+
+
+def test_one_job_per_step_with_a_fitting_type() -> None:
+    jobs = P.step_jobs(SOL, random.Random(0))
+    assert [j.step for j in jobs] == ["1", "2", "3"]
+    for j in jobs:
+        assert j.error_type in P.error_types_for(j.text_to_edit)
+        msgs = P.edit_messages("Q?", j)
+        assert msgs[0]["content"] == "You are a helpful assistant."
+        assert f"Current Step:\n```\n{j.text_to_edit}\n```" in msgs[1]["content"]
+        assert f"Initial Answer:\n```\n{j.initial_reason_steps}\n```" in msgs[1]["content"]
+
+
+def test_phrase_filters_and_the_exemption() -> None:
+    assert P.has_phrase("How many?", "Let's reconsider this.", P.CHOSEN_PHRASES)
+    assert not P.has_phrase("Is it correct?", "Let's reconsider this.", P.CHOSEN_PHRASES)
+    assert not P.has_phrase("Which is wrong?", "a mistake", P.CHOSEN_PHRASES)
+    assert not P.has_phrase("How many?", "This is incorrect.", P.CHOSEN_PHRASES)
+    assert P.has_phrase("How many?", "This is incorrect.", P.EDIT_PHRASES)
+    assert P.has_phrase("How many?", "we use python", P.EDIT_PHRASES)
+
+
+def test_fenced_edit_extraction() -> None:
+    assert P.extract_edit("2 + 3 = 6.\n```") == "2 + 3 = 6."
+    assert P.extract_edit("a\nb\n```\nmore\n```") == "a\nb"
+    assert P.extract_edit("2 + 3 = 6.") is None  # no closing fence
+    assert P.extract_edit("\n```") is None  # empty edit
+
+
+@pytest.mark.parametrize("text,out", [
+    ("So \\boxed{10}.", "So 10."),
+    ("So $\\boxed{10}$.", "So 10."),
+    ("So \\(\\boxed{\\frac{1}{2}}\\).", "So \\frac{1}{2}."),
+    ("So \\[\\boxed{7}\\]", "So 7"),
+    ("So \\( \\boxed{7} \\)", "So 7"),
+    ("\\[\n\\boxed{7}\n\\]", "7"),
+    ("a \\boxed{1} b \\boxed{{2}}", "a 1 b {2}"),
+    ("no box", "no box"),
+])
+def test_unbox(text: str, out: str) -> None:
+    assert P.unbox(text) == out
+
+
+@pytest.mark.parametrize("question,text,gold,ok", [
+    ("Q", "so \\boxed{10}.", "10", True),
+    ("Q", "so \\boxed{10.0}", "10", True),
+    ("Q", "first \\boxed{3} then \\boxed{10}", "10", True),  # the last len(gold) predictions
+    ("Q", "The answer is 10.", "10", True),
+    ("Q", "we get 4 and then 10", "10", True),  # their fallback: the last number
+    ("Q", "we get 10 and then 4", "10", False),
+    ("Q", "so \\boxed{\\frac{1}{2}}", "0.5", True),
+    ("Q", "so \\boxed{50\\%}", "0.5", True),
+    ("Q", "so \\boxed{1,000}", "1000", True),
+    ("Q", "so \\boxed{11}", "He has 10.\n#### 10", False),
+    ("Q", "so \\boxed{10}", "He has 10.\n#### 10", True),  # GSM8K gold
+    ("Q", "nothing here", "10", False),
+])
+def test_grading_as_the_authors(question: str, text: str, gold: str, ok: bool) -> None:
+    assert grade_paper(question, text, gold) is ok
+
+
+def test_answer_lists() -> None:
+    q = "Give the roots, separated by commas."
+    assert extract_answers(q, "\\boxed{1, 2}") == ["1", "2"]
+    assert extract_answers("Q", "\\boxed{1 \\text{ and } 2}") == ["1", "2"]
+
+
+def test_ingest_preset_reads_their_problem_file() -> None:
+    row = {"idx": 7, "answer": "\\frac{1}{2}", "instruction": (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        "What is $1/2$?\nSecond line.\nPlease reason step by step, and put your final answer "
+        "within \\boxed{}.<|im_end|>\n<|im_start|>assistant\nLet's think step by step.\n"
+        "Step 1: ")}
+    got = adapt_row("rise_prompt", row)
+    assert got.messages == [{"role": "user", "content": "What is $1/2$?\nSecond line."}]
+    assert got.meta["answer"] == "\\frac{1}{2}" and '"idx": 7' in got.meta["extra"]
