@@ -72,7 +72,8 @@ class _AfterSampling(beam.DoFn):
                 detail = dict(summary["samples"])
             else:
                 out = after_sampling(problem, p["prompt"], result.texts, self.cfg, self.seed,
-                                     result.model, result.template_version)
+                                     result.model, result.template_version,
+                                     result.finish_reasons)
                 policy = {"model": result.model, "template_version": result.template_version}
                 requests = [edit_request(problem, p["prompt"], job, self.cfg, self.seed, policy)
                             for job in out.edit_jobs]
