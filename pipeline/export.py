@@ -86,11 +86,15 @@ EXPORTERS: dict[str, Exporter] = {
 
 
 def export(out_dir: str, fmt: str, dest: str | None = None) -> dict[str, Any]:
-    """Write `fmt` from the run in `out_dir`; returns a summary (path, row counts)."""
+    """Write `fmt` from the run in `out_dir` (an output directory, read through its published
+    run, or a run directory); default destination OUT/export/<file>; returns a summary."""
     if fmt not in EXPORTERS:
         raise ExportError(f"unknown format {fmt!r}; one of {sorted(EXPORTERS)}")
-    if not exists(join(out_dir, "manifest.json")):
+    from pipeline.publish import published_dir
+
+    src = published_dir(out_dir)  # the published run when `out_dir` publishes by pointer
+    if not exists(join(src, "manifest.json")):
         raise ExportError(f"{out_dir} is not the output directory of a finished run "
                           "(no manifest.json)")
     ex = EXPORTERS[fmt]
-    return ex.write(out_dir, dest or join(out_dir, "export", ex.default_name))
+    return ex.write(src, dest or join(out_dir, "export", ex.default_name))

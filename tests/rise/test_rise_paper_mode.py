@@ -233,6 +233,23 @@ def test_rise_export_is_their_training_file(run) -> None:
             assert m["chosen"].startswith(PREFILL)
 
 
+@pytest.mark.slow
+def test_export_command(run, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    result, _, tmp = run
+    out = Path(result.out_dir)  # the output directory; its published run is read
+    assert main(["export", str(out), "--format", "rise"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["rows"], summary["full_pairs"], summary["step_pairs"]) == (6, 4, 2)
+    assert Path(summary["path"]) == out / "export" / "rise.json"
+    assert json.loads(Path(summary["path"]).read_text()) == json.loads(
+        (tmp / "rise_train.json").read_text())
+    assert main(["export", str(tmp), "--format", "rise"]) == 2  # not a finished run
+    with pytest.raises(SystemExit):
+        main(["export", str(result.out_dir), "--format", "nope"])
+
+
 def test_paper_config_names_every_role() -> None:
     with pytest.raises(ConfigError, match="editor"):
         load_config(ROOT / "configs/rise_paper.yaml",
