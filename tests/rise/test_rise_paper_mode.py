@@ -259,3 +259,9 @@ def test_paper_config_names_every_role() -> None:
     assert rise.mode == "paper" and rise.require_roles and set(rise.roles) == {"policy",
                                                                                "editor"}
     assert cfg.sources[0].preset == "rise_problems"
+    s, e = rise.sampling, rise.self_edit  # the authors' settings; our additions off
+    assert (s.samples, s.temperature, s.top_p, s.max_tokens) == (5, 0.2, 0.9, 2048)
+    assert (e.temperature, e.max_tokens, e.last_sentences, e.pairs_per_problem) == (0, 2048, 4, 1)
+    assert e.max_edit_distance is None and not (s.drop_self_correcting or e.keeps_correct_answer
+                                                or e.computation_unchanged or e.drop_noop)
+    assert rise.methods == ["sampled", "self_edit"] and rise.strip_boxed_rejected

@@ -122,3 +122,67 @@ def test_ingest_preset_reads_their_problem_file() -> None:
     got = adapt_row("rise_prompt", row)
     assert got.messages == [{"role": "user", "content": "What is $1/2$?\nSecond line."}]
     assert got.meta["answer"] == "\\frac{1}{2}" and '"idx": 7' in got.meta["extra"]
+
+
+def _edit_result(step_text: str, edit: str, error_type: str = "change_values",
+                 last: bool = False) -> tuple:
+    from dataclasses import asdict
+
+    from transforms.llm.api import ChatResult
+    from transforms.rise.pairs import Problem
+
+    prefix = "Let's think step by step.\nStep 1:"
+    job = P.StepJob("1", prefix, step_text, P.text_to_edit(step_text), error_type, last)
+    problem = Problem("p1", [], "How many?", "", "5", None)
+    payload = {"problem": problem.__dict__, "prompt": [{"role": "user", "content": "q"}],
+               "job": asdict(job), "policy": {"model": "m", "template_version": "v"}}
+    return ChatResult("p1:edit:0", (edit + "\n```",), payload=payload, model="m")
+
+
+@pytest.mark.parametrize("edit,opts,reason", [
+    ("2 + 3 = 6.", {}, None),
+    ("2 + 3 = 5.", {}, None),  # the authors keep an edit that changed nothing
+    ("2 + 3 = 5.", {"drop_noop": True}, "noop_edit"),
+    ("2 + 3 = 5, so 3 + 2 = 5 and 2 * 3 = 6 and more words here.", {"max_edit_distance": 3},
+     "edit_too_large"),
+    ("3 + 2 = 5.", {"computation_unchanged": True}, "computation_unchanged"),
+    ("2 + 3 = 6. That is wrong.", {}, "admits_error"),
+])
+def test_edit_outcome_and_our_options(edit: str, opts: dict, reason: str | None) -> None:
+    from transforms.rise.config import RiseConfig
+    from transforms.rise.paper_steps import edit_outcome
+
+    cfg = RiseConfig(enabled=True, mode="paper", methods=["sampled", "self_edit"],
+                     self_edit={"max_edit_distance": None, "keeps_correct_answer": False,
+                                "computation_unchanged": False, "drop_noop": False, **opts})
+    row, got, _ = edit_outcome(_edit_result(" 2 + 3 = 5.", edit), cfg)
+    assert got == reason and (row is None) == (reason is not None)
+    if row is not None:
+        assert row["meta"]["pair_kind"] == "step" and row["meta"]["prefix_chars"] == len(
+            "Let's think step by step.\nStep 1:")
+
+
+def test_keeps_correct_answer_is_ours_and_off_by_default_in_the_paper() -> None:
+    from transforms.rise.config import RiseConfig
+    from transforms.rise.paper_steps import edit_outcome
+
+    res = _edit_result(" So the total is \\boxed{5}.", "So the total is 5 apples.", last=True)
+    off = {"max_edit_distance": None, "computation_unchanged": False, "drop_noop": False}
+    paper = RiseConfig(enabled=True, mode="paper", methods=["sampled", "self_edit"],
+                       self_edit={**off, "keeps_correct_answer": False})
+    ours = RiseConfig(enabled=True, mode="paper", methods=["sampled", "self_edit"],
+                      self_edit=off)  # keeps_correct_answer: on by default
+    assert edit_outcome(res, paper)[1] is None
+    assert edit_outcome(res, ours)[1] == "keeps_correct_answer"
+
+
+def test_paper_mode_needs_the_full_pair() -> None:
+    from pydantic import ValidationError
+
+    from transforms.rise.config import RiseConfig
+
+    with pytest.raises(ValidationError, match="mode paper"):
+        RiseConfig(enabled=True, mode="paper", methods=["self_edit"])
+    with pytest.raises(ValidationError, match="require_roles"):
+        RiseConfig(enabled=True, mode="paper", methods=["sampled", "self_edit"],
+                   require_roles=True, roles={"policy": {"backend": "local"}})
