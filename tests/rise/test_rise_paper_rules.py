@@ -186,3 +186,22 @@ def test_paper_mode_needs_the_full_pair() -> None:
     with pytest.raises(ValidationError, match="require_roles"):
         RiseConfig(enabled=True, mode="paper", methods=["sampled", "self_edit"],
                    require_roles=True, roles={"policy": {"backend": "local"}})
+
+
+def test_paper_prompts_match_golden_file() -> None:
+    from pathlib import Path
+
+    sol = ("Let's think step by step.\nStep 1: Sam reads 12 pages a day. He reads for 4 days. "
+           "Each day is the same. So far he has read nothing else. Over 4 days that is "
+           "12 * 4 = 48 pages.\nStep 2: Then 48 + 7 = 55.\nStep 3: The answer is \\boxed{55}.")
+    job = P.step_jobs(sol, random.Random(0))[0]
+    job.error_type = "change_values"
+    msgs = P.edit_messages("How many pages does Sam read?", job)
+    golden = Path(__file__).parent / "golden" / "paper_edit.txt"
+    assert msgs[1]["content"] + "\n" == golden.read_text()
+    assert P.solve_messages("Q?") == [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Q?\nPlease reason step by step, and put your final answer "
+                                    "within \\boxed{}."}]
+    assert P.SOLVE_VERSION.startswith("rise.paper_solve@")
+    assert P.EDIT_VERSION.startswith("rise.paper_edit@")

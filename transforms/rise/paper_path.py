@@ -7,7 +7,10 @@ messages, which become every pair's `prompt`). Step 2: samples are graded and pa
 default the run's llm). Step 3: each edit is
 filtered and becomes a step pair or an edit-level rejection (self_edit.edit_outcome). Step 4:
 per problem (grouped by id), a problem with no pair ends in REJECTED (its reasons) or, when its
-model calls failed, in DEADLETTER. Returns {MAIN: pair batches, REJECTED: batches,
+model calls failed, in DEADLETTER; its surviving step pairs are kept there (paper mode: M random
+ones, paper_steps.select_step_pairs). With `mode: paper` steps 1-3 are the authors' own
+(paper_steps: prefilled solve and edit requests, their grading, filters and selection).
+Returns {MAIN: pair batches, REJECTED: batches,
 DEADLETTER: entries, "summary": count dicts}. Metrics: refinery.rise.solve / refinery.rise.edit
 (kit.GenerateStep), refinery.rise: pairs_self_edit, edit_dropped_<reason>, dropped_<reason>.
 """
