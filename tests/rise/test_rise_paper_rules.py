@@ -205,3 +205,20 @@ def test_paper_prompts_match_golden_file() -> None:
                                     "within \\boxed{}."}]
     assert P.SOLVE_VERSION.startswith("rise.paper_solve@")
     assert P.EDIT_VERSION.startswith("rise.paper_edit@")
+
+
+def test_their_8888_problems_round_trip_to_their_prompts(evaldata_dir) -> None:
+    """Every problem of their file: the question the preset takes out, put back into the paper
+    solve messages + prefill in Qwen2's chat template, is their instruction byte for byte."""
+    import json
+
+    path = evaldata_dir / "rise_math_step_dpo_problems.jsonl"
+    n = 0
+    for line in path.open():
+        row = json.loads(line)
+        sys_msg, user = P.solve_messages(adapt_row("rise_prompt", row).messages[0]["content"])
+        qwen2 = (f"<|im_start|>system\n{sys_msg['content']}<|im_end|>\n<|im_start|>user\n"
+                 f"{user['content']}<|im_end|>\n<|im_start|>assistant\n{P.SOLVE_PREFILL}")
+        assert qwen2 == row["instruction"], row["idx"]
+        n += 1
+    assert n == 8888
