@@ -1,4 +1,5 @@
-"""Benchmark: the RISE rule editor on the first 1,000 GSM8K train problems (no model).
+"""Benchmark: our rule editor (configs/rise_gsm8k.yaml: a model-free variant of RISE, not the
+paper's method) on the first 1,000 GSM8K train problems (no model).
 
 In one process, on the same problems:
   step   `rule_edit_batch` with scope step (the default: prefix + edited step vs prefix +

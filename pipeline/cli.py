@@ -1,5 +1,5 @@
-"""Command line: `refinery run | validate | ingest | layouts | report | inspect | release |
-review | tag-utility | config-reference`."""
+"""Command line: `refinery run | validate | ingest | layouts | report | inspect | export |
+release | review | tag-utility | config-reference`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from transforms.redact import install_log_redaction, secret_env_names
 
 # Commands that take Beam pipeline options after their own flags: `run` for the pipeline, the
 # others for reading and writing object stores (e.g. --s3_endpoint_url, --s3_region_name).
-BEAM_ARGS = ("run", "release", "report", "inspect")
+BEAM_ARGS = ("run", "release", "report", "inspect", "export")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
                      "sft/preference: produced by it)")
     ins.add_argument("--reason", help="rejected rows with this reason")
     ins.add_argument("-n", type=int, default=5, help="number of rows (default 5)")
+
+    from pipeline.export import EXPORTERS
+
+    exp = sub.add_parser("export", help="write a finished run's pairs in another trainer's file "
+                         "layout (extra --flags: Beam options for object stores)")
+    exp.add_argument("out", help="output directory of a finished run")
+    exp.add_argument("--format", required=True, choices=sorted(EXPORTERS),
+                     help="; ".join(f"{k}: {v.about}" for k, v in sorted(EXPORTERS.items())))
+    exp.add_argument("--to", help="file to write (default: OUT/export/<format file>)")
 
     from pipeline.release_cli import add_parser as add_release_parser
 
@@ -159,6 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             return run_release(args, rest)
         if args.command in ("report", "inspect"):
             return _report_or_inspect(args)
+        if args.command == "export":
+            from pipeline.export import ExportError, export
+
+            try:
+                print(json.dumps(export(args.out, args.format, args.to)))
+            except ExportError as e:
+                print(f"refinery export: {e}", file=sys.stderr)
+                return 2
+            return 0
         if args.command == "config-reference":
             from pipeline.reference import config_reference
 

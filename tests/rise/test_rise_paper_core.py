@@ -83,6 +83,18 @@ def test_unfinished_is_never_chosen_and_self_corrections_are_dropped() -> None:
     assert "no_incorrect_sample" in out.reasons and out.edit_jobs  # step pairs still possible
 
 
+def test_truncated_samples_are_counted_and_never_paired() -> None:
+    # a correct-looking and a wrong sample, both cut by the token limit: neither side of a pair
+    out = after_sampling(_problem(), _prompt(), (RIGHT, WRONG, RIGHT), CFG, 0,
+                         finish_reasons=("length", "length", "stop"))
+    assert out.summary["samples"]["truncated"] == 2 and out.summary["samples"]["total"] == 3
+    assert not out.pairs and out.reasons == ["no_incorrect_sample"]
+    assert all(j["sample"] == RIGHT for j in out.edit_jobs)
+    out = after_sampling(_problem(), _prompt(), (RIGHT, WRONG), CFG, 0,
+                         finish_reasons=("length", "stop"))
+    assert not out.pairs and out.reasons == ["no_correct_sample"]
+
+
 def test_edit_jobs_pick_types_that_fit_the_step() -> None:
     cfg = RiseConfig(enabled=True, methods=["self_edit"])
     cfg.self_edit.pairs_per_problem = 6

@@ -1,5 +1,5 @@
-"""The paper path end to end: `refinery run` on configs/rise_paper.yaml with both roles pointed
-at a deterministic math model behind a real OpenAI-compatible server on 127.0.0.1 (distinct
+"""Our self-edit variant (mode refinery) end to end: `refinery run` on
+configs/rise_selfedit.yaml with both roles pointed at a deterministic math model behind a real OpenAI-compatible server on 127.0.0.1 (distinct
 model names per role). Planted problems: solved, wrongly solved, unfinished, self-correcting,
 edits that admit the error / are too large / change nothing / keep the correct answer / keep the
 computation, a policy that never answers, an editor that never answers. Checks the pairs, that
@@ -78,7 +78,7 @@ def run_output(tmp_path: Path):
     with MathServer(script, POLICY, EDITOR) as server:
         role = (f"{{backend: openai, base_url: '{server.base_url}', api_key_env: null, "
                 "max_retries: 0, retries: 0, cache: false, concurrency: 4, timeout_s: 20}")
-        cfg = load_config(ROOT / "configs/rise_paper.yaml", [
+        cfg = load_config(ROOT / "configs/rise_selfedit.yaml", [
             f"llm={role[:-1]}, model: {EDITOR}}}",  # the editor defaults to the run's llm
             f"stages.rise.roles={{policy: {role[:-1]}, model: {POLICY}}}}}",
         ], [str(src)], str(tmp_path / "out"))

@@ -1,4 +1,4 @@
-"""configs/rise_paper.yaml with the real embedded local model (SmolLM2-135M on CPU) over the
+"""configs/rise_selfedit.yaml with the real embedded local model (SmolLM2-135M on CPU) over the
 20 GSM8K-shaped problems of data/gsm8k_20.jsonl: the mechanics end to end (sampling, grading,
 editing, emit). A model this small solves few problems, so nothing is asserted about how many
 pairs come out; every problem must be accounted for exactly once (paired, rejected with a
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 @pytest.mark.model
 def test_rise_paper_config_with_the_local_model(tmp_path: Path) -> None:
-    cfg = load_config(ROOT / "configs/rise_paper.yaml", [
+    cfg = load_config(ROOT / "configs/rise_selfedit.yaml", [
         "stages.rise.methods=[sampled, self_edit, rule_edit]",
         "stages.rise.sampling.samples=1", "stages.rise.sampling.max_tokens=16",
         "stages.rise.self_edit.pairs_per_problem=1", "stages.rise.self_edit.max_tokens=64",
@@ -82,7 +82,7 @@ def test_local_model_as_the_editor_of_scripted_correct_samples(tmp_path: Path) -
     script = {p["question"]: ([_step_solution(p["answer"]), _step_solution(p["answer"], "So ")],
                               "garbage") for p in problems}
     with MathServer(script, "math-policy", "unused-editor") as server:
-        cfg = load_config(ROOT / "configs/rise_paper.yaml", [
+        cfg = load_config(ROOT / "configs/rise_selfedit.yaml", [
             f"stages.rise.roles={{policy: {{backend: openai, base_url: '{server.base_url}', "
             "api_key_env: null, model: math-policy, cache: false}}",
             "stages.rise.methods=[self_edit]", "stages.rise.sampling.samples=2",

@@ -38,14 +38,15 @@ __all__ = ["ADAPTERS", "LAYOUTS", "OPENAI_ROLES", "QA_PAIRS", "SHAREGPT_ROLES", 
 
 AUTO = "auto"
 LAYOUTS = ("openai", "sharegpt", "preference", "dolly", "alpaca", "qa", "mbpp", "mt_bench",
-           "prompt", "text")
+           "prompt", "text", "rise_prompt")
 QA_PAIRS = (("question", "answer"), ("problem", "solution"), ("query", "response"),
             ("question", "response"), ("prompt", "completion"), ("question", "best_answer"),
             ("prompt", "response"), ("input", "output"))
 # Fields that anchor a row to a layout: a row holding one of them but missing its response
 # is a broken row of that layout (dead letter), not a prompt of another one.
 _ANCHORS = {"alpaca": {"instruction"}, "dolly": {"instruction"},
-            "qa": {q for q, _ in QA_PAIRS}, "preference": {"prompt"}, "mbpp": {"text", "prompt"}}
+            "qa": {q for q, _ in QA_PAIRS}, "preference": {"prompt"}, "mbpp": {"text", "prompt"},
+            "rise_prompt": {"instruction"}}
 # Every field whose presence (or list-ness) `_layout_of` looks at.
 LAYOUT_FIELDS = frozenset({"messages", "conversations", "conversation", "chosen", "rejected",
                            "instruction", "response", "output", "code", "text", "turns",
@@ -189,7 +190,7 @@ def _preference(row: Mapping[str, Any]) -> Adapted:
 
 ADAPTERS = {"alpaca": _alpaca, "sharegpt": _sharegpt, "openai": _openai, "dolly": _dolly,
             "qa": _qa, "preference": _preference, "mbpp": P.mbpp, "mt_bench": P.mt_bench,
-            "prompt": P.prompt_only, "text": P.text_only}
+            "prompt": P.prompt_only, "text": P.text_only, "rise_prompt": P.rise_prompt}
 
 
 def adapt_row(layout: str, row: Any, field_map: Mapping[str, str] | None = None) -> Adapted:

@@ -12,7 +12,7 @@ from transforms.io.presets import PRESETS
 
 FORMATS = ("auto", "jsonl", "json", "parquet", "csv", "hf_disk", "hf")
 LAYOUTS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "qa", "preference", "mbpp",
-           "mt_bench", "prompt", "text")
+           "mt_bench", "prompt", "text", "rise_prompt")
 SPLIT_NAME = r"^\w+(\.\w+)*$"  # the split names `datasets` accepts; no path separators
 
 

@@ -37,6 +37,9 @@ PRESETS: dict[str, Preset] = {
     "ifeval": Preset("prompt", "IFEval: prompt (+ instruction_id_list, kwargs kept in "
                                "meta.extra; prompts only)"),
     "hh_rlhf": Preset("preference", "Anthropic HH-RLHF: chosen, rejected transcripts"),
+    "rise_problems": Preset("rise_prompt", "the RISE authors' problem file (kaishxu/RISE "
+                                           "data/train/self-sample-qwen2.jsonl): instruction "
+                                           "(their chat prompt) → the question, answer → gold"),
 }
 
 LAYOUT_FIELDS_HELP: dict[str, str] = {
@@ -53,6 +56,8 @@ LAYOUT_FIELDS_HELP: dict[str, str] = {
     "prompt": "instruction | prompt | question | query | problem without a response "
               "(+ input | context, system; prompts only)",
     "text": "text as the prompt (only when set explicitly; prompts only)",
+    "rise_prompt": "instruction (a RISE chat prompt with the assistant prefill), answer "
+                   "(only when set explicitly: preset rise_problems)",
 }
 
 

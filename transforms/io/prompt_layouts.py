@@ -10,10 +10,15 @@
   field of plain documents).
 - `mbpp`: `text` (or `prompt`) plus the tests of `test_list` as the user turn, `code` as the
   answer (MBPP, full and sanitized).
+- `rise_prompt`: the RISE authors' problem file (`instruction` = their chat prompt, Qwen2,
+  Llama-3.1 or Mistral, ending in the assistant prefill; `answer` = gold): the question between
+  the user header and "\nPlease reason step by step" is the user turn, the gold goes to
+  meta.answer, `idx` to meta.extra.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,3 +96,22 @@ def mbpp(row: Mapping[str, Any]) -> Adapted:
     messages = [msg("user", prompt), msg("assistant", text_field(row.get("code"), "code"))]
     return Adapted("example", messages=messages,
                    meta={"extra": extra_json(row, {key, "code", "test_list"})})
+
+
+# where the question starts in the authors' chat prompts (Qwen2, Llama-3.1, Mistral)
+_RISE_QUESTION = re.compile(
+    r"(?:<\|im_start\|>user\n|user<\|end_header_id\|>\n\n|\[INST\])(.+?)"
+    r"\nPlease reason step by step", re.S)
+
+
+def rise_prompt(row: Mapping[str, Any]) -> Adapted:
+    text = text_field(row.get("instruction"), "instruction")
+    m = _RISE_QUESTION.search(text)
+    if m is None:
+        raise AdapterError("instruction: no question between the user header and "
+                           "'\\nPlease reason step by step' (not a RISE chat prompt)")
+    if row.get("answer") is None:
+        raise AdapterError("answer: missing (the gold answer)")
+    return Adapted("example", messages=[msg("user", m.group(1))],
+                   meta={"answer": str(row["answer"]),
+                         "extra": extra_json(row, {"instruction", "answer"})})

@@ -47,9 +47,26 @@ class ChatRequest:
     logprobs: int | None = None  # top-k logprobs per generated token, where supported
     template_version: str = ""
     payload: Any = None
+    # assistant prefill: the model continues this assistant turn instead of starting a new
+    # one (vLLM/SGLang `continue_final_message`); the answer texts hold the continuation only
+    prefill: str = ""
 
     def message_dicts(self) -> list[dict[str, str]]:
+        """The messages without the prefill."""
         return [{"role": r, "content": c} for r, c in self.messages]
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        """The messages sent to the model: with the prefill as a final assistant turn when set."""
+        msgs = self.message_dicts()
+        if self.prefill:
+            msgs.append({"role": "assistant", "content": self.prefill})
+        return msgs
+
+    def template_kwargs(self) -> dict[str, bool]:
+        """Chat-template switches for the prefill (as vLLM, SGLang and transformers name them)."""
+        if self.prefill:
+            return {"add_generation_prompt": False, "continue_final_message": True}
+        return {"add_generation_prompt": True}
 
 
 @dataclass(frozen=True)

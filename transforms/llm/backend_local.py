@@ -71,7 +71,7 @@ class LocalBackend:
 
     def render(self, request: ChatRequest) -> str:
         return self.tokenizer.apply_chat_template(
-            request.message_dicts(), add_generation_prompt=True, tokenize=False)
+            request.chat_messages(), tokenize=False, **request.template_kwargs())
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
         results = [Generation() for _ in requests]

@@ -39,8 +39,10 @@ class _Malformed(Exception):
 
 def build_payload(request: ChatRequest, config: LLMConfig) -> dict[str, Any]:
     """The JSON body of one chat completion call."""
-    body: dict[str, Any] = {"model": config.model, "messages": request.message_dicts(),
+    body: dict[str, Any] = {"model": config.model, "messages": request.chat_messages(),
                             **request.sampling.call_kwargs()}
+    if request.prefill:  # vLLM's and SGLang's servers continue the final assistant turn
+        body.update(request.template_kwargs())
     if request.json_schema is not None and config.json_mode == "json_schema":
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "answer", "schema": request.json_schema}}

@@ -107,9 +107,17 @@ class VLLMBackend:
         pass
 
     def _chat(self, requests: Sequence[ChatRequest]) -> list[Generation]:
+        if len({bool(r.prefill) for r in requests}) > 1:  # one template switch per chat call
+            by_kind = {k: [i for i, r in enumerate(requests) if bool(r.prefill) == k]
+                       for k in (False, True)}
+            out: list[Generation | None] = [None] * len(requests)
+            for idx in by_kind.values():
+                for i, g in zip(idx, self._chat([requests[i] for i in idx]), strict=True):
+                    out[i] = g
+            return [g for g in out if g is not None]
         params = [to_sampling_params(sampling_kwargs(r), self._vllm) for r in requests]
-        outs = self.llm.chat([r.message_dicts() for r in requests], sampling_params=params,
-                             use_tqdm=False)
+        outs = self.llm.chat([r.chat_messages() for r in requests], sampling_params=params,
+                             use_tqdm=False, **requests[0].template_kwargs())
         gens = []
         for req, out in zip(requests, outs, strict=True):
             gens.append(Generation(

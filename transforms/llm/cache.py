@@ -26,17 +26,21 @@ CACHE_FORMAT = 1
 
 
 def cache_key(request: ChatRequest, model_id: str) -> str:
-    """sha256 hex of everything that determines the answer."""
+    """sha256 hex of everything that determines the answer (the prefill only when set, so
+    keys of requests without one are unchanged)."""
+    fields: dict[str, Any] = {
+        "format": CACHE_FORMAT,
+        "model": model_id,
+        "template_version": request.template_version,
+        "messages": [[r, c] for r, c in request.messages],
+        "sampling": request.sampling.as_dict(),
+        "schema": request.json_schema,
+        "logprobs": request.logprobs,
+    }
+    if request.prefill:
+        fields["prefill"] = request.prefill
     blob = json.dumps(
-        {
-            "format": CACHE_FORMAT,
-            "model": model_id,
-            "template_version": request.template_version,
-            "messages": [[r, c] for r, c in request.messages],
-            "sampling": request.sampling.as_dict(),
-            "schema": request.json_schema,
-            "logprobs": request.logprobs,
-        },
+        fields,
         sort_keys=True, ensure_ascii=False, separators=(",", ":"),
     )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, TypeAdapter, field_validator
+from pydantic import BeforeValidator, Field, TypeAdapter, field_validator, model_validator
 
 from transforms.config_base import StrictModel
 
@@ -163,6 +163,11 @@ class ModelRoles(StrictModel):
         default_factory=dict, description="role → its own `llm` block (same fields as the "
         "top-level `llm`); a role not given uses the run's `llm`")
 
+    require_roles: bool = Field(
+        False, description="every role the enabled steps use must be named in `roles` (no "
+        "fallback to the run's `llm`); paper configs set it, so changing one role's model "
+        "never leaves another role on a default model")
+
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, roles: dict[str, LLMConfig]) -> dict[str, LLMConfig]:
@@ -170,6 +175,20 @@ class ModelRoles(StrictModel):
         if unknown:
             raise ValueError(f"unknown role(s) {unknown}; this stage has {sorted(cls.ROLES)}")
         return roles
+
+    def roles_in_use(self) -> list[str]:
+        """The roles this config's enabled steps call (a stage narrows it; default: all)."""
+        return list(self.ROLES)
+
+    @model_validator(mode="after")
+    def _required_roles_set(self) -> ModelRoles:
+        if self.require_roles:
+            missing = [r for r in self.roles_in_use() if r not in self.roles]
+            if missing:
+                raise ValueError(
+                    f"require_roles: role(s) {missing} not set in `roles` (this config names "
+                    f"every model it uses; {', '.join(f'{r}: {self.ROLES[r]}' for r in missing)})")
+        return self
 
 
 def as_local(config: LLMConfig) -> LocalLLMConfig:

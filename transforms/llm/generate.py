@@ -74,7 +74,7 @@ def _dead_entry(stage: str, request: ChatRequest, error: str, raw: str,
                 step: str | None = None) -> dict[str, Any]:
     return deadletter_entry(
         stage, error,
-        {"answer": raw, "messages": request.message_dicts(), "payload": request.payload,
+        {"answer": raw, "messages": request.chat_messages(), "payload": request.payload,
          "template_version": request.template_version},
         record_id=request.key, step=step)
 

@@ -120,7 +120,8 @@ class ChatModelHandler(ModelHandler[Job, Outcome, Backend]):
                 for j, o in zip(batch, outcomes, strict=True)]
 
     def get_num_bytes(self, batch: Sequence[Job]) -> int:
-        return sum(sum(len(c) for _, c in j.request.messages) for j in batch)
+        return sum(sum(len(c) for _, c in j.request.messages) + len(j.request.prefill)
+                   for j in batch)
 
     def share_model_across_processes(self) -> bool:
         return self.config.share_model_across_processes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from transforms.config_base import StrictModel, SynthesisConfig
 from transforms.llm.config import ModelRoles
@@ -19,15 +19,25 @@ class SelfEditConfig(StrictModel):
     it holds one error of a type that fits the step's content (step pairs)."""
 
     pairs_per_problem: int = Field(
-        2, ge=1, description="step pairs asked for per problem at most (M): one edit request per "
-        "(correct sample, step) picked")
+        2, ge=1, description="step pairs per problem at most (M). refinery mode: one edit "
+        "request per (correct sample, step) picked; paper mode: every step is edited and M "
+        "random survivors are kept (the paper: 1; M > 1 is ours)")
     last_sentences: int = Field(
         4, ge=1, description="the editor rewrites at most this many final sentences of the step")
     temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature of the edit")
     max_tokens: int = Field(256, ge=16, description="tokens the editor may write for the edit")
-    max_edit_distance: int = Field(
-        30, ge=1, description="edits farther than this (token Levenshtein, step vs edited step) "
-        "are rejected as edit_too_large")
+    max_edit_distance: int | None = Field(
+        30, ge=1, description="ours: edits farther than this (token Levenshtein, step vs edited "
+        "step) are rejected as edit_too_large; null: no cap (the paper)")
+    keeps_correct_answer: bool = Field(
+        True, description="ours (paper mode): drop an edit of the last step that still states "
+        "the gold answer (refinery mode always applies it)")
+    computation_unchanged: bool = Field(
+        True, description="ours (paper mode): drop an arithmetic edit that leaves what the step "
+        "computes unchanged (refinery mode always applies it)")
+    drop_noop: bool = Field(
+        True, description="ours (paper mode): drop an edit that leaves the step unchanged (the "
+        "authors keep it: chosen == rejected)")
 
 
 class SamplingConfig(StrictModel):
@@ -39,8 +49,9 @@ class SamplingConfig(StrictModel):
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     max_tokens: int = Field(512, ge=16, description="tokens per sampled solution")
     drop_self_correcting: bool = Field(
-        True, description="correct samples that correct themselves (\"wait\", \"let me "
-        "recheck\", ...) are not used as chosen texts")
+        True, description="ours: correct samples that correct themselves (\"wait\", \"let me "
+        "recheck\", ...) are not used as chosen texts (paper mode: on top of the authors' "
+        "fixed phrase list, which always applies)")
 
 
 class RiseConfig(SynthesisConfig, ModelRoles):
@@ -53,6 +64,11 @@ class RiseConfig(SynthesisConfig, ModelRoles):
              "editor": "self_edit: the model that rewrites a step of a correct sample with one "
                        "error (the paper: the policy itself)"}
 
+    mode: Literal["refinery", "paper"] = Field(
+        "refinery", description="paper: the authors' code step for step (kaishxu/RISE: their "
+        "solve prompt and prefill, grading, chosen filter, every-step edit jobs, edit prefill "
+        "and fences, one step pair per problem; docs/rise.md); refinery: our variant "
+        "(JSON edits of the last sentences of M steps, all filters)")
     methods: list[Literal["rule_edit", "self_edit", "sampled"]] = Field(
         default_factory=lambda: ["rule_edit"],
         description="pair sources: sampled (a correct vs an incorrect self-sample, full pairs), "
@@ -87,6 +103,19 @@ class RiseConfig(SynthesisConfig, ModelRoles):
     def samples_solutions(self) -> bool:
         """Whether the policy samples its own solutions (sampled or self_edit is on)."""
         return "sampled" in self.methods or "self_edit" in self.methods
+
+    def roles_in_use(self) -> list[str]:
+        """policy when the model samples; editor when it edits too."""
+        return (["policy"] if self.samples_solutions else []) + \
+            (["editor"] if "self_edit" in self.methods else [])
+
+    @model_validator(mode="after")
+    def _paper_methods(self) -> RiseConfig:
+        if self.mode == "paper" and ("rule_edit" in self.methods
+                                     or "sampled" not in self.methods):
+            raise ValueError("mode paper: methods must be [sampled] or [sampled, self_edit] "
+                             "(the authors' step pairs come from the full pair's chosen text)")
+        return self
 
     @field_validator("methods", "error_types")
     @classmethod

@@ -190,7 +190,7 @@ def finalize_report(acc: Mapping[str, Any]) -> dict[str, Any]:
     n_ed = acc.get("edit_distance_n", 0)
     kinds = dict(sorted((acc.get("pairs_by_kind") or {}).items()))
     edit_rej = dict(sorted((acc.get("edit_rejected") or {}).items()))
-    passed = (acc.get("pairs_by_method") or {}).get("self_edit", 0)
+    passed = acc.get("edits_survived", 0)
     return {
         "stage": STAGE,
         "problems_in": n_in,
@@ -215,6 +215,7 @@ def finalize_report(acc: Mapping[str, Any]) -> dict[str, Any]:
                                                      for r in FILTER_REASONS),
                              "passed": passed},
         "edit_deadletter": acc.get("edit_deadletter", 0),
+        "edits_survived": passed,
     }
 
 

@@ -7,7 +7,10 @@ messages, which become every pair's `prompt`). Step 2: samples are graded and pa
 default the run's llm). Step 3: each edit is
 filtered and becomes a step pair or an edit-level rejection (self_edit.edit_outcome). Step 4:
 per problem (grouped by id), a problem with no pair ends in REJECTED (its reasons) or, when its
-model calls failed, in DEADLETTER. Returns {MAIN: pair batches, REJECTED: batches,
+model calls failed, in DEADLETTER; its surviving step pairs are kept there (paper mode: M random
+ones, paper_steps.select_step_pairs). With `mode: paper` steps 1-3 are the authors' own
+(paper_steps: prefilled solve and edit requests, their grading, filters and selection).
+Returns {MAIN: pair batches, REJECTED: batches,
 DEADLETTER: entries, "summary": count dicts}. Metrics: refinery.rise.solve / refinery.rise.edit
 (kit.GenerateStep), refinery.rise: pairs_self_edit, edit_dropped_<reason>, dropped_<reason>.
 """
@@ -24,6 +27,7 @@ from schemas.records import pairs_to_batch
 from transforms.base import DEADLETTER, MAIN, REJECTED, RunContext, deadletter_entry
 from transforms.kit import GenerateStep, Rejection, RejectRows, metrics_namespace
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
+from transforms.rise import paper_steps
 from transforms.rise.config import RiseConfig
 from transforms.rise.pairs import STAGE, Problem, read_problem, summarize_pairs
 from transforms.rise.sampling import after_sampling
@@ -38,6 +42,8 @@ def solve_request(row: dict[str, Any], cfg: RiseConfig, seed: int) -> ChatReques
     """The policy's request for one problem: k samples of the solve prompt."""
     problem = read_problem(row, require_correct=False, need_solution=False)
     assert isinstance(problem, Problem)
+    if cfg.mode == "paper":
+        return paper_steps.solve_request(problem, row, cfg, seed)
     msgs, version = solve_messages(problem.question)
     s = cfg.sampling
     sp = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
@@ -63,21 +69,28 @@ class _AfterSampling(beam.DoFn):
         p = result.payload
         problem, pid = Problem(**p["problem"]), problem_id(result.key)
         try:
-            out = after_sampling(problem, p["prompt"], result.texts, self.cfg, self.seed,
-                                 result.model, result.template_version)
-            policy = {"model": result.model, "template_version": result.template_version}
-            requests = [edit_request(problem, p["prompt"], job, self.cfg, self.seed, policy)
-                        for job in out.edit_jobs]
+            if self.cfg.mode == "paper":
+                pairs, requests, reasons, summary = paper_steps.after_sampling(
+                    problem, p["prompt"], result, self.cfg, self.seed)
+                detail = dict(summary["samples"])
+            else:
+                out = after_sampling(problem, p["prompt"], result.texts, self.cfg, self.seed,
+                                     result.model, result.template_version,
+                                     result.finish_reasons)
+                policy = {"model": result.model, "template_version": result.template_version}
+                requests = [edit_request(problem, p["prompt"], job, self.cfg, self.seed, policy)
+                            for job in out.edit_jobs]
+                pairs, reasons, detail = out.pairs, out.reasons, out.detail
+                summary = {**out.summary, **summarize_pairs(out.pairs)}
         except Exception as e:  # a bug or odd input: the problem goes to the dead letter
             yield beam.pvalue.TaggedOutput(STATUS, (pid, {"row": p["row"], "error": repr(e)}))
             return
-        yield from out.pairs
+        yield from pairs
         for req in requests:
             yield beam.pvalue.TaggedOutput(EDITS, req)
         yield beam.pvalue.TaggedOutput(STATUS, (pid, {
-            "row": p["row"], "pairs": len(out.pairs), "reasons": out.reasons,
-            "detail": out.detail}))
-        yield beam.pvalue.TaggedOutput(SUMMARY, {**out.summary, **summarize_pairs(out.pairs)})
+            "row": p["row"], "pairs": len(pairs), "reasons": reasons, "detail": detail}))
+        yield beam.pvalue.TaggedOutput(SUMMARY, summary)
 
 
 class _EditOutcome(beam.DoFn):
@@ -89,7 +102,8 @@ class _EditOutcome(beam.DoFn):
     def process(self, result: ChatResult) -> Iterable[Any]:
         pid = problem_id(result.key)
         try:
-            row, reason, detail = edit_outcome(result, self.cfg)
+            outcome = paper_steps.edit_outcome if self.cfg.mode == "paper" else edit_outcome
+            row, reason, detail = outcome(result, self.cfg)
         except Exception as e:
             yield beam.pvalue.TaggedOutput(EDITS, (pid, {"reason": "edit_raised",
                                                          "detail": {"error": repr(e)}}))
@@ -99,10 +113,8 @@ class _EditOutcome(beam.DoFn):
             yield beam.pvalue.TaggedOutput(EDITS, (pid, {"reason": reason, "detail": detail}))
             yield beam.pvalue.TaggedOutput(SUMMARY, {"edit_rejected": {f"self_edit:{reason}": 1}})
             return
-        beam.metrics.Metrics.counter(NS, "pairs_self_edit").inc()
-        yield beam.pvalue.TaggedOutput(EDITS, (pid, {"reason": None}))
-        yield beam.pvalue.TaggedOutput(SUMMARY, summarize_pairs([row]))
-        yield row
+        yield beam.pvalue.TaggedOutput(EDITS, (pid, {"reason": None, "row": row}))
+        yield beam.pvalue.TaggedOutput(SUMMARY, {"edits_survived": 1})
 
 
 def _dead(entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -110,12 +122,22 @@ def _dead(entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 class _Finish(beam.DoFn):
-    """(id, grouped) → nothing when paired (counted), else a REJECTED (row, reason, detail) or
-    a DEADLETTER entry for the problem."""
+    """(id, grouped) → its kept step pairs (MAIN; paper mode: M random survivors) and a count
+    when paired, else a REJECTED (row, reason, detail) or a DEADLETTER entry for the problem."""
+
+    def __init__(self, cfg: RiseConfig, seed: int):
+        self.cfg, self.seed = cfg, seed
 
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterable[Any]:
         pid, g = element
         edits = g[EDITS]
+        survivors = sorted((e["row"] for e in edits if e["reason"] is None),
+                           key=lambda r: r["id"])
+        kept = paper_steps.select_step_pairs(pid, survivors, self.cfg, self.seed)
+        if kept:
+            beam.metrics.Metrics.counter(NS, "pairs_self_edit").inc(len(kept))
+            yield beam.pvalue.TaggedOutput(SUMMARY, summarize_pairs(kept))
+            yield from kept
         dead = sorted(g["solve_dead"] + g["edit_dead"], key=lambda e: e.get("record_id") or "")
         status = g[STATUS][0] if g[STATUS] else None
         if status is None or "error" in status:  # the solve call failed, or planning raised
@@ -161,14 +183,14 @@ class SelfSampleAndEdit(beam.PTransform):
         edited = after[EDITS] | "Edit" >> GenerateStep(self.ctx, stage=STAGE, step="edit",
                                                        role="editor")
         outcome = edited[MAIN] | "EditOutcome" >> beam.ParDo(
-            _EditOutcome(cfg)).with_outputs(EDITS, SUMMARY, main=MAIN)
+            _EditOutcome(cfg)).with_outputs(EDITS, SUMMARY, main="unused")
         finished = ({STATUS: after[STATUS], EDITS: outcome[EDITS],
                      "solve_dead": solved[DEADLETTER] | "KeySolveDead" >> beam.Map(_dead),
                      "edit_dead": edited[DEADLETTER] | "KeyEditDead" >> beam.Map(_dead)}
                     | "ByProblem" >> beam.CoGroupByKey()
-                    | "Finish" >> beam.ParDo(_Finish()).with_outputs(
-                        REJECTED, DEADLETTER, SUMMARY, main="unused"))
-        pairs = ((after[MAIN], outcome[MAIN]) | "AllPairs" >> beam.Flatten()
+                    | "Finish" >> beam.ParDo(_Finish(cfg, seed)).with_outputs(
+                        REJECTED, DEADLETTER, SUMMARY, main=MAIN))
+        pairs = ((after[MAIN], finished[MAIN]) | "AllPairs" >> beam.Flatten()
                  | "BatchPairs" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
                  | "PairsToBatch" >> beam.Map(
                      lambda rows: pairs_to_batch(sorted(rows, key=lambda r: r["id"]))))

@@ -84,10 +84,16 @@ def edit_jobs(problem: Problem, usable: list[Sample], cfg: RiseConfig,
 
 def after_sampling(problem: Problem, prompt: list[dict[str, str]], texts: tuple[str, ...],
                    cfg: RiseConfig, seed: int, model: str = "",
-                   template_version: str = "") -> SampleOutcome:
-    """Everything one problem's samples yield: pairs, edit jobs, counts and reasons."""
-    samples = grade_samples(texts, problem.gold)
+                   template_version: str = "",
+                   finish_reasons: tuple[str, ...] | None = None) -> SampleOutcome:
+    """Everything one problem's samples yield: pairs, edit jobs, counts and reasons. A sample
+    whose finish reason is "length" (cut by the token limit) is `truncated`: counted, never
+    chosen, never rejected."""
+    finish = finish_reasons or ()
+    cut = [i < len(finish) and finish[i] == "length" for i in range(len(texts))]
+    samples = grade_samples([t for t, c in zip(texts, cut, strict=True) if not c], problem.gold)
     out = SampleOutcome(summary=_summary(samples, len(texts)))
+    out.summary["samples"]["truncated"] = sum(cut)
     rng = random.Random(f"{seed}:{problem.id}:samples")
     correct = [s for s in samples if s.verdict == CORRECT]
     usable = [s for s in correct if not (cfg.sampling.drop_self_correcting and s.self_correcting)]

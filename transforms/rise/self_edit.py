@@ -91,7 +91,8 @@ def edit_outcome(result: ChatResult, cfg: RiseConfig
     edited_step = sample[s:cut] + rewritten
     edited = sample[:s] + edited_step + sample[e:]
     reason, fdetail = check_edit(
-        sample, edited, s, e, cfg.self_edit.max_edit_distance,
+        sample, edited, s, e,
+        10**9 if cfg.self_edit.max_edit_distance is None else cfg.self_edit.max_edit_distance,
         arithmetic=job["error_type"] in ARITHMETIC_TYPES,
         last_step_gold=problem.gold if job["is_last"] else None, require_false=False)
     detail.update(fdetail, edited_step=edited_step[:1000])

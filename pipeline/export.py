@@ -1,0 +1,100 @@
+"""`refinery export OUT --format NAME [--to PATH]`: a finished run's datasets rewritten in the
+file layout another project's trainer reads. Formats live in a registry (`EXPORTERS`); adding
+one is adding a function and a line.
+
+- `rise`: the RISE authors' training file (kaishxu/RISE train.py reads it with
+  `load_dataset("json", data_files=...)`): one JSON list; per problem its full pair, then its
+  step pair when it has one; fields `prompt` (the question string), `initial_reason_steps`
+  ("" for the full pair; the solution up to and including "\\nStep k:" for a step pair),
+  `chosen`, `rejected` (for a step pair: the step's text after the marker), `answer` (gold).
+  Problems in input order (source file, row).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline import report_data as rd
+from transforms.io.files import exists, join, write_text
+
+
+class ExportError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Exporter:
+    about: str
+    default_name: str  # file written under OUT/export/ when --to is not given
+    write: Callable[[str, str], dict[str, Any]]  # (run output dir, destination) → summary
+
+
+def _question(prompt: list[dict[str, Any]]) -> str:
+    """The question inside a solve prompt (the last user turn, less the paper's suffix)."""
+    from transforms.rise.paper_core import SOLVE_SUFFIX
+
+    user = next(m["content"] for m in reversed(prompt) if m["role"] == "user")
+    return user.removesuffix(SOLVE_SUFFIX)
+
+
+def rise_rows(pairs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """RISE training rows of RISE preference pairs (PAIR_SCHEMA rows), ordered per problem:
+    full pair, then its step pair(s)."""
+    by_problem: dict[str, list[dict[str, Any]]] = {}
+    for p in pairs:
+        if (p["meta"].get("lineage") or {}).get("stage") == "rise":
+            by_problem.setdefault(p["meta"]["parent_id"], []).append(p)
+
+    def order(pid: str) -> tuple[Any, ...]:
+        src = by_problem[pid][0].get("source") or {}
+        return (src.get("file") or "", src.get("row") if src.get("row") is not None else -1, pid)
+
+    out = []
+    for pid in sorted(by_problem, key=order):
+        group = sorted(by_problem[pid], key=lambda p: (p["meta"].get("pair_kind") == "step",
+                                                       p["meta"].get("step_index") or 0, p["id"]))
+        for p in group:
+            meta = p["meta"]
+            chosen, rejected = p["chosen"][-1]["content"], p["rejected"][-1]["content"]
+            k = meta.get("prefix_chars") or 0 if meta.get("pair_kind") == "step" else 0
+            out.append({"prompt": _question(p["prompt"]), "initial_reason_steps": chosen[:k],
+                        "chosen": chosen[k:], "rejected": rejected[k:],
+                        "answer": json.loads(meta["extra"])["gold"]})
+    return out
+
+
+def write_rise(out_dir: str, dest: str) -> dict[str, Any]:
+    table = rd.read_dir(join(out_dir, "preference"))
+    if table is None:
+        raise ExportError(f"no preference shards in {out_dir} (run a rise config first)")
+    rows = rise_rows(table.to_pylist())
+    if not rows:
+        raise ExportError(f"no rise pairs in {out_dir}/preference")
+    write_text(dest, json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+    steps = sum(bool(r["initial_reason_steps"]) for r in rows)
+    return {"format": "rise", "path": dest, "rows": len(rows), "full_pairs": len(rows) - steps,
+            "step_pairs": steps}
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "rise": Exporter("RISE authors' train.py file: one JSON list of prompt, "
+                     "initial_reason_steps, chosen, rejected, answer", "rise.json", write_rise),
+}
+
+
+def export(out_dir: str, fmt: str, dest: str | None = None) -> dict[str, Any]:
+    """Write `fmt` from the run in `out_dir` (an output directory, read through its published
+    run, or a run directory); default destination OUT/export/<file>; returns a summary."""
+    if fmt not in EXPORTERS:
+        raise ExportError(f"unknown format {fmt!r}; one of {sorted(EXPORTERS)}")
+    from pipeline.publish import published_dir
+
+    src = published_dir(out_dir)  # the published run when `out_dir` publishes by pointer
+    if not exists(join(src, "manifest.json")):
+        raise ExportError(f"{out_dir} is not the output directory of a finished run "
+                          "(no manifest.json)")
+    ex = EXPORTERS[fmt]
+    return ex.write(src, dest or join(out_dir, "export", ex.default_name))
