@@ -13,7 +13,6 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.config import load_config
-from transforms.embed.config import EmbeddingConfig
 from transforms.tag_instruct import core
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.parsers import Candidate
