@@ -67,7 +67,7 @@ POINTER = "CURRENT"  # object stores: the object holding the published run id
 LOCK = ".lock"
 MANIFEST = "manifest.json"
 PUBLISHED = ("sft", "curated", "preference", "preference_steps", "tag_policy",
-             "tag_policy_sharegpt", "jsonl", "rejected",
+             "tag_policy_sharegpt", "tag_instruct_rounds", "jsonl", "rejected",
              "deadletter", "README.md", MANIFEST, "report.html")
 
 

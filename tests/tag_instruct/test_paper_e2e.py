@@ -110,6 +110,14 @@ def test_paper_config_two_rounds(tmp_path: Path) -> None:
         [parent] = row["meta"]["lineage"]["parent_ids"]
         assert parent in {r["id"] for r in by_round[1]}
     assert all(r["meta"]["ti_chosen_tag"] == GREEDY_TAG for r in sft)
+    # each round also written alone, as theirs are (sft/ holds them together)
+    for rn in (1, 2):
+        alone = _tables(out, f"tag_instruct_rounds/round_{rn}")
+        assert sorted(r["id"] for r in alone) == sorted(r["id"] for r in by_round[rn])
+    import datasets  # the card names every dataset, the per-round and pair ones included
+
+    assert len(datasets.load_dataset(str(out), "tag_instruct_round_2", split="train")) == 2
+    assert len(datasets.load_dataset(str(out), "tag_policy_sharegpt", split="train")) == 5
     rejected = [r for f in (out / "rejected").glob("*.parquet")
                 for r in pq.read_table(f).to_pylist()]
     assert [(r["reject_reason"], r["messages"][0]["content"]) for r in rejected] == [

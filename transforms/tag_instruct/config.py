@@ -121,6 +121,10 @@ class TagInstructConfig(SynthesisConfig, ModelRoles):
         description="sampling of the N pair candidates when best_of_n_rewrite is false "
         "(paper: T=1.0, top_p 0.95)")
     batch_rows: int = Field(500, ge=1, description="rows per output batch")
+    round_datasets: bool = Field(
+        False, description="also write each round's examples as its own dataset "
+        "`tag_instruct_rounds/round_<r>/` (the authors write one file per round beside the "
+        "all-rounds one; `sft/` holds all rounds, meta.ti_round)")
 
     @model_validator(mode="after")
     def _paper_needs(self) -> TagInstructConfig:
