@@ -45,6 +45,8 @@ def release_section(manifest: dict[str, Any], release: dict[str, Any]) -> list[s
 def render_card(manifest: dict[str, Any], split: str,
                 release: dict[str, Any] | None = None) -> str:
     datasets = sorted({s["dataset"] for s in manifest["shards"] if s["format"] == "parquet"})
+    folder = {s["dataset"]: s["path"].rsplit("/", 1)[0] for s in manifest["shards"]
+              if s["format"] == "parquet"}  # e.g. tag_instruct_rounds/round_1
     rows = {d: sum(s["rows"] for s in manifest["shards"]
                    if s["dataset"] == d and s["format"] == "parquet") for d in datasets}
     header = {
@@ -52,7 +54,8 @@ def render_card(manifest: dict[str, Any], split: str,
         **({"license": _licenses(manifest)} if release and _licenses(manifest) else {}),
         "tags": ["refinery", "sft", "dpo", "synthetic"],
         "configs": [
-            {"config_name": d, "data_files": [{"split": split, "path": f"{d}/{split}-*.parquet"}],
+            {"config_name": d,
+             "data_files": [{"split": split, "path": f"{folder[d]}/{split}-*.parquet"}],
              **({"default": True} if d == "sft" else {})}
             for d in datasets
         ],
@@ -73,7 +76,8 @@ def render_card(manifest: dict[str, Any], split: str,
         *[f"- input `{i['path']}` ({i['layout']}, sha256 `{i['sha256'][:16]}…`)"
           for i in manifest["inputs"]],
         "", "## Load", "", "```python", "from datasets import load_dataset",
-        *[f"{d} = load_dataset(\"parquet\", data_dir=\"{d}\", split=\"{split}\")" for d in datasets],
+        *[f"{d} = load_dataset(\"parquet\", data_dir=\"{folder[d]}\", split=\"{split}\")"
+          for d in datasets],
         "```", "",
         "Every dropped record is in `rejected/` with its reason; unparseable input is in "
         "`deadletter/` with the error and raw payload. `manifest.json` lists every shard with "

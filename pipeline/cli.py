@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                          "Beam options for object stores)")
     ins.add_argument("out")
     ins.add_argument("--dataset", default="sft",
-                     choices=["sft", "curated", "preference", "rejected", "deadletter"])
+                     choices=["sft", "curated", "preference", "tag_policy", "rejected",
+                              "deadletter"])
     ins.add_argument("--stage", help="rows of this stage (rejected/deadletter: by stage; "
                      "sft/preference: produced by it)")
     ins.add_argument("--reason", help="rejected rows with this reason")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 
 import apache_beam as beam
+import pyarrow.compute as pc
 
 from pipeline.config import RunConfig
 from pipeline.stages import STAGES, StageSpec
-from schemas.records import EXAMPLE_SCHEMA, PAIR_SCHEMA
+from schemas.records import EXAMPLE_SCHEMA, PAIR_SCHEMA, meta_field
 from schemas.step_pairs import STEP_PAIR_SCHEMA
+from schemas.tag_policy import SHAREGPT_PAIR_SCHEMA, to_sharegpt
 from transforms.base import (
     DEADLETTER,
     EXAMPLES,
@@ -22,6 +24,7 @@ from transforms.base import (
     REJECTED,
     REPORT,
     STEP_PAIRS,
+    TAG_PAIRS,
     RunContext,
 )
 from transforms.io.files import write_json
@@ -69,6 +72,7 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
     examples = ingest[MAIN]
     pairs = [ingest[PAIRS]]
     step_pairs: list[beam.PCollection] = []
+    tag_pairs: list[beam.PCollection] = []
     rejected: list[beam.PCollection] = []
     deadletter = [ingest[DEADLETTER]]
     reports = [ingest[REPORT]]
@@ -79,6 +83,7 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
                 into.append(out[key])
 
     synthesized = []
+    per_round: list[beam.PCollection] = []
     for spec in enabled_stages(cfg):
         stage_cfg = getattr(cfg.stages, spec.name)
         stage = spec.load()(stage_cfg, ctx, label=spec.name.capitalize())
@@ -89,9 +94,17 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
             seeds = examples | f"{spec.name.capitalize()}Seeds" >> SelectSeeds(
                 stage_cfg.seeds, cfg.run.seed)
             out = seeds | stage
-            for key, into in ((EXAMPLES, synthesized), (PAIRS, pairs), (STEP_PAIRS, step_pairs)):
+            for key, into in ((EXAMPLES, synthesized), (PAIRS, pairs), (STEP_PAIRS, step_pairs),
+                              (TAG_PAIRS, tag_pairs)):
                 if key in spec.outputs:
                     into.append(out[key])
+            if getattr(stage_cfg, "round_datasets", False):  # one dataset per round as well
+                per_round += [out[EXAMPLES] | f"{spec.name}Round{r}" >> beam.Map(
+                    lambda b, r=r: b.filter(pc.equal(meta_field(b, "ti_round"), r)))
+                    | f"Emit{spec.name}Round{r}" >> WriteShards(
+                        f"{spec.name}_round_{r}", f"{staging}/{spec.name}_rounds/round_{r}",
+                        cfg.emit, EXAMPLE_SCHEMA, f"{staging}/jsonl/{spec.name}_rounds/round_{r}")
+                    for r in range(1, stage_cfg.rounds + 1)]
         collect(out)
     sft = ([examples] if cfg.emit.include_curated else []) + synthesized
 
@@ -106,6 +119,16 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
         shards.append(_flatten(p, step_pairs, "AllStepPairs") | "EmitStepPairs" >> WriteShards(
             "preference_steps", f"{staging}/preference_steps", cfg.emit, STEP_PAIR_SCHEMA,
             f"{staging}/jsonl/preference_steps"))
+    if tag_pairs:  # TAG-INSTRUCT's policy pairs: TRL layout and the authors' ShareGPT layout
+        policy = _flatten(p, tag_pairs, "AllTagPairs")
+        shards.append(policy | "EmitTagPolicy" >> WriteShards(
+            "tag_policy", f"{staging}/tag_policy", cfg.emit, PAIR_SCHEMA,
+            f"{staging}/jsonl/tag_policy"))
+        shards.append(policy | "ToShareGPT" >> beam.Map(to_sharegpt)
+                      | "EmitTagPolicyShareGPT" >> WriteShards(
+                          "tag_policy_sharegpt", f"{staging}/tag_policy_sharegpt", cfg.emit,
+                          SHAREGPT_PAIR_SCHEMA, f"{staging}/jsonl/tag_policy_sharegpt"))
+    shards += per_round
     if not cfg.emit.include_curated:
         shards.append(examples | "EmitCurated" >> WriteShards(
             "curated", f"{staging}/curated", cfg.emit, EXAMPLE_SCHEMA, f"{staging}/jsonl/curated"))

@@ -1,6 +1,6 @@
 """`refinery inspect OUT`: print sample rows of a finished run in the terminal.
 
-Datasets: sft, curated, preference (shards), rejected (`rejected/<stage>.parquet`, filtered by
+Datasets: sft, curated, preference, tag_policy (shards), rejected (`rejected/<stage>.parquet`, filtered by
 `--stage` and `--reason`) and deadletter (`deadletter/deadletter.jsonl`). On a terminal the rows
 are a rich table; in a pipe they are plain `key: value` blocks with no escape codes.
 """
@@ -15,7 +15,7 @@ from pipeline import report_data as rd
 from pipeline.console import is_terminal
 from transforms.io.files import exists, join
 
-DATASETS = ("sft", "curated", "preference", "rejected", "deadletter")
+DATASETS = ("sft", "curated", "preference", "tag_policy", "rejected", "deadletter")
 
 
 class InspectError(Exception):

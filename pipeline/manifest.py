@@ -103,7 +103,8 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
     produced = {origin for counts in outputs.values() for origin in counts}
     synthesis = {
         s: {"rejected": sum(rejected.get(s, {}).values()), "deadletter": dead.get(s, 0),
-            **{f"out_{d}": outputs.get(d, {}).get(s, 0) for d in ("sft", "preference")}}
+            **{f"out_{d}": outputs.get(d, {}).get(s, 0) for d in ("sft", "preference")},
+            **{f"out_{d}": n for d in ("tag_policy",) if (n := outputs.get(d, {}).get(s, 0))}}
         for s in sorted(set(rejected) | set(dead) | produced)
         if s not in curation and s != FILE_STAGE}
     return {

@@ -66,7 +66,8 @@ CURRENT = "current"  # local: the symlink
 POINTER = "CURRENT"  # object stores: the object holding the published run id
 LOCK = ".lock"
 MANIFEST = "manifest.json"
-PUBLISHED = ("sft", "curated", "preference", "preference_steps", "jsonl", "rejected",
+PUBLISHED = ("sft", "curated", "preference", "preference_steps", "tag_policy",
+             "tag_policy_sharegpt", "tag_instruct_rounds", "jsonl", "rejected",
              "deadletter", "README.md", MANIFEST, "report.html")
 
 

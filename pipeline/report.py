@@ -27,7 +27,7 @@ from pipeline import report_data as rd
 from pipeline import report_sections as rs
 from transforms.io.files import exists, join, read_json, write_text
 
-DATASETS = ("sft", "curated", "preference")
+DATASETS = ("sft", "curated", "preference", "tag_policy")
 SECTIONS = ("flow", "rejected", "signals", "lengths", "dedup", "decontam", "synthesis",
             "deadletter", "facts")
 CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:1.5em auto;color:#222}
@@ -148,9 +148,10 @@ def gather(out_dir: str) -> dict[str, Any]:
         survivors += rd.value_counts(pc.filter(rd.source_column(table), pc.is_null(stage)))
         curated += table.filter(pc.is_null(stage)).slice(0, rd.MAX_VALUES).to_pylist()
         synthesized += table.filter(pc.is_valid(stage)).slice(0, rd.MAX_VALUES).to_pylist()
-    pairs = tables["preference"]
-    synth_pairs = [] if pairs is None or not pairs.num_rows else pairs.filter(
-        pc.is_valid(rd.stage_column(pairs))).slice(0, rd.MAX_VALUES).to_pylist()
+    synth_pairs = [r for d in ("preference", "tag_policy")
+                   if (pairs := tables[d]) is not None and pairs.num_rows
+                   for r in pairs.filter(pc.is_valid(rd.stage_column(pairs))).slice(
+                       0, rd.MAX_VALUES).to_pylist()]
     rejected = rd.read_rejected(out_dir)
     counts = rd.rejected_counts(out_dir)
     dead = rd.read_deadletter(out_dir)

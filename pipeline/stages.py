@@ -15,7 +15,16 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from transforms.names import DEADLETTER, EXAMPLES, MAIN, PAIRS, REJECTED, REPORT, STEP_PAIRS
+from transforms.names import (
+    DEADLETTER,
+    EXAMPLES,
+    MAIN,
+    PAIRS,
+    REJECTED,
+    REPORT,
+    STEP_PAIRS,
+    TAG_PAIRS,
+)
 
 CURATION_OUTPUTS = frozenset({MAIN, REJECTED, DEADLETTER, REPORT})
 
@@ -61,7 +70,7 @@ STAGES: tuple[StageSpec, ...] = (
               outputs=frozenset({EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT})),
     StageSpec("tag_instruct", "synthesis", "transforms.tag_instruct.stage:TagInstructStage",
               "transforms.tag_instruct.config:TagInstructConfig", writes=("meta.lineage",),
-              outputs=frozenset({EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT})),
+              outputs=frozenset({EXAMPLES, TAG_PAIRS, REJECTED, DEADLETTER, REPORT})),
     StageSpec("compound", "synthesis", "transforms.compound.stage:CompoundStage",
               "transforms.compound.config:CompoundConfig", writes=("meta.lineage", "meta.category"),
               outputs=frozenset({EXAMPLES, REJECTED, DEADLETTER, REPORT})),

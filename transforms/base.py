@@ -38,6 +38,7 @@ from transforms.names import (  # noqa: F401 - re-exported: stages import them f
     REJECTED,
     REPORT,
     STEP_PAIRS,
+    TAG_PAIRS,
 )
 
 if TYPE_CHECKING:

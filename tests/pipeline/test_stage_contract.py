@@ -42,6 +42,7 @@ from transforms.base import (
     REJECTED,
     REPORT,
     STEP_PAIRS,
+    TAG_PAIRS,
     RunContext,
 )
 from transforms.llm.config import LLMConfig
@@ -137,7 +138,7 @@ def _meta_fields(batches: list[pa.RecordBatch]) -> set[str]:
 
 def _accounted(seed_id: str, got: dict[str, list[Any]]) -> bool:
     """The seed's id appears in some output row or dead-letter entry (ids, parents, keys)."""
-    texts = [json.dumps(r, default=str) for key in (EXAMPLES, PAIRS, REJECTED)
+    texts = [json.dumps(r, default=str) for key in (EXAMPLES, PAIRS, TAG_PAIRS, REJECTED)
              for b in got.get(key, []) for r in b.to_pylist()]
     texts += [json.dumps(e, default=str) for e in got.get(DEADLETTER, [])]
     marks = (f'"{seed_id}"', f'"{seed_id}|', f'"{seed_id}:', f':{seed_id}"')
@@ -173,7 +174,7 @@ def test_stage_contract(spec: StageSpec, tmp_path: Path) -> None:
     for key in (MAIN, EXAMPLES):
         for b in got.get(key, []):
             _check_schema(b, EXAMPLE_SCHEMA)
-    for b in got.get(PAIRS, []):
+    for b in got.get(PAIRS, []) + got.get(TAG_PAIRS, []):
         _check_schema(b, PAIR_SCHEMA)
     for b in got.get(STEP_PAIRS, []):
         _check_schema(b, STEP_PAIR_SCHEMA)
@@ -190,7 +191,8 @@ def test_stage_contract(spec: StageSpec, tmp_path: Path) -> None:
             own_dead.append(entry)
 
     # declared meta writes appear on the rows the stage outputs
-    written = _meta_fields([b for k in (MAIN, EXAMPLES, PAIRS, REJECTED) for b in got.get(k, [])])
+    written = _meta_fields([b for k in (MAIN, EXAMPLES, PAIRS, TAG_PAIRS, REJECTED)
+                           for b in got.get(k, [])])
     assert set(spec.writes) <= written, f"declared writes missing: {set(spec.writes) - written}"
 
     # reports: JSON-able, named after the stage, mergeable

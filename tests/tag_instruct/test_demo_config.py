@@ -30,7 +30,9 @@ def test_demo_is_two_rounds_on_30_sample_instructions_with_the_local_model() -> 
 def test_paper_config_has_the_papers_settings() -> None:
     ti = load_config(ROOT / "configs" / "tag_instruct_paper.yaml").stages.tag_instruct
     assert (ti.rounds, ti.num_candidates, ti.reference_k, ti.min_tag_count) == (5, 20, 1000, 3)
-    assert (ti.expand.temperature, ti.expand.top_p) == (1.0, 0.95)
+    assert (ti.expand.temperature, ti.expand.top_p) == (0.0, 0.9)        # the rewrite
+    assert (ti.pair_expand.temperature, ti.pair_expand.top_p) == (1.0, 0.95)  # the pairs
+    assert not (ti.best_of_n_rewrite or ti.filters or ti.instag_tagger)
     assert ti.respond.max_tokens == 2048 and ti.utility_path
     assert ti.roles["teacher"].backend == ti.roles["policy"].backend == "vllm"
 

@@ -15,7 +15,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from schemas.records import example_row, examples_to_batch
 from tests.llm.helpers import Collect, read_collected
 from tests.tag_instruct._teacher_policy_server import TeacherPolicyServer
-from transforms.base import DEADLETTER, EXAMPLES, PAIRS, REJECTED, REPORT, RunContext
+from transforms.base import DEADLETTER, EXAMPLES, REJECTED, REPORT, TAG_PAIRS, RunContext
 from transforms.embed.config import EmbeddingConfig
 from transforms.llm.config import OpenAIConfig
 from transforms.tag_instruct.config import TagInstructConfig
@@ -71,7 +71,7 @@ def test_teacher_and_policy_rounds_pairs_and_truncation(tmp_path) -> None:
                             "expand": {"policy-rl"}}
     examples = [r for b in got[EXAMPLES] for r in b.to_pylist()]
     rejected = [r for b in got[REJECTED] for r in b.to_pylist()]
-    pairs = [r for b in got[PAIRS] for r in b.to_pylist()]
+    pairs = [r for b in got[TAG_PAIRS] for r in b.to_pylist()]
     [report] = got[REPORT]
     r1, r2 = report["rounds"]
 

@@ -16,9 +16,9 @@ from schemas.records import example_row, examples_to_batch, meta_field
 from transforms.base import (
     DEADLETTER,
     EXAMPLES,
-    PAIRS,
     REJECTED,
     REPORT,
+    TAG_PAIRS,
     RunContext,
 )
 from transforms.llm.api import ChatRequest
@@ -122,7 +122,7 @@ def test_every_seed_ends_somewhere_with_lineage_and_pairs() -> None:
     def check(got: dict[str, list]) -> None:
         rejected = [r for b in got[REJECTED] for r in b.to_pylist()]
         examples = [r for b in got[EXAMPLES] for r in b.to_pylist()]
-        pairs = [r for b in got[PAIRS] for r in b.to_pylist()]
+        pairs = [r for b in got[TAG_PAIRS] for r in b.to_pylist()]
         dead = got[DEADLETTER]
         [report] = got[REPORT]
         reasons = {r["id"]: r["reject_reason"] for r in rejected}

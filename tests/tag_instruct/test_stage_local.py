@@ -12,7 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
 from schemas.records import example_row, examples_to_batch
-from transforms.base import DEADLETTER, EXAMPLES, PAIRS, REJECTED, REPORT, RunContext
+from transforms.base import DEADLETTER, EXAMPLES, REJECTED, REPORT, TAG_PAIRS, RunContext
 from transforms.embed.config import EmbeddingConfig
 from transforms.llm.config import LocalLLMConfig
 from transforms.tag_instruct.config import TagInstructConfig
@@ -45,7 +45,7 @@ def test_local_model_round_conserves_every_seed(tmp_path) -> None:
         examples = [r for b in got[EXAMPLES] for r in b.to_pylist()]
         rejected = [r for b in got[REJECTED] for r in b.to_pylist()]
         dead = got[DEADLETTER]
-        pairs = [r for b in got[PAIRS] for r in b.to_pylist()]
+        pairs = [r for b in got[TAG_PAIRS] for r in b.to_pylist()]
         [report] = got[REPORT]
         ended = ([e["meta"]["lineage"]["parent_ids"][0] for e in examples]
                  + [r["id"] for r in rejected]

@@ -71,10 +71,12 @@ def test_tag_utility_writes_the_table_the_stage_loads(tmp_path, capsys) -> None:
     # the row without an answer stops at ingest; chess (1 occurrence) is not frequent
     assert summary["outcomes"] == {"tagged": 8, "ingest_deadletter": 1}
     assert (summary["tags_seen"], summary["tags_frequent"], summary["tags_written"]) == (4, 3, 2)
-    written = json.loads(table.read_text())
+    written = [json.loads(line) for line in table.read_text().splitlines()]
     # mathematics: 40, 60/2, 20 → 30; poetry: 6, 4, 10/2 → 5; programming (middle) dropped at K=1
-    assert written == {"mathematics": {"utility": 30.0, "count": 3},
-                       "poetry": {"utility": 5.0, "count": 3}}
+    # the authors' tag_values.jsonl columns, best first
+    assert written == [
+        {"tag": "mathematics", "count": 3, "total_value": 90.0, "average_value": 30.0},
+        {"tag": "poetry", "count": 3, "total_value": 15.0, "average_value": 5.0}]
     refs = refs_dict(load_utility(table), TagInstructConfig(reference_k=1000), "file")
     assert (refs["top"], refs["bottom"]) == (["mathematics"], ["poetry"])
 

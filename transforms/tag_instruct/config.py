@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from transforms.config_base import StrictModel, SynthesisConfig
 from transforms.llm.config import ModelRoles
@@ -17,7 +19,7 @@ class StepSampling(StrictModel):
 
 
 # Which role serves each step: the policy proposes new tags, the teacher does everything else.
-STEP_ROLES = {"compress": "teacher", "tag": "teacher", "expand": "policy",
+STEP_ROLES = {"compress": "teacher", "tag": "teacher", "expand": "policy", "pair_expand": "policy",
               "reconstruct": "teacher", "respond": "teacher", "retag": "teacher"}
 
 
@@ -39,9 +41,38 @@ class TagInstructConfig(SynthesisConfig, ModelRoles):
     num_candidates: int = Field(4, ge=1, le=64,
                                 description="N: candidate new tags sampled per instruction "
                                 "(one request each, so an invalid one is dropped alone)")
-    min_reward_margin: float = Field(
-        0.01, gt=0, description="a tag-policy pair is written only when reward(best) − "
-        "reward(worst) reaches this (ties and zero-signal candidates give no pair)")
+    min_reward_margin: float | None = Field(
+        0.01, gt=0, description="ours: a tag-policy pair is written only when reward(best) − "
+        "reward(worst) reaches this (ties and zero-signal candidates give no pair); null = "
+        "any 2 parseable candidates make a pair (the paper's build_preference.py)")
+    # the paper's method vs our additions (configs/tag_instruct_paper.yaml turns ours off)
+    best_of_n_rewrite: bool = Field(
+        True, description="ours: the rewrite uses the best-reward of the N `expand` candidates; "
+        "false (paper): ONE `expand` call (greedy) gives the new tag, and the N pair "
+        "candidates are sampled separately with `pair_expand` only to build tag_policy pairs")
+    filters: bool = Field(
+        True, description="ours: the filters between steps and rounds (similarity to the "
+        "original and to answers, question length limits, complexity loss, reconstruct "
+        "dropped the new tag, truncated answers, repeated/overlapping candidates); false "
+        "(paper): every parsed output goes on")
+    instag_tagger: bool = Field(
+        True, description="ours: tag the instruction and the new question with the InsTag "
+        "tagger (teacher) to measure complexity before/after (with `filters`, fewer tags after "
+        "= complexity_loss); false (paper): no tagger calls, the report counts the item's tags "
+        "(compress tags + new tag)")
+    answer_format: Literal["json", "brackets"] = Field(
+        "json", description="ours: JSON answers with schemas; `brackets` (paper): their "
+        "formats: comma list of tags, [Explanation] then [New Tag], [New Question]")
+    respond_template: Literal["question", "alpaca"] = Field(
+        "question", description="the respond step's user message: the question alone (ours) "
+        "or wrapped in the Alpaca template (paper)")
+    require_roles: bool = Field(
+        False, description="every role (teacher, policy) must be set under `roles`; a missing "
+        "one is a validation error instead of falling back to the run's `llm` (paper)")
+    require_references: bool = Field(
+        False, description="the utility table must give disjoint top-K and bottom-K sets "
+        "(pool >= 2K), else the run stops before any model call (paper); false: a small "
+        "table shrinks K and an empty one gives reward 0 (reported)")
     # tag utility
     utility_path: str | None = Field(
         None, description="table from `refinery tag-utility` (JSON {tag: {utility, count}}); "
@@ -85,7 +116,26 @@ class TagInstructConfig(SynthesisConfig, ModelRoles):
         description="sampling of the rebuilt question and the tags it used")
     respond: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=1024),
                                   description="sampling of the answer (cut answers are rejected)")
+    pair_expand: StepSampling = Field(
+        default_factory=lambda: StepSampling(temperature=1.0, top_p=0.95, max_tokens=256),
+        description="sampling of the N pair candidates when best_of_n_rewrite is false "
+        "(paper: T=1.0, top_p 0.95)")
     batch_rows: int = Field(500, ge=1, description="rows per output batch")
+    round_datasets: bool = Field(
+        False, description="also write each round's examples as its own dataset "
+        "`tag_instruct_rounds/round_<r>/` (the authors write one file per round beside the "
+        "all-rounds one; `sft/` holds all rounds, meta.ti_round)")
+
+    @model_validator(mode="after")
+    def _paper_needs(self) -> TagInstructConfig:
+        if self.enabled and self.require_roles:
+            missing = sorted(set(self.ROLES) - set(self.roles))
+            if missing:
+                raise ValueError(f"require_roles: role(s) {missing} not set under `roles` "
+                                 "(this config does not fall back to the run's `llm`)")
+        if self.enabled and self.require_references and not self.utility_path:
+            raise ValueError("require_references: set utility_path (a tag-utility table)")
+        return self
 
     def sampling(self, step: str) -> StepSampling:
         return getattr(self, "tag" if step == "retag" else step)

@@ -26,7 +26,11 @@ from transforms.tag_instruct.parsers import (
     Candidate,
     ParseError,
     parse_candidate,
+    parse_candidate_brackets,
     parse_compress,
+    parse_compress_brackets,
+    parse_question,
+    parse_question_brackets,
     parse_reconstruct,
     parse_response,
     parse_tagger,
@@ -63,21 +67,31 @@ def step_seed(run_seed: int, item_id: str, round_no: int, step: str) -> int:
     return int(content_id(run_seed, item_id, round_no, step)[:8], 16) & 0x7FFFFFFF
 
 
+def variant(step: str, cfg: TagInstructConfig) -> str | None:
+    """The template variant of `step` under `cfg` (paper: bracket formats, Alpaca respond)."""
+    if step == "respond":
+        return "alpaca" if cfg.respond_template == "alpaca" else None
+    return "brackets" if cfg.answer_format == "brackets" else None
+
+
 def _user_message(step: str, item: Mapping[str, Any], cfg: TagInstructConfig) -> str:
+    v = variant(step, cfg)
     if step == "compress":
-        return templates.render("compress", instruction=item["instruction"],
+        return templates.render("compress", v, instruction=item["instruction"],
                                 num_tags=cfg.num_tags)
     if step in ("tag", "retag"):
         text = item["instruction"] if step == "tag" else item["question"]
         return templates.render("tag", instruction=text, max_tags=cfg.tagger_max_tags)
-    if step == "expand":
-        return templates.render("expand", instruction=item["instruction"],
+    if step in ("expand", "pair_expand"):
+        return templates.render("expand", v, instruction=item["instruction"],
                                 tags=item["tags_before"])
     if step == "reconstruct":
-        return templates.render("reconstruct", instruction=item["instruction"],
-                                tags=item["tags_before"], new_tag=item["chosen_tag"])
+        # brackets (paper): the old tags and the new one as one list
+        tags = list(item["tags_before"]) + ([item["chosen_tag"]] if v else [])
+        return templates.render("reconstruct", v, instruction=item["instruction"],
+                                tags=tags, new_tag=item["chosen_tag"])
     if step == "respond":
-        return templates.render("respond", question=item["question"])
+        return templates.render("respond", v, question=item["question"])
     raise KeyError(step)
 
 
@@ -99,14 +113,15 @@ def build_request(step: str, item: Mapping[str, Any], cfg: TagInstructConfig,
         sampling=SamplingParams(temperature=s.temperature, top_p=s.top_p,
                                 max_tokens=s.max_tokens, n=1,
                                 seed=step_seed(run_seed, item["id"], item["round"], seed_step)),
-        json_schema=templates.answer_schema(step, cfg.num_tags, cfg.tagger_max_tags),
-        template_version=templates.version(step), payload=payload)
+        json_schema=templates.answer_schema(step, cfg.num_tags, cfg.tagger_max_tags,
+                                            variant(step, cfg)),
+        template_version=templates.version(step, variant(step, cfg)), payload=payload)
 
 
-def expand_requests(item: Mapping[str, Any], cfg: TagInstructConfig, run_seed: int
-                    ) -> list[ChatRequest]:
-    """The N candidate requests of an item."""
-    return [build_request("expand", item, cfg, run_seed, i) for i in range(cfg.num_candidates)]
+def expand_requests(item: Mapping[str, Any], cfg: TagInstructConfig, run_seed: int,
+                    step: str = "expand") -> list[ChatRequest]:
+    """The N candidate requests of an item (`pair_expand`: the pair path's samples)."""
+    return [build_request(step, item, cfg, run_seed, i) for i in range(cfg.num_candidates)]
 
 
 def _answer(result: ChatResult) -> tuple[str | None, Any]:
@@ -129,9 +144,13 @@ def _parse_failure(step: str, err: ParseError, result: ChatResult) -> Failure:
 
 def after_compress(item: Mapping[str, Any], result: ChatResult, cfg: TagInstructConfig
                    ) -> dict[str, Any] | Failure:
-    """Exactly `num_tags` normalized tags (the expansion's input), or Failure('compress_*')."""
+    """Exactly `num_tags` normalized tags (the expansion's input; brackets: the comma list as
+    written, as many as given), or Failure('compress_*')."""
     try:
-        tags = parse_compress(*_answer(result), n=cfg.num_tags, max_words=cfg.max_tag_words)
+        if cfg.answer_format == "brackets":
+            tags = parse_compress_brackets(_answer(result)[0])
+        else:
+            tags = parse_compress(*_answer(result), n=cfg.num_tags, max_words=cfg.max_tag_words)
     except ParseError as e:
         return _parse_failure("compress", e, result)
     return _advance(item, result, "compress", tags_before=tags)
@@ -149,28 +168,58 @@ def after_tag(item: Mapping[str, Any], result: ChatResult, cfg: TagInstructConfi
 
 
 def utility_row(item: Mapping[str, Any]) -> tuple[list[str], int] | None:
-    """(tagger tags, response tokens) of a tagged item for the utility table; None without
-    an answer."""
+    """(tagger tags, or compress tags without the tagger; response tokens) of an item for the
+    utility table; None without an answer."""
     if not item.get("answer"):
         return None
-    return list(item["tagger_before"]), count_tokens(item["answer"])
+    return list(item.get("tagger_before") or item["tags_before"]), count_tokens(item["answer"])
 
 
-def valid_candidates(item: Mapping[str, Any], results: Sequence[ChatResult], max_words: int
-                     ) -> tuple[list[Candidate], Counter[str], str]:
+def candidate_of(result: ChatResult, cfg: TagInstructConfig) -> Candidate:
+    """One expand answer → Candidate (brackets: explanation required, as the paper's pair
+    builder requires both parts). Raises ParseError."""
+    if cfg.answer_format == "brackets":
+        return parse_candidate_brackets(_answer(result)[0], max_words=cfg.max_tag_words,
+                                        need_explanation=True)
+    return parse_candidate(*_answer(result), max_words=cfg.max_tag_words)
+
+
+def after_expand_one(item: Mapping[str, Any], result: ChatResult, cfg: TagInstructConfig
+                     ) -> dict[str, Any] | Failure:
+    """The policy's ONE greedy answer → the item with its new tag (best_of_n_rewrite off).
+    With `filters`, a tag repeating an existing one is rejected (expand_overlaps_existing_tag)."""
+    try:
+        if cfg.answer_format == "brackets":
+            cand = parse_candidate_brackets(_answer(result)[0], max_words=cfg.max_tag_words)
+        else:
+            cand = parse_candidate(*_answer(result), max_words=cfg.max_tag_words)
+    except ParseError as e:
+        return _parse_failure("expand", e, result)
+    if cfg.filters and overlaps(cand.tag, item["tags_before"]):
+        return Failure("expand_overlaps_existing_tag", {"tag": cand.tag})
+    tag = cand.raw_tag if cfg.answer_format == "brackets" else cand.tag
+    return _advance(item, result, "expand", chosen_tag=tag, chosen_reward=None,
+                    candidates=[{"tag": tag, "explanation": cand.explanation}])
+
+
+def valid_candidates(item: Mapping[str, Any], results: Sequence[ChatResult],
+                     cfg: TagInstructConfig) -> tuple[list[Candidate], Counter[str], str]:
     """The usable candidates in sample order, the problems of the others (one by one: an
-    unparseable, existing or repeated tag drops only itself), and the policy's model id."""
+    unparseable, existing or repeated tag drops only itself; the last two only with
+    `filters`), and the policy's model id."""
     valid: list[Candidate] = []
     problems: Counter[str] = Counter()
     model = ""
     for result in sorted(results, key=lambda r: r.payload["candidate"]):
         model = model or result.model
         try:
-            cand = parse_candidate(*_answer(result), max_words=max_words)
+            cand = candidate_of(result, cfg)
         except ParseError as e:
             problems[e.reason] += 1
             continue
-        if overlaps(cand.tag, item["tags_before"]):
+        if not cfg.filters:
+            valid.append(cand)
+        elif overlaps(cand.tag, item["tags_before"]):
             problems["overlaps_existing_tag"] += 1
         elif any(c.tag == cand.tag for c in valid):
             problems["repeated_candidate"] += 1
@@ -185,20 +234,18 @@ def after_expand(item: Mapping[str, Any], results: Sequence[ChatResult], refs: R
     """Reward the candidates that came back, choose the best. Returns (item or Failure, pair row
     or None, info: problems, pair_skip reason, margin). A pair is written only with a real
     preference signal (see `reward.pair_skip_reason`)."""
-    valid, problems, model = valid_candidates(item, results, cfg.max_tag_words)
+    valid, problems, model = valid_candidates(item, results, cfg)
     info: dict[str, Any] = {"problems": dict(problems), "returned": len(results),
                             "valid": len(valid), "pair_skip": None, "margin": None}
     if not valid:
         info["pair_skip"] = "no_valid_candidate"
         return Failure("expand_no_valid_candidate", {"problems": dict(problems),
                                                      "returned": len(results)}), None, info
-    vectors = embed([c.tag for c in valid] + list(refs.top) + list(refs.bottom))
-    n, k = len(valid), len(refs.top)
-    scores = rewards(vectors[:n], vectors[n:n + k], vectors[n + k:]).tolist()
+    scores = candidate_rewards(valid, refs, embed, cfg)
     best, worst = best_and_worst(scores)
     margin = float(scores[best] - scores[worst])
     info["margin"] = round(margin, 6)
-    info["pair_skip"] = pair_skip_reason(n, bool(refs.top and refs.bottom), margin,
+    info["pair_skip"] = pair_skip_reason(len(valid), bool(refs.top and refs.bottom), margin,
                                          cfg.min_reward_margin)
     chosen = valid[best]
     new_item = dict(item)
@@ -214,15 +261,26 @@ def after_expand(item: Mapping[str, Any], results: Sequence[ChatResult], refs: R
     return new_item, pair, info
 
 
+def candidate_rewards(valid: Sequence[Candidate], refs: ReferenceSets, embed: Embed,
+                      cfg: TagInstructConfig) -> list[float]:
+    """Rewards of the candidates (brackets: of the tag as the model wrote it, as the paper's
+    reward model embeds it; json: of the normalized tag)."""
+    texts = [c.raw_tag if cfg.answer_format == "brackets" else c.tag for c in valid]
+    vectors = embed(texts + list(refs.top) + list(refs.bottom))
+    n, k = len(valid), len(refs.top)
+    return rewards(vectors[:n], vectors[n:n + k], vectors[n + k:]).tolist()
+
+
 def tag_pair_row(item: Mapping[str, Any], best: Candidate, worst: Candidate, best_reward: float,
                  worst_reward: float, model: str, cfg: TagInstructConfig) -> dict[str, Any]:
-    """A PreferencePair: prompt = the expansion request, chosen/rejected = best/worst tag."""
+    """A PreferencePair: prompt = the expansion request, chosen/rejected = best/worst tag (in
+    the answer format the policy is asked for)."""
     prompt = build_request("expand", item, cfg, 0).message_dicts()
-    chosen = [{"role": "assistant", "content": best.answer_json()}]
-    rejected = [{"role": "assistant", "content": worst.answer_json()}]
+    chosen = [{"role": "assistant", "content": best.answer_text(cfg.answer_format)}]
+    rejected = [{"role": "assistant", "content": worst.answer_text(cfg.answer_format)}]
     lineage = {**empty_lineage(), "parent_ids": [item["id"]], "stage": STAGE,
                "method": "tag_expansion_reward", "model": model,
-               "template_version": templates.version("expand")}
+               "template_version": templates.version("expand", variant("expand", cfg))}
     return pair_row(pair_id(prompt, chosen, rejected), prompt, chosen, rejected,
                     source=item["row"].get("source"), method="tag_instruct_expansion",
                     parent_id=item["id"], lineage=lineage, ti_round=int(item["round"]),
@@ -233,13 +291,22 @@ def tag_pair_row(item: Mapping[str, Any], best: Candidate, worst: Candidate, bes
 def after_reconstruct(item: Mapping[str, Any], result: ChatResult, embed: Embed,
                       cfg: TagInstructConfig) -> dict[str, Any] | Failure:
     """The tags the teacher kept (a subset of the old tags plus the new one, which it must
-    keep) and the rebuilt question, checked for length, novelty and not copying the answer."""
+    keep) and the rebuilt question, checked for length, novelty and not copying the answer.
+    Without `filters` (paper) any parsed question goes on."""
     offered = list(item["tags_before"]) + [item["chosen_tag"]]
     try:
-        kept, question = parse_reconstruct(*_answer(result), offered, item["chosen_tag"],
-                                           cfg.max_tag_words)
+        if cfg.answer_format == "brackets":  # the paper: the question alone, no tag list
+            kept, question = offered, parse_question_brackets(_answer(result)[0])
+        elif cfg.filters:
+            kept, question = parse_reconstruct(*_answer(result), offered, item["chosen_tag"],
+                                               cfg.max_tag_words)
+        else:  # no reconstruct_dropped_new_tag filter: the offered tags are recorded
+            kept, question = offered, parse_question(*_answer(result))
     except ParseError as e:
         return _parse_failure("reconstruct", e, result)
+    if not cfg.filters:
+        return _advance(item, result, "reconstruct", question=question, tags_used=kept,
+                        similarity_to_original=None)
     texts = [question, item["instruction"]] + ([item["answer"]] if item["answer"] else [])
     v = embed(texts)
     sim_orig = float(v[0] @ v[1])
@@ -255,8 +322,8 @@ def after_reconstruct(item: Mapping[str, Any], result: ChatResult, embed: Embed,
 def after_respond(item: Mapping[str, Any], result: ChatResult, embed: Embed,
                   cfg: TagInstructConfig) -> dict[str, Any] | Failure:
     """The answer to the new question: not cut at the token budget, and the question must not
-    copy it."""
-    if result.finish_reason == "length":
+    copy it (both only with `filters`; without: any non-empty answer)."""
+    if cfg.filters and result.finish_reason == "length":
         return Failure("response_truncated", {"max_tokens": cfg.respond.max_tokens,
                                               "completion_tokens": result.completion_tokens,
                                               "question": item["question"]})
@@ -264,6 +331,8 @@ def after_respond(item: Mapping[str, Any], result: ChatResult, embed: Embed,
         response = parse_response(_answer(result)[0])
     except ParseError as e:
         return _parse_failure("respond", e, result)
+    if not cfg.filters:
+        return _advance(item, result, "respond", response=response)
     v = embed([item["question"], response])
     failure = check_response(item["question"], response, float(v[0] @ v[1]), cfg)
     if failure is not None:
@@ -280,7 +349,7 @@ def after_retag(item: Mapping[str, Any], result: ChatResult, cfg: TagInstructCon
                                   max_words=cfg.max_tag_words)
     except ParseError as e:
         return _parse_failure("retag", e, result)
-    failure = check_complexity(item["tagger_before"], tags_after, cfg)
+    failure = check_complexity(item["tagger_before"], tags_after, cfg) if cfg.filters else None
     if failure is not None:
         return Failure(failure.reason, {**failure.detail, "question": item["question"]})
     return _advance(item, result, "retag", tags_after=tags_after)
@@ -297,7 +366,8 @@ def reject_detail(item: Mapping[str, Any] | None, failure: Failure, step: str,
     return detail
 
 
-def new_example(item: Mapping[str, Any]) -> dict[str, Any]:
+def new_example(item: Mapping[str, Any], cfg: TagInstructConfig | None = None
+                ) -> dict[str, Any]:
     """The accepted new Example row with its lineage."""
     messages = [{"role": "user", "content": item["question"]},
                 {"role": "assistant", "content": item["response"]}]
@@ -305,16 +375,29 @@ def new_example(item: Mapping[str, Any]) -> dict[str, Any]:
     model_ids = sorted({m for m in models.values() if m})
     lineage = {"parent_ids": [item["id"]], "stage": STAGE, "method": "tag_instruct",
                "model": ",".join(model_ids) or None,
-               "template_version": ";".join(templates.version(s) for s in templates.STEPS)}
+               "template_version": ";".join(
+                   templates.version(s, variant(s, cfg) if cfg else None)
+                   for s in templates.STEPS)}
     parent_meta = item["row"].get("meta") or {}
+    reward, sim = item.get("chosen_reward"), item.get("similarity_to_original")
     return example_row(
         example_id(messages), messages, source=item["row"].get("source"),
-        tags=list(item["tags_after"]), category=parent_meta.get("category"), lineage=lineage,
+        tags=item_tags(item), category=parent_meta.get("category"), lineage=lineage,
         ti_round=int(item["round"]), ti_root_id=item["root_id"],
-        ti_tags_before=list(item["tags_before"]), ti_tagger_before=list(item["tagger_before"]),
-        ti_tags_used=list(item["tags_used"]), ti_tags_after=list(item["tags_after"]),
-        ti_chosen_tag=item["chosen_tag"], ti_chosen_reward=float(item["chosen_reward"]),
+        ti_tags_before=list(item["tags_before"]),
+        ti_tagger_before=list(item.get("tagger_before") or []),
+        ti_tags_used=list(item["tags_used"]), ti_tags_after=list(item.get("tags_after") or []),
+        ti_chosen_tag=item["chosen_tag"],
+        ti_chosen_reward=None if reward is None else float(reward),
         ti_candidates=json.dumps(item["candidates"], sort_keys=True),
-        ti_similarity_to_original=float(item["similarity_to_original"]),
+        ti_similarity_to_original=None if sim is None else float(sim),
         ti_models=json.dumps(models, sort_keys=True),
     )
+
+
+def item_tags(item: Mapping[str, Any]) -> list[str]:
+    """The tags of a finished item: the tagger's tags of the new question when the tagger ran,
+    else (paper) the compress tags plus the new tag, as their output's `tag` field."""
+    if "tags_after" in item:
+        return list(item["tags_after"])
+    return list(dict.fromkeys([*item["tags_before"], item["chosen_tag"]]))

@@ -123,6 +123,13 @@ class Candidate:
         return json.dumps({"tag": self.raw_tag, "explanation": self.explanation},
                           ensure_ascii=False)
 
+    def answer_text(self, answer_format: str = "json") -> str:
+        """The answer in the format the policy was asked for (brackets: the paper's
+        `[Explanation] ...` then `[New Tag] ...`)."""
+        if answer_format == "brackets":
+            return f"[Explanation] {self.explanation}\n[New Tag] {self.raw_tag}"
+        return self.answer_json()
+
 
 def parse_candidate(text: str | None, parsed: Any = None, max_words: int = 4) -> Candidate:
     """One proposed tag with its explanation. Raises ParseError('missing_tag' | 'empty_tag' |
@@ -178,4 +185,86 @@ def parse_response(text: str | None) -> str:
     value = (text or "").strip()
     if not value:
         raise ParseError("empty_response")
+    return value
+
+
+# --- the paper's bracket formats (answer_format: brackets) ---------------------------------
+
+def _marker(name: str) -> re.Pattern[str]:
+    """`[Name]`, tolerating case, markdown bold/heading marks and a trailing colon."""
+    words = r"\s+".join(re.escape(w) for w in name.split())
+    return re.compile(rf"(?:#+\s*)?\**\s*\[\s*{words}\s*\]\s*\**\s*:?", re.IGNORECASE)
+
+
+_TAGS, _EXPL, _NEW_TAG, _NEW_Q = (_marker(n) for n in
+                                  ("Tags", "Explanation", "New Tag", "New Question"))
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+
+
+def _after_last(pattern: re.Pattern[str], text: str) -> str | None:
+    found = list(pattern.finditer(text))
+    return text[found[-1].end():] if found else None
+
+
+def _clean_tag(raw: str) -> str:
+    return _BULLET.sub("", raw).strip().strip("*`\"'[]").strip()
+
+
+def parse_compress_brackets(text: str | None) -> list[str]:
+    """A comma list `tag1, tag2, tag3` (after a `[Tags]` marker when the model repeats one;
+    one tag per line also accepted) → its distinct tags as written (bullets, quotes and
+    markdown stripped), as many as given. Raises ParseError('empty_output' | 'too_few_tags')."""
+    if text is None or not text.strip():
+        raise ParseError("empty_output")
+    body = _after_last(_TAGS, text) or text
+    lines = [ln for ln in body.strip().splitlines() if ln.strip()]
+    if not lines:
+        raise ParseError("too_few_tags", "0 usable")
+    raw = lines[0].split(",") if "," in lines[0] else lines
+    seen: dict[str, str] = {}
+    for tag in (_clean_tag(t) for t in raw):
+        if tag:
+            seen.setdefault(tag.lower(), tag)
+    tags = list(seen.values())
+    if not tags:
+        raise ParseError("too_few_tags", "0 usable")
+    return tags
+
+
+def parse_candidate_brackets(text: str | None, max_words: int = 4,
+                             need_explanation: bool = False) -> Candidate:
+    """`[Explanation] ... [New Tag] tag` → Candidate (the tag = first non-empty line after
+    [New Tag]). Raises ParseError('empty_output' | 'missing_tag' | 'missing_explanation' |
+    'empty_tag' | 'tag_too_long' | 'placeholder_tag')."""
+    if text is None or not text.strip():
+        raise ParseError("empty_output")
+    tag_part = _after_last(_NEW_TAG, text)
+    if tag_part is None:
+        raise ParseError("missing_tag", text[:200])
+    lines = [ln for ln in tag_part.splitlines() if ln.strip()]
+    raw = _clean_tag(lines[0]) if lines else ""
+    explanation = ""
+    start = _EXPL.search(text)
+    if start is not None:
+        end = list(_NEW_TAG.finditer(text))[-1].start()
+        explanation = text[start.end():end].strip() if end > start.end() else ""
+    if need_explanation and not explanation:
+        raise ParseError("missing_explanation", text[:200])
+    norm = normalize_tag(raw)
+    if not norm:
+        raise ParseError("empty_tag", raw)
+    if len(norm.split(" ")) > max_words:
+        raise ParseError("tag_too_long", raw)
+    if is_placeholder(norm):
+        raise ParseError("placeholder_tag", raw)
+    return Candidate(tag=norm, raw_tag=raw, explanation=explanation)
+
+
+def parse_question_brackets(text: str | None) -> str:
+    """The text after `[New Question]` (the prompt ends with that marker, so usually the whole
+    answer). Raises ParseError('empty_question')."""
+    body = _after_last(_NEW_Q, text or "")
+    value = (text or "" if body is None else body).strip()
+    if not value:
+        raise ParseError("empty_question")
     return value

@@ -7,9 +7,13 @@ Events are dicts with `round` and `kind`:
   expanded     rewards, chosen, margin, problems, pair_skip
                                      candidate rewards, the chosen one, best − worst, why some
                                      candidates were dropped, why no pair was written (or None)
+  pair_path    rewards, margin, problems, pair_skip
+                                     the paper's pair path (best_of_n_rewrite off): the N
+                                     pair candidates of one item, scored
   pair                               a tag-policy preference pair was written
   reconstructed kept, offered         how many old tags the teacher kept (of offered)
-  accepted     tags_after            a new example was written (tagger tags of the new question)
+  accepted     tags_after            a new example was written (its tags: the tagger's of the new
+                                     question, or compress tags + new tag without the tagger)
   rejected     reason                the instruction went to rejected/
   deadletter   step                  an LLM call failed (an expand candidate: `candidate` set,
                                      the instruction goes on without it)
@@ -68,6 +72,12 @@ def add(acc: Acc, e: Mapping[str, Any]) -> Acc:
         r["tagger_before"].update(e["tags"])
     elif kind == "expanded":
         r["chosen"].append(e["chosen"])
+        r["candidates"].extend(e["rewards"])
+        r["problems"].update(e.get("problems") or {})
+        if e.get("margin") is not None:
+            r["margins"].append(e["margin"])
+        r["pair_skip"][e.get("pair_skip") or "written"] += 1
+    elif kind == "pair_path":
         r["candidates"].extend(e["rewards"])
         r["problems"].update(e.get("problems") or {})
         if e.get("margin") is not None:
@@ -133,6 +143,9 @@ def round_report(round_no: int, r: Mapping[str, Any]) -> dict[str, Any]:
         "unique_tags_before": len(r["tagger_before"]),
         "unique_tags_after": len(r["tagger_after"]),
         "unique_compress_tags": len(r["compress_tags"]),
+        # the paper's diversity/complexity metrics over the round's outputs (see `tagger`)
+        "tags_per_query": _mean(r["tags_after"]),
+        "unique_tags": len(r["tagger_after"]),
         "tags_kept_by_teacher": dict(sorted(r["kept"].items())),
         "reward_chosen": distribution(r["chosen"]),
         "reward_candidates": distribution(r["candidates"]),
@@ -140,8 +153,10 @@ def round_report(round_no: int, r: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def finish(acc: Acc, rounds: int, utility: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The stage's REPORT dict: one entry per round plus the utility reference sets."""
+def finish(acc: Acc, rounds: int, utility: Mapping[str, Any] | None = None,
+           tagger: str | None = None) -> dict[str, Any]:
+    """The stage's REPORT dict: one entry per round plus the utility reference sets; `tagger`
+    names who made the tags counted in tags_per_query / unique_tags."""
     per_round = [round_report(rn, acc.get(rn) or _round_acc())
                  for rn in sorted(set(range(1, rounds + 1)) | set(acc))]
     return {
@@ -152,13 +167,15 @@ def finish(acc: Acc, rounds: int, utility: Mapping[str, Any] | None = None) -> d
         "seeds": per_round[0]["inputs"] if per_round else 0,
         "conserved": all(r["conserved"] for r in per_round),
         "utility": dict(utility) if utility is not None else None,
+        "tagger": tagger,
     }
 
 
 def build_report(events: Iterable[Mapping[str, Any]], rounds: int,
-                 utility: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 utility: Mapping[str, Any] | None = None, tagger: str | None = None
+                 ) -> dict[str, Any]:
     """`finish` over a list of events (tests, small runs)."""
     acc = empty()
     for e in events:
         add(acc, e)
-    return finish(acc, rounds, utility)
+    return finish(acc, rounds, utility, tagger)

@@ -40,14 +40,17 @@ def best_and_worst(scores: Sequence[float], decimals: int = 6) -> tuple[int, int
 
 
 def pair_skip_reason(valid: int, has_references: bool, margin: float,
-                     min_margin: float, decimals: int = 6) -> str | None:
+                     min_margin: float | None, decimals: int = 6) -> str | None:
     """Why best vs worst would be no preference signal, or None (write the pair):
     fewer than 2 valid candidates, an empty top or bottom reference set (every reward is 0),
-    equal rewards, or a margin below `min_margin`."""
+    equal rewards, or a margin below `min_margin` (the last two only when it is set; None =
+    the paper's rule: any 2 parseable candidates)."""
     if valid < 2:
         return "single_candidate"
     if not has_references:
         return "no_reference_sets"
+    if min_margin is None:
+        return None
     margin = round(float(margin), decimals)
     if margin == 0:
         return "reward_tie"

@@ -1,15 +1,16 @@
 """TagInstructStage: complexity expansion in tag space (TAG-INSTRUCT), R rounds.
 
-Reads Example batches. Per round: compress (teacher: exactly `num_tags` tags) → tag (teacher,
-InsTag tagger: complexity before) → expand (policy: N candidate requests, grouped back by
-item id, rewarded on embeddings against the utility table's top/bottom sets) → reconstruct
-(teacher keeps a subset of the tags plus the new one) → respond (teacher; cut answers rejected)
-→ retag (same tagger: complexity after). Accepted examples feed the next round.
-Writes EXAMPLES (new examples with lineage), PAIRS (best vs worst candidate tag, only with a
-real reward margin), REJECTED (the parent row, reject_reason, JSON detail), DEADLETTER (failed
-LLM calls) and one REPORT dict (see report.py). Every instruction entering a round ends
-accepted, rejected or dead-lettered in that round; a dead-lettered expand candidate only
-drops that candidate.
+Reads Example batches. Per round: compress (teacher: the tags) → [tag (teacher, InsTag
+tagger: complexity before; `instag_tagger`)] → expand (policy) → reconstruct (teacher) →
+respond (teacher) → [retag (same tagger: complexity after)]. Accepted examples feed the next.
+Expand, `best_of_n_rewrite` (ours): N candidate requests, grouped back by item id, rewarded on
+embeddings against the utility table's top/bottom sets; the best rewrites, best vs worst is
+the pair. Off (paper): ONE greedy request gives the new tag, and a separate pair path samples
+N `pair_expand` candidates of the same (tags, question) only to build the pair.
+Writes EXAMPLES (new examples with lineage), TAG_PAIRS (tag-policy pairs, emitted to
+`tag_policy/`), REJECTED (the parent row, reject_reason, JSON detail), DEADLETTER (failed LLM
+calls) and one REPORT dict (see report.py). Every instruction entering a round ends accepted,
+rejected or dead-lettered in that round; a dead-lettered candidate only drops itself.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from transforms.base import (
     EXAMPLES,
     MAIN,
     METRICS_NAMESPACE,
-    PAIRS,
     REJECTED,
     REPORT,
+    TAG_PAIRS,
     RunContext,
 )
 from transforms.kit import GenerateStep, Rejection, RejectRows, merge_combine
@@ -116,6 +117,8 @@ class _AfterFn(beam.DoFn):
             out: Any = core.after_compress(item, result, cfg)
         elif step == "tag":
             out = core.after_tag(item, result, cfg)
+        elif step == "expand":
+            out = core.after_expand_one(item, result, cfg)
         elif step == "reconstruct":
             out = core.after_reconstruct(item, result, self._embed, cfg)
         elif step == "respond":
@@ -137,10 +140,12 @@ class _AfterFn(beam.DoFn):
 
 class _ExpandFn(beam.DoFn):
     """(item id, {item: [item], cands: [ChatResult...]}) → the item with its chosen tag (or
-    rejected), a pair when the margin is real, and an `expanded` event."""
+    rejected), a pair when the margin is real, and an `expanded` event. `pair_only` (the
+    paper's pair path): only the pair and a `pair_path` event; the item goes on elsewhere."""
 
-    def __init__(self, cfg: TagInstructConfig, round_no: int, embeddings: Any):
-        self._cfg, self._round = cfg, round_no
+    def __init__(self, cfg: TagInstructConfig, round_no: int, embeddings: Any,
+                 pair_only: bool = False):
+        self._cfg, self._round, self._pair_only = cfg, round_no, pair_only
         self._embed = LazyEmbedder(embeddings)
 
     def process(self, element: tuple[str, dict[str, list[Any]]], refs: dict[str, Any]
@@ -156,8 +161,14 @@ class _ExpandFn(beam.DoFn):
             _counter("pairs")
             yield beam.pvalue.TaggedOutput(_PAIR, pair)
             yield _event(self._round, "pair")
-        elif info["pair_skip"] != "no_valid_candidate":
+        elif info["pair_skip"] != "no_valid_candidate" or self._pair_only:
             _counter(f"pairs_skipped_{info['pair_skip']}")
+        if self._pair_only:
+            yield _event(self._round, "pair_path", pair_skip=info["pair_skip"],
+                         rewards=[] if isinstance(out, Failure)
+                         else [c["reward"] for c in out["candidates"]],
+                         margin=info["margin"], problems=info["problems"])
+            return
         if isinstance(out, Failure):
             yield from _reject(item, item["row"], out, "expand", self._round)
         else:
@@ -168,10 +179,10 @@ class _ExpandFn(beam.DoFn):
             yield out
 
 
-def _accept(item: dict[str, Any]) -> Iterator[Any]:
+def _accept(item: dict[str, Any], cfg: TagInstructConfig) -> Iterator[Any]:
     _counter("rows_out")
-    yield core.new_example(item)
-    yield _event(item["round"], "accepted", tags_after=item["tags_after"])
+    yield core.new_example(item, cfg)
+    yield _event(item["round"], "accepted", tags_after=core.item_tags(item))
 
 
 def _add_utility_row(acc: Partial, row: tuple[list[str], int]) -> Partial:
@@ -184,8 +195,15 @@ def utility_combine() -> beam.CombineFn:
 
 
 def refs_dict(table: UtilityTable, cfg: TagInstructConfig, source: str) -> dict[str, Any]:
-    """The reference sets (and how they were made) as the report and side input show them."""
+    """The reference sets (and how they were made) as the report and side input show them.
+    With `require_references`, a table whose pool cannot give disjoint top-K and bottom-K
+    sets is a ValueError (raised while the graph is built, before any model call)."""
     refs = reference_sets(table, cfg.reference_k, cfg.min_tag_count, cfg.fallback_min_count)
+    if cfg.require_references and len(refs.top) < cfg.reference_k:
+        raise ValueError(
+            f"require_references: the utility table {cfg.utility_path} has {refs.pool_size} "
+            f"tags seen >= {cfg.min_tag_count} times; top and bottom {cfg.reference_k} need "
+            f"{2 * cfg.reference_k} (rebuild it from a bigger corpus, or lower reference_k)")
     return {**refs.as_dict(), "source": source, "tags": len(table.utility),
             "top_utility": [round(table.utility[t], 4) for t in refs.top[:20]],
             "bottom_utility": [round(table.utility[t], 4) for t in refs.bottom[:20]]}
@@ -240,13 +258,22 @@ class TagInstructStage(beam.PTransform):
         super().__init__(label)
         self.cfg, self.ctx = config, ctx
 
+    def _tagger(self) -> str:
+        """Who made the tags the report counts per query."""
+        teacher = self.ctx.llm_for(core.STAGE, "teacher").model
+        if self.cfg.instag_tagger:
+            return f"InsTag tagger: teacher ({teacher}), tags of the new question"
+        policy = self.ctx.llm_for(core.STAGE, "policy").model
+        return f"compress tags by the teacher ({teacher}) + new tag by the policy ({policy})"
+
     def _call(self, items: beam.PCollection, step: str, r: int, sink: dict[str, list]
               ) -> beam.PCollection:
         """Requests of `step` → Generate → ChatResults; failed calls to the dead letter."""
         cfg, seed = self.cfg, self.ctx.seed
         label = f"R{r}{step.capitalize()}"
-        if step == "expand":
-            reqs = items | f"{label}Requests" >> beam.FlatMap(core.expand_requests, cfg, seed)
+        if step == "pair_expand" or (step == "expand" and cfg.best_of_n_rewrite):
+            reqs = items | f"{label}Requests" >> beam.FlatMap(core.expand_requests, cfg, seed,
+                                                             step)
         else:
             reqs = items | f"{label}Request" >> beam.Map(
                 lambda it, step=step: core.build_request(step, it, cfg, seed))
@@ -256,8 +283,7 @@ class TagInstructStage(beam.PTransform):
         sink["events"].append(gen[DEADLETTER] | f"{label}DeadEvent" >> beam.Map(
             lambda d, r=r, step=step: {
                 "round": r, "kind": "deadletter", "step": step,
-                "candidate": d.get("record_id", "").split("|")[3]
-                if step == "expand" else None}))
+                "candidate": (d.get("record_id", "").split("|") + [None] * 4)[3]}))
         return gen[MAIN]
 
     def _parse(self, results: beam.PCollection, step: str, r: int, sink: dict[str, list]
@@ -271,14 +297,24 @@ class TagInstructStage(beam.PTransform):
 
     def _expand_step(self, items: beam.PCollection, r: int, refs: beam.PCollection,
                      sink: dict[str, list]) -> beam.PCollection:
-        results = self._call(items, "expand", r, sink)
-        grouped = ({"item": items | f"R{r}KeyItems" >> beam.Map(lambda it: (it["id"], it)),
-                    "cands": results | f"R{r}KeyCands" >> beam.Map(
+        if not self.cfg.best_of_n_rewrite:  # paper: one greedy call; pairs on their own path
+            self._candidates(items, "pair_expand", r, refs, sink)
+            return self._parse(self._call(items, "expand", r, sink), "expand", r, sink)
+        return self._candidates(items, "expand", r, refs, sink)
+
+    def _candidates(self, items: beam.PCollection, step: str, r: int, refs: beam.PCollection,
+                    sink: dict[str, list]) -> beam.PCollection:
+        """N candidate requests per item, grouped back by item id, rewarded; the pair (and,
+        for `expand`, the item with the best tag)."""
+        results = self._call(items, step, r, sink)
+        tag = "Pair" if step == "pair_expand" else ""
+        grouped = ({"item": items | f"R{r}{tag}KeyItems" >> beam.Map(lambda it: (it["id"], it)),
+                    "cands": results | f"R{r}{tag}KeyCands" >> beam.Map(
                         lambda res: (res.payload["id"], res))}
-                   | f"R{r}GroupCandidates" >> beam.CoGroupByKey())
-        out = grouped | f"R{r}ExpandParse" >> beam.ParDo(
-            _ExpandFn(self.cfg, r, self.ctx.embeddings), beam.pvalue.AsSingleton(refs)
-        ).with_outputs(_REJ, _PAIR, _EVENT, main="items")
+                   | f"R{r}{tag}GroupCandidates" >> beam.CoGroupByKey())
+        out = grouped | f"R{r}{tag}ExpandParse" >> beam.ParDo(
+            _ExpandFn(self.cfg, r, self.ctx.embeddings, pair_only=bool(tag)),
+            beam.pvalue.AsSingleton(refs)).with_outputs(_REJ, _PAIR, _EVENT, main="items")
         sink["rejected"].append(out[_REJ])
         sink["events"].append(out[_EVENT])
         sink["pairs"].append(out[_PAIR])
@@ -307,14 +343,14 @@ class TagInstructStage(beam.PTransform):
             sink["rejected"].append(started[_REJ])
             sink["events"].append(started[_EVENT])
             items = started["items"]
-            for step in ("compress", "tag"):
+            for step in ("compress", "tag") if cfg.instag_tagger else ("compress",):
                 items = self._parse(self._call(items, step, r, sink), step, r, sink)
             if refs is None:
                 refs = self._corpus_refs(items, r)
             items = self._expand_step(items, r, refs, sink)
-            for step in _SINGLE_STEPS:
+            for step in _SINGLE_STEPS if cfg.instag_tagger else _SINGLE_STEPS[:2]:
                 items = self._parse(self._call(items, step, r, sink), step, r, sink)
-            accepted = items | f"R{r}Accept" >> beam.ParDo(_accept).with_outputs(
+            accepted = items | f"R{r}Accept" >> beam.ParDo(_accept, cfg).with_outputs(
                 _EVENT, main="rows")
             sink["examples"].append(accepted["rows"])
             sink["events"].append(accepted[_EVENT])
@@ -324,6 +360,7 @@ class TagInstructStage(beam.PTransform):
     def _outputs(self, sink: dict[str, list], refs: beam.PCollection
                  ) -> dict[str, beam.PCollection]:
         size, rounds = self.cfg.batch_rows, self.cfg.rounds
+        tagger = self._tagger()
         by_id = (lambda r: r["id"])  # noqa: E731
         examples = (sink["examples"] | "AllExamples" >> beam.Flatten()
                     | "ExampleBatches" >> _Batched(size, examples_to_batch, by_id, by_id))
@@ -334,7 +371,7 @@ class TagInstructStage(beam.PTransform):
         rep = (sink["events"] | "AllEvents" >> beam.Flatten()
                | "FoldEvents" >> beam.CombineGlobally(
                    merge_combine(report.empty, report.add, report.merge))
-               | "Report" >> beam.Map(lambda acc, u: report.finish(acc, rounds, u),
+               | "Report" >> beam.Map(lambda acc, u: report.finish(acc, rounds, u, tagger),
                                       beam.pvalue.AsSingleton(refs)))
-        return {EXAMPLES: examples, PAIRS: pairs, REJECTED: rejected,
+        return {EXAMPLES: examples, TAG_PAIRS: pairs, REJECTED: rejected,
                 DEADLETTER: sink["dead"] | "AllDeadletter" >> beam.Flatten(), REPORT: rep}

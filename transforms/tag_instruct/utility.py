@@ -117,6 +117,15 @@ class UtilityTable:
         return {t: {"utility": round(self.utility[t], 6), "count": self.count[t]}
                 for t in sorted(self.utility)}
 
+    def to_jsonl(self) -> str:
+        """The authors' `tag_values.jsonl` layout: one {tag, count, total_value, average_value}
+        per line, highest average_value first (ties by tag)."""
+        order = sorted(self.utility, key=lambda t: (-self.utility[t], t))
+        return "".join(json.dumps({"tag": t, "count": self.count[t],
+                                   "total_value": round(self.utility[t] * self.count[t], 6),
+                                   "average_value": round(self.utility[t], 6)},
+                                  ensure_ascii=False) + "\n" for t in order)
+
 
 @dataclass(frozen=True)
 class ReferenceSets:
@@ -159,12 +168,37 @@ def top_bottom_table(table: UtilityTable, k: int, min_count: int = 3) -> Utility
                         count={t: table.count[t] for t in keep})
 
 
-def load_utility(path: str | os.PathLike[str]) -> UtilityTable:
-    """JSON file: {tag: {"utility": u, "count": n}} or {tag: u} (count then taken as 1000).
-    Keys are normalized; tags that normalize alike merge (mean weighted by count)."""
-    from transforms.io.files import read_json
+def _jsonl_table(lines: list[str], path: str) -> UtilityTable:
+    """The authors' layout: tags kept as written (their reference sets exactly)."""
+    utility: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for n, line in enumerate(lines, 1):
+        row = json.loads(line)
+        try:
+            tag, c, u = str(row["tag"]).strip(), int(row["count"]), float(row["average_value"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}:{n}: expected tag, count, average_value ({e})") from e
+        if tag and c > 0:
+            utility[tag], count[tag] = u, c
+    return UtilityTable(utility=utility, count=count)
 
-    data = read_json(os.fspath(path))
+
+def load_utility(path: str | os.PathLike[str]) -> UtilityTable:
+    """Either the authors' JSONL (one {tag, count, total_value, average_value} per line, what
+    `refinery tag-utility` writes; tags kept as written) or a JSON object {tag: {"utility": u,
+    "count": n}} or {tag: u} (count then taken as 1000; keys normalized, tags that normalize
+    alike merge, mean weighted by count)."""
+    from transforms.io.files import read_text
+
+    text = read_text(os.fspath(path))
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    try:
+        first = json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:  # the first line of an indented JSON object
+        first = None
+    if isinstance(first, Mapping) and "tag" in first and "average_value" in first:
+        return _jsonl_table(lines, os.fspath(path))
+    data = json.loads(text)
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a JSON object of tag → utility")
     partial: Partial = {}
@@ -180,6 +214,7 @@ def load_utility(path: str | os.PathLike[str]) -> UtilityTable:
 
 
 def save_utility(table: UtilityTable, path: str | os.PathLike[str]) -> None:
+    """Write `table` in the authors' JSONL layout (see `UtilityTable.to_jsonl`)."""
     from transforms.io.files import write_bytes
 
-    write_bytes(os.fspath(path), json.dumps(table.to_json(), indent=1, sort_keys=True).encode())
+    write_bytes(os.fspath(path), table.to_jsonl().encode())
