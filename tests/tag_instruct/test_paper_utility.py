@@ -115,7 +115,7 @@ def test_paper_config_needs_every_role_and_a_table() -> None:
     data = load_config(PAPER).stages.tag_instruct.model_dump()
     for role in ("teacher", "policy"):
         partial = {**data, "roles": {k: v for k, v in data["roles"].items() if k != role}}
-        with pytest.raises(ValidationError, match=f"'{role}'.*not set under `roles`"):
+        with pytest.raises(ValidationError, match=f"'{role}'.*not set in `roles`"):
             TagInstructConfig.model_validate(partial)
     with pytest.raises(ValidationError, match="set utility_path"):
         TagInstructConfig.model_validate({**data, "utility_path": None})

@@ -182,7 +182,7 @@ class ModelRoles(StrictModel):
 
     @model_validator(mode="after")
     def _required_roles_set(self) -> ModelRoles:
-        if self.require_roles:
+        if self.require_roles and getattr(self, "enabled", True):
             missing = [r for r in self.roles_in_use() if r not in self.roles]
             if missing:
                 raise ValueError(

@@ -66,9 +66,6 @@ class TagInstructConfig(SynthesisConfig, ModelRoles):
     respond_template: Literal["question", "alpaca"] = Field(
         "question", description="the respond step's user message: the question alone (ours) "
         "or wrapped in the Alpaca template (paper)")
-    require_roles: bool = Field(
-        False, description="every role (teacher, policy) must be set under `roles`; a missing "
-        "one is a validation error instead of falling back to the run's `llm` (paper)")
     require_references: bool = Field(
         False, description="the utility table must give disjoint top-K and bottom-K sets "
         "(pool >= 2K), else the run stops before any model call (paper); false: a small "
@@ -128,11 +125,6 @@ class TagInstructConfig(SynthesisConfig, ModelRoles):
 
     @model_validator(mode="after")
     def _paper_needs(self) -> TagInstructConfig:
-        if self.enabled and self.require_roles:
-            missing = sorted(set(self.ROLES) - set(self.roles))
-            if missing:
-                raise ValueError(f"require_roles: role(s) {missing} not set under `roles` "
-                                 "(this config does not fall back to the run's `llm`)")
         if self.enabled and self.require_references and not self.utility_path:
             raise ValueError("require_references: set utility_path (a tag-utility table)")
         return self
