@@ -15,6 +15,8 @@ from transforms.redact import install_log_redaction, secret_env_names
 # Commands that take Beam pipeline options after their own flags: `run` for the pipeline, the
 # others for reading and writing object stores (e.g. --s3_endpoint_url, --s3_region_name).
 BEAM_ARGS = ("run", "release", "report", "inspect")
+TAKE_OVER = ("use an --out holding files Refinery did not write (run.take_over): files under "
+             "published names are moved to OUT/.displaced/, nothing is deleted")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override any config value, e.g. --set emit.num_shards=4")
     run.add_argument("--runner", help="Beam runner (beam.runner)")
+    run.add_argument("--take-over", action="store_true", help=TAKE_OVER)
 
     val = sub.add_parser("validate", help="check a config; list every problem")
     val.add_argument("config")
@@ -38,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("paths", nargs="+")
     ing.add_argument("--out", required=True)
     ing.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ing.add_argument("--take-over", action="store_true", help=TAKE_OVER)
 
     rep = sub.add_parser("report", help="(re)write OUT/report.html from a finished run "
                          "(extra --flags: Beam options for object stores)")
@@ -99,11 +103,13 @@ def _load(config: str | None, args: argparse.Namespace, inputs: list[str]) -> Ru
     overrides = list(args.set)
     if getattr(args, "runner", None):
         overrides.append(f"beam.runner={args.runner}")
+    if getattr(args, "take_over", False):
+        overrides.append("run.take_over=true")
     return load_config(config, overrides, inputs or None, getattr(args, "out", None))
 
 
 def _run(cfg: RunConfig, beam_args: list[str]) -> int:
-    from pipeline.run import RunAborted, run_config
+    from pipeline.run import RunAborted, RunRefused, run_config
     from transforms.io.plan import SourceError
 
     install_log_redaction(secret_env_names(cfg.model_dump(mode="json")))
@@ -112,7 +118,7 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
     except (RunAborted, SourceError) as e:
         print(f"refinery: {e}", file=sys.stderr)
         _layout_hints(getattr(e, "deadletter", None))
-        return 3
+        return 2 if isinstance(e, RunRefused) else 3
     _layout_hints(result.deadletter)
     from pipeline.console import summary_table
 

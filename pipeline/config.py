@@ -38,6 +38,10 @@ class RunSection(StrictModel):
     allow_empty: bool = Field(
         False, description="publish a run that produced no output rows from non-empty input "
         "(otherwise it fails)")
+    take_over: bool = Field(
+        False, description="use an output_dir that holds files Refinery did not write "
+        "(`--take-over`): files under published names are moved to `.displaced/`, others are "
+        "left alone; otherwise such a folder is refused (exit 2)")
 
 
 class BeamConfig(StrictModel):

@@ -12,6 +12,7 @@ s3://; the driver gets the run's pipeline options (endpoints, credentials) for i
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,16 @@ from pipeline.config import RunConfig
 from pipeline.graph import RUN_INFO, build_graph
 from pipeline.manifest import build_manifest
 from pipeline.options import pipeline_options
-from pipeline.publish import PublishError, clean_stale, new_run_dir, out_root, publish, run_lock
+from pipeline.publish import (
+    OutputRefused,
+    PublishError,
+    claim_out,
+    clean_stale,
+    new_run_dir,
+    out_root,
+    publish,
+    run_lock,
+)
 from pipeline.report import write_report
 from pipeline.stages import CURATION, SYNTHESIS
 from pipeline.storage import read_jsonl
@@ -36,6 +46,8 @@ from transforms.io.files import delete_file, join, read_json, write_text
 from transforms.llm.usage import llm_usage, query_counters
 from transforms.redact import Redactor, secret_env_names
 
+log = logging.getLogger(__name__)
+
 
 class RunAborted(Exception):
     """The run finished but its outputs must not be published (or it could not start);
@@ -44,6 +56,11 @@ class RunAborted(Exception):
     def __init__(self, message: str, deadletter: str | None = None):
         super().__init__(message)
         self.deadletter = deadletter
+
+
+class RunRefused(RunAborted):
+    """A usage error found before the run started (exit 2): e.g. `--out` is a file or holds
+    files Refinery did not write."""
 
 
 @dataclass
@@ -70,8 +87,12 @@ def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult
     out = out_root(cfg.run.output_dir)
     try:
         with run_lock(out):
+            for moved in claim_out(out, cfg.run.take_over):
+                log.warning("take-over: moved %s aside (it was not written by Refinery)", moved)
             clean_stale(out)
             return _run_locked(cfg, out, new_run_dir(out), options)
+    except OutputRefused as e:
+        raise RunRefused(str(e)) from e
     except PublishError as e:
         raise RunAborted(str(e)) from e
 
