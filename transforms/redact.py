@@ -8,6 +8,7 @@ variables travel in the pipeline; values never do.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -40,6 +41,15 @@ def secret_env_names(config: Mapping[str, Any]) -> tuple[str, ...]:
 
     walk(config)
     return tuple(sorted(found))
+
+
+def holds_secret(text: str, env_names: Iterable[str] = ()) -> bool:
+    """Whether `text` contains the value of any of the named environment variables."""
+    for name in env_names:
+        value = os.environ.get(name, "")
+        if len(value) >= MIN_SECRET_CHARS and (value in text or json.dumps(value)[1:-1] in text):
+            return True
+    return False
 
 
 def redact(text: str, env_names: Iterable[str] = ()) -> str:
