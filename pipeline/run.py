@@ -125,7 +125,7 @@ def _run_locked(cfg: RunConfig, out: str, run_dir: str, options: PipelineOptions
             + f"\nnothing was published (the previous outputs in {out} are untouched); this "
             f"run's manifest and outputs stay in {run_dir} until the next run; this run's dead "
             f"letter: {dead_path}", deadletter=dead_path)
-    write_text(join(run_dir, "README.md"), render_card(manifest, cfg.emit.split))
+    write_text(join(run_dir, "README.md"), redact(render_card(manifest, cfg.emit.split)))
     write_report(run_dir, redact)
     publish(out, run_dir)
     return RunResult(out, manifest, run_dir)
