@@ -43,6 +43,7 @@ from pipeline.storage import read_jsonl
 from pipeline.timings import stage_seconds, step_msecs
 from transforms.base import RunContext
 from transforms.io.files import delete_file, join, read_json, write_text
+from transforms.llm.deadline import run_deadline
 from transforms.llm.usage import llm_usage, query_counters
 from transforms.redact import Redactor, secret_env_names
 
@@ -90,7 +91,8 @@ def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult
             for moved in claim_out(out, cfg.run.take_over):
                 log.warning("take-over: moved %s aside (it was not written by Refinery)", moved)
             clean_stale(out)
-            return _run_locked(cfg, out, new_run_dir(out), options)
+            with run_deadline(cfg.llm.max_run_s):
+                return _run_locked(cfg, out, new_run_dir(out), options)
     except OutputRefused as e:
         raise RunRefused(str(e)) from e
     except PublishError as e:
