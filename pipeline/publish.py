@@ -70,7 +70,9 @@ PUBLISHED = ("sft", "curated", "preference", "preference_steps", "jsonl", "rejec
              "deadletter", "README.md", MANIFEST, "report.html")
 
 
-OWN = (RUNS, "_work", ".staging", "reviewed", ".displaced")  # Refinery's names besides PUBLISHED
+# Refinery's names besides PUBLISHED: run dirs, scratch, review exports, take-over leftovers,
+# the release flow's diff and dedup index (pipeline/release_flow.py)
+OWN = (RUNS, "_work", ".staging", "reviewed", ".displaced", "release_diff.json", "dedup_index")
 DISPLACED = ".displaced"
 
 

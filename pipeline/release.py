@@ -37,6 +37,7 @@ from pipeline.storage import (
 )
 from transforms.io.files import (
     copy_file,
+    delete_file,
     delete_tree,
     exists,
     is_local,
@@ -46,7 +47,8 @@ from transforms.io.files import (
     write_text,
 )
 
-VERSION = re.compile(r"^v\d+(\.\d+)*$")
+VERSION = re.compile(r"^v\d+(\.\d+)*$")  # the normalized form: v1, v2.1
+_VERSION_IN = re.compile(r"^[vV]?(\d+(?:\.\d+)*)$")  # accepted: v1, V01, 1, v2.01
 INDEX = "releases.json"
 LATEST = "LATEST"
 CHECK_FILE = "release_check.json"
@@ -59,9 +61,12 @@ class ReleaseError(Exception):
 
 
 def validate_version(version: str) -> str:
-    if not isinstance(version, str) or not VERSION.fullmatch(version):
+    """The normalized name of a version: names meaning the same number are one version
+    (v1, v01, V1 and 1 are all `v1`; v2.01 is `v2.1`)."""
+    found = _VERSION_IN.fullmatch(version.strip()) if isinstance(version, str) else None
+    if not found:
         raise ReleaseError(f"release version {version!r} must look like v1, v2.1 (^v\\d+(\\.\\d+)*$)")
-    return version
+    return "v" + ".".join(str(int(x)) for x in found.group(1).split("."))
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -245,15 +250,19 @@ def publish_release(out_dir: str, releases_dir: str, version: str,
     """Copy a checked run to `<releases>/<version>/` (see the module docstring); `check` is
     check_release's result (checked here when not given); `files` are extra files (card,
     changelog) written into the release. Returns the release path."""
-    validate_version(version)
+    version = validate_version(version)
     releases = out_root(releases_dir)
     target = join(releases, version)
-    if _complete(target):
-        raise ReleaseError(f"{target} exists: releases are immutable")
+    clean_partial(releases)
     check = check or check_release(out_dir)
     manifest = read_manifest(out_dir)
     if check.get("config_hash") != manifest["config_hash"]:
         raise ReleaseError("the check result belongs to another run (config hash differs)")
+    if _complete(target):
+        if not _same_run(out_dir, target):
+            raise ReleaseError(f"{target} exists and holds another run: releases are immutable")
+        _list(releases, version, manifest, check)  # a publish stopped after its copy: resumed
+        return target
     # local: build a temporary sibling, rename it; object stores: write in place, check last
     if is_local(releases):
         tmp = join(releases, f".tmp-{version}-{uuid.uuid4().hex}")
@@ -270,23 +279,40 @@ def publish_release(out_dir: str, releases_dir: str, version: str,
     except BaseException:
         delete_tree(tmp)
         raise
-    index = [r for r in read_index(releases) if r["version"] != version]
-    index.append({"version": version, "published_at": _now(),
-                  "config_hash": manifest["config_hash"], "rows": check["rows"],
-                  "previous": latest_version(releases)})
-    index.sort(key=lambda r: version_key(r["version"]))
-    _write_whole(join(releases, INDEX), json.dumps(index, indent=2) + "\n")
-    newest = max(index, key=lambda r: version_key(r["version"]))["version"]
-    _write_whole(join(releases, LATEST), newest + "\n")
+    _list(releases, version, manifest, check)
     return target
 
 
+def _same_run(out_dir: str, target: str) -> bool:
+    """Whether the complete version folder `target` is a copy of `out_dir`'s published run
+    (its manifest, byte for byte)."""
+    mine = join(published_dir(out_dir), "manifest.json")
+    theirs = join(target, "manifest.json")
+    return exists(theirs) and sha256_file(theirs) == sha256_file(mine)
+
+
+def _list(releases: str, version: str, manifest: dict[str, Any], check: dict[str, Any]) -> None:
+    """Add `version` to releases.json (kept as it is when listed already) and point LATEST at
+    the newest version; each file written whole, so rerunning after any failure repairs."""
+    index = read_index(releases)
+    if not any(r["version"] == version for r in index):
+        index.append({"version": version, "published_at": _now(),
+                      "config_hash": manifest["config_hash"], "rows": check["rows"],
+                      "previous": latest_version(releases)})
+        index.sort(key=lambda r: version_key(r["version"]))
+        _write_whole(join(releases, INDEX), json.dumps(index, indent=2) + "\n")
+    newest = max(index, key=lambda r: version_key(r["version"]))["version"]
+    if latest_version(releases) != newest:
+        _write_whole(join(releases, LATEST), newest + "\n")
+
+
 def clean_partial(releases_dir: str) -> list[str]:
-    """Remove what publishes killed before their end left: temporary folders (local disk),
-    version folders without their check file (object stores)."""
+    """Remove what publishes killed before their end left: temporary folders and half-written
+    index files (local disk), version folders without their check file (object stores).
+    Publishes into one releases folder run one at a time (the release DAG's order)."""
     releases = out_root(releases_dir)
-    tops = sorted({f[len(releases) + 1:].split("/", 1)[0] for f in files_under(releases)
-                   if "/" in f[len(releases) + 1:]})
+    names = [f[len(releases) + 1:] for f in files_under(releases)]
+    tops = sorted({n.split("/", 1)[0] for n in names if "/" in n})
     removed = []
     for name in tops:
         folder = join(releases, name)
@@ -294,4 +320,9 @@ def clean_partial(releases_dir: str) -> list[str]:
                                          and not exists(join(folder, CHECK_FILE))):
             delete_tree(folder)
             removed.append(folder)
+    for name in names:
+        if "/" not in name and name.startswith((f".{INDEX}.", f".{LATEST}.")) and \
+                name.endswith(".tmp"):
+            delete_file(join(releases, name))
+            removed.append(join(releases, name))
     return removed
