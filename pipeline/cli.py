@@ -116,7 +116,9 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
     try:
         result = run_config(cfg, beam_args)
     except (RunAborted, SourceError) as e:
-        print(f"refinery: {e}", file=sys.stderr)
+        from pipeline.inspect_rows import printable
+
+        print(f"refinery: {printable(str(e))}", file=sys.stderr)  # may quote row text
         _layout_hints(getattr(e, "deadletter", None))
         return 2 if isinstance(e, RunRefused) else 3
     _layout_hints(result.deadletter)
@@ -131,11 +133,12 @@ def _layout_hints(deadletter: str | None) -> None:
     with an aborted run): the fields seen and the fix, on the terminal."""
     if deadletter is None:
         return
+    from pipeline.inspect_rows import printable
     from pipeline.storage import read_jsonl
     from transforms.io.presets import layout_problems
 
     for line in layout_problems(read_jsonl(deadletter)):
-        print(f"refinery: {line}", file=sys.stderr)
+        print(f"refinery: {printable(line)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,10 @@ s3://; the driver gets the run's pipeline options (endpoints, credentials) for i
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +77,24 @@ class RunResult:
         return join(self.run_dir, "deadletter", "deadletter.jsonl") if self.run_dir else None
 
 
+_NO_SPACE = re.compile(r"No space left on device: '([^']+)'|Disk quota exceeded: '([^']+)'")
+
+
+def disk_full(e: BaseException) -> str | None:
+    """'writing PATH (strerror)' when `e` or any exception it wraps is a full disk or quota
+    (runners re-raise worker errors as new exceptions: the text is looked at too), else None."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"writing {e.filename or '(unknown path)'} ({e.strerror})"
+        found = _NO_SPACE.search(str(e))
+        if found:
+            return f"writing {found.group(1) or found.group(2)} (No space left on device)"
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def make_context(cfg: RunConfig) -> RunContext:
     out = out_root(cfg.run.output_dir)  # absolute: workers may run elsewhere
     return RunContext(seed=cfg.run.seed, output_dir=out, work_dir=join(out, "_work"),
@@ -91,8 +111,18 @@ def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult
             for moved in claim_out(out, cfg.run.take_over):
                 log.warning("take-over: moved %s aside (it was not written by Refinery)", moved)
             clean_stale(out)
+            run_dir = new_run_dir(out)
             with run_deadline(cfg.llm.max_run_s):
-                return _run_locked(cfg, out, new_run_dir(out), options)
+                try:
+                    return _run_locked(cfg, out, run_dir, options)
+                except Exception as e:
+                    full = disk_full(e)
+                    if full is None:
+                        raise
+                    raise RunAborted(
+                        f"the disk is full: {full}\nnothing was published (the previous "
+                        f"outputs in {out} are untouched); free space and rerun (this run's "
+                        f"partial outputs in {run_dir} are removed by the next run)") from e
     except OutputRefused as e:
         raise RunRefused(str(e)) from e
     except PublishError as e:
