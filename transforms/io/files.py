@@ -186,7 +186,7 @@ def stat_key(path: str) -> tuple[int, float]:
     if _is_local(path):
         st = os.stat(path.removeprefix("file://"))
         return st.st_size, st.st_mtime_ns / 1e9
-    meta = FileSystems.metadata(path)
+    meta = FileSystems.match([path], limits=[1])[0].metadata_list[0]
     return meta.size_in_bytes, float(meta.last_updated_in_seconds)
 
 
