@@ -62,11 +62,14 @@ class ReleaseError(Exception):
 
 def validate_version(version: str) -> str:
     """The normalized name of a version: names meaning the same number are one version
-    (v1, v01, V1 and 1 are all `v1`; v2.01 is `v2.1`)."""
+    (v1, v01, V1, 1 and v1.0 are all `v1`; v2.01 is `v2.1`)."""
     found = _VERSION_IN.fullmatch(version.strip()) if isinstance(version, str) else None
     if not found:
         raise ReleaseError(f"release version {version!r} must look like v1, v2.1 (^v\\d+(\\.\\d+)*$)")
-    return "v" + ".".join(str(int(x)) for x in found.group(1).split("."))
+    parts = [int(x) for x in found.group(1).split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return "v" + ".".join(map(str, parts))
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -213,11 +216,27 @@ def latest_version(releases_dir: str) -> str | None:
     return read_text(path).strip() if exists(path) else None
 
 
-def next_version(releases_dir: str) -> str:
-    versions = [r["version"] for r in read_index(releases_dir)]
+def present_versions(releases_dir: str) -> list[str]:
+    """Listed versions and complete version folders (a publish stopped before listing its
+    folder still holds the version), newest last."""
+    releases = out_root(str(releases_dir))
+    names = {f[len(releases) + 1:].split("/", 1)[0] for f in files_under(releases)
+             if "/" in f[len(releases) + 1:]}
+    found = {r["version"] for r in read_index(releases)} | {
+        n for n in names if VERSION.fullmatch(n) and _complete(join(releases, n))}
+    return sorted(found, key=version_key)
+
+
+def next_version(releases_dir: str, out_dir: str | None = None) -> str:
+    """The next major version after every present one; the newest version itself when it
+    already holds `out_dir`'s run (a rerun of an interrupted `auto` publish resumes it)."""
+    versions = present_versions(releases_dir)
     if not versions:
         return "v1"
-    return f"v{version_key(max(versions, key=version_key))[0] + 1}"
+    newest = versions[-1]
+    if out_dir is not None and _same_run(out_dir, join(out_root(str(releases_dir)), newest)):
+        return newest
+    return f"v{version_key(newest)[0] + 1}"
 
 
 def _write_whole(path: str, text: str) -> None:

@@ -93,6 +93,23 @@ def test_a_publish_failed_at_any_step_is_finished_by_rerunning_it(
     assert _state(releases) == _state(clean)
 
 
+@pytest.mark.parametrize("step", ["index", "latest"])
+def test_an_auto_publish_resumed_is_the_same_version(tmp_path: Path, capsys, monkeypatch,
+                                                     step: str) -> None:
+    out = _build(tmp_path, capsys)
+    releases = tmp_path / "releases"
+    with monkeypatch.context() as m:
+        _fail_on(m, step)
+        with pytest.raises(OSError):
+            _publish(out, releases, "auto", capsys)
+    assert _publish(out, releases, "auto", capsys)[0] == 0
+    assert _state(releases)["listed"][0][0] == "v1" and len(_state(releases)["listed"]) == 1
+    other = _build(tmp_path, capsys, n=9, name="other")
+    assert _publish(other, releases, "auto", capsys)[0] == 0  # a new run: the next version
+    assert [v for v, _ in _state(releases)["listed"]] == ["v1", "v2"]
+    assert _state(releases)["latest"] == "v2"
+
+
 def test_another_run_under_a_published_version_is_still_refused(tmp_path: Path, capsys) -> None:
     out = _build(tmp_path, capsys)
     other = _build(tmp_path, capsys, n=9, name="other")
@@ -111,7 +128,7 @@ def test_version_names_meaning_the_same_number_are_one_version(tmp_path: Path, c
     assert code == 3 and "immutable" in err
     assert [r["version"] for r in json.loads((releases / "releases.json").read_text())] == ["v1"]
     assert sorted(p.name for p in releases.iterdir() if p.is_dir()) == ["v1"]
-    assert release.validate_version("V2.01") == "v2.1"
+    assert release.validate_version("V2.01") == "v2.1" and release.validate_version("v1.0") == "v1"
     with pytest.raises(release.ReleaseError):
         release.validate_version("v1-final")
 
