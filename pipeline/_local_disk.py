@@ -81,18 +81,54 @@ def make_dir(path: str) -> bool:
     return True
 
 
+def foreign(out: str, names: tuple[str, ...], current: str, own: tuple[str, ...]) -> list[str]:
+    """Entries of `out` Refinery did not write: anything but the `own` names, the links
+    `<name>` → <current>/<name>, the link `<current>` itself and pointer switches killed
+    half-way (sorted names)."""
+    root = Path(out)
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        name = entry.name
+        if name in own or (name.startswith(f".{current}.") and name.endswith(".tmp")):
+            continue
+        if entry.is_symlink() and (name == current or (
+                name in names and os.readlink(entry) == f"{current}/{name}")):
+            continue
+        found.append(name)
+    return sorted(found)
+
+
+def displace(out: str, names: list[str], into: str) -> list[str]:
+    """Move `<out>/<name>` for each name into `<out>/<into>/<time>/` (a take-over keeps the
+    user's files); returns the new paths."""
+    import time
+
+    dest = Path(out) / into / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for name in names:
+        target = dest / name
+        os.replace(Path(out) / name, target)
+        moved.append(str(target))
+    return moved
+
+
 def ensure_links(out: str, names: tuple[str, ...], current: str) -> None:
-    """`<out>/<name>` → <current>/<name> for every name (replacing files or directories an
-    older version wrote there)."""
+    """`<out>/<name>` → <current>/<name> for every name. Only links are replaced: a file or
+    folder under a published name was not written by Refinery and is never deleted
+    (FileExistsError; the run's take-over check moves such files aside first)."""
     for name in names:
         link = Path(out) / name
         target = f"{current}/{name}"
         if link.is_symlink() and os.readlink(link) == target:
             continue
-        if link.is_symlink() or link.is_file():
+        if link.is_symlink():
             link.unlink()
-        elif link.is_dir():
-            shutil.rmtree(link)
+        elif link.exists():
+            raise FileExistsError(f"{link} is not Refinery's (not a link into {current}/); "
+                                  "move it away or rerun with --take-over")
         os.symlink(target, link)
 
 

@@ -98,7 +98,12 @@ def _stage_counts(manifest: dict[str, Any]) -> dict[str, tuple[int, int]]:
 def budget_problems(cfg: RunConfig, manifest: dict[str, Any], entries: list[dict[str, Any]]
                     ) -> list[BudgetProblem]:
     """Every reason not to publish this run (empty: publish)."""
-    problems = _file_problems(cfg, manifest, entries)
+    problems = [BudgetProblem("ingest", (
+        f"{i['path']} changed while the run read it ({i['changed_while_read']['planned_bytes']}"
+        f" bytes when planned, {i['changed_while_read']['now_bytes']} now): its rows may mix "
+        "two versions of the file; rerun once it is complete"))
+        for i in manifest["inputs"] if i.get("changed_while_read")]
+    problems += _file_problems(cfg, manifest, entries)
     counts = _stage_counts(manifest)
     for stage, (bad, whole) in counts.items():
         stage_cfg = getattr(cfg.stages, stage, None)

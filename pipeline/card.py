@@ -73,7 +73,7 @@ def render_card(manifest: dict[str, Any], split: str,
         f"- config hash: `{manifest['config_hash']}`",
         f"- records in: {c['records_in']}; kept: {c['records_out']}; rejected: {c['rejected']}; "
         f"dead letter: {c['deadletter']} (conservation holds: {c['holds']})",
-        *[f"- input `{i['path']}` ({i['layout']}, sha256 `{i['sha256'][:16]}…`)"
+        *[f"- input `{i['path']}` ({i['layout']}, sha256 `{(i['sha256'] or 'unread')[:16]}…`)"
           for i in manifest["inputs"]],
         "", "## Load", "", "```python", "from datasets import load_dataset",
         *[f"{d} = load_dataset(\"parquet\", data_dir=\"{folder[d]}\", split=\"{split}\")"

@@ -15,6 +15,8 @@ from transforms.redact import install_log_redaction, secret_env_names
 # Commands that take Beam pipeline options after their own flags: `run` for the pipeline, the
 # others for reading and writing object stores (e.g. --s3_endpoint_url, --s3_region_name).
 BEAM_ARGS = ("run", "release", "report", "inspect", "export")
+TAKE_OVER = ("use an --out holding files Refinery did not write (run.take_over): files under "
+             "published names are moved to OUT/.displaced/, nothing is deleted")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override any config value, e.g. --set emit.num_shards=4")
     run.add_argument("--runner", help="Beam runner (beam.runner)")
+    run.add_argument("--take-over", action="store_true", help=TAKE_OVER)
 
     val = sub.add_parser("validate", help="check a config; list every problem")
     val.add_argument("config")
@@ -38,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("paths", nargs="+")
     ing.add_argument("--out", required=True)
     ing.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ing.add_argument("--take-over", action="store_true", help=TAKE_OVER)
 
     rep = sub.add_parser("report", help="(re)write OUT/report.html from a finished run "
                          "(extra --flags: Beam options for object stores)")
@@ -109,20 +113,24 @@ def _load(config: str | None, args: argparse.Namespace, inputs: list[str]) -> Ru
     overrides = list(args.set)
     if getattr(args, "runner", None):
         overrides.append(f"beam.runner={args.runner}")
+    if getattr(args, "take_over", False):
+        overrides.append("run.take_over=true")
     return load_config(config, overrides, inputs or None, getattr(args, "out", None))
 
 
 def _run(cfg: RunConfig, beam_args: list[str]) -> int:
-    from pipeline.run import RunAborted, run_config
+    from pipeline.run import RunAborted, RunRefused, run_config
     from transforms.io.plan import SourceError
 
     install_log_redaction(secret_env_names(cfg.model_dump(mode="json")))
     try:
         result = run_config(cfg, beam_args)
     except (RunAborted, SourceError) as e:
-        print(f"refinery: {e}", file=sys.stderr)
+        from pipeline.inspect_rows import printable
+
+        print(f"refinery: {printable(str(e))}", file=sys.stderr)  # may quote row text
         _layout_hints(getattr(e, "deadletter", None))
-        return 3
+        return 2 if isinstance(e, RunRefused) else 3
     _layout_hints(result.deadletter)
     from pipeline.console import summary_table
 
@@ -135,11 +143,12 @@ def _layout_hints(deadletter: str | None) -> None:
     with an aborted run): the fields seen and the fix, on the terminal."""
     if deadletter is None:
         return
+    from pipeline.inspect_rows import printable
     from pipeline.storage import read_jsonl
     from transforms.io.presets import layout_problems
 
     for line in layout_problems(read_jsonl(deadletter)):
-        print(f"refinery: {line}", file=sys.stderr)
+        print(f"refinery: {printable(line)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,10 @@ class RunSection(StrictModel):
     allow_empty: bool = Field(
         False, description="publish a run that produced no output rows from non-empty input "
         "(otherwise it fails)")
+    take_over: bool = Field(
+        False, description="use an output_dir that holds files Refinery did not write "
+        "(`--take-over`): files under published names are moved to `.displaced/`, others are "
+        "left alone; otherwise such a folder is refused (exit 2)")
 
 
 class BeamConfig(StrictModel):
@@ -158,12 +162,53 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
             node = node.setdefault(key, {})
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config file or --set value
+MAX_CONFIG_NODES = 100_000  # values once aliases are expanded (an alias bomb has billions)
+MAX_CONFIG_DEPTH = 64  # nesting of mappings and lists
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """`yaml.safe_load(text)` within limits of size, expanded size (aliases counted as what
+    they stand for) and depth, checked on the event stream before anything is built: a
+    config built to explode in memory fails fast (ConfigError)."""
+    if len(text.encode("utf-8", "replace")) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"<file>: {where} is larger than {MAX_CONFIG_BYTES} bytes"])
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = [[0, None]]  # per open collection: [values in it, its anchor]
+    total = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                stack.append([1, event.anchor])
+                if len(stack) > MAX_CONFIG_DEPTH:
+                    raise ConfigError([f"<file>: {where} nests deeper than {MAX_CONFIG_DEPTH}"])
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                n, anchor = stack.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                n, anchor = 1, event.anchor
+            elif isinstance(event, yaml.AliasEvent):
+                n, anchor = sizes.get(event.anchor, 1), None
+                total += n
+            else:
+                continue
+            if anchor is not None:
+                sizes[anchor] = n
+            stack[-1][0] += n
+            if total > MAX_CONFIG_NODES or stack[-1][0] > MAX_CONFIG_NODES:
+                raise ConfigError([f"<file>: {where} expands to more than {MAX_CONFIG_NODES} "
+                                   "values (YAML aliases): refused"])
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError([f"<file>: not valid YAML in {where}: {e}"]) from e
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'a.b=value' → ('a.b', YAML-parsed value)."""
     if "=" not in text:
         raise ConfigError([f"--set {text!r}: expected dotted.key=value"])
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip(), safe_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -189,12 +234,12 @@ def read_config_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any
         cycle = " -> ".join(str(p) for p in (*_chain, resolved))
         raise ConfigError([f"extends: cycle {cycle}"])
     try:
-        loaded = yaml.safe_load(path.read_text())  # local-only: a config file
+        with path.open("rb") as fh:  # local-only: a config file (read no more than the limit)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError as e:
         where = f" (extended by {_chain[-1]})" if _chain else ""
         raise ConfigError([f"<file>: config file not found: {path}{where}"]) from e
-    except yaml.YAMLError as e:
-        raise ConfigError([f"<file>: not valid YAML in {path}: {e}"]) from e
+    loaded = safe_yaml(raw.decode("utf-8", "replace"), str(path))
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError([f"<root>: the config must be a mapping of sections ({path})"])
     data = dict(loaded or {})

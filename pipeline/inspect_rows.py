@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from typing import Any, TextIO
 
 from pipeline import report_data as rd
@@ -16,6 +17,15 @@ from pipeline.console import is_terminal
 from transforms.io.files import exists, join
 
 DATASETS = ("sft", "curated", "preference", "tag_policy", "rejected", "deadletter")
+
+
+def printable(text: str) -> str:
+    """Row text made safe for a terminal: control characters (escape sequences, bells,
+    carriage returns) and bidirectional overrides are shown as `\\x1b`-style escapes, never
+    sent raw; newlines and tabs stay."""
+    return "".join(ch if ch in "\n\t" or not (
+        unicodedata.category(ch) == "Cc" or "\u202a" <= ch <= "\u202e"
+        or "\u2066" <= ch <= "\u2069") else ascii(ch)[1:-1] for ch in text)
 
 
 class InspectError(Exception):
@@ -65,20 +75,22 @@ def print_rows(rows: list[dict[str, str]], title: str, stream: TextIO | None = N
     if not rows:
         print(f"{title}: no rows", file=stream)
         return
-    if is_terminal(stream):
+    if is_terminal(stream):  # row text is data: plain Text (never markup), controls escaped
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, show_lines=True)
+        table = Table(title=Text(printable(title)), show_lines=True)
         for key in rows[0]:
-            table.add_column(key, overflow="fold")
+            table.add_column(Text(printable(str(key))), overflow="fold")
         for row in rows:
-            table.add_row(*(str(row.get(k, "")) for k in rows[0]))
+            table.add_row(*(Text(printable(str(row.get(k, "")))) for k in rows[0]))
         Console(file=stream).print(table)
         return
-    print(f"# {title}: {len(rows)} rows", file=stream)
+    print(f"# {printable(title)}: {len(rows)} rows", file=stream)
     for row in rows:
         for key, value in row.items():
             text = "" if value is None else str(value)  # one line per field: \n shown escaped
-            print(f"{key}: {json.dumps(text, ensure_ascii=False)[1:-1]}", file=stream)
+            line = f"{key}: {json.dumps(text, ensure_ascii=False)[1:-1]}"
+            print(printable(line), file=stream)
         print("", file=stream)

@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 
 from pipeline.config import RunConfig
 from pipeline.stages import CURATION
-from pipeline.storage import files_under, read_parquet, sha256_files
+from pipeline.storage import files_under, read_parquet, sha256_files, sha256_prefix
+from transforms.io.files import special_kind, stat_key
 from transforms.io.read_sources import FILE_STAGE
 
 VERSIONED = ("refinery", "apache-beam", "pyarrow", "polars", "datasets", "pydantic", "numpy",
@@ -36,6 +37,26 @@ def file_sha256(path: str) -> str:
     """sha256 of an input file, or of every file under an input directory (a `datasets`
     save_to_disk folder) in path order; local or on an object store, streamed."""
     return sha256_files(files_under(path) or [path])
+
+
+def input_checksum(path: str, planned: list | None) -> dict[str, Any]:
+    """{"sha256": ...} of the bytes the run read: the file's first `size` bytes as planned
+    (JSONL is read in byte ranges up to that size), with `changed_while_read` when its size or
+    modification time is not what it was when planned. A file that cannot be read (skipped
+    as unreadable, a pipe) has sha256 null: hashing it never stops the run."""
+    if special_kind(path):
+        return {"sha256": None}
+    try:
+        if not planned:
+            return {"sha256": file_sha256(path)}
+        size, mtime = planned
+        out: dict[str, Any] = {"sha256": sha256_prefix(path, int(size))}
+        now = stat_key(path)
+        if (now[0], now[1]) != (size, mtime):
+            out["changed_while_read"] = {"planned_bytes": size, "now_bytes": now[0]}
+        return out
+    except OSError:
+        return {"sha256": None}
 
 
 def relative(path: str, base: str) -> str:
@@ -69,6 +90,8 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
                 f = files.setdefault(r["file"], {"layout": r["layout"], "format": r["format"],
                                                  "rows_read": 0, "examples": 0, "pairs": 0,
                                                  "deadletter": 0, "file_errors": 0})
+                if r.get("planned"):
+                    f["planned"] = r["planned"]
                 for k in ("rows_read", "examples", "pairs", "deadletter", "file_errors"):
                     f[k] += r.get(k, 0)
             merged[stage] = {"files": dict(sorted(files.items()))}
@@ -111,7 +134,8 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
         "name": cfg.run.name,
         "config_hash": cfg.config_hash(),
         "config": cfg.model_dump(mode="json"),
-        "inputs": [{"path": p, "sha256": file_sha256(p), **files[p]} for p in files],
+        "inputs": [{"path": p, **input_checksum(p, files[p].get("planned")),
+                    **{k: v for k, v in files[p].items() if k != "planned"}} for p in files],
         "counts": {
             "records_in": records_in,
             "outputs": {k: dict(sorted(v.items())) for k, v in sorted(outputs.items())},

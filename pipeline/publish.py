@@ -71,8 +71,19 @@ PUBLISHED = ("sft", "curated", "preference", "preference_steps", "tag_policy",
              "deadletter", "README.md", MANIFEST, "report.html")
 
 
+# Refinery's names besides PUBLISHED: run dirs, scratch, review exports, take-over leftovers,
+# the release flow's diff and dedup index (pipeline/release_flow.py)
+OWN = (RUNS, "_work", ".staging", "reviewed", ".displaced", "release_diff.json", "dedup_index")
+DISPLACED = ".displaced"
+
+
 class PublishError(Exception):
     """The output directory cannot be used (not a directory, or another run holds it)."""
+
+
+class OutputRefused(PublishError):
+    """A usage error found before the run starts: `--out` is a file, or a folder holding files
+    Refinery did not write (and no take-over was asked for)."""
 
 
 def out_root(out: str) -> str:
@@ -97,13 +108,46 @@ def run_lock(out: str) -> Iterator[None]:
     try:
         runs = local.prepare_out(out, RUNS)
     except ValueError as e:
-        raise PublishError(str(e)) from e
+        raise OutputRefused(str(e)) from e
     try:
         with local.flock(join(runs, LOCK)):
             yield
     except local.LockHeld:
         raise PublishError(f"another run is writing into {out} (lock {join(runs, LOCK)}); "
                            "wait for it or choose another output directory") from None
+
+
+def claim_out(out: str, take_over: bool) -> list[str]:
+    """Refuse (OutputRefused) an output folder holding files Refinery did not write, unless
+    `take_over`: then files under published names are moved into `<out>/.displaced/<time>/`
+    (returned), and other files are left alone. Refinery never deletes what it did not write."""
+    if is_local(out):
+        found = local.foreign(out, PUBLISHED, CURRENT, OWN)
+    else:
+        ours = (*OWN, *(PUBLISHED + (POINTER,) if exists(join(out, POINTER)) else ()))
+        found = sorted({_rel(f, out).split("/", 1)[0] for f in files_under(out)} - set(ours))
+    if not found:
+        return []
+    if not take_over:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise OutputRefused(
+            f"the output directory {out} holds files Refinery did not write ({shown}); "
+            "choose an empty or new folder, or rerun with --take-over (run.take_over=true): "
+            f"files under published names are then moved into {join(out, DISPLACED)}/, "
+            "others are left alone")
+    clash = [n for n in found if n in (*PUBLISHED, CURRENT, POINTER)]
+    if not clash:
+        return []
+    if is_local(out):
+        return local.displace(out, clash, DISPLACED)
+    dest = join(out, DISPLACED, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    moved = []
+    for name in clash:
+        for f in files_under(join(out, name)) or [join(out, name)]:
+            copy_file(f, join(dest, _rel(f, out)))
+            delete_file(f)
+            moved.append(join(dest, _rel(f, out)))
+    return moved
 
 
 def _alive(pid: int) -> bool:

@@ -37,6 +37,7 @@ from pipeline.storage import (
 )
 from transforms.io.files import (
     copy_file,
+    delete_file,
     delete_tree,
     exists,
     is_local,
@@ -46,7 +47,8 @@ from transforms.io.files import (
     write_text,
 )
 
-VERSION = re.compile(r"^v\d+(\.\d+)*$")
+VERSION = re.compile(r"^v\d+(\.\d+)*$")  # the normalized form: v1, v2.1
+_VERSION_IN = re.compile(r"^[vV]?(\d+(?:\.\d+)*)$")  # accepted: v1, V01, 1, v2.01
 INDEX = "releases.json"
 LATEST = "LATEST"
 CHECK_FILE = "release_check.json"
@@ -59,9 +61,15 @@ class ReleaseError(Exception):
 
 
 def validate_version(version: str) -> str:
-    if not isinstance(version, str) or not VERSION.fullmatch(version):
+    """The normalized name of a version: names meaning the same number are one version
+    (v1, v01, V1, 1 and v1.0 are all `v1`; v2.01 is `v2.1`)."""
+    found = _VERSION_IN.fullmatch(version.strip()) if isinstance(version, str) else None
+    if not found:
         raise ReleaseError(f"release version {version!r} must look like v1, v2.1 (^v\\d+(\\.\\d+)*$)")
-    return version
+    parts = [int(x) for x in found.group(1).split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return "v" + ".".join(map(str, parts))
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -208,11 +216,27 @@ def latest_version(releases_dir: str) -> str | None:
     return read_text(path).strip() if exists(path) else None
 
 
-def next_version(releases_dir: str) -> str:
-    versions = [r["version"] for r in read_index(releases_dir)]
+def present_versions(releases_dir: str) -> list[str]:
+    """Listed versions and complete version folders (a publish stopped before listing its
+    folder still holds the version), newest last."""
+    releases = out_root(str(releases_dir))
+    names = {f[len(releases) + 1:].split("/", 1)[0] for f in files_under(releases)
+             if "/" in f[len(releases) + 1:]}
+    found = {r["version"] for r in read_index(releases)} | {
+        n for n in names if VERSION.fullmatch(n) and _complete(join(releases, n))}
+    return sorted(found, key=version_key)
+
+
+def next_version(releases_dir: str, out_dir: str | None = None) -> str:
+    """The next major version after every present one; the newest version itself when it
+    already holds `out_dir`'s run (a rerun of an interrupted `auto` publish resumes it)."""
+    versions = present_versions(releases_dir)
     if not versions:
         return "v1"
-    return f"v{version_key(max(versions, key=version_key))[0] + 1}"
+    newest = versions[-1]
+    if out_dir is not None and _same_run(out_dir, join(out_root(str(releases_dir)), newest)):
+        return newest
+    return f"v{version_key(newest)[0] + 1}"
 
 
 def _write_whole(path: str, text: str) -> None:
@@ -245,15 +269,19 @@ def publish_release(out_dir: str, releases_dir: str, version: str,
     """Copy a checked run to `<releases>/<version>/` (see the module docstring); `check` is
     check_release's result (checked here when not given); `files` are extra files (card,
     changelog) written into the release. Returns the release path."""
-    validate_version(version)
+    version = validate_version(version)
     releases = out_root(releases_dir)
     target = join(releases, version)
-    if _complete(target):
-        raise ReleaseError(f"{target} exists: releases are immutable")
+    clean_partial(releases)
     check = check or check_release(out_dir)
     manifest = read_manifest(out_dir)
     if check.get("config_hash") != manifest["config_hash"]:
         raise ReleaseError("the check result belongs to another run (config hash differs)")
+    if _complete(target):
+        if not _same_run(out_dir, target):
+            raise ReleaseError(f"{target} exists and holds another run: releases are immutable")
+        _list(releases, version, manifest, check)  # a publish stopped after its copy: resumed
+        return target
     # local: build a temporary sibling, rename it; object stores: write in place, check last
     if is_local(releases):
         tmp = join(releases, f".tmp-{version}-{uuid.uuid4().hex}")
@@ -270,23 +298,40 @@ def publish_release(out_dir: str, releases_dir: str, version: str,
     except BaseException:
         delete_tree(tmp)
         raise
-    index = [r for r in read_index(releases) if r["version"] != version]
-    index.append({"version": version, "published_at": _now(),
-                  "config_hash": manifest["config_hash"], "rows": check["rows"],
-                  "previous": latest_version(releases)})
-    index.sort(key=lambda r: version_key(r["version"]))
-    _write_whole(join(releases, INDEX), json.dumps(index, indent=2) + "\n")
-    newest = max(index, key=lambda r: version_key(r["version"]))["version"]
-    _write_whole(join(releases, LATEST), newest + "\n")
+    _list(releases, version, manifest, check)
     return target
 
 
+def _same_run(out_dir: str, target: str) -> bool:
+    """Whether the complete version folder `target` is a copy of `out_dir`'s published run
+    (its manifest, byte for byte)."""
+    mine = join(published_dir(out_dir), "manifest.json")
+    theirs = join(target, "manifest.json")
+    return exists(theirs) and sha256_file(theirs) == sha256_file(mine)
+
+
+def _list(releases: str, version: str, manifest: dict[str, Any], check: dict[str, Any]) -> None:
+    """Add `version` to releases.json (kept as it is when listed already) and point LATEST at
+    the newest version; each file written whole, so rerunning after any failure repairs."""
+    index = read_index(releases)
+    if not any(r["version"] == version for r in index):
+        index.append({"version": version, "published_at": _now(),
+                      "config_hash": manifest["config_hash"], "rows": check["rows"],
+                      "previous": latest_version(releases)})
+        index.sort(key=lambda r: version_key(r["version"]))
+        _write_whole(join(releases, INDEX), json.dumps(index, indent=2) + "\n")
+    newest = max(index, key=lambda r: version_key(r["version"]))["version"]
+    if latest_version(releases) != newest:
+        _write_whole(join(releases, LATEST), newest + "\n")
+
+
 def clean_partial(releases_dir: str) -> list[str]:
-    """Remove what publishes killed before their end left: temporary folders (local disk),
-    version folders without their check file (object stores)."""
+    """Remove what publishes killed before their end left: temporary folders and half-written
+    index files (local disk), version folders without their check file (object stores).
+    Publishes into one releases folder run one at a time (the release DAG's order)."""
     releases = out_root(releases_dir)
-    tops = sorted({f[len(releases) + 1:].split("/", 1)[0] for f in files_under(releases)
-                   if "/" in f[len(releases) + 1:]})
+    names = [f[len(releases) + 1:] for f in files_under(releases)]
+    tops = sorted({n.split("/", 1)[0] for n in names if "/" in n})
     removed = []
     for name in tops:
         folder = join(releases, name)
@@ -294,4 +339,9 @@ def clean_partial(releases_dir: str) -> list[str]:
                                          and not exists(join(folder, CHECK_FILE))):
             delete_tree(folder)
             removed.append(folder)
+    for name in names:
+        if "/" not in name and name.startswith((f".{INDEX}.", f".{LATEST}.")) and \
+                name.endswith(".tmp"):
+            delete_file(join(releases, name))
+            removed.append(join(releases, name))
     return removed

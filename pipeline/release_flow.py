@@ -39,9 +39,11 @@ def previous_dir(releases_dir: str) -> str | None:
     return join(releases_dir, latest) if latest else None
 
 
-def resolve_version(releases_dir: str, version: str) -> str:
-    """'auto' → the next major version after the newest release; anything else validated."""
-    return next_version(releases_dir) if version == "auto" else validate_version(version)
+def resolve_version(releases_dir: str, version: str, out_dir: str | None = None) -> str:
+    """'auto' → the next major version after the newest release (or the newest itself when it
+    holds `out_dir`'s run: a publish resumed); anything else validated and normalized."""
+    return next_version(releases_dir, out_dir) if version == "auto" \
+        else validate_version(version)
 
 
 def build_overrides(out_dir: str, releases_dir: str, dedup_enabled: bool) -> list[str]:
@@ -84,7 +86,7 @@ def publish(out_dir: str, releases_dir: str, version: str, check_result: dict[st
             ) -> str:
     """Card with version and changelog, then the atomic publish. `check_result` is the
     check step's output (a scheduler passes it along; it is not checked twice)."""
-    version = resolve_version(releases_dir, version)
+    version = resolve_version(releases_dir, version, out_dir)
     previous = latest_version(releases_dir)
     diff_path = join(out_dir, DIFF_FILE)
     changes = (read_json(diff_path) if exists(diff_path)

@@ -11,7 +11,10 @@ s3://; the driver gets the run's pipeline options (endpoints, credentials) for i
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,15 +29,27 @@ from pipeline.config import RunConfig
 from pipeline.graph import RUN_INFO, build_graph
 from pipeline.manifest import build_manifest
 from pipeline.options import pipeline_options
-from pipeline.publish import PublishError, clean_stale, new_run_dir, out_root, publish, run_lock
+from pipeline.publish import (
+    OutputRefused,
+    PublishError,
+    claim_out,
+    clean_stale,
+    new_run_dir,
+    out_root,
+    publish,
+    run_lock,
+)
 from pipeline.report import write_report
 from pipeline.stages import CURATION, SYNTHESIS
 from pipeline.storage import read_jsonl
 from pipeline.timings import stage_seconds, step_msecs
 from transforms.base import RunContext
 from transforms.io.files import delete_file, join, read_json, write_text
+from transforms.llm.deadline import run_deadline
 from transforms.llm.usage import llm_usage, query_counters
 from transforms.redact import Redactor, secret_env_names
+
+log = logging.getLogger(__name__)
 
 
 class RunAborted(Exception):
@@ -46,6 +61,11 @@ class RunAborted(Exception):
         self.deadletter = deadletter
 
 
+class RunRefused(RunAborted):
+    """A usage error found before the run started (exit 2): e.g. `--out` is a file or holds
+    files Refinery did not write."""
+
+
 @dataclass
 class RunResult:
     out_dir: str
@@ -55,6 +75,24 @@ class RunResult:
     @property
     def deadletter(self) -> str | None:
         return join(self.run_dir, "deadletter", "deadletter.jsonl") if self.run_dir else None
+
+
+_NO_SPACE = re.compile(r"No space left on device: '([^']+)'|Disk quota exceeded: '([^']+)'")
+
+
+def disk_full(e: BaseException) -> str | None:
+    """'writing PATH (strerror)' when `e` or any exception it wraps is a full disk or quota
+    (runners re-raise worker errors as new exceptions: the text is looked at too), else None."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"writing {e.filename or '(unknown path)'} ({e.strerror})"
+        found = _NO_SPACE.search(str(e))
+        if found:
+            return f"writing {found.group(1) or found.group(2)} (No space left on device)"
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def make_context(cfg: RunConfig) -> RunContext:
@@ -70,8 +108,23 @@ def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult
     out = out_root(cfg.run.output_dir)
     try:
         with run_lock(out):
+            for moved in claim_out(out, cfg.run.take_over):
+                log.warning("take-over: moved %s aside (it was not written by Refinery)", moved)
             clean_stale(out)
-            return _run_locked(cfg, out, new_run_dir(out), options)
+            run_dir = new_run_dir(out)
+            with run_deadline(cfg.llm.max_run_s):
+                try:
+                    return _run_locked(cfg, out, run_dir, options)
+                except Exception as e:
+                    full = disk_full(e)
+                    if full is None:
+                        raise
+                    raise RunAborted(
+                        f"the disk is full: {full}\nnothing was published (the previous "
+                        f"outputs in {out} are untouched); free space and rerun (this run's "
+                        f"partial outputs in {run_dir} are removed by the next run)") from e
+    except OutputRefused as e:
+        raise RunRefused(str(e)) from e
     except PublishError as e:
         raise RunAborted(str(e)) from e
 
@@ -104,7 +157,7 @@ def _run_locked(cfg: RunConfig, out: str, run_dir: str, options: PipelineOptions
             + f"\nnothing was published (the previous outputs in {out} are untouched); this "
             f"run's manifest and outputs stay in {run_dir} until the next run; this run's dead "
             f"letter: {dead_path}", deadletter=dead_path)
-    write_text(join(run_dir, "README.md"), render_card(manifest, cfg.emit.split))
+    write_text(join(run_dir, "README.md"), redact(render_card(manifest, cfg.emit.split)))
     write_report(run_dir, redact)
     publish(out, run_dir)
     return RunResult(out, manifest, run_dir)

@@ -37,6 +37,19 @@ def sha256_files(paths: list[str]) -> str:
     return h.hexdigest()
 
 
+def sha256_prefix(path: str, size: int) -> str:
+    """sha256 of the first `size` bytes of one file, streamed."""
+    h = hashlib.sha256()
+    with open_read(path) as f:
+        while size > 0:
+            chunk = f.read(min(CHUNK, size))
+            if not chunk:
+                break
+            h.update(chunk)
+            size -= len(chunk)
+    return h.hexdigest()
+
+
 def sha256_file(path: str) -> str:
     """sha256 of one file, streamed."""
     return sha256_files([path])

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @model_validator(mode="after")
+    def _env_fields_are_names(self) -> Self:
+        """Every `*_env` field names an environment variable; a pasted secret is refused
+        (without echoing it)."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name.endswith("_env") and isinstance(value, str) and value and \
+                    not _ENV_NAME.fullmatch(value):
+                raise ValueError(f"{name} must be the name of an environment variable "
+                                 "(letters, digits, _), not its value")
+        return self
 
 
 class StageConfig(StrictModel):

@@ -1,13 +1,16 @@
 """Secret redaction: one function for every stored text (dead letter, cache, logs, report).
 
 Redacts the values of the environment variables a config names (any `*_env` field, e.g.
-`llm.api_key_env`), resolved where the text is written (workers have the same environment),
-and secret-shaped tokens: `Bearer …`, `sk-…` keys and `api_key: …` style assignments. Names of
+`llm.api_key_env`, which must be a variable name), resolved where the text is written (workers
+have the same environment), credentials in URLs (`scheme://user:pass@host`) and secret-shaped
+tokens: `Bearer …`, `sk-…` keys and `api_key: …` style assignments. For texts Refinery writes
+about errors and configuration only: model outputs and input rows are data, never altered. Names of
 variables travel in the pipeline; values never do.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -21,7 +24,9 @@ PATTERNS = (
     re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"),
     re.compile(r"(?i)\b((?:x-)?api[_-]?key|authorization|access[_-]?token|secret)"
                r"(\"?'?\s*[:=]\s*\"?'?)[^\s\"',;}]{4,}"),
+    re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\"'<>]+@"),  # credentials in a URL
 )
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def secret_env_names(config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -42,6 +47,15 @@ def secret_env_names(config: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def holds_secret(text: str, env_names: Iterable[str] = ()) -> bool:
+    """Whether `text` contains the value of any of the named environment variables."""
+    for name in env_names:
+        value = os.environ.get(name, "")
+        if len(value) >= MIN_SECRET_CHARS and (value in text or json.dumps(value)[1:-1] in text):
+            return True
+    return False
+
+
 def redact(text: str, env_names: Iterable[str] = ()) -> str:
     """`text` with secret values and secret-shaped tokens replaced by [REDACTED]."""
     for name in env_names:
@@ -50,6 +64,7 @@ def redact(text: str, env_names: Iterable[str] = ()) -> str:
             text = text.replace(value, MASK)
     text = PATTERNS[0].sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = PATTERNS[1].sub(MASK, text)
+    text = PATTERNS[3].sub(lambda m: f"{m.group(1)}{MASK}@", text)
     return PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
 
 

@@ -59,7 +59,8 @@ def records(splits: list[FileSplit]) -> list[tuple]:
 
 
 def converted(splits: list[FileSplit], name: str = "ds") -> dict[str, list]:
-    """What ingest makes of the splits, the file name left out (it is the URL or the path)."""
+    """What ingest makes of the splits, the file name and its planned (size, mtime) left out
+    (the URL or the path; each copy has its own modification time)."""
     out: dict[str, list] = {"example": [], "pair": [], "deadletter": [], "report": []}
     src = SourceConfig(path="x", name=name)
     for split in splits:
@@ -68,7 +69,7 @@ def converted(splits: list[FileSplit], name: str = "ds") -> dict[str, list]:
                 out[kind] += [{**r, "source": {**r["source"], "file": None}}
                               for r in value.to_pylist()]
             else:
-                out[kind].append({k: v for k, v in value.items() if k != "file"})
+                out[kind].append({k: v for k, v in value.items() if k not in ("file", "planned")})
     return out
 
 

@@ -105,7 +105,9 @@ def test_stale_staging_is_cleaned_and_the_layout_reads_as_before(tmp_path: Path,
     (out / ".staging" / "sft").mkdir(parents=True)  # the old staging directory
     (out / "sft").mkdir()  # outputs of the old layout
     (out / "sft" / "train-00000-of-00009.parquet").write_bytes(b"old")
-    assert run_cli(capsys, [src], out)[0] == 0
+    assert run_cli(capsys, [src], out)[0] == 2  # not written by this layout: refused ...
+    assert run_cli(capsys, [src], out, "--take-over")[0] == 0  # ... unless taken over
+    assert [p.read_bytes() for p in (out / ".displaced").rglob("*.parquet")] == [b"old"]
     assert run_cli(capsys, [src], out)[0] == 0
     runs = [p.name for p in (out / ".runs").iterdir() if p.is_dir()]
     assert len(runs) == 2 and "20200101T000000Z-1" not in runs  # published + previous

@@ -95,10 +95,11 @@ def test_one_failing_row_costs_only_itself(monkeypatch) -> None:
 
 
 def test_the_response_cache_stores_no_secret(tmp_path: Path, monkeypatch) -> None:
+    """An answer echoing a secret variable's value is not cached (never stored altered)."""
     from transforms.llm.cache import read_entries, write_entries
 
     monkeypatch.setenv("REFINERY_TEST_KEY", SECRET)
-    path = write_entries(str(tmp_path), [{"key": "k", "texts": [f"echo: {SECRET}"]}],
-                         secret_envs=["REFINERY_TEST_KEY"])
+    entries = [{"key": "k", "texts": [f"echo: {SECRET}"]}, {"key": "j", "texts": ["fine"]}]
+    path = write_entries(str(tmp_path), entries, secret_envs=["REFINERY_TEST_KEY"])
     assert SECRET not in Path(path).read_text()
-    assert [e["texts"] for _, e in read_entries(path)] == [["echo: [REDACTED]"]]
+    assert [e["texts"] for _, e in read_entries(path)] == [["fine"]]

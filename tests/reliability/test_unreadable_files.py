@@ -130,7 +130,7 @@ def test_out_naming_an_existing_file_is_a_clear_error(tmp_path: Path, capsys) ->
     target = tmp_path / "a_file"
     target.write_text("keep me")
     code, err = run_cli(capsys, [good], target)
-    assert code == 3 and "exists and is not a directory" in err
+    assert code == 2 and "exists and is not a directory" in err  # a usage error (README)
     assert target.read_text() == "keep me"
 
 

@@ -6,6 +6,7 @@ import contextlib
 import glob
 import json
 import os
+import stat
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -153,6 +154,40 @@ def read_range(path: str, start: int, length: int) -> bytes:
     with open_read(path) as f:
         f.seek(start)
         return f.read(length)
+
+
+def special_kind(path: str) -> str | None:
+    """What a local path is when it is neither a regular file nor a directory ('a named pipe',
+    'a socket', 'a device'), so it is never opened (a pipe blocks a reader forever); None for
+    regular files, directories, paths that do not exist and object-store URLs."""
+    if not _is_local(path):
+        return None
+    try:
+        mode = os.stat(path.removeprefix("file://")).st_mode
+    except OSError:
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return None
+
+
+def identity(path: str) -> str:
+    """What names one input file: the resolved path on local disk (links, `..`, relative
+    paths), the URL elsewhere."""
+    return os.path.realpath(path.removeprefix("file://")) if _is_local(path) else path
+
+
+def stat_key(path: str) -> tuple[int, float]:
+    """(size, modification time) of one file: what tells that it changed while read."""
+    if _is_local(path):
+        st = os.stat(path.removeprefix("file://"))
+        return st.st_size, st.st_mtime_ns / 1e9
+    meta = FileSystems.match([path], limits=[1])[0].metadata_list[0]
+    return meta.size_in_bytes, float(meta.last_updated_in_seconds)
 
 
 def size(path: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import os
 from collections.abc import Sequence
 
@@ -28,6 +29,8 @@ from transforms.io.readers import (
     plan_jsonl,
     read_split,
 )
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(Exception):
@@ -83,8 +86,11 @@ def plan_file(index: int, path: str, source: SourceConfig, split_bytes: int, max
 
 
 def plan_sources(sources: Sequence[SourceConfig], ingest: IngestConfig) -> list[FileSplit]:
-    """Every split of every source, in source then file order."""
+    """Every split of every source, in source then file order. A file is identified by its
+    resolved path: named twice (two sources, a glob and a path, a link) it is read once.
+    Special files (pipes, sockets, devices) are never opened: each is one unreadable file."""
     splits: list[FileSplit] = []
+    seen: dict[str, str] = {}
     for index, source in enumerate(sources):
         paths = expand_paths(source.path, source.format)
         if not paths:
@@ -94,13 +100,33 @@ def plan_sources(sources: Sequence[SourceConfig], ingest: IngestConfig) -> list[
             if source.format != "hf" and not listed and not (files.exists(path)
                                                              or files.is_dir(path)):
                 raise SourceError(f"sources.{index}.path: file not found: {path}")
-            try:
-                splits.extend(plan_file(index, path, source, ingest.split_bytes,
-                                        ingest.max_record_bytes, ingest.batch_rows))
-            except (UnknownFormat, SourceError) as e:
-                raise SourceError(f"sources.{index}.path: {e}") from e
-            except (OSError, ValueError, ReadError) as e:  # read as one unreadable file
-                reason = f"{type(e).__name__}: {e}" if not isinstance(e, ReadError) else str(e)
-                splits.append(FileSplit(index, path, UNREADABLE, reason))
+            if source.format != "hf":
+                key = files.identity(path)
+                if key in seen:
+                    log.warning("sources.%d.path: %s is the file %s already read (%s): read "
+                                "once", index, path, seen[key], key)
+                    continue
+                seen[key] = path
+            special = files.special_kind(path)
+            if special:
+                splits.append(FileSplit(index, path, UNREADABLE,
+                                        f"{path} is {special}, not a regular file: not read"))
+                continue
+            splits.extend(_plan_or_unreadable(index, path, source, ingest))
     cwd = os.getcwd()
     return [dataclasses.replace(s, base_dir=cwd) for s in splits]
+
+
+def _plan_or_unreadable(index: int, path: str, source: SourceConfig, ingest: IngestConfig
+                        ) -> list[FileSplit]:
+    try:
+        planned = files.stat_key(path) if source.format not in ("hf", "hf_disk") and \
+            not files.is_dir(path) else None
+        found = plan_file(index, path, source, ingest.split_bytes, ingest.max_record_bytes,
+                          ingest.batch_rows)
+    except (UnknownFormat, SourceError) as e:
+        raise SourceError(f"sources.{index}.path: {e}") from e
+    except (OSError, ValueError, ReadError) as e:  # read as one unreadable file
+        reason = f"{type(e).__name__}: {e}" if not isinstance(e, ReadError) else str(e)
+        return [FileSplit(index, path, UNREADABLE, reason)]
+    return [dataclasses.replace(s, planned=planned) for s in found]

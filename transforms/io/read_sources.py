@@ -86,7 +86,8 @@ def convert_split(split: FileSplit, source: SourceConfig, ingest: IngestConfig, 
         yield "deadletter", file_deadletter(split.path, str(e), split.read_path)
     counts["rows_read"] = counts["examples"] + counts["pairs"] + counts["deadletter"]
     yield "report", {"stage": STAGE, "file": split.path, "layout": split.layout,
-                     "format": split.format, "split_start": split.start, **counts}
+                     "format": split.format, "split_start": split.start, **counts,
+                     **({"planned": list(split.planned)} if split.planned else {})}
 
 
 def _stem(path: str) -> str:
@@ -98,8 +99,9 @@ def file_deadletter(path: str, error: str, read_path: str | None = None) -> dict
     """The one dead-letter entry of a file that cannot be read as a whole (stage
     `ingest.file`, not a record: it counts against the file budget, not the row budget).
     Its raw field holds the file's first bytes (read from `read_path`, default `path`)."""
-    try:
-        head = files.read_range(read_path or path, 0, RAW_HEAD_BYTES)
+    try:  # a pipe is never opened: a read would wait forever
+        head = b"" if files.special_kind(read_path or path) else \
+            files.read_range(read_path or path, 0, RAW_HEAD_BYTES)
     except Exception:  # missing, unreadable, a directory: any filesystem's own error type
         head = b""
     return deadletter_entry(FILE_STAGE, f"unreadable file: {error}", head, file=path)

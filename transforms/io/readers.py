@@ -128,6 +128,7 @@ class FileSplit:
     first_row: int = 0
     limit: int | None = None  # rows of the whole file to read (source.limit)
     base_dir: str = ""  # the driver's working directory, for a relative `path` (workers)
+    planned: tuple[int, float] | None = None  # (size, mtime) when planned: changes are seen
 
     @property
     def read_path(self) -> str:

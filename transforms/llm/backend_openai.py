@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from transforms.llm import deadline
 from transforms.llm._loop import submit
 from transforms.llm.aimd import AdaptiveLimit
 from transforms.llm.api import ChatRequest
@@ -100,6 +101,13 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when - (time.time() if now is None else now))
 
 
+def _budget(timeout_s: float) -> tuple[float, bool]:
+    """Seconds one request may take: timeout_s, or less when the run's deadline is nearer
+    (then True)."""
+    left = deadline.remaining()
+    return (left, True) if left is not None and left < timeout_s else (timeout_s, False)
+
+
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with jitter: uniform in [d/2, d], d = min(cap, base * 2**attempt)."""
     d = min(cap, base * (2 ** attempt))
@@ -174,8 +182,10 @@ class OpenAIBackend:
             wait: float | None = None
             raw = ""
             ticket = await self.limit.acquire()
-            try:
-                resp = await client.post("/chat/completions", json=payload)
+            budget, by_run = _budget(cfg.timeout_s)
+            try:  # timeout_s bounds the whole request: a trickling answer is cut off too
+                resp = await asyncio.wait_for(client.post("/chat/completions", json=payload),
+                                              budget)
                 raw = resp.text[:4000]
                 if resp.status_code == 200:
                     self.limit.on_success()
@@ -193,17 +203,21 @@ class OpenAIBackend:
                         self.limit.on_overload(ticket)
                 else:
                     return Generation(error=f"http_{resp.status_code}", raw=raw, retries=attempt)
-            except httpx.TimeoutException as e:
-                error = f"timeout: {type(e).__name__}"
+            except (httpx.TimeoutException, TimeoutError) as e:
+                error = deadline.PASSED if by_run else \
+                    f"timeout: no complete answer within timeout_s={cfg.timeout_s}s " \
+                    f"({type(e).__name__})"
             except httpx.TransportError as e:
                 error = f"connection_error: {type(e).__name__}"
             finally:
                 self.limit.release()
-            if attempt >= cfg.max_retries:
+            if attempt >= cfg.max_retries or deadline.passed():
                 return Generation(error=f"{error} (gave up after {attempt + 1} tries)", raw=raw,
                                   retries=attempt)
             delay = min(wait, cfg.backoff_max_s) if wait is not None else \
                 backoff_delay(attempt, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)
+            left = deadline.remaining()
+            delay = delay if left is None else min(delay, left)
             log.debug("retrying %s after %s in %.2fs", request.key, error, delay)
             await self._sleep(delay)
             attempt += 1

@@ -6,6 +6,10 @@ JSONL file per model batch under `cache_dir` (local path, gs://, s3://; the file
 of the batch's keys, so a retried bundle rewrites the same file). The next run reads every file
 back as (key, entry) pairs and joins them with its requests. Malformed lines (a file cut short
 by a crash) are skipped. Only schema-valid answers are written.
+
+Entries hold what the model said byte for byte: redaction (transforms/redact.py) applies to
+what Refinery writes about errors and configuration, never to model outputs. An answer that
+contains the value of a secret variable (a model echoing its API key) is not cached at all.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from transforms.llm.api import ChatRequest, ChatResult
-from transforms.redact import redact
+from transforms.redact import holds_secret
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +89,15 @@ def _join(base: str, name: str) -> str:
 
 def write_entries(cache_dir: str, entries: Sequence[dict[str, Any]], prefix: str = "",
                   secret_envs: Sequence[str] = ()) -> str | None:
-    """Write one JSONL file of cache entries, secrets redacted; returns its path (None when
-    nothing to write)."""
+    """Write one JSONL file of cache entries, unaltered; entries holding the value of a
+    secret variable are left out. Returns the path (None when nothing to write)."""
+    lines = [json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries]
+    kept = [(e, line) for e, line in zip(entries, lines, strict=True)
+            if not holds_secret(line, secret_envs)]
+    if len(kept) < len(entries):
+        log.warning("%d answer(s) hold a secret variable's value: not cached",
+                    len(entries) - len(kept))
+    entries = [e for e, _ in kept]
     if not entries:
         return None
     from transforms.io.files import write_bytes
@@ -94,8 +105,7 @@ def write_entries(cache_dir: str, entries: Sequence[dict[str, Any]], prefix: str
     keys = sorted(e["key"] for e in entries)
     name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
     path = _join(cache_dir, f"{prefix}{name}.jsonl")
-    body = redact("".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n"
-                          for e in entries), secret_envs)
+    body = "".join(line for _, line in kept)
     write_bytes(path, body.encode("utf-8"))  # makes the directory first where there are any
     return path
 

@@ -47,6 +47,11 @@ class LLMConfig(StrictModel):
     retry_temperature: float = Field(
         0.7, ge=0, description="temperature used for schema retries of greedy (temperature 0) "
         "requests, so a retry can produce a different answer")
+    max_run_s: float | None = Field(
+        None, gt=0, description="ours: the whole run's time for model calls, counted from its "
+        "start (the `llm` block's value): a request asked after it fails at once to the dead "
+        "letter, one in flight is cut short (openai), so a run cannot hang on a slow server; "
+        "null: no limit")
 
     # response cache
     cache: bool = Field(True, description="reuse earlier answers found in cache_dir")
@@ -121,7 +126,9 @@ class OpenAIConfig(LLMConfig):
     concurrency: int = Field(
         32, ge=1, description="openai: most requests in flight at once per worker process, kept "
         "full across batches; halved on 429/503 and grown back one at a time (AIMD)")
-    timeout_s: float = Field(60.0, gt=0, description="openai: per-request timeout in seconds")
+    timeout_s: float = Field(
+        60.0, gt=0, description="openai: total deadline of one HTTP request in seconds (connect, "
+        "send and the whole answer: a server trickling bytes is cut off at it)")
     max_retries: int = Field(
         5, ge=0, description="openai: retries of a failed HTTP call (5xx, 429, timeouts, dropped "
         "connections, malformed bodies)")

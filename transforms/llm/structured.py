@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from transforms.llm import deadline
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
 from transforms.llm.backend_base import Backend, Generation
 
@@ -199,6 +200,10 @@ def generate_validated(backend: Backend, requests: Sequence[ChatRequest], retrie
     pending = _check_schemas(requests, outcomes)
     attempt = 0
     while pending:
+        if deadline.passed():
+            for i in pending:
+                outcomes[i].error = deadline.PASSED
+            break
         asked = [requests[i] if attempt == 0 else retry_request(requests[i], attempt,
                                                                  retry_temperature)
                  for i in pending]
@@ -222,6 +227,9 @@ async def agenerate_validated(backend: Backend, request: ChatRequest, retries: i
         return outcome
     agenerate = getattr(backend, "agenerate", None)
     for attempt in range(retries + 1):
+        if deadline.passed():
+            outcome.error = deadline.PASSED
+            break
         asked = request if attempt == 0 else retry_request(request, attempt, retry_temperature)
         if agenerate is not None:
             gen = await agenerate(asked)
