@@ -33,10 +33,13 @@ GOOD = {
                           "What was the effect of closing two lanes on commuters?"],
                          "Why did cracks appear in the deck of the Brooklyn Bridge, and what was "
                          "the effect of closing two lanes on commuters?"),
-    "Hypothetical-Analysis": (["Why did the city close two lanes of the Brooklyn Bridge?",
-                               "What would happen to commuters if the whole bridge closed?"],
-                              "Why did the city close two lanes of the Brooklyn Bridge, and what "
-                              "would happen to commuters if the whole bridge closed?"),
+    "Hypothetical-Analysis": (["What would happen to commuters if the whole Brooklyn Bridge "
+                               "closed?",
+                               "How would the ferry across the East River cope with the "
+                               "commuters?"],
+                              "If the whole Brooklyn Bridge closed, what would happen to "
+                              "commuters? How would the ferry across the East River cope with "
+                              "them?"),
     "Comparison-and-Selection": (["How does the ferry differ from the Brooklyn Bridge for "
                                   "crossing the East River?",
                                   "Which should a commuter choose to save money?"],
