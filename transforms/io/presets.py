@@ -37,6 +37,9 @@ PRESETS: dict[str, Preset] = {
     "ifeval": Preset("prompt", "IFEval: prompt (+ instruction_id_list, kwargs kept in "
                                "meta.extra; prompts only)"),
     "hh_rlhf": Preset("preference", "Anthropic HH-RLHF: chosen, rejected transcripts"),
+    "compound_qa": Preset("qa", "Compound-QA (CQ-Syn authors' data): ID, context, com_question, "
+                                "com_reference (context in meta.context, ID in meta.extra)",
+                          {"question": "com_question", "answer": "com_reference"}),
 }
 
 LAYOUT_FIELDS_HELP: dict[str, str] = {
