@@ -5,7 +5,7 @@ A case is named by a marker `case-<name>` in the seed question, which every prom
 carries; the category is read from the prompt. `script[(case, category, step)]` overrides the
 default reply of a step: a dict (sent as JSON), a string (sent as is) or an int (that HTTP
 status). Defaults are well-formed items that pass every check for the shared test context.
-Every request body is recorded with the step it was routed to.
+Every request is recorded with the step it was routed to and its decoding settings.
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ class RoleServer(LoopbackServer):
         category = next((c for c in CATEGORIES if c in prompt), "?")
         with self.lock:
             self.requests.append({"model": body["model"], "step": step, "case": case,
-                                  "category": category, "prompt": prompt})
+                                  "category": category, "prompt": prompt,
+                                  "sampling": {k: body.get(k) for k in
+                                               ("temperature", "top_p", "max_tokens")}})
         reply = self.reply(step, case, category, prompt)
         if isinstance(reply, int):
             return self.send_json(h, reply, b'{"error": "scripted failure"}')
