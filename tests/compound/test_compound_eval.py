@@ -176,3 +176,26 @@ def test_our_synthesized_rows_read_as_records() -> None:
     (rec,) = read_records("sft/part-0.jsonl", json.dumps(row))
     assert rec == {"id": "abc", "context": "C.", "com_question": "Q? R?", "com_reference": "A.",
                    "category": "Factual-Statement", "dimension": "synthesized"}
+
+
+def test_a_released_file_reads_as_seeds_with_the_preset() -> None:
+    """`preset: compound_qa`: every record becomes a seed (context in meta.context, ID kept)."""
+    from pipeline.config import IngestConfig, SourceConfig
+    from transforms.compound.core import seed_from_row
+    from transforms.io.plan import plan_sources
+    from transforms.io.read_sources import convert_split
+
+    path = SAMPLE / "Understanding_Cause_and_Effect.jsonl"
+    source = SourceConfig(path=str(path), preset="compound_qa")
+    rows, ingest = [], IngestConfig()
+    for split in plan_sources([source], ingest):
+        for kind, value in convert_split(split, source, ingest):
+            assert kind in ("example", "report")  # no dead letter, no pairs
+            rows += value.to_pylist() if kind == "example" else []
+    raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == len(raw) == 4
+    for row, rec in zip(rows, raw, strict=True):
+        seed, reason = seed_from_row(row, require_context=True)
+        assert reason is None
+        assert seed["context"] == rec["context"] and seed["question"] == rec["com_question"]
+        assert json.loads(row["meta"]["extra"])["id"] == rec["ID"]
