@@ -199,3 +199,17 @@ def test_a_released_file_reads_as_seeds_with_the_preset() -> None:
         assert reason is None
         assert seed["context"] == rec["context"] and seed["question"] == rec["com_question"]
         assert json.loads(row["meta"]["extra"])["id"] == rec["ID"]
+
+
+def test_shipped_eval_config_and_flags() -> None:
+    from pipeline.config import ConfigError
+    from transforms.compound.evaluate_run import load_eval_config
+
+    cfg = load_eval_config("configs/eval/compound.yaml", ["candidate.model=my-ft"], 5,
+                           ["examples=1"])
+    assert (cfg.candidate.model, cfg.judge.model, cfg.limit, cfg.examples) == \
+        ("my-ft", "my-judge", 5, 1)
+    with pytest.raises(ConfigError):
+        load_eval_config(None, ["examples=2"])  # --llm takes role keys only
+    with pytest.raises(ConfigError):
+        load_eval_config(None, ["judge.temprature=0"])  # a typo is a validation error
