@@ -52,10 +52,10 @@ EFFECT = _words(r"effects?", r"consequences?", r"results?", r"resulted", r"impac
                 r"roles?", r"benefits?", r"bring", r"brought", r"changes?", r"changed",
                 r"contribut\w*", r"what (?:happens|happened|follows|followed)", r"means?",
                 r"shap(?:e|ed|es|ing)", r"reflects?", r"purpose", r"importance", r"important",
-                r"advantages?", r"disadvantages?", r"challenges?", r"implicat\w+", r"helps?",
+                r"advantages?", r"disadvantages?", r"challenges?", r"implicat\w+",
                 r"caus(?:e|es|ed|ing)", r"trigger\w*", r"relat\w+", r"connect\w*", r"link\w*",
                 r"ramifications?", r"repercussions?", r"response", r"react\w*", r"evolv\w+",
-                r"develop\w*", r"led", r"make", r"made", r"so that", r"then")
+                r"develop\w*", r"led")
 CONDITION = _words(r"if", r"suppose", r"supposing", r"imagine", r"imagining", r"assum\w+",
                    r"were to", r"hypothetical\w*", r"in (?:a|the) (?:case|event|scenario)",
                    r"in case", r"scenario", r"what would", r"would (?:happen|change|be)",
@@ -78,15 +78,14 @@ ASSESS = _words(r"evaluat\w+", r"assess\w*", r"apprais\w+", r"critiqu\w+", r"jud
                 r"disadvantages?", r"drawbacks?", r"benefits?", r"risks?", r"limitations?",
                 r"shortcomings?", r"effective\w*", r"efficien\w+", r"quality", r"worth",
                 r"merits?", r"success\w*", r"challenges?", r"issues?", r"problems?", r"flaws?",
-                r"opinion", r"think", r"view", r"perspective", r"analy[sz]\w+", r"current",
-                r"performance", r"condition", r"state")
+                r"opinion", r"analy[sz]\w+", r"performance")
 SUGGEST = _words(r"suggest\w*", r"recommend\w*", r"advice", r"advis\w+", r"should",
                  r"improv\w+", r"enhanc\w+", r"optimi[sz]\w+", r"strateg\w+", r"tips?",
                  r"measures?", r"steps?", r"actions?", r"solutions?", r"ways?", r"approach\w*",
                  r"plan\w*", r"address\w*", r"mitigat\w+", r"prevent\w*", r"overcome",
                  r"better", r"boost\w*", r"increas\w+", r"reduc\w+", r"strengthen\w*",
                  r"modif\w+", r"adjust\w*", r"refin\w+", r"maximi[sz]\w+", r"minimi[sz]\w+",
-                 r"ensure", r"implement\w*", r"adopt\w*", r"consider\w*", r"need",
+                 r"ensure", r"implement\w*", r"adopt\w*",
                  r"what (?:can|could|might|would) .{1,60} do", r"how (?:can|could|might) .{1,60}")
 OPINION = _words(r"what if", r"suppose", r"imagine", r"assuming", r"were to",
                  r"would happen", r"which is (?:better|best|more suitable)", r"should (?:i|we)",
