@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from tests.llm._loopback import LoopbackServer
@@ -213,3 +214,30 @@ def test_shipped_eval_config_and_flags() -> None:
         load_eval_config(None, ["examples=2"])  # --llm takes role keys only
     with pytest.raises(ConfigError):
         load_eval_config(None, ["judge.temprature=0"])  # a typo is a validation error
+
+
+def test_a_run_output_directory_reads_our_synthesized_items(tmp_path: Path) -> None:
+    """The stage's own output rows (Parquet under OUT/sft, or OUT/jsonl/sft when emitted)."""
+    import pyarrow.parquet as pq
+
+    from tests.compound._role_server import CONTEXT, answer_for, question
+    from transforms.compound import core
+    from transforms.compound.evaluate_run import load_records
+
+    rows = []
+    for i, cat in enumerate(("Cause-and-Effect", "Comparison-and-Selection")):
+        q = question(cat)
+        item = {"seed": {"id": f"s{i}", "question": "Q", "answer": "A", "context": CONTEXT},
+                "partner": None, "category": cat, "compound_question": q["compound_question"],
+                "sub_questions": q["sub_questions"], "steps_reached": ["question", "answer"],
+                **answer_for(q["sub_questions"])}
+        rows.append(core.output_row(item, 4000))
+    (tmp_path / "sft").mkdir()
+    pq.write_table(pa.Table.from_batches([core.rows_to_batch(rows)]),
+                   tmp_path / "sft" / "part-0.parquet")
+    recs = load_records([str(tmp_path)])
+    assert [(r["category"], r["dimension"], r["context"]) for r in recs] == [
+        ("Cause-and-Effect", "synthesized", CONTEXT),
+        ("Comparison-and-Selection", "synthesized", CONTEXT)]
+    assert [r["com_question"] for r in recs] == [r["meta"]["com_question"] for r in rows]
+    assert all(r["com_reference"] for r in recs)

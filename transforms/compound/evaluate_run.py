@@ -1,7 +1,8 @@
 """`refinery eval compound PATH...`: the Beam shell of the Compound-QA evaluation (evaluate.py).
 
 Reads released Compound-QA files (`Understanding_Cause_and_Effect.jsonl`, ...) or a run's output
-(a directory: its `sft/` JSONL rows, our synthesized items), asks the candidate (role
+(a directory: its emitted SFT rows, JSONL or Parquet; rows without `meta.com_question` are
+skipped, so only our synthesized compound items count), asks the candidate (role
 `candidate`) for an answer to each, then the judge (role `judge`), through the kit's
 GenerateStep, so models, backends, caching and the test seam are the ones every stage uses.
 Writes the report as JSON to `out` and returns it. Failures (dead-lettered or unparseable
@@ -15,36 +16,47 @@ from functools import partial
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from transforms.base import DEADLETTER, MAIN, RunContext
 from transforms.compound import evaluate as ev
 from transforms.compound.categories import CATEGORIES, slug
-from transforms.compound.compound_qa import read_records
-from transforms.io.files import is_dir, list_files, read_json, read_text, write_json
+from transforms.compound.compound_qa import read_records, record
+from transforms.io.files import is_dir, list_files, read_bytes, read_json, read_text, write_json
 from transforms.kit import GenerateStep, merge_combine
 
 _BY_SLUG = {slug(c): c for c in CATEGORIES}
 
 
 def input_files(paths: Sequence[str]) -> list[str]:
-    """JSONL files of the given paths: a file as is; a run's output directory → its `sft/`
-    rows; another directory → its `*.jsonl`."""
+    """Files of the given paths: a file as is; a run's output directory → its synthesized rows
+    (`jsonl/sft/*.jsonl` when emitted, else `sft/*.parquet`); another directory → its
+    `*.jsonl`."""
     files: list[str] = []
     for path in paths:
         if not is_dir(path):
             files.append(path)
             continue
         base = path.rstrip("/")
-        files += (list_files(f"{base}/sft/**.jsonl") or list_files(f"{base}/*.jsonl"))
+        files += (list_files(f"{base}/jsonl/sft/*.jsonl") or list_files(f"{base}/sft/*.parquet")
+                  or list_files(f"{base}/*.jsonl"))
     if not files:
-        raise FileNotFoundError(f"no JSONL files under {list(paths)}")
+        raise FileNotFoundError(f"no JSONL or Parquet files under {list(paths)}")
     return files
+
+
+def _read(path: str) -> list[dict[str, Any]]:
+    if path.endswith(".parquet"):
+        table = pq.read_table(pa.BufferReader(read_bytes(path)))
+        return [r for r in (record(row, None, None) for row in table.to_pylist()) if r]
+    return list(read_records(path, read_text(path)))
 
 
 def load_records(paths: Sequence[str], limit: int | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for path in input_files(paths):
-        recs = list(read_records(path, read_text(path)))
+        recs = _read(path)
         out += recs[:limit] if limit else recs
     return out
 
