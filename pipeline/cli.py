@@ -1,5 +1,5 @@
 """Command line: `refinery run | validate | ingest | layouts | report | inspect | export |
-release | review | tag-utility | config-reference`."""
+release | review | tag-utility | eval | config-reference`."""
 
 from __future__ import annotations
 
@@ -85,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--out", help="table path (default: stages.tag_instruct.utility_path)")
     tu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
+    evl = sub.add_parser("eval", help="evaluate a model: `eval compound PATH...` answers "
+                         "Compound-QA questions and judges them against the references")
+    evl.add_argument("benchmark", choices=["compound"])
+    evl.add_argument("paths", nargs="+", help="Compound-QA JSONL files or folders, or a run's "
+                     "output directory (its synthesized items)")
+    evl.add_argument("--config", help="YAML with a `compound_eval:` block")
+    evl.add_argument("--llm", action="append", default=[], metavar="ROLE.KEY=VALUE",
+                     help="candidate.model=..., judge.backend=openai, judge.base_url=...")
+    evl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="any other compound_eval field, e.g. examples=5")
+    evl.add_argument("--limit", type=int, help="records per file")
+    evl.add_argument("--out", help="report JSON (default: printed only)")
     sub.add_parser("config-reference", help="print the config reference (Markdown)")
     sub.add_parser("layouts", help="list the input layouts and the dataset presets")
     return p
@@ -201,6 +213,14 @@ def main(argv: list[str] | None = None) -> int:
             from transforms.compound.review import run_review
 
             return run_review(args.out, args.export, args.apply, args.to)
+        if args.command == "eval":
+            from transforms.compound.evaluate_run import load_eval_config, run_eval, summary
+
+            cfg = load_eval_config(args.config, args.llm, args.limit, args.set)
+            report = run_eval(args.paths, cfg, args.out)
+            print(summary(report))
+            print(json.dumps({k: report[k] for k in ("records", "overall", "failed")}))
+            return 0
         if args.command == "validate":
             cfg = _load(args.config, args, args.input)
             print(f"{args.config}: valid (config hash {cfg.config_hash()[:16]})")

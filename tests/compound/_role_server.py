@@ -5,7 +5,7 @@ A case is named by a marker `case-<name>` in the seed question, which every prom
 carries; the category is read from the prompt. `script[(case, category, step)]` overrides the
 default reply of a step: a dict (sent as JSON), a string (sent as is) or an int (that HTTP
 status). Defaults are well-formed items that pass every check for the shared test context.
-Every request body is recorded with the step it was routed to.
+Every request is recorded with the step it was routed to and its decoding settings.
 """
 
 from __future__ import annotations
@@ -33,10 +33,13 @@ GOOD = {
                           "What was the effect of closing two lanes on commuters?"],
                          "Why did cracks appear in the deck of the Brooklyn Bridge, and what was "
                          "the effect of closing two lanes on commuters?"),
-    "Hypothetical-Analysis": (["Why did the city close two lanes of the Brooklyn Bridge?",
-                               "What would happen to commuters if the whole bridge closed?"],
-                              "Why did the city close two lanes of the Brooklyn Bridge, and what "
-                              "would happen to commuters if the whole bridge closed?"),
+    "Hypothetical-Analysis": (["What would happen to commuters if the whole Brooklyn Bridge "
+                               "closed?",
+                               "How would the ferry across the East River cope with the "
+                               "commuters?"],
+                              "If the whole Brooklyn Bridge closed, what would happen to "
+                              "commuters? How would the ferry across the East River cope with "
+                              "them?"),
     "Comparison-and-Selection": (["How does the ferry differ from the Brooklyn Bridge for "
                                   "crossing the East River?",
                                   "Which should a commuter choose to save money?"],
@@ -107,7 +110,9 @@ class RoleServer(LoopbackServer):
         category = next((c for c in CATEGORIES if c in prompt), "?")
         with self.lock:
             self.requests.append({"model": body["model"], "step": step, "case": case,
-                                  "category": category, "prompt": prompt})
+                                  "category": category, "prompt": prompt,
+                                  "sampling": {k: body.get(k) for k in
+                                               ("temperature", "top_p", "max_tokens")}})
         reply = self.reply(step, case, category, prompt)
         if isinstance(reply, int):
             return self.send_json(h, reply, b'{"error": "scripted failure"}')

@@ -67,35 +67,61 @@ CASES: dict[str, tuple[str, str, object, str]] = {
     "opinion": (FS, "question", _q([SUBS[0], "What would happen if the bridge closed?"],
                                    SUBS[0] + " What would happen if the bridge closed?"),
                 "rule_factual_asks_opinion"),
+    "singleask": (FS, "question", _q(SUBS, "When did the Brooklyn Bridge, which crosses a "
+                                           "river, open?"), "rule_question_single_ask"),
+    "unrelated": (FS, "question", _q([SUBS[0], SUBS[0].rstrip("?") + ", and who wrote Moby-Dick?"],
+                                     SUBS[0] + " Who wrote Moby-Dick?"),
+                  "rule_question_unrelated_parts"),
+    "factualopens": (FS, "question", _q(["Why did the Brooklyn Bridge open in 1883?", SUBS[1]],
+                                        "Why did the Brooklyn Bridge open in 1883? Which river "
+                                        "does it cross?"), "rule_factual_opens_as_other"),
     "nocause": (CE, "question", _q(["What was the effect of closing two lanes on commuters?",
                                     "What was the effect of cracks in the deck?"],
-                                   "What was the effect of closing two lanes on commuters and "
-                                   "of cracks in the deck?"), "rule_cause_effect_no_cause"),
-    "noeffect": (CE, "question", _q(["Why did cracks appear in the deck of the bridge?",
-                                     "Why did the city close two lanes?"],
-                                    "Why did cracks appear in the deck of the bridge, and why "
-                                    "did the city close two lanes?"),
+                                   "What was the effect of closing two lanes on commuters? What "
+                                   "was the effect of cracks in the deck?"),
+                "rule_cause_effect_no_cause"),
+    "noeffect": (CE, "question", _q(["What factors were behind the cracks in the deck of the "
+                                     "bridge?", "Who closed two lanes?"],
+                                    "What factors were behind the cracks in the deck of the "
+                                    "bridge? Who closed two lanes?"),
                  "rule_cause_effect_no_effect"),
+    "ceopens": (CE, "question", _q(["Why did the city close two lanes when the deck cracked?",
+                                    "What was the effect of the lane closure on commuters?"],
+                                   "If the deck cracked, why did the city close two lanes? What "
+                                   "was the effect on commuters?"),
+                "rule_cause_effect_opens_as_other"),
     "nocondition": (HA, "question", Q(FS), "rule_hypothetical_no_condition"),
-    "oneoption": (CS, "question", _q(["How cheap is the ferry?",
-                                      "Which ferry ticket should a commuter choose?"],
-                                     "How cheap is the ferry, and which ferry ticket should a "
-                                     "commuter choose?"),
-                  "rule_comparison_fewer_than_two_options"),
+    "haopens": (HA, "question", _q(["Why did the city close two lanes of the Brooklyn Bridge?",
+                                    "What would happen to commuters if the whole bridge "
+                                    "closed?"],
+                                   "Why did the city close two lanes of the Brooklyn Bridge, and "
+                                   "what would happen to commuters if the whole bridge closed?"),
+                "rule_hypothetical_opens_as_other"),
+    "nocontrast": (CS, "question", _q(["How cheap is the ferry?",
+                                       "Which ferry ticket should a commuter choose?"],
+                                      "How cheap is the ferry? Which ferry ticket should a "
+                                      "commuter choose?"),
+                   "rule_comparison_no_contrast"),
     "nochoice": (CS, "question", _q(["How does the ferry differ from the Brooklyn Bridge?",
                                      "How long does the ferry take across the East River?"],
                                     "How does the ferry differ from the Brooklyn Bridge, and how "
                                     "long does the ferry take across the East River?"),
                  "rule_comparison_no_choice"),
+    "csopens": (CS, "question", _q(["Why is the ferry slower than the Brooklyn Bridge?",
+                                    "Which should a commuter choose to save money?"],
+                                   "Why is the ferry slower than the Brooklyn Bridge? Which "
+                                   "should a commuter choose to save money?"),
+                "rule_comparison_opens_as_other"),
     "noassess": (ES, "question", _q(["What is the deck of the Brooklyn Bridge made of?",
-                                     "What should the city do about the deck?"],
-                                    "What is the deck of the Brooklyn Bridge made of, and what "
-                                    "should the city do about the deck?"),
-                 "rule_evaluation_no_assessment"),
-    "nosuggest": (ES, "question", _q(["How safe are the cables of the Brooklyn Bridge?",
-                                      "How safe is the deck of the Brooklyn Bridge?"],
-                                     "How safe are the cables and the deck of the Brooklyn "
-                                     "Bridge?"), "rule_evaluation_no_suggestion"),
+                                     "When was the Brooklyn Bridge built?"],
+                                    "What is the deck of the Brooklyn Bridge made of, and when "
+                                    "was the Brooklyn Bridge built?"),
+                 "rule_evaluation_no_assessment_or_suggestion"),
+    "esopens": (ES, "question", _q(["How safe is the Brooklyn Bridge if the deck stays weak?",
+                                    "What should the city do about the deck?"],
+                                   "If the deck stays weak, how safe is the Brooklyn Bridge? "
+                                   "What should the city do about the deck?"),
+                "rule_evaluation_opens_as_other"),
     "blankq": (FS, "question", _q(SUBS, "   "), "question_empty_compound_question"),
     "blanksubs": (FS, "question", _q(["", " "], "When?"), "question_empty_sub_questions"),
     "notcompound": (FS, "question_check", {**QUESTION_OK, "single_compound_question": False},

@@ -140,7 +140,8 @@ def test_partners_in_the_stage_and_no_partner_rejection(tmp_path) -> None:
         llm = LLMConfig(backend="openai", model="writer-model", base_url=srv.base_url,
                         cache=False, retries=0, max_retries=0)
         config = CompoundConfig(
-            enabled=True, category_weights={cs: 1.0}, partner_fallback=False,
+            enabled=True, category_weights={cs: 1.0}, partner_categories=[cs],
+            partner_fallback=False,
             roles={"answer": llm.model_copy(update={"model": "answer-model"}),
                    "judge": llm.model_copy(update={"model": "judge-model"})})
         ctx = RunContext(seed=0, work_dir=str(tmp_path), llm=llm,

@@ -15,7 +15,7 @@ import pytest
 from transforms.compound import templates
 from transforms.compound.categories import CATEGORIES, slug
 from transforms.compound.parsers import parse_question
-from transforms.compound.rule_check import RuleParams, check_question
+from transforms.compound.rule_check import RuleParams, check_question, compound_structure
 from transforms.compound.type_rules import check_type
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -134,6 +134,7 @@ def test_template_examples_pass_parser_schema_and_rules(category: str) -> None:
         q = parsed.value
         assert check_question(q.compound_question, q.sub_questions, RuleParams()) == [], ex
         assert check_type(category, q.compound_question, q.sub_questions) == [], ex
+        assert compound_structure(q.compound_question) == [], ex
 
 
 def test_verdict_schemas_put_reasoning_first() -> None:

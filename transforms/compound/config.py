@@ -14,9 +14,25 @@ def _default_weights() -> dict[str, float]:
     return dict.fromkeys(CATEGORIES, 1.0)
 
 
+class RoleSampling(StrictModel):
+    """One role's decoding; a field left unset falls back to the shared `sampling` value."""
+
+    temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature")
+    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling mass")
+    max_tokens: int | None = Field(None, ge=8, description="token budget of each of the "
+                                   "role's calls")
+
+
+STEP_BUDGET = {"question": "question_max_tokens", "question_check": "question_check_max_tokens",
+               "answer": "answer_max_tokens", "answer_check": "answer_check_max_tokens"}
+STEP_ROLE = {"question": "writer", "question_check": "judge", "answer": "answer",
+             "answer_check": "judge"}
+
+
 class CompoundSampling(StrictModel):
-    """Sampling of the four LLM calls. The answer budget fits full answers to every
-    sub-question; the demo config lowers all budgets for the CPU model."""
+    """Sampling of the four LLM calls: shared values, and per role (`writer`, `judge`,
+    `answer`) overrides. The answer budget fits full answers to every sub-question; the demo
+    config lowers all budgets for the CPU model."""
 
     temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature of every call")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass of every call")
@@ -31,6 +47,19 @@ class CompoundSampling(StrictModel):
         "answer to every sub-question) and its per-sub-question parts")
     answer_check_max_tokens: int = Field(
         384, ge=8, description="judge: token budget for the optional answer check")
+    writer: RoleSampling = Field(default_factory=RoleSampling,
+                                 description="the writer's own decoding (question step)")
+    judge: RoleSampling = Field(default_factory=RoleSampling,
+                                description="the judge's own decoding (both checks)")
+    answer: RoleSampling = Field(default_factory=RoleSampling,
+                                 description="the reference answer's own decoding")
+
+    def for_step(self, step: str) -> tuple[float, float, int]:
+        """(temperature, top_p, max_tokens) of a step: its role's value, else the shared one."""
+        role: RoleSampling = getattr(self, STEP_ROLE[step])
+        return (self.temperature if role.temperature is None else role.temperature,
+                self.top_p if role.top_p is None else role.top_p,
+                getattr(self, STEP_BUDGET[step]) if role.max_tokens is None else role.max_tokens)
 
 
 class CompoundConfig(SynthesisConfig, ModelRoles):
@@ -53,10 +82,17 @@ class CompoundConfig(SynthesisConfig, ModelRoles):
         description="distinct categories drawn per seed (by weight, without replacement); "
         f"{len(CATEGORIES)} makes every type per context, as the paper does")
     partner_categories: list[str] = Field(
-        default_factory=lambda: ["Comparison-and-Selection"],
-        description="categories that need a second subject: a partner seed chosen among the "
-        "seed's nearest neighbours by embedding",
+        default_factory=list,
+        description="categories given a second subject: a partner seed chosen among the seed's "
+        "nearest neighbours by embedding (our option; the released Compound-QA data compares "
+        "options inside one context, so none by default)",
     )
+    require_context: bool = Field(
+        False, description="seeds without a context passage are rejected (`seed_without_context`, "
+        "counted in the report) instead of used on their question and answer alone")
+    required_roles: list[str] = Field(
+        default_factory=list, description="roles that must have their own block in `roles` "
+        "(a paper config lists writer, judge, answer so a missing one fails validation)")
     partner_min_similarity: float = Field(
         0.3, ge=-1, le=1,
         description="lowest cosine similarity a partner may have (related enough to compare)",
@@ -135,6 +171,10 @@ class CompoundConfig(SynthesisConfig, ModelRoles):
 
     @model_validator(mode="after")
     def _windows(self) -> CompoundConfig:
+        missing = [r for r in self.required_roles if r not in self.roles]
+        if self.enabled and missing:
+            raise ValueError(f"required_roles {missing} have no block in `roles` (each needs "
+                             "its own model: backend, model, ...)")
         if self.partner_min_similarity > self.partner_max_similarity:
             raise ValueError("partner_min_similarity must be <= partner_max_similarity")
         if self.min_sub_questions > self.max_sub_questions:

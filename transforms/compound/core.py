@@ -52,9 +52,11 @@ def seed_text(item: dict[str, Any]) -> str:
     return "\n".join(p.get(k) or "" for p in parts for k in ("context", "question", "answer"))
 
 
-def seed_from_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def seed_from_row(row: dict[str, Any], require_context: bool = False
+                  ) -> tuple[dict[str, Any] | None, str | None]:
     """The seed fields of an Example row (first user turn, first assistant turn, meta.context),
-    or a reason it cannot seed a compound question."""
+    or a reason it cannot seed a compound question (`seed_without_context` only when
+    `require_context`)."""
     question = first_turn(row.get("messages") or [], "user").strip()
     answer = first_turn(row.get("messages") or [], "assistant").strip()
     if not question:
@@ -62,6 +64,8 @@ def seed_from_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
     if not answer:
         return None, "seed_without_answer"
     context = ((row.get("meta") or {}).get("context") or "").strip()
+    if require_context and not context:
+        return None, "seed_without_context"
     if context and question.endswith(context) and len(question) > len(context):
         question = question[: -len(context)].strip()  # ingest appends the context to the turn
     return {"id": row["id"], "question": question, "answer": answer, "context": context,
@@ -93,11 +97,12 @@ def step_version(item: dict[str, Any], step: str) -> str:
 
 
 def make_request(item: dict[str, Any], step: str, prompt: str, schema: dict[str, Any],
-                 max_tokens: int, cfg: CompoundConfig, run_seed: int) -> ChatRequest:
-    s = cfg.sampling
+                 cfg: CompoundConfig, run_seed: int) -> ChatRequest:
+    """The step's request, decoded with its role's settings (`sampling.for_step`)."""
+    temperature, top_p, max_tokens = cfg.sampling.for_step(step)
     return ChatRequest(
         key=request_key(item, step), messages=(("user", prompt),),
-        sampling=SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=max_tokens,
+        sampling=SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
                                 seed=sampling_seed(run_seed, item, step)),
         json_schema=schema, template_version=step_version(item, step), payload=item)
 
@@ -107,8 +112,7 @@ def question_request(item: dict[str, Any], cfg: CompoundConfig, run_seed: int) -
     prompt = templates.render_question(
         item["category"], item["seed"], item.get("partner"), cfg.min_sub_questions,
         cfg.max_sub_questions, cfg.max_seed_chars, cfg.max_context_chars)
-    return make_request(item, "question", prompt, templates.question_schema(),
-                        cfg.sampling.question_max_tokens, cfg, run_seed)
+    return make_request(item, "question", prompt, templates.question_schema(), cfg, run_seed)
 
 
 def user_turn(item: dict[str, Any], max_context: int) -> str:

@@ -95,9 +95,86 @@ def present_in(sub_question: str, compound_question: str, min_overlap: float) ->
         overlap(sub_question, compound_question) >= min_overlap
 
 
+# A second ask inside one sentence: ", and where ...", "; how ...", " and why ...".
+_JOINED_ASK = re.compile(
+    r"(?:[,;:]\s*(?:and|but|or|then|also)\s+|\s(?:and|but)\s+(?:also\s+)?)"
+    r"(?:what|why|how|which|who|whom|whose|when|where|whether|to what extent|in what|for how|by whom)\b"
+    r"|[;:]\s*(?:what|why|how|which|who|when|where|whether)\b"
+    r"|,\s*(?:what|why|how|whether|in what|for how|by whom|to whom|from where)\b"
+    r"|[,;]\s*(?:and\s+)?(?:is|are|was|were|do|does|did|can|could|should|would|will|has|"
+    r"have)\s+(?:it|they|this|these|there|he|she|we|you|the)\b"
+    r"|[,;]\s*(?:and\s+)?(?:explain|describe|identify|list|discuss|suggest|name|give)\b")
+# Words by which a later sentence refers back to an earlier one.
+_ANAPHORA = frozenset(["it", "its", "they", "them", "their", "theirs", "this", "these", "that",
+                       "those", "such", "he", "she", "his", "her", "him", "both", "either",
+                       "each", "former", "latter", "there", "then", "so", "also", "other",
+                       "same", "above", "further", "additionally", "moreover", "else", "about",
+                       "which", "conversely", "following", "based", "given", "considering",
+                       "overall", "instead", "otherwise", "likewise", "similarly", "hence",
+                       "therefore", "consequently", "accordingly", "thereby", "afterwards",
+                       "here", "what's", "any", "specific", "particular", "you", "your"])
+# Words by which a later sentence asks for the relation to what came before (its effect, the
+# better option, the fix): "What impacts did this have?", "Which offers more?".
+_RELATION = re.compile(r"\b(?:impacts?|effects?|consequences?|results?|implications?|"
+                       r"outcomes?|influenc\w*|significan\w*|improv\w*|enhanc\w*|"
+                       r"recommend\w*|suggest\w*|advantages?|disadvantages?|strengths?|"
+                       r"weaknesses|better|more|most|best|prefer\w*|alternative\w*|"
+                       r"conversely|instead|differ\w*|compar\w*|contrast\w*|if|assuming|"
+                       r"why|reasons?|causes?)\b")
+_SENTENCE = re.compile(r"(?<=[?!.])\s+(?=[\"'(\[]?[^\W\d_])")
+
+
+def question_sentences(question: str) -> list[str]:
+    """The sentences of a (compound) question that ask something."""
+    parts = [s.strip(" \"'") for s in _SENTENCE.split(question.strip()) if s.strip(" \"'")]
+    return [s for s in parts if is_question(s)]
+
+
+def ask_count(question: str) -> int:
+    """How many things the question asks: its question sentences plus the asks joined inside
+    one sentence (", and where ...")."""
+    sentences = question_sentences(question) or [question]
+    return sum(1 + len(_JOINED_ASK.findall(s.lower())) for s in sentences)
+
+
+def _prefixes(text: str) -> set[str]:
+    return {w[:5] for w in content_words(text)}
+
+
+def _linked(later: str, earlier: list[str], context: set[str]) -> bool:
+    """Tied to what came before: a word that refers back, a content word (5-letter prefix)
+    shared with an earlier sentence, or one shared with the context."""
+    folded = fold_text(later)
+    if set(_WORD.findall(folded)) & _ANAPHORA or _RELATION.search(folded):
+        return True
+    mine = _prefixes(later)
+    if len(mine) <= 1:  # "By whom?", "What were the outcomes?": elliptical, leans on the rest
+        return True
+    return bool(mine & context) or any(mine & _prefixes(e) for e in earlier)
+
+
+def compound_structure(question: str, context: str | None = None) -> list[dict[str, Any]]:
+    """Failures of the compound question's own text: it asks at least two things
+    (`question_single_ask`), and its later question sentences are not all loose: a sentence is
+    tied when it shares a content word with the context or an earlier sentence, refers back
+    with a pronoun, asks for a relation (impact, better, improve, ...), or is elliptical (`question_unrelated_parts`: a list of unrelated
+    questions is not a compound question; a list with one loose part is left to the judge)."""
+    n = ask_count(question)
+    if n < 2:
+        return [{"rule": "question_single_ask", "asks": n}]
+    sentences = question_sentences(question)
+    ctx = _prefixes(context or "")
+    loose = [i for i in range(1, len(sentences))
+             if not _linked(sentences[i], sentences[:i], ctx)]
+    if loose and len(loose) == len(sentences) - 1:  # no later sentence is tied to anything
+        return [{"rule": "question_unrelated_parts", "sentences": loose}]
+    return []
+
+
 QUESTION_RULES: tuple[str, ...] = (
     "too_few_sub_questions", "too_many_sub_questions", "duplicate_sub_questions",
-    "sub_question_not_a_question", "sub_question_not_grounded", "sub_question_not_in_question")
+    "sub_question_not_a_question", "sub_question_not_grounded", "sub_question_not_in_question",
+    "question_single_ask", "question_unrelated_parts")
 ANSWER_RULES: tuple[str, ...] = (
     "unanswered_sub_question", "extra_sub_answers", "empty_sub_answer", "sub_answer_off_topic",
     "sub_answer_echoes_question", "answer_omits_sub_answer")
@@ -127,7 +204,8 @@ def check_question(compound_question: str, sub_questions: Sequence[str],
                    params: RuleParams, seed_text: str | None = None) -> list[dict[str, Any]]:
     """Failures of the question alone: count, duplicates, each a question, each grounded in the
     seed material (shares `min_seed_words` content words with `seed_text`, when given), each
-    present in the compound question."""
+    present in the compound question; then the compound question's own structure
+    (`compound_structure`, with the seed material as its context)."""
     fails: list[dict[str, Any]] = []
     n = len(sub_questions)
     if n < params.min_sub_questions:
@@ -155,7 +233,7 @@ def check_question(compound_question: str, sub_questions: Sequence[str],
         if not present_in(sq, compound_question, params.presence_min_overlap):
             fails.append({"rule": "sub_question_not_in_question", "index": i,
                           "overlap": round(overlap(sq, compound_question), 3)})
-    return fails
+    return fails + compound_structure(compound_question, seed_text)
 
 
 def check_answers(sub_questions: Sequence[str], answer: str, sub_answers: Sequence[str],

@@ -64,8 +64,9 @@ class _MakeItems(beam.DoFn):
             _counter("seeds_in")
             cats = pick_categories(self._seed, row["id"], self._cfg.category_weights,
                                    self._cfg.categories_per_seed)
-            seed, reason = core.seed_from_row(row)
+            seed, reason = core.seed_from_row(row, self._cfg.require_context)
             if seed is None:
+                _counter(reason)
                 bare = {"id": row["id"], "question": first_turn(row["messages"], "user"),
                         "answer": first_turn(row["messages"], "assistant"),
                         "context": (row.get("meta") or {}).get("context") or "",

@@ -109,8 +109,7 @@ def on_question(result: ChatResult, cfg: CompoundConfig, run_seed: int) -> Step:
     item["compound_question"], item["sub_questions"] = q.compound_question, list(q.sub_questions)
     fails = check_question(q.compound_question, q.sub_questions, rule_params(cfg),
                            core.seed_text(item))
-    fails += check_type(item["category"], q.compound_question, q.sub_questions,
-                        partner_subject=item.get("partner") is not None)
+    fails += check_type(item["category"], q.compound_question, q.sub_questions)
     if fails:
         return finish(item, cfg, f"rule_{fails[0]['rule']}",
                       {"check": "rule", "step": "question", "failures": fails})
@@ -120,7 +119,7 @@ def on_question(result: ChatResult, cfg: CompoundConfig, run_seed: int) -> Step:
                                              item["sub_questions"], context, fact_lines)
     return Step(request=core.make_request(
         item, "question_check", prompt, templates.check_schema("question_check"),
-        cfg.sampling.question_check_max_tokens, cfg, run_seed))
+        cfg, run_seed))
 
 
 def _verdict(item: dict[str, Any], step: str, value: Any, verdicts: tuple[tuple[str, str], ...]
@@ -145,7 +144,7 @@ def on_question_check(result: ChatResult, cfg: CompoundConfig, run_seed: int) ->
                                      item["sub_questions"], context, fact_lines)
     return Step(request=core.make_request(
         item, "answer", prompt, templates.answer_schema(),
-        cfg.sampling.answer_max_tokens, cfg, run_seed))
+        cfg, run_seed))
 
 
 def on_answer(result: ChatResult, cfg: CompoundConfig, run_seed: int) -> Step:
@@ -168,7 +167,7 @@ def on_answer(result: ChatResult, cfg: CompoundConfig, run_seed: int) -> Step:
                                            item["sub_questions"], a.answer, context, fact_lines)
     return Step(request=core.make_request(
         item, "answer_check", prompt, templates.check_schema("answer_check"),
-        cfg.sampling.answer_check_max_tokens, cfg, run_seed))
+        cfg, run_seed))
 
 
 def on_answer_check(result: ChatResult, cfg: CompoundConfig, run_seed: int) -> Step:

@@ -40,6 +40,9 @@ PRESETS: dict[str, Preset] = {
     "rise_problems": Preset("rise_prompt", "the RISE authors' problem file (kaishxu/RISE "
                                            "data/train/self-sample-qwen2.jsonl): instruction "
                                            "(their chat prompt) → the question, answer → gold"),
+    "compound_qa": Preset("qa", "Compound-QA (CQ-Syn authors' data): ID, context, com_question, "
+                                "com_reference (context in meta.context, ID in meta.extra)",
+                          {"question": "com_question", "answer": "com_reference"}),
 }
 
 LAYOUT_FIELDS_HELP: dict[str, str] = {

@@ -1,0 +1,158 @@
+"""`refinery eval compound PATH...`: the Beam shell of the Compound-QA evaluation (evaluate.py).
+
+Reads released Compound-QA files (`Understanding_Cause_and_Effect.jsonl`, ...) or a run's output
+(a directory: its emitted SFT rows, JSONL or Parquet; rows without `meta.com_question` are
+skipped, so only our synthesized compound items count), asks the candidate (role
+`candidate`) for an answer to each, then the judge (role `judge`), through the kit's
+GenerateStep, so models, backends, caching and the test seam are the ones every stage uses.
+Writes the report as JSON to `out` and returns it. Failures (dead-lettered or unparseable
+calls) are counted in the report by reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import partial
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from transforms.base import DEADLETTER, MAIN, RunContext
+from transforms.compound import evaluate as ev
+from transforms.compound.categories import CATEGORIES, slug
+from transforms.compound.compound_qa import read_records, record
+from transforms.io.files import is_dir, list_files, read_bytes, read_json, read_text, write_json
+from transforms.kit import GenerateStep, merge_combine
+
+_BY_SLUG = {slug(c): c for c in CATEGORIES}
+
+
+def input_files(paths: Sequence[str]) -> list[str]:
+    """Files of the given paths: a file as is; a run's output directory → its synthesized rows
+    (`jsonl/sft/*.jsonl` when emitted, else `sft/*.parquet`); another directory → its
+    `*.jsonl`."""
+    files: list[str] = []
+    for path in paths:
+        if not is_dir(path):
+            files.append(path)
+            continue
+        base = path.rstrip("/")
+        files += (list_files(f"{base}/jsonl/sft/*.jsonl") or list_files(f"{base}/sft/*.parquet")
+                  or list_files(f"{base}/*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"no JSONL or Parquet files under {list(paths)}")
+    return files
+
+
+def _read(path: str) -> list[dict[str, Any]]:
+    if path.endswith(".parquet"):
+        table = pq.read_table(pa.BufferReader(read_bytes(path)))
+        return [r for r in (record(row, None, None) for row in table.to_pylist()) if r]
+    return list(read_records(path, read_text(path)))
+
+
+def load_records(paths: Sequence[str], limit: int | None = None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for path in input_files(paths):
+        recs = _read(path)
+        out += recs[:limit] if limit else recs
+    return out
+
+
+def _dead_event(entry: dict[str, Any], step: str) -> dict[str, Any]:
+    """A dead-lettered call → a failure event; its cell is read back from the request key."""
+    key = str(entry.get("record_id") or "").split(":", 2)[-1]
+    dim, _, rest = key.partition("/")
+    cat = _BY_SLUG.get(rest.split("/", 1)[0])
+    return ev.failure({"dimension": dim or None, "category": cat}, f"{step}_deadletter")
+
+
+class _Outcome(beam.DoFn):
+    def process(self, result: Any) -> Iterable[dict[str, Any]]:
+        try:
+            yield ev.outcome(result)
+        except Exception:  # an odd payload is counted, not fatal
+            yield ev.failure(getattr(result, "payload", None), "judge_unparseable")
+
+
+def build_eval(p: beam.Pipeline, records: list[dict[str, Any]], cfg: ev.CompoundEvalConfig,
+               ctx: RunContext) -> beam.PCollection:
+    """records → candidate → judge → one report dict."""
+    reqs = (p | "Records" >> beam.Create(records)
+            | "CandidateRequests" >> beam.Map(ev.candidate_request, cfg))
+    cand = reqs | "Candidate" >> GenerateStep(ctx, stage=ev.STAGE, step="candidate",
+                                              role="candidate")
+    judged = (cand[MAIN] | "JudgeRequests" >> beam.Map(ev.judge_request, cfg)
+              | "Judge" >> GenerateStep(ctx, stage=ev.STAGE, step="judge", role="judge"))
+    events = (
+        judged[MAIN] | "Outcome" >> beam.ParDo(_Outcome()),
+        cand[DEADLETTER] | "CandidateDead" >> beam.Map(_dead_event, "candidate"),
+        judged[DEADLETTER] | "JudgeDead" >> beam.Map(_dead_event, "judge"),
+    ) | "Events" >> beam.Flatten()
+    k = cfg.examples
+    return events | "Report" >> beam.CombineGlobally(merge_combine(
+        ev.empty, partial(ev.add, examples=k), partial(ev.merge, examples=k), ev.finish))
+
+
+def run_eval(paths: Sequence[str], cfg: ev.CompoundEvalConfig, out: str | None = None,
+             backend_factory: Any = None) -> dict[str, Any]:
+    """Evaluate the records of `paths`; the report (also written to `out` when given)."""
+    records = load_records(paths, cfg.limit)
+    ctx = RunContext(seed=cfg.seed, output_dir=cfg.output_dir,
+                     work_dir=f"{cfg.output_dir.rstrip('/')}/_work", llm=cfg.candidate,
+                     roles={ev.STAGE: {"candidate": cfg.candidate, "judge": cfg.judge}},
+                     backend_factory=backend_factory)
+    path = out or f"{ctx.work_dir}/compound_eval_report.json"
+    head = {"records": len(records), "inputs": list(paths)}
+    with beam.Pipeline(runner="DirectRunner") as p:
+        rep = build_eval(p, records, cfg, ctx)
+        _ = rep | "Write" >> beam.Map(lambda r: write_json(path, {**head, **r}))
+    return read_json(path)
+
+
+def load_eval_config(path: str | None, llm: Sequence[str] = (), limit: int | None = None,
+                     sets: Sequence[str] = ()) -> ev.CompoundEvalConfig:
+    """The `compound_eval:` block of a YAML file (or none), then `--llm ROLE.KEY=VALUE`
+    overrides (`candidate.model=...`, `judge.base_url=...`, `judge_sampling.max_tokens=...`),
+    then `--set KEY=VALUE` (any field), then `--limit`. Raises ConfigError (pipeline.config)
+    listing the problems."""
+    from pathlib import Path  # local-only: a config file
+
+    from pydantic import ValidationError
+
+    from pipeline.config import ConfigError, parse_override, read_config_file, set_dotted
+
+    data: dict[str, Any] = {}
+    if path:
+        data = dict(read_config_file(Path(path)).get("compound_eval") or {})
+    roles = {*ev.ROLES, *(f"{r}_sampling" for r in ev.ROLES)}
+    for text in llm:
+        key, value = parse_override(text)
+        if key.split(".", 1)[0] not in roles:
+            raise ConfigError([f"--llm {text!r}: the key starts with one of {sorted(roles)}"])
+        set_dotted(data, key, value)
+    for text in sets:
+        set_dotted(data, *parse_override(text))
+    if limit is not None:
+        data["limit"] = limit
+    try:
+        return ev.CompoundEvalConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError([f"compound_eval.{'.'.join(map(str, err['loc']))}: {err['msg']}"
+                           for err in e.errors()]) from e
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A plain table of the report: one line per type, then the total."""
+    lines = [f"{'type':<27} {'n':>4} {'win':>6} {'tie':>6} {'loss':>6} {'omission':>9}"]
+    rows = [*report["per_type"].items(), ("all", report["overall"])]
+    for name, c in rows:
+        rate = [f"{c[k]:.3f}" if c[k] is not None else "-" for k in
+                ("win_rate", "tie_rate", "loss_rate", "omission_rate")]
+        lines.append(f"{name:<27} {c['n']:>4} {rate[0]:>6} {rate[1]:>6} {rate[2]:>6} "
+                     f"{rate[3]:>9}")
+    if report["failed"]:
+        lines.append(f"failed: {report['failed']}")
+    return "\n".join(lines)
