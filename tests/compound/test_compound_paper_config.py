@@ -86,7 +86,7 @@ def test_paper_config_fails_validation_without_a_role(role: str) -> None:
     del data["stages"]["compound"]["roles"][role]
     with pytest.raises(ValidationError) as err:
         RunConfig.model_validate(data)
-    assert "required_roles" in str(err.value) and role in str(err.value)
+    assert "require_roles" in str(err.value) and role in str(err.value)
 
 
 def test_paper_config_is_valid_as_shipped() -> None:

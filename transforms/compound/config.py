@@ -90,9 +90,6 @@ class CompoundConfig(SynthesisConfig, ModelRoles):
     require_context: bool = Field(
         False, description="seeds without a context passage are rejected (`seed_without_context`, "
         "counted in the report) instead of used on their question and answer alone")
-    required_roles: list[str] = Field(
-        default_factory=list, description="roles that must have their own block in `roles` "
-        "(a paper config lists writer, judge, answer so a missing one fails validation)")
     partner_min_similarity: float = Field(
         0.3, ge=-1, le=1,
         description="lowest cosine similarity a partner may have (related enough to compare)",
@@ -171,10 +168,6 @@ class CompoundConfig(SynthesisConfig, ModelRoles):
 
     @model_validator(mode="after")
     def _windows(self) -> CompoundConfig:
-        missing = [r for r in self.required_roles if r not in self.roles]
-        if self.enabled and missing:
-            raise ValueError(f"required_roles {missing} have no block in `roles` (each needs "
-                             "its own model: backend, model, ...)")
         if self.partner_min_similarity > self.partner_max_similarity:
             raise ValueError("partner_min_similarity must be <= partner_max_similarity")
         if self.min_sub_questions > self.max_sub_questions:
