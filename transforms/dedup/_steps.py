@@ -164,7 +164,8 @@ def involved_rows(feat: dict[str, Any], wanted: set[str]) -> dict[str, Any] | No
 
 def decide_near(pairs: list[tuple[str, str]], nodes: list[dict[str, Any]],
                 dropped_before: set[str], threshold: float, verify: bool) -> list[Decision]:
-    """Verify candidate pairs, union-find the rest, keep the best member of each cluster."""
+    """Verify candidate pairs, union-find the rest (candidates), then per component
+    clusters.star_keepers: a row goes only when it is itself similar enough to its keeper."""
     nodes = [n for n in nodes if n is not None]
     if not pairs or not nodes:
         return []
@@ -187,18 +188,14 @@ def decide_near(pairs: list[tuple[str, str]], nodes: list[dict[str, Any]],
     if verify:
         pi, pj, est = pi[est >= threshold], pj[est >= threshold], est[est >= threshold]
     roots = clusters.components(len(ids), pi, pj)
-    best: dict[tuple[int, int], float] = {}
-    for a, b, e in zip(pi.tolist(), pj.tolist(), est.tolist(), strict=True):
-        best[(min(a, b), max(a, b))] = e
     out = []
-    for row in np.flatnonzero(roots != np.arange(len(ids))):
-        if pinned[row]:
-            continue
-        k = int(roots[row])
-        detail = {"release": bool(pinned[k])}
-        if (k, int(row)) in best:
-            detail["jaccard"] = round(best[(k, int(row))], 4)
-        out.append((ids[row], ids[k], "near_duplicate", detail))
+    for members in clusters.cluster_lists(roots).values():
+        m = np.array(members)  # ascending = priority order
+        keeper, sim = clusters.star_keepers(sigs[m], pinned[m], threshold)
+        for r in np.flatnonzero(keeper != np.arange(len(m))).tolist():
+            k = int(m[keeper[r]])
+            out.append((ids[m[r]], ids[k], "near_duplicate",
+                        {"release": bool(pinned[k]), "jaccard": round(float(sim[r]), 4)}))
     return out
 
 

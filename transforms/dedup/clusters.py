@@ -58,3 +58,29 @@ def cluster_lists(roots: np.ndarray) -> dict[int, list[int]]:
         if len(members) > 1:
             out[int(roots[members[0]])] = sorted(int(m) for m in members)
     return out
+
+
+def star_keepers(sigs: np.ndarray, pinned: np.ndarray, threshold: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Keepers of one component whose rows are given in priority order, so that no row is
+    removed through a chain: the first row keeps; every later row whose estimated Jaccard
+    with it (equal signature slots) reaches `threshold` is assigned to it; the first row left
+    unassigned keeps next, and so on. Pinned rows (a previous release) are never assigned.
+    Returns (keeper position of each row, itself for kept rows; estimated Jaccard with it)."""
+    n = len(sigs)
+    keeper = np.full(n, -1, np.int64)
+    sim = np.ones(n)
+    pinned = np.asarray(pinned, bool)
+    for k in range(n):
+        if keeper[k] >= 0:
+            continue
+        keeper[k] = k
+        rest = np.flatnonzero(keeper[k + 1:] < 0) + k + 1
+        rest = rest[~pinned[rest]]
+        if len(rest) == 0:
+            continue
+        est = (sigs[rest] == sigs[k]).mean(axis=1)
+        hit = est >= threshold
+        keeper[rest[hit]] = k
+        sim[rest[hit]] = est[hit]
+    return keeper, sim
