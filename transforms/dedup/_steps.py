@@ -30,6 +30,7 @@ from transforms.dedup.exact import (
 )
 from transforms.dedup.minhash import MinHasher, fmix64
 from transforms.dedup.release_index import ReleaseIndex
+from transforms.dedup.template import DfTable
 
 RELEASE_TAG = "\x00release:"
 Decision = tuple[str, str, str, dict[str, Any]]  # (row key, keeper key, reason, detail)
@@ -62,15 +63,28 @@ def near_settings(cfg: DedupConfig) -> dict[str, Any]:
         return {}
     bands, rows = lsh.lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
     fp, fn = lsh.lsh_error_areas(cfg.threshold, bands, rows)
-    return {"shingle": cfg.shingle, "ngram": cfg.ngram, "char_ngram": cfg.char_ngram,
+    return {"shingle": cfg.shingle, "template_df": cfg.template_df,
+            "template_min_docs": cfg.template_min_docs, "ngram": cfg.ngram, "char_ngram": cfg.char_ngram,
             "char_max_words": cfg.char_max_words, "mask_numbers": cfg.mask_numbers,
             "threshold": cfg.threshold, "num_perm": cfg.num_perm, "fp_weight": cfg.fp_weight,
             "fn_weight": cfg.fn_weight, "bands": bands, "rows": rows,
             "false_positive_area": round(fp, 5), "false_negative_area": round(fn, 5)}
 
 
-def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> dict[str, Any]:
-    """ids, scores, exact hashes and (when near dedup is on) MinHash signatures of a batch."""
+def df_table(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> DfTable:
+    """The document-frequency sketch of one batch's shingles (template.py)."""
+    h, offsets = hasher.shingle_hashes(key_texts(batch, cfg.key))
+    return DfTable.of(h, offsets, cfg.df_sketch_width)
+
+
+def uses_df(cfg: DedupConfig) -> bool:
+    return cfg.near and cfg.template_df > 0
+
+
+def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher,
+             df: DfTable | None = None) -> dict[str, Any]:
+    """ids, scores, exact hashes and (when near dedup is on) MinHash signatures of a batch;
+    with `df`, shingles common to more than cfg.template_df of the documents left out."""
     texts = key_texts(batch, cfg.key)
     feat: dict[str, Any] = {
         "ids": np.asarray(row_keys(batch), dtype=object),
@@ -78,7 +92,11 @@ def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> dict
         "hashes": exact_hashes(texts),
     }
     if cfg.near or cfg.write_index_dir:
-        feat["sigs"], feat["nonempty"] = hasher.signatures(texts)
+        drop = None
+        if df is not None and cfg.template_df > 0:
+            def drop(h: np.ndarray) -> np.ndarray:
+                return df.common(h, cfg.template_df, cfg.template_min_docs)
+        feat["sigs"], feat["nonempty"] = hasher.signatures(texts, drop)
     return feat
 
 

@@ -11,6 +11,8 @@ from transforms.config_base import StageConfig
 # Defaults chosen on bench/dedup_quality.py (seeded labeled variants of real questions).
 THRESHOLD = 0.5
 CHAR_MAX_WORDS = 100
+TEMPLATE_DF = 0.01
+TEMPLATE_MIN_DOCS = 20
 
 
 class DedupConfig(StageConfig):
@@ -41,6 +43,16 @@ class DedupConfig(StageConfig):
                                 "most this many words get character shingles")
     mask_numbers: bool = Field(False, description="read every number as 0 before shingling, "
                                "so a changed number stays a near duplicate (exact keys unchanged)")
+    template_df: float = Field(TEMPLATE_DF, ge=0, lt=1, description="ours: shingles found in "
+                               "more than this share of the documents (a template's fixed "
+                               "text) are left out of the signatures, so rows sharing a "
+                               "template are compared on what differs; 0 = off. Document "
+                               "frequencies: a count-min sketch summed over the batches")
+    template_min_docs: int = Field(TEMPLATE_MIN_DOCS, ge=2, description="ours: a shingle counts "
+                                   "as template text only when in more than this many "
+                                   "documents (small inputs)")
+    df_sketch_width: int = Field(1 << 20, ge=1024, description="counters per row of the "
+                                 "document-frequency sketch (3 rows of int32)")
     minhash_seed: int = Field(1, description="seed of the MinHash permutations (fixed, so "
                               "signatures stay comparable with a stored release index)")
     minhash_threads: int = Field(1, ge=1, le=64, description="threads computing MinHash "
