@@ -76,8 +76,8 @@ def wrapped(rng: random.Random, per_template: int, used: set[str]) -> list[str]:
     return out
 
 
-def multiple_choice(rng: random.Random, n: int, per_stem: int) -> list[str]:
-    gsm = _jsonl("gsm8k_test.jsonl")
+def multiple_choice(rng: random.Random, n: int, per_stem: int, used: set[str]) -> list[str]:
+    gsm = [d for d in _jsonl("gsm8k_test.jsonl") if d["question"] not in used]
     rng.shuffle(gsm)
     out = []
     for d in gsm[:n]:
@@ -111,5 +111,5 @@ def shared_context(rng: random.Random, n_contexts: int) -> list[str]:
 def build_templated(rng: random.Random, scale: int, used: set[str]) -> list[str]:
     """Distinct templated rows for a labeled set of about `scale` base questions."""
     return (wrapped(rng, max(10, scale // 12), used)
-            + multiple_choice(rng, max(10, scale // 12), max(10, scale // 30))
+            + multiple_choice(rng, max(10, scale // 12), max(10, scale // 30), used)
             + shared_context(rng, max(5, scale // 25)))

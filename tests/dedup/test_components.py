@@ -121,7 +121,8 @@ def _path_sigs(n: int) -> np.ndarray:
 def _feats(keys: list[str], scores: np.ndarray, sigs: np.ndarray) -> dict:
     return {"key": np.array(keys, dtype=object), "node": kd.node_ids(keys),
             "rank": kd.ranks(keys), "batch": np.zeros(len(keys), np.int64), "score": scores,
-            "sigs": sigs, "nonempty": np.ones(len(keys), bool)}
+            "sigs": sigs, "tsigs": np.zeros((len(keys), 0), np.uint32),
+            "nonempty": np.ones(len(keys), bool)}
 
 
 def _near_beam(f: dict, rounds: int, check, dropped: set[str] = frozenset()) -> None:

@@ -13,6 +13,8 @@ THRESHOLD = 0.5
 CHAR_MAX_WORDS = 100
 TEMPLATE_DF = 0.01
 TEMPLATE_MIN_DOCS = 20
+LAST_PARAGRAPH = 0.3
+TEMPLATE_MIN_RUN = 1
 
 
 class DedupConfig(StageConfig):
@@ -51,6 +53,15 @@ class DedupConfig(StageConfig):
     template_min_docs: int = Field(TEMPLATE_MIN_DOCS, ge=2, description="ours: a shingle counts "
                                    "as template text only when in more than this many "
                                    "documents (small inputs)")
+    last_paragraph: float = Field(LAST_PARAGRAPH, ge=0, le=1, description="ours: rows of "
+                                  "several paragraphs are near duplicates only when their last "
+                                  "paragraphs (usually the actual question after a shared "
+                                  "context) also reach this estimated Jaccard; 0 = off")
+    last_paragraph_perm: int = Field(32, ge=8, le=256, description="MinHash permutations of "
+                                     "the last-paragraph signature")
+    template_min_run: int = Field(TEMPLATE_MIN_RUN, ge=1, description="ours: common shingles "
+                                  "are left out only in runs of at least this many consecutive "
+                                  "ones (a template's span), so a common word alone still counts")
     df_sketch_width: int = Field(1 << 20, ge=1024, description="counters per row of the "
                                  "document-frequency sketch (3 rows of int32)")
     minhash_seed: int = Field(1, description="seed of the MinHash permutations (fixed, so "
@@ -91,3 +102,7 @@ class DedupConfig(StageConfig):
                                         "kept rows (plus the previous release's) here")
     report_clusters: int = Field(1000, ge=0, description="clusters listed in the report "
                                  "(largest first); counts always cover all")
+    warn_cluster_size: int = Field(100, ge=0, description="ours: the report warns about every "
+                                   "cluster of more rows (usually distinct rows sharing a "
+                                   "template); it always lists the 5 largest clusters with 3 "
+                                   "sample ids each; 0 = no warnings")

@@ -65,5 +65,6 @@ def dedup_local(batches: Sequence[pa.RecordBatch], cfg: DedupConfig
         pairs = [x for p in sorted(bgroups) for x in st.partition_pairs(bgroups[p])]
         wanted = {x for pair in pairs for x in pair}
         nodes = [st.involved_rows(f, wanted) for f in feats]
-        near = st.decide_near(pairs, nodes, {d[0] for d in exact}, cfg.threshold, cfg.verify)
+        near = st.decide_near(pairs, nodes, {d[0] for d in exact}, cfg.threshold, cfg.verify,
+                              cfg.last_paragraph)
     return {st.untag(k): (st.untag(v[0]), v[1], v[2]) for k, v in resolve(exact + near).items()}

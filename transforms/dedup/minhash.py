@@ -251,12 +251,13 @@ class MinHasher:
         return np.ascontiguousarray(sig_t.T), nonempty
 
     def signatures(self, texts: pa.Array | Sequence[str],
-                   drop: Callable[[np.ndarray], np.ndarray] | None = None
+                   drop: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
         """Signatures of consecutive slices of at most _CHUNK_BYTES of text each, so every
         temporary array stays small (reused by the allocator instead of freshly mapped); with
         threads > 1 the text is cut into equal slices, a multiple of `threads` of them, spread
-        over a thread pool (numpy and pyarrow release the GIL). `drop` (shingle hashes → mask)
+        over a thread pool (numpy and pyarrow release the GIL). `drop` ((shingle hashes,
+        offsets) → mask)
         leaves shingles out (template.py); a text left without any is empty."""
         arr = _string_array(texts)
         offsets = flat_strings(arr)[0]
@@ -273,7 +274,7 @@ class MinHasher:
             lo, hi = bounds
             h, offsets = self.shingle_hashes(arr[lo:hi])
             if drop is not None:
-                h, offsets = drop_shingles(h, offsets, drop(h))
+                h, offsets = drop_shingles(h, offsets, drop(h, offsets))
             sig[lo:hi], nonempty[lo:hi] = self.signatures_from_hashes(h, offsets)
 
         if self.threads > 1 and len(slices) > 1:

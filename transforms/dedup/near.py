@@ -41,7 +41,7 @@ from transforms.dedup.components import (
 from transforms.dedup.keyed import decisions, route
 
 INFO = ("node", "key", "score", "batch")
-MEMBER = (*INFO, "sig")
+MEMBER = (*INFO, "sig", "tsig")
 
 
 def band_entries(f: dict[str, Any], bands: int, rows: int, P: int) -> Iterable[tuple]:
@@ -56,12 +56,13 @@ def band_entries(f: dict[str, Any], bands: int, rows: int, P: int) -> Iterable[t
 
 
 def sig_entries(f: dict[str, Any], P: int) -> Iterable[tuple]:
-    """(node partition, {node, sig, key, score, batch}) of the rows with a signature."""
+    """(node partition, {node, sig, tsig, key, score, batch}) of the rows with a signature
+    (tsig: the last-paragraph signature)."""
     ok = np.flatnonzero(f["nonempty"])
     if len(ok) == 0 or f["sigs"].shape[1] == 0:
         return
     cols = {c: f[c][ok] for c in INFO}
-    cols["sig"] = f["sigs"][ok]
+    cols["sig"], cols["tsig"] = f["sigs"][ok], f["tsigs"][ok]
     yield from split_by(part_of(cols["node"], P), cols)
 
 
@@ -113,7 +114,7 @@ def ship(group: dict[str, Iterable], P: int) -> Iterable[Any]:
     pairs whose lo is here and alive, (hi partition, {hi, lo, sig}); for alive his here, their
     signature once (same partition). Tagged "info": row info and signature of every alive
     involved node."""
-    s = cat(group["sigs"], *INFO, "sig")
+    s = cat(group["sigs"], *MEMBER)
     e = cat(group["edges"], "hi", "lo", "end")
     track("sig_join", s, e)
     if len(e["hi"]) == 0 or len(s["node"]) == 0:
@@ -181,7 +182,8 @@ def label_members(group: dict[str, Iterable], P: int) -> Iterable[tuple]:
     yield from split_by(part_of(cols["label"], P), cols)
 
 
-def choose_keepers(group: Iterable[dict], threshold: float, P: int) -> Iterable[tuple]:
+def choose_keepers(group: Iterable[dict], threshold: float, P: int,
+                   tail_threshold: float = 0.0) -> Iterable[tuple]:
     """Per component, members in priority order: clusters.star_keepers (no chains).
     Out: decisions keyed by the dropped row's node partition."""
     d = cat(group, *MEMBER, "label")
@@ -197,7 +199,8 @@ def choose_keepers(group: Iterable[dict], threshold: float, P: int) -> Iterable[
     rows = []
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         m = order[a:b]
-        keeper, sim = clusters.star_keepers(d["sig"][m], pinned[m], threshold)
+        keeper, sim = clusters.star_keepers(d["sig"][m], pinned[m], threshold, d["tsig"][m],
+                                            tail_threshold)
         for r in np.flatnonzero(keeper != np.arange(len(m))).tolist():
             k = m[keeper[r]]
             rows.append((int(m[r]), int(k), "near_duplicate",
@@ -217,8 +220,10 @@ class NearDecisions(beam.PTransform):
     release's), split where they are made (split_grouped)."""
 
     def __init__(self, bands: int, rows: int, threshold: float, verify: bool, P: int,
-                 rounds: int, max_remainder: int, parts: int = 1, label: str | None = None):
+                 rounds: int, max_remainder: int, parts: int = 1, label: str | None = None,
+                 tail_threshold: float = 0.0):
         super().__init__(label)
+        self.tail_threshold = tail_threshold
         self.bands, self.rows, self.threshold, self.verify = bands, rows, threshold, verify
         self.P, self.rounds, self.max_remainder, self.parts = P, rounds, max_remainder, parts
 
@@ -246,4 +251,5 @@ class NearDecisions(beam.PTransform):
         members = ({"labels": labels, "info": info} | "JoinLabels" >> beam.CoGroupByKey()
                    | "Members" >> beam.FlatMap(lambda kv: label_members(kv[1], P)))
         return (members | "GroupComponents" >> beam.GroupByKey()
-                | "Keepers" >> beam.FlatMap(lambda kv: choose_keepers(kv[1], self.threshold, P)))
+                | "Keepers" >> beam.FlatMap(lambda kv: choose_keepers(
+                    kv[1], self.threshold, P, self.tail_threshold)))

@@ -247,7 +247,7 @@ class ApplyDecisions(beam.PTransform):
                   | "GroupClusters" >> beam.CombinePerKey(ConcatChunks(kd.DECISION_COLS))
                   | "Clusters" >> beam.FlatMap(lambda kv: kd.cluster_summaries([kv[1]]))
                   | "Report" >> beam.CombineGlobally(kd.ReportFn(
-                      cfg.report_clusters, STAGE, st.near_settings(cfg))))
+                      cfg.report_clusters, STAGE, st.near_settings(cfg), cfg.warn_cluster_size)))
         return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: report, "decisions": by_batch}
 
 
@@ -265,7 +265,7 @@ class DedupStage(beam.PTransform):
         cfg, P = self.cfg, self.cfg.num_partitions
         params = st.index_params(cfg)
         release = load_index(cfg.release_index_dir, params)
-        rel = st.release_features(release)
+        rel = st.release_features(release, cfg)
         tags = ["exact", "bands", "sigs", "index"]
         side = {}
         if st.uses_df(cfg):
@@ -294,7 +294,7 @@ class DedupStage(beam.PTransform):
                                 "sigs": (feats["sigs"], rfeats["sigs"]),
                                 "dropped": dropped} | "Near" >> NearDecisions(
                 bands, rows, cfg.threshold, cfg.verify, P, cfg.cc_rounds, cfg.cc_max_remainder,
-                cfg.shuffle_parts))
+                cfg.shuffle_parts, tail_threshold=cfg.last_paragraph))
         keyed_batches = batches | "KeyBatches" >> beam.Map(
             lambda b: (kd.batch_key(_row_keys(b)), b))
         emb = None

@@ -67,6 +67,23 @@ class DfTable:
         return self.estimate(h) > self.limit(max_df, min_docs)
 
 
+def in_runs(mask: np.ndarray, offsets: np.ndarray, min_run: int) -> np.ndarray:
+    """`mask` kept only where it is part of a run of at least `min_run` consecutive True
+    shingles inside one document (a template's fixed text is a span of common shingles; a
+    common word on its own is not)."""
+    if min_run <= 1 or not mask.any():
+        return mask
+    doc_start = np.zeros(len(mask), bool)
+    doc_start[offsets[:-1][offsets[:-1] < len(mask)]] = True
+    prev = np.r_[False, mask[:-1]]
+    start = mask & (~prev | doc_start)
+    run = np.cumsum(start) - 1
+    length = np.bincount(run[mask], minlength=int(start.sum()))
+    out = np.zeros(len(mask), bool)
+    out[mask] = length[run[mask]] >= min_run
+    return out
+
+
 def drop_shingles(h: np.ndarray, offsets: np.ndarray, drop: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """(hashes, offsets) without the dropped shingles; a document may end up with none."""
