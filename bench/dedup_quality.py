@@ -4,7 +4,8 @@ datasketch (same shingles and threshold, union of its LSH candidates), all in on
 
 The labeled set is built at run time from public questions in ../shared/evaldata (GSM8K
 questions, Alpaca seed-task and Alpaca instructions, HumanEval prompts): a seeded sample of
-distinct questions; some get 1-3 variants made by 1-2 edits each of the kinds real instruction
+distinct questions (distinct after folding, and no two with an exact character-5-gram Jaccard
+of SOURCE_NEAR or more: near-identical source questions have no clear label); some get 1-3 variants made by 1-2 edits each of the kinds real instruction
 data has (case / whitespace noise, punctuation, a few typos, a changed number, a dropped or an
 appended clause). A question and its variants are one true cluster; every other pair is a
 negative. A pair belongs to the length bucket of its shorter text (words after folding).
@@ -42,6 +43,7 @@ BUCKETS = ((1, 15), (16, 40), (41, 100), (101, 10**9))
 TEMPLATED = len(BUCKETS)  # the bucket of every pair with a templated row
 _NUM = re.compile(r"\d+")
 _CLAUSE = re.compile(r"(?<=[,;:.!?])\s+")
+SOURCE_NEAR = 0.6  # source questions this similar (exact Jaccard) are not both used
 APPENDED = ("Explain your answer.", "Show your work.", "Please be concise.",
             "Answer in one sentence.", "Give a short justification.", "Think step by step.",
             "Use simple language.", "Provide an example.", "and explain why",
@@ -66,7 +68,29 @@ def load_questions(rng: random.Random, n: int) -> list[str]:
         if (k := fold_text(t)) and k not in seen:
             seen.add(k)
             uniq.append(t)
-    return uniq
+    return distinct_by_margin(uniq)
+
+
+def distinct_by_margin(texts: list[str], limit: float = SOURCE_NEAR) -> list[str]:
+    """`texts` without those whose exact character-5-gram Jaccard (folded) with an earlier one
+    reaches `limit`: near-identical source questions (HumanEval's pairs_sum_to_zero and
+    triples_sum_to_zero share 70%) have no clear label. Candidates from datasketch's LSH, each
+    checked exactly; independent of the code under test."""
+    from datasketch import MinHash, MinHashLSH
+
+    index = MinHashLSH(threshold=limit * 0.7, num_perm=64)
+    kept, sets = [], []
+    for t in texts:
+        f = fold_text(t)
+        grams = {f[i:i + 5] for i in range(max(1, len(f) - 4))}
+        m = MinHash(num_perm=64, seed=7)
+        m.update_batch([g.encode("utf-8") for g in grams])
+        if any(len(grams & sets[c]) / len(grams | sets[c]) >= limit for c in index.query(m)):
+            continue
+        index.insert(len(sets), m)
+        sets.append(grams)
+        kept.append(t)
+    return kept
 
 
 def noise(t: str, rng: random.Random) -> str:

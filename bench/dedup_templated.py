@@ -68,8 +68,12 @@ def _answer(ans: str) -> int:
 
 
 def wrapped(rng: random.Random, per_template: int, used: set[str]) -> list[str]:
+    from bench.dedup_quality import distinct_by_margin
+
     pool = [q for q in _instructions() if q not in used]
     rng.shuffle(pool)
+    pool = distinct_by_margin(list(used) + pool[:per_template * TEMPLATES_PER_SEED * 2])[
+        len(used):]
     out = []
     for t in rng.sample(TEMPLATES, TEMPLATES_PER_SEED):
         out += [t.format(q=pool.pop()) for _ in range(per_template)]

@@ -67,7 +67,7 @@ def test_templated_rows_kept_and_their_copies_dropped() -> None:
     off = dedup_local(batches(rows, 4), CFG.model_copy(update={"template_df": 0}))
     assert len(off) > len(copies)
     # without the last-paragraph check the two questions on one context merge
-    ctx = {r["id"] for r in rows if CONTEXT in r["messages"][0]["content"]}
+    ctx = {r["id"] for r in rows if r["messages"][0]["content"].startswith(CONTEXT[:40])}
     no_tail = dedup_local(batches(rows, 4), CFG.model_copy(update={"last_paragraph": 0}))
     assert len(ctx & set(no_tail)) == 2
 

@@ -104,7 +104,7 @@ def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher,
     return feat
 
 
-_PARAGRAPHS = re.compile(r"\n[ \t\r]*\n")
+_PARAGRAPHS = re.compile(r"\n\s*\n")
 
 
 def last_paragraphs(texts: Sequence[str]) -> list[str]:

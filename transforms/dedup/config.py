@@ -9,12 +9,12 @@ from pydantic import Field
 from transforms.config_base import StageConfig
 
 # Defaults chosen on bench/dedup_quality.py (seeded labeled variants of real questions).
-THRESHOLD = 0.5
+THRESHOLD = 0.45
 CHAR_MAX_WORDS = 100
 TEMPLATE_DF = 0.01
 TEMPLATE_MIN_DOCS = 20
-LAST_PARAGRAPH = 0.3
-TEMPLATE_MIN_RUN = 1
+LAST_PARAGRAPH = 0.5
+TEMPLATE_MIN_RUN = 15
 
 
 class DedupConfig(StageConfig):
