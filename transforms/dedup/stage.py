@@ -83,7 +83,9 @@ class _DfSum(beam.CombineFn):
         return DfTable.empty(self.width)
 
     def add_input(self, acc: DfTable, t: DfTable) -> DfTable:
-        return acc.merge(t)
+        acc.counts += t.counts  # in place: the accumulator is this combine's own
+        acc.docs += t.docs
+        return acc
 
     def merge_accumulators(self, accs: Iterable[DfTable]) -> DfTable:
         out = DfTable.empty(self.width)
