@@ -4,7 +4,8 @@ datasketch (same shingles and threshold, union of its LSH candidates), all in on
 
 The labeled set is built at run time from public questions in ../shared/evaldata (GSM8K
 questions, Alpaca seed-task and Alpaca instructions, HumanEval prompts): a seeded sample of
-distinct questions; some get 1-3 variants made by 1-2 edits each of the kinds real instruction
+distinct questions (distinct after folding, and no two with an exact character-5-gram Jaccard
+of SOURCE_NEAR or more: near-identical source questions have no clear label); some get 1-3 variants made by 1-2 edits each of the kinds real instruction
 data has (case / whitespace noise, punctuation, a few typos, a changed number, a dropped or an
 appended clause). A question and its variants are one true cluster; every other pair is a
 negative. A pair belongs to the length bucket of its shorter text (words after folding).
@@ -33,13 +34,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench.dedup import EVAL, _jsonl, shuffled  # noqa: E402
+from bench.dedup_templated import build_templated  # noqa: E402
 from schemas.text import fold_text  # noqa: E402
 from transforms.dedup import clusters, lsh  # noqa: E402
 from transforms.dedup.config import DedupConfig  # noqa: E402
 
 BUCKETS = ((1, 15), (16, 40), (41, 100), (101, 10**9))
+TEMPLATED = len(BUCKETS)  # the bucket of every pair with a templated row
 _NUM = re.compile(r"\d+")
 _CLAUSE = re.compile(r"(?<=[,;:.!?])\s+")
+SOURCE_NEAR = 0.6  # source questions this similar (exact Jaccard) are not both used
 APPENDED = ("Explain your answer.", "Show your work.", "Please be concise.",
             "Answer in one sentence.", "Give a short justification.", "Think step by step.",
             "Use simple language.", "Provide an example.", "and explain why",
@@ -64,7 +68,29 @@ def load_questions(rng: random.Random, n: int) -> list[str]:
         if (k := fold_text(t)) and k not in seen:
             seen.add(k)
             uniq.append(t)
-    return uniq
+    return distinct_by_margin(uniq)
+
+
+def distinct_by_margin(texts: list[str], limit: float = SOURCE_NEAR) -> list[str]:
+    """`texts` without those whose exact character-5-gram Jaccard (folded) with an earlier one
+    reaches `limit`: near-identical source questions (HumanEval's pairs_sum_to_zero and
+    triples_sum_to_zero share 70%) have no clear label. Candidates from datasketch's LSH, each
+    checked exactly; independent of the code under test."""
+    from datasketch import MinHash, MinHashLSH
+
+    index = MinHashLSH(threshold=limit * 0.7, num_perm=64)
+    kept, sets = [], []
+    for t in texts:
+        f = fold_text(t)
+        grams = {f[i:i + 5] for i in range(max(1, len(f) - 4))}
+        m = MinHash(num_perm=64, seed=7)
+        m.update_batch([g.encode("utf-8") for g in grams])
+        if any(len(grams & sets[c]) / len(grams | sets[c]) >= limit for c in index.query(m)):
+            continue
+        index.insert(len(sets), m)
+        sets.append(grams)
+        kept.append(t)
+    return kept
 
 
 def noise(t: str, rng: random.Random) -> str:
@@ -111,34 +137,47 @@ def clause(t: str, rng: random.Random) -> str:
 
 
 EDITS = (noise, punctuation, typos, change_number, clause)
+SURFACE = (noise, punctuation, typos)  # copies of a templated row: its slot text unchanged
 
 
-def build(seed: int, n_questions: int) -> tuple[list[str], np.ndarray]:
-    """(texts, true cluster of each): every question, plus 1-3 variants for 40% of them."""
+def build(seed: int, n_questions: int, templated: bool = True
+          ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(texts, true cluster of each, templated flag of each): every question, plus 1-3
+    variants for 40% of them; with `templated`, the templated negatives of
+    bench/dedup_templated.py too, 30% of them with 1-2 copies made by case, whitespace,
+    punctuation or typo edits (still true duplicates of their row)."""
     rng = random.Random(seed)
     base = load_questions(rng, n_questions)
+    n_plain = len(base)
+    if templated:
+        base += build_templated(rng, n_questions, set(base))
     docs, label = list(base), list(range(len(base)))
     for k, t in enumerate(base):
-        if rng.random() < 0.4:
-            for _ in range(rng.randint(1, 3)):
+        tmpl = k >= n_plain
+        if rng.random() < (0.3 if tmpl else 0.4):
+            for _ in range(rng.randint(1, 2) if tmpl else rng.randint(1, 3)):
                 v = t
-                for edit in rng.sample(EDITS, rng.randint(1, 2)):
+                for edit in rng.sample(SURFACE if tmpl else EDITS, rng.randint(1, 2)):
                     v = edit(v, rng)
                 docs.append(v)
                 label.append(k)
-    return shuffled(docs, label, rng)
+    flag = np.array(label) >= n_plain
+    d, lab = shuffled(docs, [x * 2 + int(f) for x, f in zip(label, flag, strict=True)], rng)
+    return d, lab // 2, (lab % 2).astype(bool)
 
 
 def pair_counts(pred: np.ndarray, truth: np.ndarray, bucket: np.ndarray) -> np.ndarray:
-    """(buckets, 3) counts of predicted pairs, true pairs and true positives; a pair counts in
-    the bucket of its shorter text (`bucket` holds each text's, shorter = lower bucket)."""
-    out = np.zeros((len(BUCKETS), 3), np.int64)
+    """(buckets + 1, 3) counts of predicted pairs, true pairs and true positives; a pair
+    counts in the bucket of its shorter text (`bucket` holds each text's, shorter = lower
+    bucket), or in the last (TEMPLATED) when one of its texts is templated."""
+    out = np.zeros((len(BUCKETS) + 1, 3), np.int64)
     for col, labels in ((0, pred), (1, truth)):
         for members in clusters.cluster_lists(labels).values():
             m = np.array(members)
             a, b = np.triu_indices(len(m), 1)
             i, j = m[a], m[b]
             pb = np.minimum(bucket[i], bucket[j])
+            pb[(bucket[i] == TEMPLATED) | (bucket[j] == TEMPLATED)] = TEMPLATED
             np.add.at(out[:, col], pb, 1)
             if col == 0:
                 np.add.at(out[:, 2], pb[truth[i] == truth[j]], 1)
@@ -221,10 +260,13 @@ def table_row(name: str, counts: np.ndarray) -> dict[str, float]:
     p, r, f = scores(counts.sum(axis=0))
     per = [scores(c) for c in counts]
     cells = "  ".join(f"{b[1]:>5.3f}/{b[2]:<5.3f}" if c[1] else "     -     "
-                      for b, c in zip(per, counts, strict=True))
+                      for b, c in zip(per[:TEMPLATED], counts[:TEMPLATED], strict=True))
+    t = per[TEMPLATED]
+    cells += f"  | templated P {t[0]:.3f} R {t[1]:.3f} ({counts[TEMPLATED][0]} pairs)"
     print(f"{name:>22}  P {p:.3f} R {r:.3f} F1 {f:.3f}  | {cells}", flush=True)
     return {"precision": p, "recall": r, "f1": f, "recall_shortest_bucket": per[0][1],
-            "f1_shortest_bucket": per[0][2]}
+            "f1_shortest_bucket": per[0][2], "precision_templated": per[TEMPLATED][0],
+            "recall_templated": per[TEMPLATED][1]}
 
 
 def sweep(docs: list[str], truth: np.ndarray, bucket: np.ndarray) -> None:
@@ -247,15 +289,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1600, help="questions drawn (before variants)")
     ap.add_argument("--sweep", action="store_true", help="also sweep shingling settings")
     ap.add_argument("--no-semantic", action="store_true", help="skip the embedding model")
+    ap.add_argument("--no-templated", action="store_true", help="leave the templated "
+                    "negatives out (the labeled set as before)")
     a = ap.parse_args()
-    docs, truth = build(a.seed, a.seeds)
+    docs, truth, tmpl = build(a.seed, a.seeds, not a.no_templated)
     words = np.array([len(fold_text(t).split()) for t in docs])
     bucket = np.searchsorted([hi for _, hi in BUCKETS], words)
+    bucket[tmpl] = TEMPLATED
     cfg = DedupConfig()
     b, r = lsh.lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
     print(f"{len(docs)} texts, {len(set(truth.tolist()))} true clusters (seed {a.seed}); "
           f"defaults: shingle={cfg.shingle} char_max_words={cfg.char_max_words} "
-          f"mask_numbers={cfg.mask_numbers} threshold={cfg.threshold} bands={b} rows={r}")
+          f"mask_numbers={cfg.mask_numbers} threshold={cfg.threshold} bands={b} rows={r} "
+          f"template_df={cfg.template_df} template_min_docs={cfg.template_min_docs}; "
+          f"{int(tmpl.sum())} templated texts")
     print(f"{'method':>22}  overall{'':20}| recall/F1 per bucket (words): "
           + "  ".join(f"{lo}-{hi if hi < 10**9 else ''}" for lo, hi in BUCKETS))
     res, times = {}, {}
@@ -263,11 +310,16 @@ def main() -> None:
     for shingle in ("word", "char", "auto"):
         variants[f"near {shingle}"] = (run_near, cfg.model_copy(update={"shingle": shingle}))
     variants["datasketch (same)"] = (run_datasketch, cfg)
+    largest = {}
     for name, (fn, c) in variants.items():
         t = time.perf_counter()
         pred = fn(docs, c)
         times[name] = time.perf_counter() - t
         res[name] = table_row(name, pair_counts(pred, truth, bucket))
+        largest[name] = int(np.bincount(pred).max())
+    largest_true = int(np.bincount(truth).max())
+    print(f"largest cluster: exact+near {largest['exact+near']}, true {largest_true}; "
+          + ", ".join(f"{k} {v}" for k, v in largest.items() if k != "exact+near"))
     if not a.no_semantic:
         res["semantic"] = table_row("semantic", pair_counts(
             run_semantic(docs, cfg.semantic_eps), truth, bucket))
@@ -277,7 +329,10 @@ def main() -> None:
     print(json.dumps({
         "bench": "dedup_quality", "seed": a.seed, "texts": len(docs),
         "precision": round(o["precision"], 4), "recall": round(o["recall"], 4),
-        "f1": round(o["f1"], 4), "recall_shortest_bucket": round(o["recall_shortest_bucket"], 4),
+        "f1": round(o["f1"], 4), "precision_templated": round(o["precision_templated"], 4),
+        "recall_templated": round(o["recall_templated"], 4),
+        "largest_cluster": largest["exact+near"], "largest_true_cluster": largest_true,
+        "recall_shortest_bucket": round(o["recall_shortest_bucket"], 4),
         "f1_datasketch": round(d["f1"], 4),
         "precision_datasketch": round(d["precision"], 4),
         "recall_datasketch": round(d["recall"], 4),

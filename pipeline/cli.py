@@ -147,6 +147,10 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
     from pipeline.console import summary_table
 
     print(summary_table(result.manifest, result.out_dir))
+    from transforms.dedup.guard import manifest_warnings
+
+    for line in manifest_warnings(result.manifest):
+        print(f"refinery: warning: {line}", file=sys.stderr)
     return 0
 
 

@@ -101,6 +101,8 @@ def test_urls() -> None:
     ("I’m sorry, but I can't help with it.", 2),
     ("I apologize for the confusion.", 1),
     ("Paris is the capital of France.", 0),
+    ("I am like a moth to a flame; I can't help but be drawn to her.", 0),
+    ("I cannot help.", 1),
 ])
 def test_refusal_markers(text: str, count: int) -> None:
     assert signals_of("q", text)["q_refusal"] == count

@@ -65,7 +65,10 @@ def expected_reason(rules: list[FilterRule], sig: dict) -> str | None:
     for rule in rules:
         if sig["q_response_words"] < rule.min_response_words:
             continue
-        if ops[rule.op](float(sig[rule.signal]), float(rule.value)):
+        value = rule.by_kind.get(sig["q_kind"], rule.value)
+        if value is None:  # the rule is off for this kind of response
+            continue
+        if ops[rule.op](float(sig[rule.signal]), float(value)):
             return rule_reason(rule)
     return None
 
@@ -109,9 +112,15 @@ def test_default_filters_drop_exactly_the_right_rows() -> None:
         assert_that(ids_of(out[MAIN]), equal_to(kept), label="kept")
         assert_that(reasons_of(out[REJECTED]), equal_to(dropped), label="rejected")
         assert_that(out[DEADLETTER], equal_to([]), label="dead")
-        assert_that(out[REPORT] | beam.Map(lambda r: (r["stage"], r["rows_kept"])),
-                    equal_to([("quality", len(kept))]), label="report")
+        assert_that(out[REPORT] | beam.Map(lambda r: (r["stage"], r["rows_kept"], r["drops"])),
+                    equal_to([("quality", len(kept), drops)]), label="report")
 
+    source = {r["id"]: (r.get("source") or {}).get("dataset") or "unknown" for r in rows}
+    drops: dict = {}
+    for i, why in dropped:
+        drops.setdefault(why, {}).setdefault(source[i], 0)
+        drops[why][source[i]] += 1
+    drops = {r: dict(sorted(per.items())) for r, per in sorted(drops.items())}
     result = run_stage(config, batches(rows), check=check)
     assert counter(result, "rows_in") == len(rows)  # conservation: in = kept + rejected
     assert counter(result, "rows_out") == len(kept)
@@ -196,3 +205,35 @@ def test_selection_keeps_diverse_top_k_and_rejects_the_rest() -> None:
 
     result = run_stage(config, batches(rows, 2), ctx, check=check)
     assert counter(result, "dropped_not_selected") == 2
+
+
+def test_repetition_thresholds_per_kind_of_response() -> None:
+    """A worked math solution repeats phrases: the prose threshold would drop it, the math
+    one keeps it; the drop's detail names the kind and the threshold used."""
+    from schemas.records import example_row, examples_to_batch
+    from transforms.quality.core import heuristic_batch
+
+    answer = ("Each crate holds 12 apples, so 4 crates hold 4*12 = <<4*12=48>>48 apples. "
+              "Then multiply that number by 2 to get the apples in the red barn: 48*2 = "
+              "<<48*2=96>>96 apples. Then multiply that number by 2 to get the apples in the "
+              "green barn: 96*2 = <<96*2=192>>192 apples. Then multiply that number by 2 to get "
+              "the apples in the blue barn: 192*2 = <<192*2=384>>384 apples. Together the "
+              "three barns hold 96 + 192 + 384 = <<96+192+384=672>>672 apples. The farmer "
+              "sells half of them, which is 672/2 = <<672/2=336>>336 apples, and keeps the "
+              "rest for the winter months.\n#### 336")
+    batch = examples_to_batch([example_row("m", [{"role": "user", "content": "How many?"},
+                                                 {"role": "assistant", "content": answer}])])
+    config = QualityConfig(enabled=True)
+    res = heuristic_batch(batch, config)
+    assert res.kept is not None and res.kept.num_rows == 1
+    assert res.kept.column("meta").field("q_kind").to_pylist() == ["math"]
+    prose = [r.model_copy(update={"by_kind": {}}) for r in config.filters]
+    res = heuristic_batch(batch, config.model_copy(update={"filters": prose}))
+    rej = res.rejected.to_pylist()[0]
+    assert rej["reject_reason"].startswith(("dup", "top"))
+    detail = json.loads(rej["reject_detail"])
+    assert "kind" not in detail and detail["value"] > detail["threshold"]
+    off = [r.model_copy(update={"by_kind": {"math": r.value * 0.5}})
+           if r.signal.startswith("q_dup") else r for r in config.filters]
+    rej = heuristic_batch(batch, config.model_copy(update={"filters": off})).rejected.to_pylist()
+    assert json.loads(rej[0]["reject_detail"])["kind"] == "math"

@@ -11,8 +11,10 @@ keys; `untag` turns a key back into the public id for outputs.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from transforms.dedup.exact import (
 )
 from transforms.dedup.minhash import MinHasher, fmix64
 from transforms.dedup.release_index import ReleaseIndex
+from transforms.dedup.template import DfTable, in_runs
 
 RELEASE_TAG = "\x00release:"
 Decision = tuple[str, str, str, dict[str, Any]]  # (row key, keeper key, reason, detail)
@@ -62,15 +65,28 @@ def near_settings(cfg: DedupConfig) -> dict[str, Any]:
         return {}
     bands, rows = lsh.lsh_params(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
     fp, fn = lsh.lsh_error_areas(cfg.threshold, bands, rows)
-    return {"shingle": cfg.shingle, "ngram": cfg.ngram, "char_ngram": cfg.char_ngram,
+    return {"shingle": cfg.shingle, "template_df": cfg.template_df,
+            "template_min_docs": cfg.template_min_docs, "ngram": cfg.ngram, "char_ngram": cfg.char_ngram,
             "char_max_words": cfg.char_max_words, "mask_numbers": cfg.mask_numbers,
             "threshold": cfg.threshold, "num_perm": cfg.num_perm, "fp_weight": cfg.fp_weight,
             "fn_weight": cfg.fn_weight, "bands": bands, "rows": rows,
             "false_positive_area": round(fp, 5), "false_negative_area": round(fn, 5)}
 
 
-def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> dict[str, Any]:
-    """ids, scores, exact hashes and (when near dedup is on) MinHash signatures of a batch."""
+def df_table(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> DfTable:
+    """The document-frequency sketch of one batch's shingles (template.py)."""
+    h, offsets = hasher.shingle_hashes(key_texts(batch, cfg.key))
+    return DfTable.of(h, offsets, cfg.df_sketch_width)
+
+
+def uses_df(cfg: DedupConfig) -> bool:
+    return cfg.near and cfg.template_df > 0
+
+
+def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher,
+             df: DfTable | None = None) -> dict[str, Any]:
+    """ids, scores, exact hashes and (when near dedup is on) MinHash signatures of a batch;
+    with `df`, shingles common to more than cfg.template_df of the documents left out."""
     texts = key_texts(batch, cfg.key)
     feat: dict[str, Any] = {
         "ids": np.asarray(row_keys(batch), dtype=object),
@@ -78,15 +94,55 @@ def features(batch: pa.RecordBatch, cfg: DedupConfig, hasher: MinHasher) -> dict
         "hashes": exact_hashes(texts),
     }
     if cfg.near or cfg.write_index_dir:
-        feat["sigs"], feat["nonempty"] = hasher.signatures(texts)
+        drop = None
+        if df is not None and cfg.template_df > 0:
+            def drop(h: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+                return in_runs(df.common(h, cfg.template_df, cfg.template_min_docs), offsets,
+                               cfg.template_min_run)
+        feat["sigs"], feat["nonempty"] = hasher.signatures(texts, drop)
+        feat["tsigs"] = tail_signatures(texts, cfg, drop)
     return feat
 
 
-def release_features(release: ReleaseIndex) -> dict[str, Any]:
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+
+
+def last_paragraphs(texts: Sequence[str]) -> list[str]:
+    """The last paragraph of each text of several paragraphs (split at blank lines); ""
+    for texts of one paragraph."""
+    out = []
+    for t in texts:
+        parts = [p for p in _PARAGRAPHS.split(t.strip()) if p.strip()]
+        out.append(parts[-1] if len(parts) > 1 else "")
+    return out
+
+
+@lru_cache(maxsize=4)
+def _tail_hasher(cfg_key: tuple) -> MinHasher:
+    num_perm, seed, ngram, unit, char_ngram, char_max_words, mask = cfg_key
+    return MinHasher(num_perm=num_perm, seed=seed, ngram=ngram, unit=unit, char_ngram=char_ngram,
+                     char_max_words=char_max_words, mask_numbers=mask)
+
+
+def tail_signatures(texts: Sequence[str], cfg: DedupConfig,
+                    drop: Callable[[np.ndarray, np.ndarray], np.ndarray] | None) -> np.ndarray:
+    """Last-paragraph MinHash signatures (cfg.last_paragraph_perm slots; all slots empty for
+    texts of one paragraph), with the same shingles left out as in the main signature."""
+    if cfg.last_paragraph <= 0:
+        return np.zeros((len(texts), 0), np.uint32)
+    hasher = _tail_hasher((cfg.last_paragraph_perm, cfg.minhash_seed + 1, cfg.ngram,
+                           cfg.shingle, cfg.char_ngram, cfg.char_max_words, cfg.mask_numbers))
+    return hasher.signatures(last_paragraphs(texts), drop)[0]
+
+
+def release_features(release: ReleaseIndex, cfg: DedupConfig | None = None) -> dict[str, Any]:
+    """A previous release's rows as features; their last paragraphs are unknown (empty)."""
     n = len(release.ids)
+    width = cfg.last_paragraph_perm if cfg is not None and cfg.last_paragraph > 0 else 0
     return {"ids": np.array([RELEASE_TAG + i for i in release.ids], dtype=object),
             "scores": np.full(n, np.inf), "hashes": release.hashes,
             "sigs": release.sigs if release.sigs is not None else np.zeros((n, 0), np.uint32),
+            "tsigs": np.full((n, width), 0xFFFFFFFF, np.uint32),
             "nonempty": np.ones(n, bool)}
 
 
@@ -159,25 +215,29 @@ def involved_rows(feat: dict[str, Any], wanted: set[str]) -> dict[str, Any] | No
     mask = np.array([i in wanted for i in feat["ids"]], bool)
     if not mask.any():
         return None
-    return {"ids": feat["ids"][mask], "scores": feat["scores"][mask], "sigs": feat["sigs"][mask]}
+    return {"ids": feat["ids"][mask], "scores": feat["scores"][mask], "sigs": feat["sigs"][mask],
+            "tsigs": feat["tsigs"][mask]}
 
 
 def decide_near(pairs: list[tuple[str, str]], nodes: list[dict[str, Any]],
-                dropped_before: set[str], threshold: float, verify: bool) -> list[Decision]:
-    """Verify candidate pairs, union-find the rest, keep the best member of each cluster."""
+                dropped_before: set[str], threshold: float, verify: bool,
+                tail_threshold: float = 0.0) -> list[Decision]:
+    """Verify candidate pairs, union-find the rest (candidates), then per component
+    clusters.star_keepers: a row goes only when it is itself similar enough to its keeper."""
     nodes = [n for n in nodes if n is not None]
     if not pairs or not nodes:
         return []
     ids = np.concatenate([n["ids"] for n in nodes])
     scores = np.concatenate([n["scores"] for n in nodes])
     sigs = np.concatenate([n["sigs"] for n in nodes])
+    tsigs = _tails([n.get("tsigs") for n in nodes], [len(n["ids"]) for n in nodes])
     alive = np.array([i not in dropped_before for i in ids], bool)
-    ids, scores, sigs = ids[alive], scores[alive], sigs[alive]
+    ids, scores, sigs, tsigs = ids[alive], scores[alive], sigs[alive], tsigs[alive]
     if len(ids) < 2:
         return []
     pinned = np.array([i.startswith(RELEASE_TAG) for i in ids], bool)
     order = clusters.priority_order(list(ids), scores, pinned)
-    ids, sigs, pinned = ids[order], sigs[order], pinned[order]
+    ids, sigs, pinned, tsigs = ids[order], sigs[order], pinned[order], tsigs[order]
     pos = {v: k for k, v in enumerate(ids.tolist())}
     pi = np.array([pos.get(a, -1) for a, _ in pairs], np.int64)
     pj = np.array([pos.get(b, -1) for _, b in pairs], np.int64)
@@ -187,19 +247,25 @@ def decide_near(pairs: list[tuple[str, str]], nodes: list[dict[str, Any]],
     if verify:
         pi, pj, est = pi[est >= threshold], pj[est >= threshold], est[est >= threshold]
     roots = clusters.components(len(ids), pi, pj)
-    best: dict[tuple[int, int], float] = {}
-    for a, b, e in zip(pi.tolist(), pj.tolist(), est.tolist(), strict=True):
-        best[(min(a, b), max(a, b))] = e
     out = []
-    for row in np.flatnonzero(roots != np.arange(len(ids))):
-        if pinned[row]:
-            continue
-        k = int(roots[row])
-        detail = {"release": bool(pinned[k])}
-        if (k, int(row)) in best:
-            detail["jaccard"] = round(best[(k, int(row))], 4)
-        out.append((ids[row], ids[k], "near_duplicate", detail))
+    for members in clusters.cluster_lists(roots).values():
+        m = np.array(members)  # ascending = priority order
+        keeper, sim = clusters.star_keepers(sigs[m], pinned[m], threshold, tsigs[m],
+                                            tail_threshold)
+        for r in np.flatnonzero(keeper != np.arange(len(m))).tolist():
+            k = int(m[keeper[r]])
+            out.append((ids[m[r]], ids[k], "near_duplicate",
+                        {"release": bool(pinned[k]), "jaccard": round(float(sim[r]), 4)}))
     return out
+
+
+def _tails(parts: list[np.ndarray | None], sizes: list[int]) -> np.ndarray:
+    """Last-paragraph signatures of several pieces stacked; pieces without them (a previous
+    release's rows) get empty ones (their last paragraphs are not checked)."""
+    width = max((p.shape[1] for p in parts if p is not None), default=0)
+    return np.concatenate([p if p is not None and p.shape[1] == width
+                           else np.full((s, width), 0xFFFFFFFF, np.uint32)
+                           for p, s in zip(parts, sizes, strict=True)])
 
 
 class SampleFn:

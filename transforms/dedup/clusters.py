@@ -58,3 +58,42 @@ def cluster_lists(roots: np.ndarray) -> dict[int, list[int]]:
         if len(members) > 1:
             out[int(roots[members[0]])] = sorted(int(m) for m in members)
     return out
+
+
+def has_signature(sigs: np.ndarray) -> np.ndarray:
+    """Rows of a signature matrix with at least one shingle (not all slots empty)."""
+    return (sigs != np.uint32(0xFFFFFFFF)).any(axis=1)
+
+
+def star_keepers(sigs: np.ndarray, pinned: np.ndarray, threshold: float,
+                 tails: np.ndarray | None = None, tail_threshold: float = 0.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Keepers of one component whose rows are given in priority order, so that no row is
+    removed through a chain: the first row keeps; every later row whose estimated Jaccard
+    with it (equal signature slots) reaches `threshold` is assigned to it; the first row left
+    unassigned keeps next, and so on. Pinned rows (a previous release) are never assigned.
+    With `tails` (last-paragraph signatures), a row whose last paragraph and its keeper's
+    both exist must also reach `tail_threshold` on them.
+    Returns (keeper position of each row, itself for kept rows; estimated Jaccard with it)."""
+    n = len(sigs)
+    check_tail = tails is not None and tails.shape[1] > 0 and tail_threshold > 0
+    has_tail = has_signature(tails) if check_tail else np.zeros(n, bool)
+    keeper = np.full(n, -1, np.int64)
+    sim = np.ones(n)
+    pinned = np.asarray(pinned, bool)
+    for k in range(n):
+        if keeper[k] >= 0:
+            continue
+        keeper[k] = k
+        rest = np.flatnonzero(keeper[k + 1:] < 0) + k + 1
+        rest = rest[~pinned[rest]]
+        if len(rest) == 0:
+            continue
+        est = (sigs[rest] == sigs[k]).mean(axis=1)
+        hit = est >= threshold
+        if has_tail[k]:
+            both = has_tail[rest]
+            hit &= ~both | ((tails[rest] == tails[k]).mean(axis=1) >= tail_threshold)
+        keeper[rest[hit]] = k
+        sim[rest[hit]] = est[hit]
+    return keeper, sim

@@ -9,8 +9,12 @@ from pydantic import Field
 from transforms.config_base import StageConfig
 
 # Defaults chosen on bench/dedup_quality.py (seeded labeled variants of real questions).
-THRESHOLD = 0.5
+THRESHOLD = 0.45
 CHAR_MAX_WORDS = 100
+TEMPLATE_DF = 0.01
+TEMPLATE_MIN_DOCS = 20
+LAST_PARAGRAPH = 0.5
+TEMPLATE_MIN_RUN = 15
 
 
 class DedupConfig(StageConfig):
@@ -41,6 +45,25 @@ class DedupConfig(StageConfig):
                                 "most this many words get character shingles")
     mask_numbers: bool = Field(False, description="read every number as 0 before shingling, "
                                "so a changed number stays a near duplicate (exact keys unchanged)")
+    template_df: float = Field(TEMPLATE_DF, ge=0, lt=1, description="ours: shingles found in "
+                               "more than this share of the documents (a template's fixed "
+                               "text) are left out of the signatures, so rows sharing a "
+                               "template are compared on what differs; 0 = off. Document "
+                               "frequencies: a count-min sketch summed over the batches")
+    template_min_docs: int = Field(TEMPLATE_MIN_DOCS, ge=2, description="ours: a shingle counts "
+                                   "as template text only when in more than this many "
+                                   "documents (small inputs)")
+    last_paragraph: float = Field(LAST_PARAGRAPH, ge=0, le=1, description="ours: rows of "
+                                  "several paragraphs are near duplicates only when their last "
+                                  "paragraphs (usually the actual question after a shared "
+                                  "context) also reach this estimated Jaccard; 0 = off")
+    last_paragraph_perm: int = Field(32, ge=8, le=256, description="MinHash permutations of "
+                                     "the last-paragraph signature")
+    template_min_run: int = Field(TEMPLATE_MIN_RUN, ge=1, description="ours: common shingles "
+                                  "are left out only in runs of at least this many consecutive "
+                                  "ones (a template's span), so a common word alone still counts")
+    df_sketch_width: int = Field(1 << 20, ge=1024, description="counters per row of the "
+                                 "document-frequency sketch (3 rows of int32)")
     minhash_seed: int = Field(1, description="seed of the MinHash permutations (fixed, so "
                               "signatures stay comparable with a stored release index)")
     minhash_threads: int = Field(1, ge=1, le=64, description="threads computing MinHash "
@@ -79,3 +102,7 @@ class DedupConfig(StageConfig):
                                         "kept rows (plus the previous release's) here")
     report_clusters: int = Field(1000, ge=0, description="clusters listed in the report "
                                  "(largest first); counts always cover all")
+    warn_cluster_size: int = Field(100, ge=0, description="ours: the report warns about every "
+                                   "cluster of more rows (usually distinct rows sharing a "
+                                   "template); it always lists the 5 largest clusters with 3 "
+                                   "sample ids each; 0 = no warnings")

@@ -20,6 +20,7 @@ import numpy as np
 
 from transforms.dedup._steps import RELEASE_TAG, untag
 from transforms.dedup.components import cat, part_of, split_by, track
+from transforms.dedup.guard import TOP, cluster_guard
 
 DECISION_COLS = ("node", "key", "batch", "knode", "kkey", "kbatch", "reason", "detail")
 NO_BATCH = -1
@@ -150,8 +151,8 @@ class ReportFn(beam.CombineFn):
     """Bounded report: counts per reason, number of clusters, the `limit` largest clusters
     (ties: smaller keeper id)."""
 
-    def __init__(self, limit: int, stage: str, near: dict[str, Any]):
-        self.limit, self.stage, self.near = limit, stage, near
+    def __init__(self, limit: int, stage: str, near: dict[str, Any], warn_size: int = 0):
+        self.limit, self.stage, self.near, self.warn_size = limit, stage, near, warn_size
 
     def create_accumulator(self) -> tuple[dict[str, int], int, list]:
         return {}, 0, []
@@ -162,7 +163,7 @@ class ReportFn(beam.CombineFn):
             counts[r] = counts.get(r, 0) + c
         top.append((-cl["size"], cl["keeper"], cl))
         if len(top) > 2 * self.limit + 16:
-            top = heapq.nsmallest(self.limit, top, key=lambda t: t[:2])
+            top = heapq.nsmallest(max(self.limit, TOP), top, key=lambda t: t[:2])
         return counts, n + 1, top
 
     def merge_accumulators(self, accs: Iterable[tuple]) -> tuple:
@@ -173,10 +174,12 @@ class ReportFn(beam.CombineFn):
                 counts[r] = counts.get(r, 0) + v
             n += k
             top += t
-        return counts, n, heapq.nsmallest(self.limit, top, key=lambda t: t[:2])
+        return counts, n, heapq.nsmallest(max(self.limit, TOP), top, key=lambda t: t[:2])
 
     def extract_output(self, acc: tuple) -> dict[str, Any]:
         counts, n, top = acc
-        best = heapq.nsmallest(self.limit, top, key=lambda t: t[:2])
+        best = heapq.nsmallest(max(self.limit, TOP), top, key=lambda t: t[:2])
+        clusters = [t[2] for t in best]
         return {"stage": self.stage, "near": self.near, "dropped": dict(sorted(counts.items())),
-                "num_clusters": n, "clusters": [t[2] for t in best]}
+                "num_clusters": n, "clusters": clusters[:self.limit],
+                "guard": cluster_guard(clusters, self.warn_size, self.stage)}

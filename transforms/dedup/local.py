@@ -14,6 +14,7 @@ import pyarrow as pa
 from transforms.dedup import _steps as st
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.lsh import lsh_params
+from transforms.dedup.template import DfTable
 
 
 def resolve(decisions: Sequence[st.Decision]) -> dict[str, tuple[str, str, dict[str, Any]]]:
@@ -38,7 +39,13 @@ def resolve(decisions: Sequence[st.Decision]) -> dict[str, tuple[str, str, dict[
 def dedup_local(batches: Sequence[pa.RecordBatch], cfg: DedupConfig
                 ) -> dict[str, tuple[str, str, dict[str, Any]]]:
     hasher = st.hasher_for(cfg)
-    feats = [st.features(b, cfg, hasher) for b in batches if b.num_rows]
+    batches = [b for b in batches if b.num_rows]
+    df = None
+    if st.uses_df(cfg):
+        df = DfTable.empty(cfg.df_sketch_width)
+        for b in batches:
+            df = df.merge(st.df_table(b, cfg, hasher))
+    feats = [st.features(b, cfg, hasher, df) for b in batches]
     P = cfg.num_partitions
     exact: list[st.Decision] = []
     if cfg.exact:
@@ -58,5 +65,6 @@ def dedup_local(batches: Sequence[pa.RecordBatch], cfg: DedupConfig
         pairs = [x for p in sorted(bgroups) for x in st.partition_pairs(bgroups[p])]
         wanted = {x for pair in pairs for x in pair}
         nodes = [st.involved_rows(f, wanted) for f in feats]
-        near = st.decide_near(pairs, nodes, {d[0] for d in exact}, cfg.threshold, cfg.verify)
+        near = st.decide_near(pairs, nodes, {d[0] for d in exact}, cfg.threshold, cfg.verify,
+                              cfg.last_paragraph)
     return {st.untag(k): (st.untag(v[0]), v[1], v[2]) for k, v in resolve(exact + near).items()}

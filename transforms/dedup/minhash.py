@@ -15,7 +15,7 @@ numpy operation per block of shingles.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -31,6 +31,7 @@ from transforms.dedup.shingles import (
     mask_numbers,
     splice_segments,
 )
+from transforms.dedup.template import drop_shingles
 
 __all__ = ["MinHasher", "estimated_jaccard", "fmix64", "fold_arrow"]
 
@@ -249,11 +250,15 @@ class MinHasher:
             i = j
         return np.ascontiguousarray(sig_t.T), nonempty
 
-    def signatures(self, texts: pa.Array | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def signatures(self, texts: pa.Array | Sequence[str],
+                   drop: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
         """Signatures of consecutive slices of at most _CHUNK_BYTES of text each, so every
         temporary array stays small (reused by the allocator instead of freshly mapped); with
         threads > 1 the text is cut into equal slices, a multiple of `threads` of them, spread
-        over a thread pool (numpy and pyarrow release the GIL)."""
+        over a thread pool (numpy and pyarrow release the GIL). `drop` ((shingle hashes,
+        offsets) → mask)
+        leaves shingles out (template.py); a text left without any is empty."""
         arr = _string_array(texts)
         offsets = flat_strings(arr)[0]
         budget = _CHUNK_BYTES
@@ -268,6 +273,8 @@ class MinHasher:
         def one(bounds: tuple[int, int]) -> None:
             lo, hi = bounds
             h, offsets = self.shingle_hashes(arr[lo:hi])
+            if drop is not None:
+                h, offsets = drop_shingles(h, offsets, drop(h, offsets))
             sig[lo:hi], nonempty[lo:hi] = self.signatures_from_hashes(h, offsets)
 
         if self.threads > 1 and len(slices) > 1:

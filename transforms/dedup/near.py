@@ -9,11 +9,13 @@
    estimated Jaccard is computed. Pairs of two release rows, or with an exact-dropped row,
    are left out.
 3. Connected components of the verified pairs (components.py: large-star / small-star
-   rounds over keyed edges).
-4. The component label joins each member's row info (score, key, batch); per component the
-   best member (release first, highest score, smallest row key: clusters.priority_order)
-   keeps, the others get a near_duplicate decision with the Jaccard of their direct pair
-   with the keeper when it was verified.
+   rounds over keyed edges): candidates only.
+4. The component label joins each member's row info (score, key, batch, signature); per
+   component, members in priority order (release first, highest score, smallest row key:
+   clusters.priority_order), clusters.star_keepers keeps the best member and removes only
+   the members whose own estimated Jaccard with it reaches the threshold, then repeats with
+   the best member left: a row is never removed through a chain of neighbours. Each
+   near_duplicate decision carries that Jaccard with its keeper.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from transforms.dedup.components import (
 from transforms.dedup.keyed import decisions, route
 
 INFO = ("node", "key", "score", "batch")
+MEMBER = (*INFO, "sig", "tsig")
 
 
 def band_entries(f: dict[str, Any], bands: int, rows: int, P: int) -> Iterable[tuple]:
@@ -53,12 +56,13 @@ def band_entries(f: dict[str, Any], bands: int, rows: int, P: int) -> Iterable[t
 
 
 def sig_entries(f: dict[str, Any], P: int) -> Iterable[tuple]:
-    """(node partition, {node, sig, key, score, batch}) of the rows with a signature."""
+    """(node partition, {node, sig, tsig, key, score, batch}) of the rows with a signature
+    (tsig: the last-paragraph signature)."""
     ok = np.flatnonzero(f["nonempty"])
     if len(ok) == 0 or f["sigs"].shape[1] == 0:
         return
     cols = {c: f[c][ok] for c in INFO}
-    cols["sig"] = f["sigs"][ok]
+    cols["sig"], cols["tsig"] = f["sigs"][ok], f["tsigs"][ok]
     yield from split_by(part_of(cols["node"], P), cols)
 
 
@@ -108,8 +112,9 @@ def _lookup(table: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def ship(group: dict[str, Iterable], P: int) -> Iterable[Any]:
     """Join at a node partition: candidate pairs × signatures × exact drops. Main output: for
     pairs whose lo is here and alive, (hi partition, {hi, lo, sig}); for alive his here, their
-    signature once (same partition). Tagged "info": row info of every alive involved node."""
-    s = cat(group["sigs"], *INFO, "sig")
+    signature once (same partition). Tagged "info": row info and signature of every alive
+    involved node."""
+    s = cat(group["sigs"], *MEMBER)
     e = cat(group["edges"], "hi", "lo", "end")
     track("sig_join", s, e)
     if len(e["hi"]) == 0 or len(s["node"]) == 0:
@@ -134,7 +139,7 @@ def ship(group: dict[str, Iterable], P: int) -> Iterable[Any]:
             "node": uniq[hi_rows], "sig": s["sig"][hi_rows], "pin": pin[hi_rows]})
     inv = np.unique(pos[ok])
     if len(inv):
-        yield beam.pvalue.TaggedOutput("info", {c: s[c][inv] for c in INFO})
+        yield beam.pvalue.TaggedOutput("info", {c: s[c][inv] for c in MEMBER})
 
 
 def verify(group: Iterable[dict], threshold: float, check: bool) -> Iterable[dict]:
@@ -161,25 +166,27 @@ def verify(group: Iterable[dict], threshold: float, check: bool) -> Iterable[dic
 
 
 def label_members(group: dict[str, Iterable], P: int) -> Iterable[tuple]:
-    """At a node partition: each labelled node's row info, routed to its label's partition."""
+    """At a node partition: each labelled node's row info and signature, routed to its
+    label's partition."""
     lab = cat(group["labels"], "node", "label")
     if len(lab["node"]) == 0:
         return
-    info = cat(group["info"], *INFO)
+    info = cat(group["info"], *MEMBER)
     track("label_join", lab, info)
     node, first = np.unique(lab["node"], return_index=True)
     label = lab["label"][first]
     uniq, ifirst = np.unique(info["node"], return_index=True)
     pos, found = _lookup(uniq, node)
-    cols = {c: info[c][ifirst][pos[found]] for c in INFO}
+    cols = {c: info[c][ifirst][pos[found]] for c in MEMBER}
     cols["label"] = label[found]
     yield from split_by(part_of(cols["label"], P), cols)
 
 
-def choose_keepers(group: Iterable[dict], P: int) -> Iterable[tuple]:
-    """Per component: the keeper by priority; every other (non-release) member dropped.
-    Out: decisions keyed by the partition of their pair's larger node (for the Jaccard)."""
-    d = cat(group, *INFO, "label")
+def choose_keepers(group: Iterable[dict], threshold: float, P: int,
+                   tail_threshold: float = 0.0) -> Iterable[tuple]:
+    """Per component, members in priority order: clusters.star_keepers (no chains).
+    Out: decisions keyed by the dropped row's node partition."""
+    d = cat(group, *MEMBER, "label")
     track("components", d)
     if len(d["node"]) < 2:
         return
@@ -188,37 +195,18 @@ def choose_keepers(group: Iterable[dict], P: int) -> Iterable[tuple]:
     prio[clusters.priority_order(list(d["key"]), d["score"], pinned)] = np.arange(len(prio))
     order = np.lexsort((prio, d["label"]))
     lab = d["label"][order]
-    start = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
-    keeper = order[np.repeat(start, np.diff(np.r_[start, len(lab)]))]
-    rows = [(int(r), int(k), "near_duplicate", {"release": bool(pinned[k])})
-            for r, k in zip(order.tolist(), keeper.tolist(), strict=True)
-            if r != k and not pinned[r]]
+    bounds = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1], True])
+    rows = []
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        m = order[a:b]
+        keeper, sim = clusters.star_keepers(d["sig"][m], pinned[m], threshold, d["tsig"][m],
+                                            tail_threshold)
+        for r in np.flatnonzero(keeper != np.arange(len(m))).tolist():
+            k = m[keeper[r]]
+            rows.append((int(m[r]), int(k), "near_duplicate",
+                         {"release": bool(pinned[k]), "jaccard": round(float(sim[r]), 4)}))
     if rows:
-        dec = decisions(rows, d)
-        dec["pair_hi"] = np.maximum(dec["node"], dec["knode"])
-        yield from route(dec, "pair_hi", P)
-
-
-def add_jaccard(group: dict[str, Iterable], P: int) -> Iterable[tuple]:
-    """Join decisions with the verified pairs (at the pair's larger node): detail["jaccard"]
-    when the dropped row and its keeper were a verified pair. Out: keyed by row node."""
-    from transforms.dedup.keyed import DECISION_COLS
-
-    d = cat(group["decisions"], *DECISION_COLS)
-    if len(d["node"]) == 0:
-        return
-    e = cat(group["edges"], "hi", "lo", "est")
-    track("jaccard_join", d, e)
-    if len(e["hi"]):
-        table = {(a, b): x for a, b, x in zip(e["hi"].tolist(), e["lo"].tolist(),
-                                               e["est"].tolist(), strict=True)}
-        det = d["detail"].copy()
-        for n, (a, b) in enumerate(zip(d["node"].tolist(), d["knode"].tolist(), strict=True)):
-            x = table.get((max(a, b), min(a, b)))
-            if x is not None:
-                det[n] = {**det[n], "jaccard": round(x, 4)}
-        d["detail"] = det
-    yield from route(d, "node", P)
+        yield from route(decisions(rows, d), "node", P)
 
 
 def _pieces(x: beam.PCollection | tuple | list) -> list[beam.PCollection]:
@@ -232,8 +220,10 @@ class NearDecisions(beam.PTransform):
     release's), split where they are made (split_grouped)."""
 
     def __init__(self, bands: int, rows: int, threshold: float, verify: bool, P: int,
-                 rounds: int, max_remainder: int, parts: int = 1, label: str | None = None):
+                 rounds: int, max_remainder: int, parts: int = 1, label: str | None = None,
+                 tail_threshold: float = 0.0):
         super().__init__(label)
+        self.tail_threshold = tail_threshold
         self.bands, self.rows, self.threshold, self.verify = bands, rows, threshold, verify
         self.P, self.rounds, self.max_remainder, self.parts = P, rounds, max_remainder, parts
 
@@ -260,8 +250,6 @@ class NearDecisions(beam.PTransform):
                 | "KeyInfo" >> beam.FlatMap(lambda c: route(c, "node", P)))
         members = ({"labels": labels, "info": info} | "JoinLabels" >> beam.CoGroupByKey()
                    | "Members" >> beam.FlatMap(lambda kv: label_members(kv[1], P)))
-        chosen = (members | "GroupComponents" >> beam.GroupByKey()
-                  | "Keepers" >> beam.FlatMap(lambda kv: choose_keepers(kv[1], P)))
-        edges_hi = verified | "KeyVerified" >> beam.FlatMap(lambda e: route(e, "hi", P))
-        return ({"decisions": chosen, "edges": edges_hi} | "JoinJaccard" >> beam.CoGroupByKey()
-                | "Jaccard" >> beam.FlatMap(lambda kv: add_jaccard(kv[1], P)))
+        return (members | "GroupComponents" >> beam.GroupByKey()
+                | "Keepers" >> beam.FlatMap(lambda kv: choose_keepers(
+                    kv[1], self.threshold, P, self.tail_threshold)))

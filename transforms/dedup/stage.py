@@ -36,6 +36,7 @@ from transforms.dedup.lsh import lsh_params
 from transforms.dedup.near import NearDecisions, band_entries, sig_entries
 from transforms.dedup.release_index import load_index, save_index
 from transforms.dedup.semdedup import SemanticDecisions, kept_rows
+from transforms.dedup.template import DfTable
 
 STAGE = "dedup"
 _NS = f"{METRICS_NAMESPACE}.{STAGE}"
@@ -72,8 +73,33 @@ def decide_exact(group: Iterable[dict], P: int) -> Iterable[tuple]:
         yield from kd.route(kd.decisions(rows, d), "node", P)
 
 
+class _DfSum(beam.CombineFn):
+    """Sums the batches' document-frequency sketches (a fixed-size table: bounded)."""
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def create_accumulator(self) -> DfTable:
+        return DfTable.empty(self.width)
+
+    def add_input(self, acc: DfTable, t: DfTable) -> DfTable:
+        acc.counts += t.counts  # in place: the accumulator is this combine's own
+        acc.docs += t.docs
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[DfTable]) -> DfTable:
+        out = DfTable.empty(self.width)
+        for a in accs:
+            out = out.merge(a)
+        return out
+
+    def extract_output(self, acc: DfTable) -> DfTable:
+        return acc
+
+
 class _Features(beam.DoFn):
-    """Batch → keyed feature chunks: "exact", "bands", "sigs" (and "index")."""
+    """Batch → keyed feature chunks: "exact", "bands", "sigs" (and "index"); with a
+    document-frequency side input, template shingles left out of the signatures."""
 
     def __init__(self, cfg: DedupConfig):
         self._cfg = cfg
@@ -81,7 +107,7 @@ class _Features(beam.DoFn):
     def setup(self) -> None:
         self._hasher = st.hasher_for(self._cfg)
 
-    def process(self, batch: pa.RecordBatch) -> Iterable[Any]:
+    def process(self, batch: pa.RecordBatch, df: DfTable | None = None) -> Iterable[Any]:
         from transforms.dedup.exact import row_keys
 
         if not batch.num_rows:
@@ -90,7 +116,7 @@ class _Features(beam.DoFn):
         beam.metrics.Metrics.counter(_NS, "rows_in").inc(batch.num_rows)
         keys = row_keys(batch)
         bkey = kd.batch_key(keys)
-        f = keyed_features(st.features(batch, cfg, self._hasher), keys, bkey)
+        f = keyed_features(st.features(batch, cfg, self._hasher, df), keys, bkey)
         yield from _feature_outputs(f, cfg)
         if cfg.write_index_dir:
             yield beam.pvalue.TaggedOutput("index", (bkey, {
@@ -223,7 +249,7 @@ class ApplyDecisions(beam.PTransform):
                   | "GroupClusters" >> beam.CombinePerKey(ConcatChunks(kd.DECISION_COLS))
                   | "Clusters" >> beam.FlatMap(lambda kv: kd.cluster_summaries([kv[1]]))
                   | "Report" >> beam.CombineGlobally(kd.ReportFn(
-                      cfg.report_clusters, STAGE, st.near_settings(cfg))))
+                      cfg.report_clusters, STAGE, st.near_settings(cfg), cfg.warn_cluster_size)))
         return {MAIN: out[MAIN], REJECTED: out[REJECTED], REPORT: report, "decisions": by_batch}
 
 
@@ -241,9 +267,15 @@ class DedupStage(beam.PTransform):
         cfg, P = self.cfg, self.cfg.num_partitions
         params = st.index_params(cfg)
         release = load_index(cfg.release_index_dir, params)
-        rel = st.release_features(release)
+        rel = st.release_features(release, cfg)
         tags = ["exact", "bands", "sigs", "index"]
-        feats = batches | "Features" >> beam.ParDo(_Features(cfg)).with_outputs(*tags)
+        side = {}
+        if st.uses_df(cfg):
+            df = (batches | "ShingleDf" >> beam.Map(
+                      lambda b: st.df_table(b, cfg, st.hasher_for(cfg)))
+                  | "SumDf" >> beam.CombineGlobally(_DfSum(cfg.df_sketch_width)))
+            side["df"] = beam.pvalue.AsSingleton(df)
+        feats = batches | "Features" >> beam.ParDo(_Features(cfg), **side).with_outputs(*tags)
         rfeats = (batches.pipeline | "Seed" >> beam.Create([None])
                   | "ReleaseFeatures" >> beam.FlatMap(lambda _: _release_outputs(rel, cfg))
                   .with_outputs(*tags[:3]))
@@ -264,7 +296,7 @@ class DedupStage(beam.PTransform):
                                 "sigs": (feats["sigs"], rfeats["sigs"]),
                                 "dropped": dropped} | "Near" >> NearDecisions(
                 bands, rows, cfg.threshold, cfg.verify, P, cfg.cc_rounds, cfg.cc_max_remainder,
-                cfg.shuffle_parts))
+                cfg.shuffle_parts, tail_threshold=cfg.last_paragraph))
         keyed_batches = batches | "KeyBatches" >> beam.Map(
             lambda b: (kd.batch_key(_row_keys(b)), b))
         emb = None

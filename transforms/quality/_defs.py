@@ -25,7 +25,8 @@ DUP_NGRAMS = (5, 6, 7, 8, 9, 10)  # q_dup{n}gram_frac: share of word chars in re
 URL_RE = "(?:https?://|www\\.)[^" + WS_CHARS + "<>\"']+"
 
 # Refusal / boilerplate markers, matched case-insensitively anywhere in the response.
-_HELP = "(?:help|assist|provide|fulfil|fulfill|comply|do that|answer|complete|create|write)"
+# "help" only as an offer of help ("I can't help but smile" is no refusal)
+_HELP = "(?:help(?: you| with| on| me|[.!,]|$)|assist|provide|fulfil|fulfill|comply|do that|answer|complete|create|write)"
 REFUSAL_RE = (
     "(?i)(?:as an ai(?: language)? model|as a language model|i am an ai\\b|"
     "i cannot " + _HELP + "|i can['’]t " + _HELP + "|i(?: am|'m|’m) (?:not able|unable) to "
@@ -44,6 +45,16 @@ PLACEHOLDER_RE = (
     "answer here|insert answer here)$"
 )
 FENCE = "```"
+# Kind of response (q_kind), for filters calibrated per kind (math and code solutions repeat
+# phrases by nature): "code" when a fence or a code-like line start occurs, else "math" when
+# at least MATH_MIN math marks (LaTeX commands, $, GSM8K's <<a*b=c>> and ####, digit-operator-
+# digit) occur, else "prose".
+CODE_RE = ("(?m)```|^[ \t]*(?:def |class |import |from [A-Za-z_.]+ import |return\\b|"
+           "#include|public |function |const |let |var )")
+MATH_RE = ("\\\\(?:frac|dfrac|boxed|sqrt|cdot|times|le|ge|pi|left|right)|\\$|<<[^>]*>>|####|"
+           "[0-9][ \t]*[-+*/×÷=][ \t]*[0-9]")
+MATH_MIN = 2
+TEXT_KINDS = ("prose", "math", "code")
 # Truncation: the response (stripped) ends with a dangling mark or function word.
 DANGLING_END_RE = (
     "(?i)(?:[,:\\-–—(\\[{\\\\&+=]|(?:^|" + WS_CLASS + ")(?:and|or|the|of|to|with|for|that|which|"

@@ -29,8 +29,7 @@ def rule_reason(rule: FilterRule) -> str:
     return re.sub("[^a-z0-9_]+", "_", raw).strip("_")
 
 
-def _compare(col: pl.Expr, op: str, value: Any) -> pl.Expr:
-    lit = pl.lit(value)
+def _compare(col: pl.Expr, op: str, lit: pl.Expr) -> pl.Expr:
     return {"<": col < lit, "<=": col <= lit, ">": col > lit, ">=": col >= lit,
             "==": col == lit, "!=": col != lit}[op]
 
@@ -60,11 +59,18 @@ def evaluate(batch: pa.RecordBatch, rules: Sequence[FilterRule]
     n = batch.num_rows
     if not rules or n == 0:
         return pa.array([True] * n, pa.bool_()), [None] * n, [None] * n
-    names = sorted({r.signal for r in rules} | {"q_response_words"})
+    names = sorted({r.signal for r in rules} | {"q_response_words", "q_kind"})
     frame = meta_frame(batch, names)
+    kinds = "q_kind" in frame.columns
     hits = []
     for i, rule in enumerate(rules):
-        hit = _compare(pl.col(rule.signal), rule.op, rule.value).fill_null(False)
+        thr, applies = pl.lit(rule.value), pl.lit(True)
+        for k, v in (rule.by_kind.items() if kinds else ()):
+            if v is None:
+                applies = applies & (pl.col("q_kind") != k).fill_null(True)
+            else:
+                thr = pl.when(pl.col("q_kind") == k).then(pl.lit(v)).otherwise(thr)
+        hit = (_compare(pl.col(rule.signal), rule.op, thr) & applies).fill_null(False)
         if rule.min_response_words and "q_response_words" in frame.columns:
             hit = hit & (pl.col("q_response_words") >= rule.min_response_words).fill_null(False)
         hits.append(hit.alias(f"_r{i}"))
@@ -81,6 +87,10 @@ def evaluate(batch: pa.RecordBatch, rules: Sequence[FilterRule]
         for row, ri in zip(dropped, rule_idx, strict=False):
             rule = rules[ri]
             reasons[row] = rule_reason(rule)
-            details[row] = {"signal": rule.signal, "op": rule.op, "threshold": rule.value,
+            kind = frame["q_kind"][row] if kinds else None
+            details[row] = {"signal": rule.signal, "op": rule.op,
+                            "threshold": rule.by_kind.get(kind, rule.value),
                             "value": frame[rule.signal][row]}
+            if kind is not None and rule.by_kind:
+                details[row]["kind"] = kind
     return keep.to_arrow(), reasons, details

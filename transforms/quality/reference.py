@@ -16,6 +16,8 @@ from transforms.quality import _defs as D
 _WORD = re.compile(D.WORD_RE)
 _URL = re.compile(D.URL_RE)
 _REFUSAL = re.compile(D.REFUSAL_RE)
+_CODE = re.compile(D.CODE_RE)
+_MATH = re.compile(D.MATH_RE)
 _BOILER = re.compile(D.BOILERPLATE_RE)
 _PLACEHOLDER = re.compile(D.PLACEHOLDER_RE)
 _DANGLING = re.compile(D.DANGLING_END_RE)
@@ -97,6 +99,8 @@ def record_signals(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["q_no_terminal_punct"] = stripped != "" and stripped[-1] not in D.TERMINAL_CHARS
     out["q_prompt_eq_response"] = stripped != "" and \
         prompt.strip(D.WS_CHARS).lower() == stripped.lower()
+    out["q_kind"] = ("code" if _CODE.search(response) else "math"
+                     if len(_MATH.findall(response)) >= D.MATH_MIN else "prose")
 
     letters = 0
     per_script = dict.fromkeys(D.SCRIPTS, 0)

@@ -1,7 +1,8 @@
 """The quality stage's REPORT as pure functions (combined by `transforms.kit.merge_combine`).
 
-Reads kept Example batches; writes {stage, rows_kept, signal_means}: the row count and the mean
-of each report signal over the kept rows that have it.
+Reads kept Example batches; writes {stage, rows_kept, signal_means, drops}: the row count, the
+mean of each report signal over the kept rows that have it, and (from the rejected batches)
+every filter's drops per source dataset, so a user sees where a filter bites.
 """
 
 from __future__ import annotations
@@ -32,8 +33,18 @@ def batch_summary(batch: pa.RecordBatch) -> Acc:
     return {"rows": batch.num_rows, "sums": sums}
 
 
+def rejected_summary(batch: pa.RecordBatch) -> Acc:
+    """Drops of one rejected batch: {reason: {source dataset: rows}}."""
+    drops: dict[str, dict[str, int]] = {}
+    sources = batch.column("source").field("dataset").to_pylist()
+    for reason, src in zip(batch.column("reject_reason").to_pylist(), sources, strict=True):
+        per = drops.setdefault(reason or "unknown", {})
+        per[src or "unknown"] = per.get(src or "unknown", 0) + 1
+    return {"rows": 0, "sums": {}, "drops": drops}
+
+
 def empty() -> Acc:
-    return {"rows": 0, "sums": {}}
+    return {"rows": 0, "sums": {}, "drops": {}}
 
 
 def add(acc: Acc, item: Acc) -> Acc:
@@ -41,7 +52,12 @@ def add(acc: Acc, item: Acc) -> Acc:
     for name, (s, c) in item["sums"].items():
         s0, c0 = sums.get(name, (0.0, 0))
         sums[name] = (s0 + s, c0 + c)
-    return {"rows": acc["rows"] + item["rows"], "sums": sums}
+    drops = {r: dict(per) for r, per in acc.get("drops", {}).items()}
+    for r, per in item.get("drops", {}).items():
+        mine = drops.setdefault(r, {})
+        for src, n in per.items():
+            mine[src] = mine.get(src, 0) + n
+    return {"rows": acc["rows"] + item["rows"], "sums": sums, "drops": drops}
 
 
 def merge(accs: Iterable[Acc]) -> Acc:
@@ -53,4 +69,5 @@ def merge(accs: Iterable[Acc]) -> Acc:
 
 def finish(acc: Acc) -> dict[str, Any]:
     means = {n: s / c for n, (s, c) in sorted(acc["sums"].items()) if c}
-    return {"stage": STAGE, "rows_kept": acc["rows"], "signal_means": means}
+    drops = {r: dict(sorted(per.items())) for r, per in sorted(acc.get("drops", {}).items())}
+    return {"stage": STAGE, "rows_kept": acc["rows"], "signal_means": means, "drops": drops}

@@ -28,6 +28,7 @@ SIGNAL_TYPES: dict[str, pa.DataType] = {
     "q_non_alnum_frac": FLOAT, "q_upper_frac": FLOAT, "q_url_count": INT, "q_refusal": INT,
     "q_boilerplate": INT, "q_empty": BOOL, "q_placeholder": BOOL, "q_unbalanced_fence": BOOL,
     "q_truncated": BOOL, "q_no_terminal_punct": BOOL, "q_prompt_eq_response": BOOL,
+    "q_kind": STR,
     **{f"q_script_{s}": FLOAT for s in D.SCRIPTS}, "q_script_other": FLOAT, "q_script": STR,
     **{f"q_pii_{k}": INT for k in ("email", "phone", "ip", "api_key", "credit_card")},
 }
@@ -76,6 +77,9 @@ def _regex_signals(df: pl.DataFrame) -> pl.DataFrame:
         & ~stripped.str.contains(_class(D.TERMINAL_CHARS) + "$"),
         q_prompt_eq_response=(stripped != "")
         & (p.str.strip_chars(D.WS_CHARS).str.to_lowercase() == stripped.str.to_lowercase()),
+        q_kind=pl.when(r.str.contains(D.CODE_RE)).then(pl.lit("code"))
+        .when(r.str.count_matches(D.MATH_RE) >= D.MATH_MIN).then(pl.lit("math"))
+        .otherwise(pl.lit("prose")),
     )
 
 

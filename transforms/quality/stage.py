@@ -74,12 +74,15 @@ class QualityStage(beam.PTransform):
             sel = kept | "Select" >> DiverseTopK(cfg.selection, self.ctx.embeddings)
             rejected.append(sel[REJECTED])
             kept = sel[MAIN]
-        summary = (kept | "Summarize" >> beam.Map(report.batch_summary)
+        all_rejected = tuple(rejected) | "FlattenRejected" >> beam.Flatten()
+        summaries = (kept | "Summarize" >> beam.Map(report.batch_summary),
+                     all_rejected | "SummarizeDrops" >> beam.Map(report.rejected_summary))
+        summary = (summaries | "FlattenSummaries" >> beam.Flatten()
                    | "Report" >> beam.CombineGlobally(merge_combine(
                        report.empty, report.add, report.merge, report.finish)))
         return {
             MAIN: kept,
-            REJECTED: tuple(rejected) | "FlattenRejected" >> beam.Flatten(),
+            REJECTED: all_rejected,
             DEADLETTER: tuple(dead) | "FlattenDeadletter" >> beam.Flatten(),
             REPORT: summary,
         }
