@@ -99,8 +99,11 @@ def _deadletter(out: str) -> pl.DataFrame:
 def _flat(value: Any, prefix: str) -> dict[str, str]:
     if isinstance(value, dict):
         return {k: v for key, sub in value.items() for k, v in _flat(sub, f"{prefix}.{key}").items()}
-    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
-        return {f"{prefix}[{v['name']}]": json.dumps(v, sort_keys=True) for v in value}
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if all("name" in v for v in value):  # named entries (benchmarks, sources): by name
+            return {f"{prefix}[{v['name']}]": json.dumps(v, sort_keys=True) for v in value}
+        return {k: v for i, sub in enumerate(value)
+                for k, v in _flat(sub, f"{prefix}[{i}]").items()}
     return {prefix: json.dumps(value, sort_keys=True)}
 
 
