@@ -3,7 +3,8 @@
 Each command prints what a person reads (build: the run's summary table; check: a PASS or FAIL
 line; diff: the explained summary; publish: the version written) and exits 0, or prints the
 problem (stderr) and exits 3 (a release check or publish refused) or 2 (bad arguments or
-config). `--json` prints the step's JSON answer instead (what the release DAG reads).
+config). `--json` prints the step's JSON answer instead (what the release DAG reads); check and
+diff then print their line and summary on stderr, so the DAG's task log shows them.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         return 3
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
+        if args.step in ("check", "diff"):  # the line a person reads, for a scheduler's log
+            print(_text(args.step, result, args), file=sys.stderr)
     else:
         print(_text(args.step, result, args))
     return 0
