@@ -25,7 +25,8 @@ from pipeline.storage import read_parquet
 from transforms.io.files import copy_file, join, write_text
 
 SFT, PREFERENCE = "sft", "preference"
-FROM = {"user": "human", "assistant": "gpt", "system": "system"}
+FROM = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
+OPENAI_ROLES = ("system", "user", "assistant")  # a tool message needs tool_call ids we lack
 Row = dict[str, Any]
 
 
@@ -72,7 +73,12 @@ def to_sharegpt(row: Row) -> Row:
     return {"conversations": _turns(row["messages"])}
 
 
-def to_openai(row: Row) -> Row:
+def to_openai(row: Row) -> Row | None:
+    """None for a row with tool messages: OpenAI's format ties them to assistant tool_calls
+    with ids, which the rows do not carry (skipped and counted in README.md)."""
+    turns = [m for key in ("messages", "prompt", "chosen", "rejected") for m in row.get(key) or []]
+    if any(m["role"] not in OPENAI_ROLES for m in turns):
+        return None
     if "chosen" in row:
         return {"input": {"messages": _chat(row["prompt"])},
                 "preferred_output": _chat([_reply(row["chosen"])]),
@@ -80,9 +86,12 @@ def to_openai(row: Row) -> Row:
     return {"messages": _chat(row["messages"])}
 
 
-def to_alpaca(row: Row) -> Row:
-    """An sft row as alpaca: system, history of earlier turns, instruction, output."""
+def to_alpaca(row: Row) -> Row | None:
+    """An sft row as alpaca: system, history of earlier turns, instruction, output; None for
+    a row alpaca cannot hold (tool turns)."""
     msgs = row["messages"]
+    if any(m["role"] not in OPENAI_ROLES for m in msgs):
+        return None
     system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else ""
     turns = [m["content"] for m in msgs if m["role"] != "system"]
     pairs = list(zip(turns[::2], turns[1::2], strict=False))
@@ -91,19 +100,23 @@ def to_alpaca(row: Row) -> Row:
             "history": [list(p) for p in history]}
 
 
-def _write_jsonl(path: str, rows: Iterator[Row], convert: Callable[[Row], Row]) -> int:
-    lines = [json.dumps(convert(r), ensure_ascii=False) for r in rows]
+def _write_jsonl(path: str, rows: Iterator[Row], convert: Callable[[Row], Row | None]
+                 ) -> tuple[int, int]:
+    """Write the converted rows; (written, skipped: rows the format cannot hold)."""
+    converted = [convert(r) for r in rows]
+    lines = [json.dumps(c, ensure_ascii=False) for c in converted if c is not None]
     write_text(path, "".join(line + "\n" for line in lines))
-    return len(lines)
+    return len(lines), len(converted) - len(lines)
 
 
 def _jsonl_per_dataset(out: str, to: str, datasets: Sequence[str] | None,
-                       convert: Callable[[Row], Row]) -> dict[str, tuple[str, int]]:
+                       convert: Callable[[Row], Row | None]
+                       ) -> dict[str, tuple[str, int, int]]:
     out = published_dir(out)
     written = {}
     for dataset, paths in _shards(out, datasets).items():
         path = join(to, f"{dataset}.jsonl")
-        written[dataset] = (path, _write_jsonl(path, _rows(paths), convert))
+        written[dataset] = (path, *_write_jsonl(path, _rows(paths), convert))
     return written
 
 
@@ -125,11 +138,17 @@ def export_trl(out_dir: str, to: str, datasets: Sequence[str] | None = None) -> 
 
 
 def export_sharegpt(out_dir: str, to: str, datasets: Sequence[str] | None = None) -> list[str]:
-    return [p for p, _ in _jsonl_per_dataset(out_dir, to, datasets, to_sharegpt).values()]
+    return [p for p, _, _ in _jsonl_per_dataset(out_dir, to, datasets, to_sharegpt).values()]
 
 
 def export_openai(out_dir: str, to: str, datasets: Sequence[str] | None = None) -> list[str]:
-    return [p for p, _ in _jsonl_per_dataset(out_dir, to, datasets, to_openai).values()]
+    """One JSONL per dataset, and README.md with the rows written and skipped (tool turns)."""
+    written = _jsonl_per_dataset(out_dir, to, datasets, to_openai)
+    lines = ["# OpenAI fine-tuning files", ""] + [
+        f"- `{p.rsplit('/', 1)[-1]}`: {n} rows ({'preference' if d == PREFERENCE else 'chat'} "
+        f"fine-tuning); {k} rows with tool messages left out" for d, (p, n, k) in written.items()]
+    write_text(join(to, "README.md"), "\n".join(lines) + "\n")
+    return [*(p for p, _, _ in written.values()), join(to, "README.md")]
 
 
 def export_llamafactory(out_dir: str, to: str, datasets: Sequence[str] | None = None,
@@ -175,7 +194,7 @@ def export_axolotl(out_dir: str, to: str, datasets: Sequence[str] | None = None)
 
     written = _jsonl_per_dataset(out_dir, to, datasets, convert)
     files = []
-    for dataset, (path, _) in written.items():
+    for dataset, (path, _, _) in written.items():
         mapping = ("    field_messages: messages\n    message_property_mappings:\n"
                    "      role: role\n      content: content\n")
         if dataset == PREFERENCE:
