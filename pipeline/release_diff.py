@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from pipeline.publish import published_dir
@@ -30,10 +31,10 @@ from transforms.io.files import join
 
 EXAMPLES = 20  # example rows kept per reason (JSON, HTML)
 COLUMNS = {"id": "id", "source.dataset": "dataset", "source.file": "file", "source.row": "row",
-           "meta.lineage.stage": "made_by", "meta.lineage.parent_ids": "parents",
-           "meta.quality_score": "quality"}
+           "meta.lineage.stage": "made_by", "meta.quality_score": "quality"}
 TYPES = {"id": pl.Utf8, "dataset": pl.Utf8, "file": pl.Utf8, "row": pl.Int64,
-         "made_by": pl.Utf8, "parents": pl.List(pl.Utf8), "quality": pl.Float64}
+         "made_by": pl.Utf8, "quality": pl.Float64}
+PARENTS = {"id": "id", "meta.lineage.parent_ids": "parents"}  # read for the examples only
 
 
 def _fields(schema: Any, prefix: str = "") -> set[str]:
@@ -144,6 +145,23 @@ class Run:
     def datasets(self) -> set[str]:
         return set(parquet_layout(self.manifest))
 
+    def at(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """positions() of the (file, row) pairs in `keys` only, one row each (kept first):
+        a semi join hashes the few keys, not the whole run."""
+        found = self.positions().join(keys.select("file", "row").unique(),
+                                      on=["file", "row"], how="semi")
+        return found.unique(["file", "row"], keep="first", maintain_order=True)
+
+    def parents(self, rows: pl.DataFrame) -> dict[str, list[str]]:
+        """id → parent ids, read from the shards of `rows` (id, shard) only."""
+        out: dict[str, list[str]] = {}
+        for shard, ids in rows.group_by("shard").agg("id").iter_rows():
+            table = _read(join(self.out, shard), PARENTS,
+                          {"id": pl.Utf8, "parents": pl.List(pl.Utf8)})
+            hit = table.filter(pl.col("id").is_in(ids))
+            out.update(dict(zip(hit["id"].to_list(), hit["parents"].to_list(), strict=True)))
+        return out
+
     def positions(self) -> pl.DataFrame:
         """(file, row) → the id found there and where it ended (kept / rejected / deadletter),
         for source rows only (synthesized rows have no source position)."""
@@ -154,8 +172,7 @@ class Run:
             parts.append(self.rejected.select("file", "row", "id", pl.lit("rejected").alias("fate")))
             parts.append(self.deadletter.select("file", "row", "id",
                                                 pl.lit("deadletter").alias("fate")))
-            self._positions = (pl.concat(parts).filter(pl.col("file").is_not_null())
-                               .unique(["file", "row"], keep="first"))
+            self._positions = pl.concat(parts).filter(pl.col("file").is_not_null())
             self.files |= set(self._positions["file"].unique().to_list())
         return self._positions
 
@@ -169,7 +186,7 @@ def _stage_reason(prefix: str) -> pl.Expr:
 
 def explain_removed(old: pl.DataFrame, new: Run) -> pl.DataFrame:
     """Rows of `old` (already anti-joined: not in the new outputs) with a `why` column."""
-    pos = new.positions().rename({"id": "new_id"})
+    pos = new.at(old).rename({"id": "new_id"})
     frame = (old.join(new.rejected, on="id", how="left", suffix="_rej")
              .join(new.deadletter.filter(pl.col("id").is_not_null()).unique("id")
                    .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
@@ -189,7 +206,7 @@ def explain_removed(old: pl.DataFrame, new: Run) -> pl.DataFrame:
 
 def explain_added(new_rows: pl.DataFrame, old: Run) -> pl.DataFrame:
     """Rows of the new outputs not in the old ones, with a `why` column."""
-    pos = old.positions().rename({"id": "old_id"})
+    pos = old.at(new_rows).rename({"id": "old_id"})
     frame = (new_rows.join(old.rejected, on="id", how="left", suffix="_rej")
              .join(old.deadletter.filter(pl.col("id").is_not_null()).unique("id")
                    .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
@@ -213,23 +230,29 @@ def _stage_of(why: str) -> str | None:
     return None
 
 
-def _examples(frame: pl.DataFrame, n: int, other: str) -> dict[str, list[dict[str, Any]]]:
+def _examples(frame: pl.DataFrame, n: int, other: str, run: Run
+              ) -> dict[str, list[dict[str, Any]]]:
+    """Up to `n` rows per reason (smallest ids), synthesized ones with their parents."""
     out: dict[str, list[dict[str, Any]]] = {}
-    keep = ["id", "file", "row", "made_by", "parents", "shard", other, "dl_error", "reason"]
+    keep = ["id", "file", "row", "made_by", "shard", other, "dl_error", "reason"]
     picked = (frame.sort("id").group_by("why", maintain_order=True).head(n)
               .select(["why", *[c for c in keep if c in frame.columns]]))
+    made = picked.filter(pl.col("made_by").is_not_null())
+    parents = run.parents(made) if made.height and run.out else {}
     for r in picked.to_dicts():
+        if r["made_by"]:
+            r["parents"] = parents.get(r["id"], [])
         out.setdefault(r.pop("why"), []).append(r)
     return out
 
 
 def _summary(values: pl.Series) -> dict[str, float] | None:
-    values = values.drop_nulls()
-    if values.is_empty():
+    arr = values.drop_nulls().to_numpy()
+    if not len(arr):
         return None
-    return {"mean": round(float(values.mean()), 4),  # type: ignore[arg-type]
-            **{f"p{q}": round(float(values.quantile(q / 100, "linear")), 4)  # type: ignore[arg-type]
-               for q in (10, 50, 90)}}
+    qs = np.percentile(arr, (10, 50, 90))  # one sort for the three
+    return {"mean": round(float(arr.mean()), 4),
+            **{f"p{q}": round(float(v), 4) for q, v in zip((10, 50, 90), qs, strict=True)}}
 
 
 def _counts(frame: pl.DataFrame, col: str) -> dict[str, int]:
@@ -247,25 +270,28 @@ def diff_runs(old: Run, new: Run, examples: int = EXAMPLES
     frames: dict[str, pl.DataFrame] = {}
     for dataset in sorted(old.datasets() | new.datasets()):
         a, b = old.rows(dataset), new.rows(dataset)
+        # two anti joins; kept = the new rows less the added ones (no third join)
         removed = explain_removed(a.join(b.select("id"), on="id", how="anti"), new)
         added = explain_added(b.join(a.select("id"), on="id", how="anti"), old)
-        kept = b.join(a.select("id"), on="id", how="semi")
+        kept_n = b.height - added.height
         by_source: dict[str, dict[str, int]] = {}
-        for kind, frame in (("added", added), ("removed", removed), ("kept", kept)):
+        for kind, frame in (("added", added), ("removed", removed), ("kept", b)):
             for src, n in _counts(frame.with_columns(pl.col("dataset").fill_null("unknown")),
                                   "dataset").items():
                 by_source.setdefault(src, {"added": 0, "removed": 0, "kept": 0})[kind] = n
+        for counts in by_source.values():
+            counts["kept"] -= counts["added"]
         reasons = {"removed": _counts(removed, "why"), "added": _counts(added, "why")}
         result[dataset] = {
-            "added": added.height, "removed": removed.height, "kept": kept.height,
+            "added": added.height, "removed": removed.height, "kept": kept_n,
             "added_ids": sorted(added["id"].head(50_000).to_list())[:50],
             "removed_ids": sorted(removed["id"].head(50_000).to_list())[:50],
             "by_source": dict(sorted(by_source.items())),
             "reasons": reasons,
             "config_change": {why: changes[s] for kind in reasons for why in reasons[kind]
                               if (s := _stage_of(why)) in changes},
-            "examples": {"removed": _examples(removed, examples, "new_id"),
-                         "added": _examples(added, examples, "old_id")},
+            "examples": {"removed": _examples(removed, examples, "new_id", old),
+                         "added": _examples(added, examples, "old_id", new)},
             "quality_score": {"before": _summary(a["quality"]), "after": _summary(b["quality"])},
         }
         frames[dataset] = pl.concat([
