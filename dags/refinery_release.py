@@ -4,12 +4,17 @@ Only wiring; each step is `pipeline.release_flow` (the same steps as `refinery r
 Triggered by hand with params {version, config}, or by the curation DAG's Asset (then with the
 defaults: version `auto`, the next major version). Commands run as argument lists, never
 through a shell, and the params are checked by their JSON-schema patterns before a run starts.
-A release check that fails is final (no retry); a crashed or killed step is retried. The check
-result reaches publish through XCom, so the build is checked once.
+A bad config or a refused check or publish (exit 2 or 3) fails the task at once, without retry;
+a crashed or killed step is retried; every step's output is in its task log. The check
+result reaches publish through XCom, so the build is checked once. Setup: docs/airflow.md.
+
+The default config, configs/release_quick.yaml, curates the samples in data/ without model
+stages (about a minute on a laptop); configs/release.yaml runs every stage (synthesis with the
+CPU model: tens of minutes to hours on a CPU; use it on a GPU machine or with a served model).
 
 Settings (Airflow Variables, read when a task runs): refinery_output_root (build folders),
-refinery_releases (published versions), refinery_runner; REFINERY_REPO (checkout on the
-workers) and REFINERY_PYTHON (its interpreter) from the environment.
+refinery_releases (published versions), refinery_runner; REFINERY_REPO (default: the checkout
+this file is in) and REFINERY_PYTHON (its interpreter) from the environment.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timedelta
@@ -25,11 +29,11 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, Variable, dag, get_current_context, task
 
-REPO = os.environ.get("REFINERY_REPO", "/opt/refinery")
-PYTHON = os.environ.get("REFINERY_PYTHON", sys.executable)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from refinery_task import CONFIG_PATTERN, check_config, run_refinery
+
 CURATED = Asset(name="refinery_curated", uri="file:///refinery/curated")
 VERSION_PATTERN = r"^(auto|v\d+(\.\d+)*)$"
-CONFIG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.ya?ml$"
 
 
 def _setting(name: str, default: str) -> str:
@@ -40,9 +44,10 @@ def _params() -> dict[str, Any]:
     params = get_current_context()["params"]
     # The Param schema already refused these; checked again where the values are used.
     if not re.fullmatch(VERSION_PATTERN, params["version"]):
-        raise ValueError(f"bad version param {params['version']!r}")
-    if not re.fullmatch(CONFIG_PATTERN, params["config"]) or ".." in params["config"]:
-        raise ValueError(f"bad config param {params['config']!r}")
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"bad version param {params['version']!r}")
+    check_config(params["config"])
     return params
 
 
@@ -55,20 +60,11 @@ def _releases() -> str:
     return _setting("refinery_releases", "/tmp/refinery/releases")
 
 
-def refinery(*args: str) -> Any:
-    """Run `refinery release ARGS` in the checkout as an argument list (no shell); return its
-    JSON answer. Exit 3 (a refused release: same input, same answer) fails the task for good;
-    any other failure is retried."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    argv = [PYTHON, "-m", "pipeline", "release", *args]
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
-    if done.returncode == 3:
-        raise AirflowFailException(f"release refused: {done.stderr[-4000:]}")
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:1])} failed ({done.returncode}): "
-                           f"{done.stderr[-4000:]}")
-    return json.loads(done.stdout)
+def refinery(*args: str, answer: bool = True) -> Any:
+    """Run `refinery release ARGS` (see refinery_task.run_refinery: output in the task log,
+    exit 2/3 final, other failures retried); with `answer`, return its JSON answer."""
+    out = run_refinery(["pipeline", "release", *args, *(["--json"] if answer else [])])
+    return json.loads(out) if answer else None
 
 
 @dag(
@@ -82,8 +78,8 @@ def refinery(*args: str) -> Any:
     params={
         "version": Param("auto", type="string", pattern=VERSION_PATTERN,
                          description="release version (v1, v2.1) or auto (next major)"),
-        "config": Param("configs/release.yaml", type="string", pattern=CONFIG_PATTERN,
-                        description="release config, relative to the checkout"),
+        "config": Param("configs/release_quick.yaml", type="string", pattern=CONFIG_PATTERN,
+                        description="release config, relative to the checkout or absolute"),
     },
     tags=["refinery", "release"],
 )
@@ -92,7 +88,7 @@ def refinery_release() -> None:
     def build() -> str:
         params, out = _params(), _build_dir()
         refinery("build", params["config"], "--out", out, "--releases", _releases(),
-                 f"--runner={_setting('refinery_runner', 'DirectRunner')}")
+                 f"--runner={_setting('refinery_runner', 'DirectRunner')}", answer=False)
         return out
 
     @task

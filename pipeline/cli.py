@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                      "sft/preference: produced by it)")
     ins.add_argument("--reason", help="rejected rows with this reason")
     ins.add_argument("-n", type=int, default=5, help="number of rows (default 5)")
+    ins.add_argument("--id", help="one row's whole path: source, stages and signals, parents, "
+                     "models and prompts, where and why it was dropped")
 
     from pipeline.export import EXPORTERS
 
@@ -110,6 +112,14 @@ def _report_or_inspect(args: argparse.Namespace) -> int:
     try:
         if args.command == "report":
             print(f"wrote {rewrite_report(args.out)}")
+            return 0
+        if args.id:
+            from pipeline.lineage import RowNotFound, format_trace, trace
+
+            try:
+                print(format_trace(trace(published_dir(args.out), args.id)))
+            except RowNotFound as e:
+                raise InspectError(str(e)) from e
             return 0
         rows = sample_rows(published_dir(args.out), args.dataset, args.stage, args.reason, args.n)
     except (InspectError, FileNotFoundError) as e:

@@ -1,7 +1,10 @@
 """`refinery release {build,check,diff,publish,list}`: releases without Airflow.
 
-Every command prints one JSON object (stdout) and exits 0, or prints the problem (stderr) and
-exits 3 (a release check or publish refused) or 2 (bad arguments).
+Each command prints what a person reads (build: the run's summary table; check: a PASS or FAIL
+line; diff: the explained summary; publish: the version written) and exits 0, or prints the
+problem (stderr) and exits 3 (a release check or publish refused) or 2 (bad arguments or
+config). `--json` prints the step's JSON answer instead (what the release DAG reads); check and
+diff then print their line and summary on stderr, so the DAG's task log shows them.
 """
 
 from __future__ import annotations
@@ -26,15 +29,22 @@ def add_parser(sub: Any) -> None:
         p.add_argument("--releases", required=True)
         if name == "check":
             p.add_argument("--allow-schema-change", action="store_true")
+        else:
+            p.add_argument("--examples", type=int, default=5, metavar="N",
+                           help="example rows per reason in the terminal summary")
     pub = steps.add_parser("publish", help="check a build and publish it as a version")
     pub.add_argument("out")
     pub.add_argument("--releases", required=True)
     pub.add_argument("--version", required=True, help="v1, v2.1, ... or auto")
     pub.add_argument("--allow-schema-change", action="store_true")
+    pub.add_argument("--force", action="store_true",
+                     help="publish even if the build equals the latest release")
     pub.add_argument("--checked", help="the check step's JSON answer (file): publish without "
                      "checking again")
     ls = steps.add_parser("list", help="list published releases")
     ls.add_argument("--releases", required=True)
+    for p in (b, pub, ls, *(steps.choices[n] for n in ("check", "diff"))):
+        p.add_argument("--json", action="store_true", help="print the JSON answer instead")
 
 
 def _read_checked(path: str) -> dict[str, Any]:
@@ -50,6 +60,31 @@ def _read_checked(path: str) -> dict[str, Any]:
     return checked
 
 
+def _text(step: str, result: Any, args: argparse.Namespace) -> str:
+    """What a person reads for each step."""
+    if step == "build":
+        from pipeline.console import summary_table
+        from pipeline.release import read_manifest
+
+        return summary_table(read_manifest(result["out_dir"]), result["out_dir"])
+    if step == "check":
+        rows = ", ".join(f"{d}/{s} {n}" for d, splits in result["rows"].items()
+                         for s, n in splits.items())
+        changes = (f"; schema changed (declared): {result['schema_changes']}"
+                   if result["schema_changes"] else "")
+        return f"PASS release check of {args.out}: {rows}{changes}"
+    if step == "diff":
+        from pipeline.release_diff import diff_summary
+
+        return diff_summary(result, args.examples)
+    if step == "publish":
+        return f"published {result['published']}"
+    lines = [f"{r['version']:<8} {r['published_at']}  rows "
+             + ", ".join(f"{d} {sum(s.values())}" for d, s in r["rows"].items())
+             + ("  (latest)" if r["latest"] else "") for r in result]
+    return "\n".join(lines) or "no releases yet"
+
+
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline import release_flow as flow
 
@@ -62,6 +97,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             result = flow.diff(args.out, args.releases)
         elif args.step == "publish":
             flow.resolve_version(args.releases, args.version)  # a bad version fails first
+            if args.version == "auto" and not args.force:
+                flow.refuse_unchanged(args.out, args.releases)
             if args.checked:
                 checked = _read_checked(args.checked)
             else:
@@ -71,7 +108,14 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         else:
             result = flow.listing(args.releases)
     except flow.ReleaseError as e:
+        if args.step == "check" and not args.json:
+            print(f"FAIL release check of {args.out}: {e}")
         print(f"refinery release {args.step}: {e}", file=sys.stderr)
         return 3
-    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+        if args.step in ("check", "diff"):  # the line a person reads, for a scheduler's log
+            print(_text(args.step, result, args), file=sys.stderr)
+    else:
+        print(_text(args.step, result, args))
     return 0

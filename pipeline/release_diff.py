@@ -1,76 +1,333 @@
-"""What changed between two releases: rows added, removed and kept by id, per dataset and per
-source, and shifts of the quality-score distribution. Reads only the `id`, `source` and
-`meta.quality_score` columns of the shards; writes nothing."""
+"""What changed between two releases, and why, row by row.
+
+Rows are matched by id per dataset: added, removed, kept. Every removed row gets the reason it
+is gone and every added row the reason it is new, from the two runs' manifests, shards,
+`rejected/` files and dead letters only, read column-wise (ids, source file and row, lineage,
+reject stage/reason) and joined with polars, so millions of rows take seconds:
+
+removed: now rejected by stage S (reason R; the benchmark, for decontamination) · now
+dead-lettered · source file removed · content changed (the same source file and row now holds
+another id) · source row removed · synthesized row not made again.
+added: synthesized by stage S (parents kept in the examples) · newly passing stage S (it was
+rejected with R) · no longer dead-lettered · new source file · content changed · new source row.
+
+When a reason names a stage whose config differs between the manifests, the change is named
+beside it. Text is read only for the example rows (old and new side by side for content
+changes). `write_diff_rows` writes every changed row with its reason (Parquet).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import json
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
+import polars as pl
 
 from pipeline.publish import published_dir
 from pipeline.release import parquet_layout, read_manifest
-from pipeline.storage import read_parquet
+from pipeline.storage import files_under, parquet_schema, read_jsonl, read_parquet
 from transforms.io.files import join
 
+EXAMPLES = 20  # example rows kept per reason (JSON, HTML)
+COLUMNS = {"id": "id", "source.dataset": "dataset", "source.file": "file", "source.row": "row",
+           "meta.lineage.stage": "made_by", "meta.quality_score": "quality"}
+TYPES = {"id": pl.Utf8, "dataset": pl.Utf8, "file": pl.Utf8, "row": pl.Int64,
+         "made_by": pl.Utf8, "quality": pl.Float64}
+PARENTS = {"id": "id", "meta.lineage.parent_ids": "parents"}  # read for the examples only
 
-def _rows(out: str, manifest: dict[str, Any], dataset: str) -> dict[str, tuple[str, float | None]]:
-    """id → (source dataset, quality score) for one dataset of a run."""
-    rows: dict[str, tuple[str, float | None]] = {}
+
+def _fields(schema: Any, prefix: str = "") -> set[str]:
+    names: set[str] = set()
+    for f in schema:
+        names.add(prefix + f.name)
+        if hasattr(f.type, "num_fields") and f.type.num_fields and not hasattr(
+                f.type, "value_type"):
+            names |= _fields([f.type.field(i) for i in range(f.type.num_fields)],
+                             prefix + f.name + ".")
+    return names
+
+
+def _read(path: str, wanted: dict[str, str], types: dict[str, Any]) -> pl.DataFrame:
+    """The `wanted` (nested) columns of one Parquet file, renamed; missing ones as nulls."""
+    have = _fields(parquet_schema(path))
+    cols = [c for c in wanted if c in have]
+    table = read_parquet(path, columns=cols)  # nested columns come back under their leaf name
+    leaf = {c.rsplit(".", 1)[-1]: wanted[c] for c in cols}
+    frame = pl.from_arrow(table.rename_columns([leaf[n] for n in table.column_names]))
+    assert isinstance(frame, pl.DataFrame)
+    missing = [pl.lit(None, dtype=types[wanted[c]]).alias(wanted[c]) for c in wanted
+               if c not in have]
+    return frame.with_columns(missing).select(
+        [pl.col(n).cast(types[n]) for n in wanted.values()])
+
+
+def _published(out: str, manifest: dict[str, Any], dataset: str) -> pl.DataFrame:
+    frames = []
     for shards in parquet_layout(manifest).get(dataset, {}).values():
         for s in shards:
-            table = read_parquet(join(out, s["path"]), columns=["id", "source", "meta"])
-            ids = table.column("id").to_pylist()
-            sources = pc.struct_field(table.column("source").combine_chunks(), "dataset")
-            meta = table.column("meta").combine_chunks()
-            names = [meta.type.field(i).name for i in range(meta.type.num_fields)]
-            scores = (pc.struct_field(meta, "quality_score").to_pylist()
-                      if "quality_score" in names else [None] * len(ids))
-            for i, src, score in zip(ids, sources.to_pylist(), scores, strict=True):
-                rows[i] = (src or "unknown", score)
-    return rows
+            frame = _read(join(out, s["path"]), COLUMNS, TYPES)
+            frames.append(frame.with_columns(pl.lit(s["path"]).alias("shard")))
+    if not frames:
+        return pl.DataFrame(schema={**TYPES, "shard": pl.Utf8})
+    return pl.concat(frames)
 
 
-def _summary(values: list[float]) -> dict[str, float] | None:
-    if not values:
+def _rejected(out: str, manifest: dict[str, Any]) -> pl.DataFrame:
+    """Every rejected row of a run: id, source position, stage, reason, benchmark."""
+    wanted = {"id": "id", "source.file": "file", "source.row": "row",
+              "reject_stage": "stage", "reject_reason": "reason", "reject_detail": "detail"}
+    types = {"id": pl.Utf8, "file": pl.Utf8, "row": pl.Int64, "stage": pl.Utf8,
+             "reason": pl.Utf8, "detail": pl.Utf8}
+    frames = [_read(join(out, f["path"]), wanted, types)
+              for f in manifest.get("rejected_files", []) if f.get("rows")]
+    if not frames:
+        return pl.DataFrame(schema={**types, "benchmark": pl.Utf8}).drop("detail")
+    frame = pl.concat(frames)
+    bench = pl.col("detail").str.json_path_match("$.benchmark")
+    return frame.with_columns(bench.alias("benchmark")).drop("detail").unique("id", keep="first")
+
+
+def _deadletter(out: str) -> pl.DataFrame:
+    rows = [{"id": r.get("record_id"), "file": r.get("file"), "row": r.get("row"),
+             "error": str(r.get("error"))[:200]}
+            for path in files_under(join(out, "deadletter")) if path.endswith(".jsonl")
+            for r in read_jsonl(path)]
+    return pl.DataFrame(rows, schema={"id": pl.Utf8, "file": pl.Utf8, "row": pl.Int64,
+                                      "error": pl.Utf8})
+
+
+def _flat(value: Any, prefix: str) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {k: v for key, sub in value.items() for k, v in _flat(sub, f"{prefix}.{key}").items()}
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if all("name" in v for v in value):  # named entries (benchmarks, sources): by name
+            return {f"{prefix}[{v['name']}]": json.dumps(v, sort_keys=True) for v in value}
+        return {k: v for i, sub in enumerate(value)
+                for k, v in _flat(sub, f"{prefix}[{i}]").items()}
+    return {prefix: json.dumps(value, sort_keys=True)}
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[str]]:
+    """stage → its config keys that differ ('key: old → new', '+ key', '- key')."""
+    out: dict[str, list[str]] = {}
+    old_stages = (old.get("config") or {}).get("stages") or {}
+    new_stages = (new.get("config") or {}).get("stages") or {}
+    for stage in sorted(set(old_stages) | set(new_stages)):
+        a, b = _flat(old_stages.get(stage), stage), _flat(new_stages.get(stage), stage)
+        lines = [f"+ {k}" for k in sorted(set(b) - set(a))]
+        lines += [f"- {k}" for k in sorted(set(a) - set(b))]
+        lines += [f"{k}: {a[k]} → {b[k]}" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
+        if lines:
+            out[stage] = lines
+    return out
+
+
+class Run:
+    """One run's column-wise view: published rows per dataset, rejected, dead letter."""
+
+    def __init__(self, out_dir: str | None) -> None:
+        self.out = published_dir(out_dir) if out_dir else None
+        self.manifest = read_manifest(out_dir) if out_dir else {"shards": []}
+        self.rejected = (_rejected(self.out, self.manifest) if self.out else
+                         _rejected("", {}))
+        self.deadletter = _deadletter(self.out) if self.out else _deadletter("/nonexistent")
+        self.files = {i["path"] for i in self.manifest.get("inputs", [])}
+        self._rows: dict[str, pl.DataFrame] = {}
+        self._positions: pl.DataFrame | None = None
+
+    def rows(self, dataset: str) -> pl.DataFrame:
+        if dataset not in self._rows:
+            self._rows[dataset] = (_published(self.out, self.manifest, dataset) if self.out
+                                   else pl.DataFrame(schema={**TYPES, "shard": pl.Utf8}))
+        return self._rows[dataset]
+
+    def datasets(self) -> set[str]:
+        return set(parquet_layout(self.manifest))
+
+    def at(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """positions() of the (file, row) pairs in `keys` only, one row each (kept first):
+        a semi join hashes the few keys, not the whole run."""
+        found = self.positions().join(keys.select("file", "row").unique(),
+                                      on=["file", "row"], how="semi")
+        return found.unique(["file", "row"], keep="first", maintain_order=True)
+
+    def parents(self, rows: pl.DataFrame) -> dict[str, list[str]]:
+        """id → parent ids, read from the shards of `rows` (id, shard) only."""
+        out: dict[str, list[str]] = {}
+        for shard, ids in rows.group_by("shard").agg("id").iter_rows():
+            table = _read(join(self.out, shard), PARENTS,
+                          {"id": pl.Utf8, "parents": pl.List(pl.Utf8)})
+            hit = table.filter(pl.col("id").is_in(ids))
+            out.update(dict(zip(hit["id"].to_list(), hit["parents"].to_list(), strict=True)))
+        return out
+
+    def positions(self) -> pl.DataFrame:
+        """(file, row) → the id found there and where it ended (kept / rejected / deadletter),
+        for source rows only (synthesized rows have no source position)."""
+        if self._positions is None:
+            parts = [self.rows(d).filter(pl.col("made_by").is_null())
+                     .select("file", "row", "id", pl.lit("kept").alias("fate"))
+                     for d in sorted(self.datasets())]
+            parts.append(self.rejected.select("file", "row", "id", pl.lit("rejected").alias("fate")))
+            parts.append(self.deadletter.select("file", "row", "id",
+                                                pl.lit("deadletter").alias("fate")))
+            self._positions = pl.concat(parts).filter(pl.col("file").is_not_null())
+            self.files |= set(self._positions["file"].unique().to_list())
+        return self._positions
+
+
+def _stage_reason(prefix: str) -> pl.Expr:
+    bench = pl.when(pl.col("benchmark").is_not_null()).then(
+        pl.concat_str(pl.lit(" (benchmark "), pl.col("benchmark"), pl.lit(")"))).otherwise(
+        pl.lit(""))
+    return pl.concat_str(pl.lit(prefix), pl.col("stage"), pl.lit(": "), pl.col("reason"), bench)
+
+
+def explain_removed(old: pl.DataFrame, new: Run) -> pl.DataFrame:
+    """Rows of `old` (already anti-joined: not in the new outputs) with a `why` column."""
+    pos = new.at(old).rename({"id": "new_id"})
+    frame = (old.join(new.rejected, on="id", how="left", suffix="_rej")
+             .join(new.deadletter.filter(pl.col("id").is_not_null()).unique("id")
+                   .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
+             .join(pos, on=["file", "row"], how="left")
+             .with_columns(pl.col("file").is_in(list(new.files)).alias("file_there")))
+    why = (pl.when(pl.col("stage").is_not_null()).then(_stage_reason("now rejected by "))
+           .when(pl.col("dl_error").is_not_null()).then(pl.lit("now dead-lettered"))
+           .when(pl.col("made_by").is_not_null()).then(
+               pl.concat_str(pl.lit("synthesized by "), pl.col("made_by"),
+                             pl.lit(": not made again")))
+           .when(~pl.col("file_there")).then(pl.lit("source file removed"))
+           .when(pl.col("fate") == "deadletter").then(pl.lit("now dead-lettered"))
+           .when(pl.col("new_id").is_not_null()).then(pl.lit("content changed (new id)"))
+           .otherwise(pl.lit("source row removed")))
+    return frame.with_columns(why.alias("why"))
+
+
+def explain_added(new_rows: pl.DataFrame, old: Run) -> pl.DataFrame:
+    """Rows of the new outputs not in the old ones, with a `why` column."""
+    pos = old.at(new_rows).rename({"id": "old_id"})
+    frame = (new_rows.join(old.rejected, on="id", how="left", suffix="_rej")
+             .join(old.deadletter.filter(pl.col("id").is_not_null()).unique("id")
+                   .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
+             .join(pos, on=["file", "row"], how="left")
+             .with_columns(pl.col("file").is_in(list(old.files)).alias("file_there")))
+    why = (pl.when(pl.col("made_by").is_not_null()).then(
+               pl.concat_str(pl.lit("synthesized by "), pl.col("made_by")))
+           .when(pl.col("stage").is_not_null()).then(_stage_reason("newly passing "))
+           .when(pl.col("dl_error").is_not_null()).then(pl.lit("no longer dead-lettered"))
+           .when(~pl.col("file_there") & pl.col("file").is_not_null()).then(
+               pl.lit("new source file"))
+           .when(pl.col("old_id").is_not_null()).then(pl.lit("content changed (new id)"))
+           .otherwise(pl.lit("new source row")))
+    return frame.with_columns(why.alias("why"))
+
+
+def _stage_of(why: str) -> str | None:
+    for prefix in ("now rejected by ", "newly passing "):
+        if why.startswith(prefix):
+            return why[len(prefix):].split(":", 1)[0]
+    return None
+
+
+def _examples(frame: pl.DataFrame, n: int, other: str, run: Run
+              ) -> dict[str, list[dict[str, Any]]]:
+    """Up to `n` rows per reason (smallest ids), synthesized ones with their parents."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    keep = ["id", "file", "row", "made_by", "shard", other, "dl_error", "reason"]
+    picked = (frame.sort("id").group_by("why", maintain_order=True).head(n)
+              .select(["why", *[c for c in keep if c in frame.columns]]))
+    made = picked.filter(pl.col("made_by").is_not_null())
+    parents = run.parents(made) if made.height and run.out else {}
+    for r in picked.to_dicts():
+        if r["made_by"]:
+            r["parents"] = parents.get(r["id"], [])
+        out.setdefault(r.pop("why"), []).append(r)
+    return out
+
+
+def _summary(values: pl.Series) -> dict[str, float] | None:
+    arr = values.drop_nulls().to_numpy()
+    if not len(arr):
         return None
-    arr = np.asarray(values, dtype=float)
+    qs = np.percentile(arr, (10, 50, 90))  # one sort for the three
     return {"mean": round(float(arr.mean()), 4),
-            **{f"p{q}": round(float(np.percentile(arr, q)), 4) for q in (10, 50, 90)}}
+            **{f"p{q}": round(float(v), 4) for q, v in zip((10, 50, 90), qs, strict=True)}}
 
 
-def diff_releases(previous_dir: str | None, new_dir: str) -> dict[str, Any]:
-    """Per dataset: counts of added / removed / kept ids, the same per source, and the
-    quality-score summary before and after. `previous_dir=None` (first release): all added."""
-    new_manifest = read_manifest(new_dir)
-    old_manifest = read_manifest(previous_dir) if previous_dir else {"shards": []}
-    datasets = sorted(set(parquet_layout(new_manifest)) | set(parquet_layout(old_manifest)))
-    out: dict[str, Any] = {}
-    for dataset in datasets:
-        new = _rows(published_dir(new_dir), new_manifest, dataset)
-        old = _rows(published_dir(previous_dir), old_manifest, dataset) if previous_dir else {}
-        added, removed = set(new) - set(old), set(old) - set(new)
-        kept = set(new) & set(old)
-        per_source: dict[str, Counter[str]] = {}
-        for ids, kind, rows in ((added, "added", new), (removed, "removed", old),
-                                (kept, "kept", new)):
-            for i in ids:
-                per_source.setdefault(rows[i][0], Counter())[kind] += 1
-        out[dataset] = {
-            "added": len(added), "removed": len(removed), "kept": len(kept),
-            "added_ids": sorted(added)[:50], "removed_ids": sorted(removed)[:50],
-            "by_source": {s: {k: c.get(k, 0) for k in ("added", "removed", "kept")}
-                          for s, c in sorted(per_source.items())},
-            "quality_score": {"before": _summary([v[1] for v in old.values() if v[1] is not None]),
-                              "after": _summary([v[1] for v in new.values() if v[1] is not None])},
+def _counts(frame: pl.DataFrame, col: str) -> dict[str, int]:
+    if frame.is_empty():
+        return {}
+    grouped = frame.group_by(col).len().sort(["len", col], descending=[True, False])
+    return {str(k): int(v) for k, v in grouped.iter_rows()}
+
+
+def diff_runs(old: Run, new: Run, examples: int = EXAMPLES
+              ) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
+    """The explained diff (JSON-able) and, per dataset, every changed row with its reason."""
+    changes = config_changes(old.manifest, new.manifest)
+    result: dict[str, Any] = {}
+    frames: dict[str, pl.DataFrame] = {}
+    for dataset in sorted(old.datasets() | new.datasets()):
+        a, b = old.rows(dataset), new.rows(dataset)
+        # two anti joins; kept = the new rows less the added ones (no third join)
+        removed = explain_removed(a.join(b.select("id"), on="id", how="anti"), new)
+        added = explain_added(b.join(a.select("id"), on="id", how="anti"), old)
+        kept_n = b.height - added.height
+        by_source: dict[str, dict[str, int]] = {}
+        for kind, frame in (("added", added), ("removed", removed), ("kept", b)):
+            for src, n in _counts(frame.with_columns(pl.col("dataset").fill_null("unknown")),
+                                  "dataset").items():
+                by_source.setdefault(src, {"added": 0, "removed": 0, "kept": 0})[kind] = n
+        for counts in by_source.values():
+            counts["kept"] -= counts["added"]
+        reasons = {"removed": _counts(removed, "why"), "added": _counts(added, "why")}
+        result[dataset] = {
+            "added": added.height, "removed": removed.height, "kept": kept_n,
+            "added_ids": sorted(added["id"].head(50_000).to_list())[:50],
+            "removed_ids": sorted(removed["id"].head(50_000).to_list())[:50],
+            "by_source": dict(sorted(by_source.items())),
+            "reasons": reasons,
+            "config_change": {why: changes[s] for kind in reasons for why in reasons[kind]
+                              if (s := _stage_of(why)) in changes},
+            "examples": {"removed": _examples(removed, examples, "new_id", old),
+                         "added": _examples(added, examples, "old_id", new)},
+            "quality_score": {"before": _summary(a["quality"]), "after": _summary(b["quality"])},
         }
-    return {"previous": previous_dir, "datasets": out}
+        frames[dataset] = pl.concat([
+            removed.select(pl.lit("removed").alias("change"), "id", "file", "row", "why",
+                           pl.col("new_id").alias("other_id")),
+            added.select(pl.lit("added").alias("change"), "id", "file", "row", "why",
+                         pl.col("old_id").alias("other_id"))])
+    return {"previous": None, "config_changes": changes, "datasets": result}, frames
+
+
+def diff_releases(previous_dir: str | None, new_dir: str, examples: int = EXAMPLES
+                  ) -> dict[str, Any]:
+    """Per dataset: added / removed / kept counts, per source, the quality-score summary before
+    and after, and every added and removed row's reason (counts and examples).
+    `previous_dir=None` (first release): all added."""
+    result, _ = diff_runs(Run(previous_dir), Run(new_dir), examples)
+    return {**result, "previous": previous_dir}
+
+
+def diff_summary(diff: dict[str, Any], examples: int = 3) -> str:
+    """The terminal summary: counts per dataset, then per reason with the config change that
+    caused it and a few example ids."""
+    lines = [f"diff against {diff.get('previous') or '(no previous release)'}"]
+    for name, d in diff["datasets"].items():
+        lines.append(f"{name}: +{d['added']} added, −{d['removed']} removed, {d['kept']} kept")
+        for kind, sign in (("removed", "−"), ("added", "+")):
+            for why, n in d.get("reasons", {}).get(kind, {}).items():
+                ids = [e["id"][:12] for e in d["examples"][kind].get(why, [])[:examples]]
+                lines.append(f"  {sign}{n:<6} {why}" + (f"  e.g. {', '.join(ids)}" if ids else ""))
+                for change in d.get("config_change", {}).get(why, []):
+                    lines.append(f"           config change: {change}")
+    return "\n".join(lines)
 
 
 def changelog_markdown(diff: dict[str, Any], version: str, previous: str | None) -> str:
-    """The changelog section of a release card."""
+    """The changelog section of a release card: counts per dataset, per source, per reason."""
     lines = [f"## Changes in {version}" + (f" since {previous}" if previous else " (first release)"),
              "", "| dataset | added | removed | kept |", "|---|---|---|---|"]
     for name, d in diff["datasets"].items():
@@ -80,8 +337,16 @@ def changelog_markdown(diff: dict[str, Any], version: str, previous: str | None)
         if changed:
             lines += ["", f"**{name}** by source: " + "; ".join(
                 f"{s} +{c['added']} −{c['removed']}" for s, c in changed.items())]
+        rows = [(kind, why, n) for kind in ("removed", "added")
+                for why, n in d.get("reasons", {}).get(kind, {}).items()]
+        if rows:
+            lines += ["", f"**{name}** why rows changed:", "", "| change | reason | rows | "
+                      "config change |", "|---|---|---|---|"]
+            lines += [f"| {kind} | {why} | {n} | "
+                      f"{'; '.join(d.get('config_change', {}).get(why, [])) or ''} |"
+                      for kind, why, n in rows]
         before, after = d["quality_score"]["before"], d["quality_score"]["after"]
         if before and after:
-            lines.append(f"quality score ({name}): mean {before['mean']} → {after['mean']}, "
+            lines.append(f"\nquality score ({name}): mean {before['mean']} → {after['mean']}, "
                          f"median {before['p50']} → {after['p50']}")
     return "\n".join(lines) + "\n"

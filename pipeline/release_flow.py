@@ -27,11 +27,14 @@ from pipeline.release import (
     read_manifest,
     validate_version,
 )
-from pipeline.release_diff import changelog_markdown, diff_releases
+from pipeline.release_diff import Run, changelog_markdown, diff_releases, diff_runs
+from pipeline.release_html import diff_page
 from pipeline.storage import has_files
-from transforms.io.files import exists, join, read_json, write_text
+from transforms.io.files import exists, join, read_json, read_text, write_text
 
 DIFF_FILE = "release_diff.json"
+DIFF_PAGE = "release_diff.html"  # the explained diff, beside the report
+DIFF_ROWS = "release_diff_rows.parquet"  # every added and removed row with its reason
 
 
 def previous_dir(releases_dir: str) -> str | None:
@@ -77,9 +80,42 @@ def check(out_dir: str, releases_dir: str, allow_schema_change: bool = False) ->
 
 
 def diff(out_dir: str, releases_dir: str) -> dict[str, Any]:
-    result = diff_releases(previous_dir(releases_dir), out_dir)
+    """The explained diff against the latest release: JSON, HTML page and every changed row
+    (Parquet) written into the build directory; returns the JSON."""
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from transforms.io.files import write_bytes
+
+    prev = previous_dir(releases_dir)
+    old, new = Run(prev), Run(out_dir)
+    result, frames = diff_runs(old, new)
+    result["previous"] = prev
     write_text(join(out_dir, DIFF_FILE), json.dumps(result, indent=2, sort_keys=True) + "\n")
+    title = f"Release diff: {new.manifest.get('name', out_dir)} against {prev or 'nothing'}"
+    write_text(join(out_dir, DIFF_PAGE), diff_page(old, new, result, title))
+    if frames:
+        rows = pl.concat([f.with_columns(pl.lit(d).alias("dataset")) for d, f in frames.items()])
+        buf = pa.BufferOutputStream()
+        pq.write_table(rows.to_arrow(), buf)
+        write_bytes(join(out_dir, DIFF_ROWS), buf.getvalue().to_pybytes())
     return result
+
+
+def refuse_unchanged(out_dir: str, releases_dir: str) -> None:
+    """Raise ReleaseError when the build's shards are byte for byte the latest release's
+    (publishing it again would make an identical version)."""
+    prev = previous_dir(releases_dir)
+    if prev is None:
+        return
+
+    def shards(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+        return sorted((s["path"], s["sha256"]) for s in manifest["shards"])
+
+    if shards(read_manifest(out_dir)) == shards(read_manifest(prev)):
+        raise ReleaseError(f"nothing changed since {latest_version(releases_dir)}: the build's "
+                           "shards equal the latest release's (--force publishes it anyway)")
 
 
 def publish(out_dir: str, releases_dir: str, version: str, check_result: dict[str, Any]
@@ -100,7 +136,13 @@ def publish(out_dir: str, releases_dir: str, version: str, check_result: dict[st
     return publish_release(out_dir, releases_dir, version, check_result,
                            files={"README.md": card,
                                   "CHANGELOG.md": changelog_markdown(changes, version, previous),
-                                  DIFF_FILE: json.dumps(changes, indent=2, sort_keys=True) + "\n"})
+                                  DIFF_FILE: json.dumps(changes, indent=2, sort_keys=True) + "\n",
+                                  **_diff_page(out_dir)})
+
+
+def _diff_page(out_dir: str) -> dict[str, str]:
+    path = join(out_dir, DIFF_PAGE)
+    return {DIFF_PAGE: read_text(path)} if exists(path) else {}
 
 
 def listing(releases_dir: str) -> list[dict[str, Any]]:
@@ -109,4 +151,5 @@ def listing(releases_dir: str) -> list[dict[str, Any]]:
     return [{**r, "latest": r["version"] == latest} for r in index]
 
 
-__all__ = ["ReleaseError", "build", "check", "diff", "listing", "publish", "resolve_version"]
+__all__ = ["ReleaseError", "build", "check", "diff", "listing", "publish", "refuse_unchanged",
+           "resolve_version"]

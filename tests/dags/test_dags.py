@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,14 +75,13 @@ def test_version_param_refuses_metacharacters(dagbag, version: str) -> None:
         params.get_param("config").resolve("cfg.yaml; curl evil")
 
 
-def test_commands_are_argv_never_a_shell(tmp_path: Path, monkeypatch) -> None:
+def test_commands_are_argv_never_a_shell(tmp_path: Path) -> None:
     """Even if a hostile version reached the command, no shell interprets it: the CLI gets it
     as one argument and refuses it (exit 3), and nothing is executed."""
     pytest.importorskip("airflow", reason="the airflow extra is installed by `make install`")
     from airflow.sdk.exceptions import AirflowFailException
 
     mod = _module("refinery_release")
-    monkeypatch.setattr(mod, "REPO", str(ROOT))
     marker = tmp_path / "pwned"
     with pytest.raises(AirflowFailException, match="must look like"):
         mod.refinery("publish", str(tmp_path), "--releases", str(tmp_path / "rel"),
@@ -177,3 +177,119 @@ def test_release_dag_runs_twice_and_the_changelog_shows_the_change(tmp_path: Pat
         assert len(ds) == json.loads((releases / version / "release_check.json").read_text())[
             "rows"]["sft"]["train"]
     assert not list(releases.glob(".tmp-*"))
+
+
+def test_checkout_default_and_config_paths() -> None:
+    """REFINERY_REPO defaults to the checkout holding the DAG files; configs may be relative
+    or absolute, never `..`, spaces or shell characters (refused for good, no retry)."""
+    pytest.importorskip("airflow", reason="the airflow extra is installed by `make install`")
+    from airflow.sdk.exceptions import AirflowFailException
+
+    _module("refinery_release")  # puts dags/ on the path, as Airflow does
+    import refinery_task
+
+    if "REFINERY_REPO" not in os.environ:
+        assert str(ROOT) == refinery_task.REPO
+    for good in ("configs/demo.yaml", "/srv/configs/weekly.yml", "/tmp/x-1/c_2.yaml"):
+        assert refinery_task.check_config(good) == good
+    for bad in ("../etc/c.yaml", "/a/../b.yaml", "c.yaml; rm -rf /", "my config.yaml",
+                "c.json", "$(x).yaml"):
+        with pytest.raises(AirflowFailException):
+            refinery_task.check_config(bad)
+
+
+def test_deterministic_failures_are_final_others_retried(tmp_path: Path) -> None:
+    """Exit 2 (bad config) fails for good with Refinery's message; a crash is retryable."""
+    pytest.importorskip("airflow", reason="the airflow extra is installed by `make install`")
+    from airflow.sdk.exceptions import AirflowFailException
+
+    _module("refinery_release")
+    import refinery_task
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("run: {name: x}\nsources: [{path: data/alpaca.jsonl}]\n"
+                      "stages: {qualty: {enabled: true}}\n")
+    with pytest.raises(AirflowFailException, match="stages.qualty: Extra inputs"):
+        refinery_task.run_refinery(["pipeline", "validate", str(broken)])
+    with pytest.raises(RuntimeError, match="exit 1") as crash:
+        refinery_task.run_refinery(["pipeline.no_such_module"])
+    assert not isinstance(crash.value, AirflowFailException)
+    assert "valid" in refinery_task.run_refinery(
+        ["pipeline", "validate", "configs/release_quick.yaml"])
+
+
+def _fresh_clone(dest: Path) -> Path:
+    """The tracked files of this checkout, as a fresh clone has them (working-tree content)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file() and not src.is_symlink():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(src.read_bytes())
+    return dest
+
+
+@pytest.mark.slow
+def test_docs_airflow_setup_runs_both_dags(tmp_path: Path) -> None:
+    """docs/airflow.md step by step from a fresh clone: db migrate, the DAG folder, the
+    variables, `airflow dags test` of both DAGs; then the release DAG with an absolute config
+    (accepted, published as v2) and with a broken one (fails once, no retry, Refinery's
+    message in the task log). No REFINERY_REPO: the DAGs find their checkout."""
+    pytest.importorskip("airflow", reason="the airflow extra is installed by `make install`")
+    clone = _fresh_clone(tmp_path / "clone")
+    doc = (clone / "docs" / "airflow.md").read_text()
+    for step in ("airflow db migrate", "AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags",
+                 "airflow variables set refinery_output_root",
+                 "airflow variables set refinery_releases", "airflow variables set refinery_config",
+                 "airflow dags test refinery_curation", "airflow dags test refinery_release"):
+        assert step in doc, step
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "REFINERY_"))}
+    env.update({"AIRFLOW_HOME": str(tmp_path / "airflow"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(clone / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "HF_HUB_OFFLINE": "1",
+                "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"})
+    env.pop("PYTHONPATH", None)
+    airflow = [sys.executable, "-m", "airflow"]
+
+    def sh(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        res = subprocess.run([*airflow, *args], cwd=clone, env=env, capture_output=True,
+                             text=True, timeout=900)
+        if ok:
+            assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        return res
+
+    sh("db", "migrate")
+    builds, releases = tmp_path / "builds", tmp_path / "releases"
+    sh("variables", "set", "refinery_output_root", str(builds))
+    sh("variables", "set", "refinery_releases", str(releases))
+    sh("variables", "set", "refinery_config", "configs/release_quick.yaml")
+    curation = sh("dags", "test", "refinery_curation", "2026-01-02")
+    assert "state=success" in curation.stdout + curation.stderr
+    assert (builds / "2026-01-02" / "manifest.json").exists()
+    release = sh("dags", "test", "refinery_release")
+    log = release.stdout + release.stderr
+    assert "state=success" in log and "PASS release check" in log  # Refinery's output
+    assert (releases / "LATEST").read_text().strip() == "v1"
+
+    absolute = tmp_path / "elsewhere" / "weekly.yaml"
+    absolute.parent.mkdir()
+    absolute.write_text((clone / "configs" / "release_quick.yaml").read_text().replace(
+        "  - {path: data/dolly.jsonl, name: dolly}\n", ""))
+    res = sh("dags", "test", "refinery_release", "-c", json.dumps({"config": str(absolute)}))
+    assert "state=success" in res.stdout + res.stderr
+    assert (releases / "LATEST").read_text().strip() == "v2"
+    assert "source file removed" in (releases / "v2" / "CHANGELOG.md").read_text()
+
+    broken = tmp_path / "elsewhere" / "broken.yaml"
+    broken.write_text("run: {name: x}\nsources: [{path: data/alpaca.jsonl}]\n"
+                      "stages: {qualty: {enabled: true}}\n")
+    res = sh("dags", "test", "refinery_release", "-c", json.dumps({"config": str(broken)}),
+             ok=False)
+    log = res.stdout + res.stderr
+    assert res.returncode != 0 and "DagRun failed" in log
+    assert re.search(r"stages\.qualty: Extra inputs are not permitted.*\[refinery\]", log)
+    assert log.count("[DAG TEST] starting task_id=build ") == 1  # one try
+    assert "up_for_retry" not in log and "new_state=failed" in log
+    assert (releases / "LATEST").read_text().strip() == "v2"

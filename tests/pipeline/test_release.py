@@ -118,3 +118,35 @@ def test_schema_change_needs_a_declaration(built: Path, tmp_path: Path) -> None:
         check_release(str(other), previous_dir=str(built))
     assert check_release(str(other), previous_dir=str(built), allow_schema_change=True)[
         "schema_changes"] == ["sft"]
+
+
+def test_cli_prints_for_people_json_behind_a_flag_and_refuses_an_unchanged_publish(
+        built: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    releases = str(tmp_path / "releases")
+    assert main(["release", "check", str(built), "--releases", releases]) == 0
+    assert capsys.readouterr().out.startswith(f"PASS release check of {built}: ")
+    assert main(["release", "check", str(built), "--releases", releases, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"]["sft"]["train"] > 0
+    assert main(["release", "diff", str(built), "--releases", releases]) == 0
+    summary = capsys.readouterr().out
+    assert "sft: +" in summary and "new source file" in summary
+    assert main(["release", "publish", str(built), "--releases", releases,
+                 "--version", "auto"]) == 0
+    assert capsys.readouterr().out.strip() == f"published {releases}/v1"
+    # the same build again: nothing changed, refused (exit 3) unless forced
+    assert main(["release", "publish", str(built), "--releases", releases,
+                 "--version", "auto"]) == 3
+    assert "nothing changed since v1" in capsys.readouterr().err
+    assert not (tmp_path / "releases" / "v2").exists()
+    assert main(["release", "publish", str(built), "--releases", releases, "--version", "auto",
+                 "--force", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["published"] == f"{releases}/v2"
+    assert main(["release", "list", "--releases", releases]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listing] == ["v1", "v2"] and "(latest)" in listing[1]
+    # a broken build fails the check with a FAIL line
+    broken = tmp_path / "broken"
+    shutil.copytree(published_dir(str(built)), broken)
+    next((broken / "sft").glob("*.parquet")).write_bytes(b"not parquet")
+    assert main(["release", "check", str(broken), "--releases", releases]) == 3
+    assert capsys.readouterr().out.startswith(f"FAIL release check of {broken}: ")

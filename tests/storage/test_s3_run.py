@@ -70,7 +70,7 @@ def test_a_run_writes_checks_and_republishes_on_s3(s3, monkeypatch: pytest.Monke
 
     releases = s3.url("releases")
     capsys.readouterr()
-    assert main(["release", "publish", out, "--releases", releases, "--version", "v1",
+    assert main(["release", "publish", out, "--releases", releases, "--version", "v1", "--json",
                  *s3.beam_args]) == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["published"] == f"{releases}/v1"
     assert read_text(f"{releases}/LATEST") == "v1\n"
