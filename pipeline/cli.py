@@ -62,12 +62,14 @@ def _parser() -> argparse.ArgumentParser:
 
     from pipeline.export import EXPORTERS
 
-    exp = sub.add_parser("export", help="write a finished run's pairs in another trainer's file "
+    exp = sub.add_parser("export", help="write a finished run's datasets in a trainer's file "
                          "layout (extra --flags: Beam options for object stores)")
     exp.add_argument("out", help="output directory of a finished run")
     exp.add_argument("--format", required=True, choices=sorted(EXPORTERS),
                      help="; ".join(f"{k}: {v.about}" for k, v in sorted(EXPORTERS.items())))
-    exp.add_argument("--to", help="file to write (default: OUT/export/<format file>)")
+    exp.add_argument("--dataset", action="append", dest="datasets", metavar="D",
+                     help="dataset(s) to export (repeat; default: every dataset with rows)")
+    exp.add_argument("--to", help="file (rise) or folder to write (default: OUT/export/<name>)")
 
     from pipeline.release_cli import add_parser as add_release_parser
 
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.export import ExportError, export
 
             try:
-                print(json.dumps(export(args.out, args.format, args.to)))
+                print(json.dumps(export(args.out, args.format, args.to, args.datasets)))
             except ExportError as e:
                 print(f"refinery export: {e}", file=sys.stderr)
                 return 2

@@ -1,6 +1,7 @@
-"""`refinery export OUT --format NAME [--to PATH]`: a finished run's datasets rewritten in the
-file layout another project's trainer reads. Formats live in a registry (`EXPORTERS`); adding
-one is adding a function and a line.
+"""`refinery export OUT --format NAME [--dataset D]... [--to PATH]`: a finished run's datasets
+rewritten in the file layout another project's trainer reads. Formats live in a registry
+(`EXPORTERS`); adding one is adding a function and a line. The trainer formats (trl, sharegpt,
+llamafactory, openai, axolotl) are in `pipeline.exports` and write a folder; `rise` one file.
 
 - `rise`: the RISE authors' training file (kaishxu/RISE train.py reads it with
   `load_dataset("json", data_files=...)`): one JSON list; per problem its full pair, then its
@@ -13,23 +14,24 @@ one is adding a function and a line.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import exports
 from pipeline import report_data as rd
+from pipeline.exports import ExportError
 from transforms.io.files import exists, join, write_text
 
-
-class ExportError(Exception):
-    pass
+__all__ = ["EXPORTERS", "ExportError", "export"]
 
 
 @dataclass(frozen=True)
 class Exporter:
     about: str
-    default_name: str  # file written under OUT/export/ when --to is not given
-    write: Callable[[str, str], dict[str, Any]]  # (run output dir, destination) → summary
+    default_name: str  # file or folder written under OUT/export/ when --to is not given
+    # (run dir, destination, datasets or None for all) → summary
+    write: Callable[[str, str, Sequence[str] | None], dict[str, Any]]
 
 
 def _question(prompt: list[dict[str, Any]]) -> str:
@@ -66,7 +68,9 @@ def rise_rows(pairs: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-def write_rise(out_dir: str, dest: str) -> dict[str, Any]:
+def write_rise(out_dir: str, dest: str, datasets: Sequence[str] | None = None) -> dict[str, Any]:
+    if datasets and list(datasets) != ["preference"]:
+        raise ExportError("the rise format reads the preference dataset only")
     table = rd.read_dir(join(out_dir, "preference"))
     if table is None:
         raise ExportError(f"no preference shards in {out_dir} (run a rise config first)")
@@ -79,13 +83,31 @@ def write_rise(out_dir: str, dest: str) -> dict[str, Any]:
             "step_pairs": steps}
 
 
+def _folder(fmt: str) -> Callable[[str, str, Sequence[str] | None], dict[str, Any]]:
+    def write(out_dir: str, dest: str, datasets: Sequence[str] | None) -> dict[str, Any]:
+        files = exports.FORMATS[fmt](out_dir, dest, datasets)
+        return {"format": fmt, "path": dest, "files": files}
+    return write
+
+
 EXPORTERS: dict[str, Exporter] = {
     "rise": Exporter("RISE authors' train.py file: one JSON list of prompt, "
                      "initial_reason_steps, chosen, rejected, answer", "rise.json", write_rise),
+    "trl": Exporter("the Parquet shards TRL's SFT/DPO trainers read, with a README", "trl",
+                    _folder("trl")),
+    "sharegpt": Exporter("JSONL of `conversations` (+ chosen/rejected for pairs)", "sharegpt",
+                         _folder("sharegpt")),
+    "llamafactory": Exporter("sharegpt files + dataset_info.json (preference as ranking)",
+                             "llamafactory", _folder("llamafactory")),
+    "openai": Exporter("OpenAI chat and preference fine-tuning JSONL", "openai",
+                       _folder("openai")),
+    "axolotl": Exporter("chat JSONL + a datasets: block per dataset for its YAML", "axolotl",
+                        _folder("axolotl")),
 }
 
 
-def export(out_dir: str, fmt: str, dest: str | None = None) -> dict[str, Any]:
+def export(out_dir: str, fmt: str, dest: str | None = None,
+           datasets: Sequence[str] | None = None) -> dict[str, Any]:
     """Write `fmt` from the run in `out_dir` (an output directory, read through its published
     run, or a run directory); default destination OUT/export/<file>; returns a summary."""
     if fmt not in EXPORTERS:
@@ -97,4 +119,4 @@ def export(out_dir: str, fmt: str, dest: str | None = None) -> dict[str, Any]:
         raise ExportError(f"{out_dir} is not the output directory of a finished run "
                           "(no manifest.json)")
     ex = EXPORTERS[fmt]
-    return ex.write(src, dest or join(out_dir, "export", ex.default_name))
+    return ex.write(src, dest or join(out_dir, "export", ex.default_name), datasets)

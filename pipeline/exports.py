@@ -31,7 +31,7 @@ Row = dict[str, Any]
 
 
 class ExportError(Exception):
-    pass
+    """A run that cannot be exported as asked (no such dataset, no such rows)."""
 
 
 def _shards(out: str, datasets: Sequence[str] | None) -> dict[str, list[str]]:

@@ -167,3 +167,18 @@ def test_trl_trainers_prepare_the_exported_datasets(run: Path, tmp_path: Path) -
     for part in ("prompt", "chosen", "rejected"):  # token ids of each part, every row
         (ids,) = [c for c in cols if c.startswith(part) and c.endswith("ids")]
         assert all(len(x) > 0 for x in dpo.train_dataset[ids]), ids
+
+
+def test_export_command_writes_each_trainer_format(run: Path, tmp_path: Path, capsys) -> None:
+    """`refinery export OUT --format F [--dataset D]` reaches the same writers as the functions."""
+    for fmt in ("trl", "sharegpt", "llamafactory", "openai", "axolotl"):
+        assert main(["export", str(run), "--format", fmt, "--to", str(tmp_path / fmt),
+                     "--dataset", "sft"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["format"] == fmt and summary["files"]
+        assert all(Path(f).exists() and "preference" not in Path(f).name
+                   for f in summary["files"])
+    info = json.loads((tmp_path / "llamafactory" / "dataset_info.json").read_text())
+    assert list(info) == ["refinery_sft"]
+    assert main(["export", str(run), "--format", "sharegpt", "--dataset", "nope"]) == 2
+    assert "no dataset" in capsys.readouterr().err
