@@ -126,3 +126,12 @@ def test_paper_config_needs_every_role_and_a_table() -> None:
         TagInstructConfig.model_validate({**data, "utility_path": None})
     # ours: a missing role falls back to the run's llm
     TagInstructConfig.model_validate({**data, "require_roles": False, "roles": {}})
+
+
+def test_tag_utility_never_overwrites_the_paper_table(evaldata_dir: Path) -> None:
+    from transforms.tag_instruct.utility_run import run_tag_utility
+
+    before = (evaldata_dir / "tag_instruct_tag_values.jsonl").stat().st_mtime_ns
+    with pytest.raises(ValueError, match="pass out"):
+        run_tag_utility(load_config(PAPER))
+    assert (evaldata_dir / "tag_instruct_tag_values.jsonl").stat().st_mtime_ns == before
