@@ -224,3 +224,43 @@ def test_complexity_is_measured_with_the_tagger_and_failures_have_reasons() -> N
     assert core.after_tag(item, result('{"tags": []}'), CFG).reason == "tag_too_few_tags"
     assert core.after_reconstruct(item, result('{"q": 1}'), embed, CFG).reason == \
         "reconstruct_missing_question"
+
+
+PAPER = TagInstructConfig(num_candidates=3, best_of_n_rewrite=False, filters=False,
+                          instag_tagger=False, answer_format="brackets",
+                          respond_template="alpaca", min_reward_margin=None)
+
+
+def test_paper_mode_steps_keep_every_parsed_output() -> None:
+    item = core.after_compress(core.start_item(ROW, 1),
+                               result("[Tags]\nPhysics, Light Scattering, Optics"), PAPER)
+    assert item["tags_before"] == ["Physics", "Light Scattering", "Optics"]  # as written
+    greedy = core.build_request("expand", item, PAPER, 0)
+    assert greedy.json_schema is None and greedy.payload["id"] == "parent-1"
+    item = core.after_expand_one(item, result("[Explanation] depth\n[New Tag] Optics"), PAPER)
+    assert item["chosen_tag"] == "Optics"  # repeating a tag: no filter in paper mode
+    rec = core.build_request("reconstruct", item, PAPER, 0).messages[-1][1]
+    assert "Physics, Light Scattering, Optics, Optics" in rec
+    # the same question back and a cut answer: both go on without filters
+    item = core.after_reconstruct(item, result("[New Question]\nExplain why the sky is blue."),
+                                  emb, PAPER)
+    assert item["question"] == "Explain why the sky is blue."
+    ask = core.build_request("respond", item, PAPER, 0).messages[-1][1]
+    assert ask.startswith("Below is an instruction") and "### Instruction:\n" in ask
+    item = core.after_respond(item, result("It scatt", finish_reason="length"), emb, PAPER)
+    row = core.new_example(item, PAPER)
+    assert row["meta"]["tags"] == ["Physics", "Light Scattering", "Optics"]
+    assert row["meta"]["ti_chosen_reward"] is None
+    assert "expand_brackets" in row["meta"]["lineage"]["template_version"]
+    examples_to_batch([row])
+
+
+def test_paper_pairs_any_two_parseable_candidates() -> None:
+    item = core.after_compress(core.start_item(ROW, 1), result("a, b, c"), PAPER)
+    answers = ("[Explanation] x\n[New Tag] proof", "[New Tag] trivia",   # no explanation
+               "[Explanation] y\n[New Tag] emoji")
+    _, pair, info = core.after_expand(item, candidates(*answers), REFS, embed, PAPER)
+    assert info["problems"] == {"missing_explanation": 1} and info["pair_skip"] is None
+    assert pair["chosen"][0]["content"] == "[Explanation] x\n[New Tag] proof"
+    assert pair["rejected"][0]["content"] == "[Explanation] y\n[New Tag] emoji"
+    assert pair["prompt"][-1]["content"].startswith("Add exactly one new tag")

@@ -103,6 +103,11 @@ def test_too_few_frequent_tags_is_an_error_in_paper_mode(tmp_path: Path) -> None
     path.write_text("".join(json.dumps({"tag": f"t{i}", "count": 3 if i < 5 else 2,
                                         "total_value": 3.0 * i, "average_value": float(i)})
                             + "\n" for i in range(50)))
+    # a validation error when the config is loaded (`refinery validate` lists it) ...
+    data = load_config(PAPER).stages.tag_instruct.model_dump()
+    with pytest.raises(ValidationError, match="has 5 tags seen >= 3 times"):
+        TagInstructConfig.model_validate({**data, "utility_path": str(path)})
+    # ... and again when the graph is built (tables on object stores are read only then)
     with pytest.raises(ValueError, match="5 tags seen >= 3 times"):
         refs_dict(load_utility(path), _paper_cfg(utility_path=str(path)), "file")
     # ours (require_references off): K shrinks to half the pool, reported
@@ -121,3 +126,12 @@ def test_paper_config_needs_every_role_and_a_table() -> None:
         TagInstructConfig.model_validate({**data, "utility_path": None})
     # ours: a missing role falls back to the run's llm
     TagInstructConfig.model_validate({**data, "require_roles": False, "roles": {}})
+
+
+def test_tag_utility_never_overwrites_the_paper_table(evaldata_dir: Path) -> None:
+    from transforms.tag_instruct.utility_run import run_tag_utility
+
+    before = (evaldata_dir / "tag_instruct_tag_values.jsonl").stat().st_mtime_ns
+    with pytest.raises(ValueError, match="pass out"):
+        run_tag_utility(load_config(PAPER))
+    assert (evaldata_dir / "tag_instruct_tag_values.jsonl").stat().st_mtime_ns == before

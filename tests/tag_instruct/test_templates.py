@@ -33,6 +33,31 @@ def test_rendering_matches_golden(step: str) -> None:
     assert rendered + "\n" == path.read_text()
 
 
+PAPER_CASES = [(step, variant) for variant, steps in templates.VARIANTS.items()
+               for step in steps]
+
+
+@pytest.mark.parametrize(("step", "variant"), PAPER_CASES)
+def test_paper_variants_match_golden_and_carry_what_theirs_carry(step: str, variant: str
+                                                                 ) -> None:
+    rendered = templates.render(step, variant, **CASES[step])
+    path = GOLDEN / f"{step}_{variant}.txt"
+    if os.environ.get("REGEN_GOLDEN"):
+        path.write_text(rendered + "\n")
+    assert rendered + "\n" == path.read_text()
+    assert templates.answer_schema(step, variant=variant) is None  # free text, parsed
+    assert templates.version(step, variant) != templates.version(step)
+    must = {"compress": ["[Input]", "tag1, tag2, tag3", "[Tags]"],
+            "expand": ["[Explanation]", "[New Tag]", "relevant", "perspective", "challenging"],
+            "reconstruct": ["[New Question]", "subset", "solvable", "not count"],
+            "respond": ["### Instruction:", "### Response:"]}[step]
+    assert all(m in rendered for m in must)
+    if step == "compress":  # six worked examples, then the task's own [Input]
+        assert rendered.count("[Input]") == 7 and rendered.rstrip().endswith("[Tags]")
+    if step == "expand":
+        assert rendered.index("[Explanation]") < rendered.index("[New Tag]")
+
+
 def test_versions_are_named_and_hash_the_template() -> None:
     versions = templates.versions()
     assert set(versions) == set(templates.STEPS)

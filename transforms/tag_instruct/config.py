@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -125,8 +126,20 @@ class TagInstructConfig(SynthesisConfig, ModelRoles):
 
     @model_validator(mode="after")
     def _paper_needs(self) -> TagInstructConfig:
-        if self.enabled and self.require_references and not self.utility_path:
-            raise ValueError("require_references: set utility_path (a tag-utility table)")
+        if self.enabled and self.require_references:
+            if not self.utility_path:
+                raise ValueError("require_references: set utility_path (a tag-utility table)")
+            if os.path.isfile(self.utility_path):  # local: checked now (others: at graph build)
+                from transforms.tag_instruct.utility import load_utility
+
+                counts = load_utility(self.utility_path).count.values()
+                pool = sum(1 for c in counts if c >= self.min_tag_count)
+                if pool < 2 * self.reference_k:
+                    raise ValueError(
+                        f"require_references: {self.utility_path} has {pool} tags seen >= "
+                        f"{self.min_tag_count} times; top and bottom {self.reference_k} need "
+                        f"{2 * self.reference_k} (rebuild it from a bigger corpus, or lower "
+                        "reference_k)")
         return self
 
     def sampling(self, step: str) -> StepSampling:

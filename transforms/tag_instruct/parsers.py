@@ -216,7 +216,8 @@ def parse_compress_brackets(text: str | None) -> list[str]:
     markdown stripped), as many as given. Raises ParseError('empty_output' | 'too_few_tags')."""
     if text is None or not text.strip():
         raise ParseError("empty_output")
-    body = _after_last(_TAGS, text) or text
+    body = _after_last(_TAGS, text)
+    body = text if body is None else body
     lines = [ln for ln in body.strip().splitlines() if ln.strip()]
     if not lines:
         raise ParseError("too_few_tags", "0 usable")

@@ -18,7 +18,7 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.base import DEADLETTER, MAIN, RunContext
-from transforms.io.files import read_json, write_json
+from transforms.io.files import exists, read_json, write_json
 from transforms.tag_instruct import core
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.utility import (
@@ -121,6 +121,9 @@ def run_tag_utility(run_cfg: Any, out: str | None = None,
     path = out or run_cfg.stages.tag_instruct.utility_path
     if not path:
         raise ValueError("no table path: set stages.tag_instruct.utility_path or pass out")
+    if out is None and run_cfg.stages.tag_instruct.require_references and exists(path):
+        raise ValueError(f"{path} is this config's reference table: pass out (--out) to "
+                         "write a new one instead of overwriting it")
     # the stage's roles apply even when the stage itself is not enabled in this config
     ctx = make_context(run_cfg)
     ctx = dataclasses.replace(ctx, roles={**ctx.roles,
