@@ -104,7 +104,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             else:
                 checked = flow.check(args.out, args.releases, args.allow_schema_change)
                 flow.diff(args.out, args.releases)
-            result = {"published": flow.publish(args.out, args.releases, args.version, checked)}
+            result = {"published": flow.publish(args.out, args.releases, args.version, checked,
+                                                args.force)}
         else:
             result = flow.listing(args.releases)
     except flow.ReleaseError as e:

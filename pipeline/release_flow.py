@@ -42,11 +42,18 @@ def previous_dir(releases_dir: str) -> str | None:
     return join(releases_dir, latest) if latest else None
 
 
-def resolve_version(releases_dir: str, version: str, out_dir: str | None = None) -> str:
+def resolve_version(releases_dir: str, version: str, out_dir: str | None = None,
+                    force: bool = False) -> str:
     """'auto' → the next major version after the newest release (or the newest itself when it
-    holds `out_dir`'s run: a publish resumed); anything else validated and normalized."""
-    return next_version(releases_dir, out_dir) if version == "auto" \
-        else validate_version(version)
+    holds `out_dir`'s run: a publish resumed); anything else validated and normalized. With
+    `force` (the same build published again on purpose) a finished publish of that run, the
+    newest version and LATEST, is not resumed: the build gets the next version."""
+    if version != "auto":
+        return validate_version(version)
+    resumed = next_version(releases_dir, out_dir)
+    if force and out_dir is not None and resumed == latest_version(releases_dir):
+        return next_version(releases_dir)
+    return resumed
 
 
 def build_overrides(out_dir: str, releases_dir: str, dedup_enabled: bool) -> list[str]:
@@ -118,11 +125,12 @@ def refuse_unchanged(out_dir: str, releases_dir: str) -> None:
                            "shards equal the latest release's (--force publishes it anyway)")
 
 
-def publish(out_dir: str, releases_dir: str, version: str, check_result: dict[str, Any]
-            ) -> str:
+def publish(out_dir: str, releases_dir: str, version: str, check_result: dict[str, Any],
+            force: bool = False) -> str:
     """Card with version and changelog, then the atomic publish. `check_result` is the
-    check step's output (a scheduler passes it along; it is not checked twice)."""
-    version = resolve_version(releases_dir, version, out_dir)
+    check step's output (a scheduler passes it along; it is not checked twice); `force`:
+    see resolve_version."""
+    version = resolve_version(releases_dir, version, out_dir, force)
     previous = latest_version(releases_dir)
     diff_path = join(out_dir, DIFF_FILE)
     changes = (read_json(diff_path) if exists(diff_path)
