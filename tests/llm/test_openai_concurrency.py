@@ -27,7 +27,7 @@ def _req(text: str) -> ChatRequest:
 
 def _config(server: ChatServer, **kw) -> LLMConfig:
     base = dict(backend="openai", model="load-model", base_url=server.base_url,
-                api_key_env=None, timeout_s=2.0, max_retries=3, backoff_base_s=0.01,
+                api_key_env=None, timeout_s=1.0, max_retries=3, backoff_base_s=0.01,
                 backoff_max_s=1.0, concurrency=128, batch_size=16, retries=1, cache=False,
                 progress=False)
     base.update(kw)
@@ -132,8 +132,11 @@ def test_faults_under_128_concurrent_requests_lose_nothing(workers):
     texts += [f"[fault:429*1] late{i}" if i % 2 else f"late {i}" for i in range(60)]
     opts = {"direct_running_mode": "multi_processing", "direct_num_workers": 2} \
         if workers > 1 else None
-    with ChatServer(hang_s=2.5, delay_s=0.3) as server:
-        result, main, dead = run_generate([_req(t) for t in texts], _config(server),
+    # timeout_s is the whole request's deadline: 2 s leaves room for 128 answers in flight on
+    # a loaded machine (server and client share one process), a hang (3 s) still trips it
+    with ChatServer(hang_s=3.0, delay_s=0.3) as server:
+        result, main, dead = run_generate([_req(t) for t in texts],
+                                          _config(server, timeout_s=2.0),
                                           stage="load", options=opts)
         peak = server.peak
     assert sorted(r.key for r in main) == sorted(t for t in texts if "lost" not in t)

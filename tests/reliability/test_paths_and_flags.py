@@ -44,7 +44,7 @@ def test_release_versions_cannot_escape_the_releases_dir(tmp_path: Path, capsys)
             publish_release(str(out), str(releases), version)
     assert not (tmp_path / "x").exists() and not (tmp_path / "abs").exists()
     target = Path(publish_release(str(out), str(releases), "v1.0"))
-    assert target == releases / "v1"  # version names are normalized (v1.0 is v1)
+    assert target == releases / "v1"  # normalized: v1.0 and v1 are one version
     assert json.loads((target / "manifest.json").read_text())["conservation"]["holds"]
 
 

@@ -127,5 +127,7 @@ def test_a_release_killed_half_way_on_s3_is_cleaned_and_retried(s3) -> None:
         "LATEST", "releases.json", "v1/manifest.json", "v1/release_check.json",
         "v1/sft/train-00000-of-00001.parquet"]
     assert latest_version(releases) == "v1"
+    assert publish_release(out, releases, "v1", check) == f"{releases}/v1"  # same run: no-op
+    s3.put(f"{out}/manifest.json", json.dumps({"config_hash": "h2"}))  # another run
     with pytest.raises(Exception, match="immutable"):
-        publish_release(out, releases, "v1", check)
+        publish_release(out, releases, "v1", {**check, "config_hash": "h2"})
