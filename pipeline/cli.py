@@ -17,8 +17,18 @@ from transforms.redact import install_log_redaction, secret_env_names
 BEAM_ARGS = ("run", "release", "report", "inspect")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("refinery")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refinery", description=__doc__)
+    p.add_argument("--version", action="version", version=f"refinery {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a config end to end (extra --flags go to Beam)")
@@ -175,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_review(args.out, args.export, args.apply, args.to)
         if args.command == "validate":
             cfg = _load(args.config, args, args.input)
+            from transforms.io.plan import missing_inputs
+
+            if missing := missing_inputs(cfg.sources):
+                raise ConfigError(missing)
             print(f"{args.config}: valid (config hash {cfg.config_hash()[:16]})")
             return 0
         if args.command == "tag-utility":

@@ -199,12 +199,13 @@ def render_report(data: dict[str, Any]) -> str:
     _end(page)
     _section(page, "rejected", "Rejected rows, by stage and reason")
     for stage, items in data["reasons"].items():
-        page.add(f"<h3>{esc(stage)}</h3>")
+        page.add(f'<div class="stage" data-stage="{esc(stage)}"><h3>{esc(stage)}</h3>')
         page.chart(charts.bars({i["reason"]: i["count"] for i in items}, f"{stage}: reasons"))
         for item in items:
-            page.add(f"<h4>{esc(item['reason'])} <span class='muted'>({item['count']} rows)"
+            page.add(f"<h4>{esc(item['reason'])} <span class='muted'>({rows_text(item['count'])})"
                      "</span></h4>")
             _examples_table(page, item["examples"])
+        page.add("</div>")
     if not data["reasons"]:
         page.add("<p>No row was rejected.</p>")
     _end(page)
@@ -270,11 +271,19 @@ def _flat_numbers(report: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def rows_text(n: int, unit: str = "row") -> str:
+    return f"{n:,} {unit}" + ("" if n == 1 else "s")
+
+
 def _render_synthesis(page: Page, data: dict[str, Any], m: dict[str, Any]) -> None:
     _section(page, "synthesis", "Synthesis")
-    for stage, counts in m.get("synthesis", {}).items():
-        page.add(f"<h3>{esc(stage)}</h3>")
-        page.chart(charts.bars(counts, f"{stage}: outcome", "outcome"))
+    stages = list(m.get("synthesis", {}))
+    stages += [s for s in (*data["pair_stats"], *data["pairs"]) if s not in stages]
+    for stage in stages:
+        page.add(f'<div class="stage" data-stage="{esc(stage)}"><h3>{esc(stage)}</h3>')
+        counts = m.get("synthesis", {}).get(stage)
+        if counts:
+            page.chart(charts.bars(counts, f"{stage}: outcome", "outcome"))
         flat = _flat_numbers(m.get("reports", {}).get(stage, {}))
         if flat:
             page.add("<details><summary>stage report</summary>")
@@ -283,19 +292,21 @@ def _render_synthesis(page: Page, data: dict[str, Any], m: dict[str, Any]) -> No
         for ex in data["synthesized"].get(stage, []):
             page.table(["parent instruction", f"new ({ex['method']})", "response"],
                        [[ex["parent"] or "(parent not in outputs)", ex["prompt"], ex["response"]]])
-    stats = data["pair_stats"]
-    page.chart(charts.bars(stats["error_types"], "Injected error types", "error type"))
-    page.chart(charts.histogram({"pairs": stats["edit_distance"]},
-                                "Edit distance chosen → rejected (words)", "words"))
-    for method, items in data["pairs"].items():
-        page.add(f"<h4>pairs: {esc(method)}</h4>")
-        rows = []
-        for p in items:
-            chosen, rejected = diff_html(p["diff"])
-            rows.append([esc(p["error_type"]), esc(p["prompt"]), chosen, rejected])
-        page.table(["error", "prompt", "chosen (removed words struck)", "rejected (inserted marked)"],
-                   rows, raw_cols=(0, 1, 2, 3))
-    if not m.get("synthesis"):
+        stats = data["pair_stats"].get(stage, {})
+        page.chart(charts.bars(stats.get("error_types", {}), f"{stage}: injected error types",
+                               "error type", "pairs"))
+        page.chart(charts.histogram({"pairs": stats.get("edit_distance", [])},
+                                    f"{stage}: edit distance chosen → rejected (words)", "words"))
+        for method, items in data["pairs"].get(stage, {}).items():
+            page.add(f"<h4>pairs: {esc(method)}</h4>")
+            rows = []
+            for p in items:
+                chosen, rejected = diff_html(p["diff"])
+                rows.append([esc(p["error_type"]), esc(p["prompt"]), chosen, rejected])
+            page.table(["error", "prompt", "chosen (removed words struck)",
+                        "rejected (inserted marked)"], rows, raw_cols=(0, 1, 2, 3))
+        page.add("</div>")
+    if not stages:
         page.add("<p>No synthesis stage ran.</p>")
     _end(page)
 

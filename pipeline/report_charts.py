@@ -6,11 +6,15 @@ report embeds them with one inline copy of vega-embed, so the page needs no netw
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import altair as alt
+import numpy as np
 
 WIDTH = 620
+# Count axes: whole numbers only (no "0.5 rows"), labels that never run into each other.
+COUNT_AXIS = alt.Axis(tickMinStep=1, format=",d", labelOverlap="greedy")
 
 
 def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
@@ -30,7 +34,7 @@ def funnel(data: dict[str, Any]) -> dict[str, Any] | None:
         return None
     chart = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         y=alt.Y("step:N", sort=data["steps"], title=None),
-        x=alt.X("sum(rows):Q", title="rows"),
+        x=alt.X("sum(rows):Q", title="rows", axis=COUNT_AXIS),
         color=alt.Color("source:N"),
         opacity=alt.Opacity("part:N", scale=alt.Scale(domain=["continues", "removed here"],
                                                       range=[1.0, 0.35]), title=None),
@@ -40,29 +44,68 @@ def funnel(data: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def bars(counts: dict[str, int | float], title: str, label: str = "reason",
-         x_title: str = "rows") -> dict[str, Any] | None:
+         x_title: str = "rows", whole: bool = True) -> dict[str, Any] | None:
     if not counts:
         return None
     rows = [{label: str(k), "count": v} for k, v in counts.items()]
     chart = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         y=alt.Y(f"{label}:N", sort="-x", title=None),
-        x=alt.X("count:Q", title=x_title, axis=alt.Axis(tickMinStep=1)),
+        x=alt.X("count:Q", title=x_title,
+                axis=COUNT_AXIS if whole else alt.Axis(labelOverlap="greedy")),
         tooltip=[f"{label}:N", "count:Q"],
     ).properties(width=WIDTH, title=title)
     return _spec(chart)
 
 
+def _nice_step(span: float, maxbins: int, integral: bool) -> float:
+    raw = span / maxbins if span > 0 else 1.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    return max(1.0, math.ceil(step)) if integral else step
+
+
+def bin_counts(groups: dict[str, list[float]], maxbins: int = 40) -> list[dict[str, Any]]:
+    """Shared bins of round width over all groups: one row per group and non-empty bin
+    (`start`, `end`, `count`), so a chart embeds at most groups × maxbins rows at any run size."""
+    arrays = {g: np.asarray(v, dtype=float) for g, v in groups.items() if len(v)}
+    arrays = {g: a[np.isfinite(a)] for g, a in arrays.items()}
+    arrays = {g: a for g, a in arrays.items() if a.size}
+    if not arrays:
+        return []
+    every = np.concatenate(list(arrays.values()))
+    lo, hi = float(every.min()), float(every.max())
+    integral = bool(np.all(every == np.round(every)))
+    step = _nice_step(hi - lo, maxbins, integral)
+    start = math.floor(lo / step) * step
+    n = max(1, math.floor((hi - start) / step) + 1)
+    edges = start + step * np.arange(n + 1)
+    rows = []
+    for g, a in arrays.items():
+        idx = np.clip(np.floor((a - start) / step).astype(np.int64), 0, n - 1)
+        for i, c in enumerate(np.bincount(idx, minlength=n)):
+            if c:
+                rows.append({"group": g, "start": round(float(edges[i]), 10),
+                             "end": round(float(edges[i + 1]), 10), "count": int(c)})
+    return rows
+
+
 def histogram(groups: dict[str, list[float]], title: str, x_title: str,
               thresholds: list[dict[str, Any]] | None = None, width: int = WIDTH
               ) -> dict[str, Any] | None:
-    """Overlaid histograms of several groups (e.g. kept / rejected) with threshold rules."""
-    rows = [{"group": g, "value": v} for g, values in groups.items() for v in values]
+    """Overlaid histograms of several groups (e.g. kept / rejected) with threshold rules,
+    binned here (the page carries counts per bin, never the values)."""
+    rows = bin_counts(groups)
     if not rows:
         return None
     base = alt.Chart(alt.Data(values=rows)).mark_bar(opacity=0.6).encode(
-        x=alt.X("value:Q", bin=alt.Bin(maxbins=40), title=x_title),
-        y=alt.Y("count():Q", stack=None, title="rows"),
+        x=alt.X("start:Q", title=x_title, scale=alt.Scale(zero=False, nice=False),
+                axis=alt.Axis(tickCount=max(2, width // 90), labelOverlap="greedy",
+                              labelFlush=True, labelSeparation=6)),
+        x2="end:Q",
+        y=alt.Y("count:Q", stack=None, title="rows", axis=COUNT_AXIS),
         color=alt.Color("group:N", title=None),
+        tooltip=["group:N", alt.Tooltip("start:Q", title="from"),
+                 alt.Tooltip("end:Q", title="to"), "count:Q"],
     )
     layers: list[Any] = [base]
     if thresholds:
@@ -76,4 +119,4 @@ def histogram(groups: dict[str, list[float]], title: str, x_title: str,
 
 def durations(seconds: dict[str, float]) -> dict[str, Any] | None:
     return bars({k: round(v, 2) for k, v in seconds.items()}, "Busy seconds per stage", "stage",
-                "seconds")
+                "seconds", whole=False)

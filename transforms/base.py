@@ -176,7 +176,8 @@ class _ApplyBatchFn(beam.DoFn):
         ns = f"{METRICS_NAMESPACE}.{self._stage}"
         beam.metrics.Metrics.counter(ns, "rows_in").inc(batch.num_rows)
         try:
-            result = self._call(batch)
+            with progress.working(self._stage, f"a batch of {batch.num_rows:,} rows"):
+                result = self._call(batch)
         except Exception:  # the failure policy: retry row by row, dead-letter failing rows
             beam.metrics.Metrics.counter(ns, "batches_retried_by_row").inc()
             result = retry_by_row(self._stage, self._call, batch)
