@@ -124,8 +124,10 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
         _layout_hints(getattr(e, "deadletter", None))
         return 3
     _layout_hints(result.deadletter)
-    from pipeline.console import summary_table
+    from pipeline.console import summary_table, synthesis_notes
 
+    for line in synthesis_notes(result.manifest).values():
+        print(f"refinery: {line}", file=sys.stderr)
     print(summary_table(result.manifest, result.out_dir))
     return 0
 

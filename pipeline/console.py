@@ -70,7 +70,7 @@ def _stage_rows(manifest: dict[str, Any]) -> list[tuple[str, ...] | None]:
     """Input records (ingest and curation stages) with their total, which is the conservation
     line's out, rejected and dead letter; then synthesis stages with their own total. None
     marks a rule."""
-    from pipeline.stages import CURATION
+    from pipeline.stages import CURATION, SYNTHESIS
 
     counts = manifest["counts"]
     seconds = manifest.get("timings", {}).get("stages", {})
@@ -82,8 +82,10 @@ def _stage_rows(manifest: dict[str, Any]) -> list[tuple[str, ...] | None]:
     names = {*made, *counts["rejected"], *counts["deadletter"],
              *(name for name, s in seconds.items() if s >= 0.1)} - {FILE_STAGE}
     curation = {"ingest", *CURATION}
-    blocks = [("input", [n for n in _stage_order(names) if n in curation]),
-              ("synthesis", [n for n in _stage_order(names) if n not in curation])]
+    order = _stage_order(names)
+    blocks = [("input", [n for n in order if n in curation]),
+              ("synthesis", [n for n in order if n in SYNTHESIS])]
+    others = [n for n in order if n not in curation and n not in SYNTHESIS]  # emit: seconds
     rows: list[tuple[str, ...] | None] = []
     for title, stages in blocks:
         if not stages:
@@ -96,7 +98,11 @@ def _stage_rows(manifest: dict[str, Any]) -> list[tuple[str, ...] | None]:
             sums = [a + (b if isinstance(b, int) else 0) for a, b in zip(sums, cells, strict=True)]
             rows.append(_cells(stage, *cells, seconds.get(stage)))
         rows += [None, _cells(f"{title} total", *sums, None), None]
-    return rows[:-1]
+    for stage in others:
+        rows.append(_cells(stage, made.get(stage, 0) or "",
+                           sum(counts["rejected"].get(stage, {}).values()),
+                           counts["deadletter"].get(stage, 0), seconds.get(stage)))
+    return rows if others else rows[:-1]
 
 
 def summary_table(manifest: dict[str, Any], out_dir: str) -> str:
@@ -132,3 +138,36 @@ def summary_table(manifest: dict[str, Any], out_dir: str) -> str:
         out.append(f"run time {total:.1f} s")
     out.append(f"outputs in {out_dir} (report: {out_dir}/report.html)")
     return "\n".join(out)
+
+
+def synthesis_notes(manifest: dict[str, Any]) -> dict[str, str]:
+    """Stage → one plain line for each synthesis stage that produced none of its main output
+    (examples; pairs for a pairs-only stage like RISE): what it tried,
+    why nothing passed (its top reject reasons) and how to point its roles at a served model."""
+    from pipeline.stages import BY_NAME
+
+    llm = manifest.get("config", {}).get("llm") or {}
+    model = llm.get("model") or f"the {llm.get('backend', 'configured')} model"
+    notes = {}
+    from transforms.names import EXAMPLES
+
+    for stage, s in manifest.get("synthesis", {}).items():
+        spec = BY_NAME.get(stage)
+        kind = "example" if spec is None or EXAMPLES in spec.outputs else "pair"
+        if s.get("out_sft" if kind == "example" else "out_preference", 0):
+            continue
+        reasons = sorted(manifest["counts"]["rejected"].get(stage, {}).items(),
+                         key=lambda kv: (-kv[1], kv[0]))
+        tried = s.get("rejected", 0) + s.get("deadletter", 0)
+        why = ", ".join(f"{r} {n}" for r, n in reasons[:3]) or "no candidate reached the checks"
+        if s.get("deadletter"):
+            why += f", dead letter {s['deadletter']}"
+        roles = sorted(getattr(spec.config_class, "ROLES", {})) if spec else []
+        per_role = (f" (or one per role: stages.{stage}.roles.{{{','.join(roles)}}})"
+                    if roles else "")
+        notes[stage] = (
+            f"{stage}: no {kind} passed: {tried:,} candidates tried with {model}, rejected as "
+            f"{why}. Small local models rarely pass these checks; point the roles at a served "
+            f"model: --set llm.backend=openai --set llm.base_url=http://HOST:PORT/v1 "
+            f"--set llm.model=NAME{per_role}; see docs/llm.md.")
+    return notes

@@ -4,9 +4,10 @@
 (or staged) run and writes `<out_dir>/report.html`: the record funnel per source, drop reasons
 with example rows, signal histograms with filter thresholds, lengths before/after, dedup
 clusters, decontamination matches with the matched span highlighted, synthesis samples (parent →
-new example, chosen vs rejected with the edit highlighted) and run facts. Charts are Vega-Lite
-specs rendered by one inline copy of vega-embed: the page works offline. Every text from the data
-is HTML-escaped; JSON in <script> tags cannot close the tag.
+new example, chosen vs rejected with the edit highlighted) and run facts. Charts are Vega specs
+(compiled from Vega-Lite, histograms binned here) drawn by one inline copy of the Vega runtime:
+the page works offline and stays under 1 MB at any row count. Every text from the data is
+HTML-escaped; JSON in <script> tags cannot close the tag.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}
 th{background:#f4f4f4}pre{background:#f6f6f6;padding:.6em;overflow:auto;font-size:12px}
 .txt{white-space:pre-wrap;max-width:420px}mark{background:#ffe08a}del{background:#fbd0d0}
 ins{background:#c9f2c9;text-decoration:none}.ok{color:#1e7b34}.bad{color:#b3261e}
-.muted{color:#777}.grid{display:flex;flex-wrap:wrap;gap:8px}"""
+.muted{color:#777}.note{background:#fff8e1;border-left:3px solid #f0ad4e;padding:6px 10px}.grid{display:flex;flex-wrap:wrap;gap:8px}"""
 
 
 def esc(value: Any) -> str:
@@ -75,15 +76,13 @@ class Page:
         self.add(f"<table><tr>{head}</tr>{body}</table>")
 
     def render(self, title: str) -> str:
-        from vl_convert import javascript_bundle
-
         embeds = "".join(
-            f"vegaEmbed('#{div}', {script_json(spec)}, {{actions: false, renderer: 'svg'}})"
-            f".catch(function(e){{console.error(e)}});\n" for div, spec in self.specs)
+            f"refineryChart(document.getElementById('{div}'), {script_json(spec)});\n"
+            for div, spec in self.specs)
         nav = " ".join(f'<a href="#sec-{s}">{s}</a>' for s in SECTIONS)
         return ("<!doctype html><html><head><meta charset='utf-8'>"
                 f"<title>{esc(title)}</title><style>{CSS}</style>"
-                f"<script>{javascript_bundle()}</script></head><body>"
+                f"<script>{charts.runtime()}</script></head><body>"
                 f"<nav>{nav}</nav>" + "\n".join(self.parts)
                 + f"<script>\n{embeds}</script></body></html>")
 
@@ -236,7 +235,8 @@ def render_report(data: dict[str, Any]) -> str:
 
 def _render_dedup(page: Page, dedup: dict[str, Any]) -> None:
     _section(page, "dedup", "Duplicates")
-    page.chart(charts.bars(dedup["sizes"], "Clusters by size (keeper + removed)", "size"))
+    page.chart(charts.bars(dedup["sizes"], "Clusters by size (keeper + removed)", "size",
+                           "clusters"))
     for cl in dedup["clusters"]:
         page.add(f"<h4>cluster of {cl['size']}: keeper <code>{esc(cl['keeper']['id'][:12])}"
                  f"</code></h4><p class='txt'>{esc(cl['keeper']['prompt'])}</p>")
@@ -277,10 +277,15 @@ def rows_text(n: int, unit: str = "row") -> str:
 
 def _render_synthesis(page: Page, data: dict[str, Any], m: dict[str, Any]) -> None:
     _section(page, "synthesis", "Synthesis")
+    from pipeline.console import synthesis_notes
+
+    notes = synthesis_notes(m)
     stages = list(m.get("synthesis", {}))
     stages += [s for s in (*data["pair_stats"], *data["pairs"]) if s not in stages]
     for stage in stages:
         page.add(f'<div class="stage" data-stage="{esc(stage)}"><h3>{esc(stage)}</h3>')
+        if stage in notes:
+            page.add(f"<p class='note'>{esc(notes[stage])}</p>")
         counts = m.get("synthesis", {}).get(stage)
         if counts:
             page.chart(charts.bars(counts, f"{stage}: outcome", "outcome"))

@@ -1,9 +1,9 @@
 """The run report in headless Chromium: its layout problems and a screenshot.
 
-`layout_problems(report)` loads a report with a script that waits for the charts, then lists
-axis tick labels that overlap (the visible ones: Vega hides the labels it drops with opacity
-0), charts without a rendered SVG, and charts whose title names a stage other than the
-`data-stage` block they sit in. Also a script: the README's picture of the report,
+`problems_of(measure(report, work))` loads a report with a script that waits for the charts,
+then lists axis tick labels that overlap (the visible ones: Vega hides the labels it drops with
+opacity 0), repeated labels and fractional ones on count axes, charts without a rendered SVG,
+and charts whose title names a stage other than the `data-stage` block they sit in. Also a script: the README's picture of the report,
 
     python -m tests.pipeline.report_browser OUT/report.html docs/img/report.png
 """
@@ -28,15 +28,18 @@ document.querySelectorAll('div.chart').forEach(function(div){
         title:(div.querySelector('.role-title-text')||{}).textContent||'',
         stage:(div.closest('[data-stage]')||{dataset:{}}).dataset.stage||null};
  div.querySelectorAll('g.role-axis').forEach(function(ax){
-  var boxes=[];
+  var boxes=[]; boxes.title=(ax.querySelector('.role-axis-title text')||{}).textContent||'';
   ax.querySelectorAll('g.role-axis-label text').forEach(function(t){
    if(t.getAttribute('opacity')==='0'||getComputedStyle(t).opacity==='0')return;
    var b=t.getBoundingClientRect(); if(!b.width)return;
    boxes.push({text:t.textContent,l:b.left,r:b.right,t:b.top,b:b.bottom});});
-  c.axes.push(boxes);});
+  c.axes.push({title:boxes.title, labels:boxes});});
  out.push(c);});
 var d=document.createElement('pre');d.id='layout';d.textContent=JSON.stringify(out);
 document.body.appendChild(d)},4000);</script>"""
+
+
+COUNT_TITLES = ("rows", "pairs", "clusters")  # axes of counts: whole numbers only
 
 
 def chromium() -> str | None:
@@ -60,10 +63,17 @@ def problems_of(charts: list[dict]) -> list[str]:
     for c in charts:
         if not c["svg"]:
             out.append(f"{c['id']}: no chart rendered")
-        for boxes in c["axes"]:
+        for axis in c["axes"]:
+            boxes = axis["labels"]
             for i, a in enumerate(boxes):
                 out += [f"{c['id']} ({c['title']}): tick labels {a['text']!r} and "
                         f"{b['text']!r} overlap" for b in boxes[i + 1:] if _overlap(a, b)]
+            texts = [b["text"] for b in boxes]
+            if len(set(texts)) < len(texts):  # e.g. 0.5 rows rounded: "0, 1, 1, 2"
+                out.append(f"{c['id']} ({c['title']}): repeated tick labels {texts}")
+            if axis["title"] in COUNT_TITLES and not all(
+                    re.fullmatch(r"[\d,]+", t) for t in texts):
+                out.append(f"{c['id']} ({c['title']}): fractional counts {texts}")
         stage = c["stage"]
         if stage and not c["title"].startswith(f"{stage}:"):
             out.append(f"{c['id']}: chart {c['title']!r} sits under stage {stage!r}")
@@ -82,7 +92,7 @@ def measure(report: Path, work: Path) -> list[dict]:
     return json.loads(text.replace("&amp;", "&"))
 
 
-def screenshot(report: Path, png: Path, work: Path, height: int = 1500) -> Path:
+def screenshot(report: Path, png: Path, work: Path, height: int = 1150) -> Path:
     browse(report, work / "profile", f"--screenshot={png.resolve()}",
            f"--window-size=1100,{height}")
     return png

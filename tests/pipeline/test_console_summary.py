@@ -48,3 +48,20 @@ def test_columns_add_up_to_the_totals_and_the_conservation_line() -> None:
     assert "unreadable files: 1" in text
     assert text.splitlines()[0].split() == ["stage", "produced", "rejected", "dead", "letter",
                                             "seconds"]
+
+
+def test_a_synthesis_stage_that_made_nothing_says_why_in_one_line() -> None:
+    from pipeline.console import synthesis_notes
+
+    manifest = {**MANIFEST, "config": {"llm": {"backend": "local"}},
+                "synthesis": {"compound": {"rejected": 4, "deadletter": 0, "out_sft": 0,
+                                           "out_preference": 0},
+                              "rise": {"rejected": 0, "deadletter": 1, "out_sft": 0,
+                                       "out_preference": 489}}}
+    notes = synthesis_notes(manifest)
+    assert list(notes) == ["compound"]  # rise made pairs: nothing to explain
+    line = notes["compound"]
+    assert "\n" not in line
+    assert "4 candidates tried" in line and "judge_rejected 4" in line
+    assert "--set llm.backend=openai" in line and "stages.compound.roles.{" in line
+    assert "writer" in line
