@@ -167,7 +167,8 @@ class _ApplyBatchFn(beam.DoFn):
 
     def setup(self) -> None:
         if self._setup_fn is not None:
-            self._state = self._setup_fn()
+            with progress.working(self._stage, "setting up (loading models)", eta=False):
+                self._state = self._setup_fn()
 
     def _call(self, batch: pa.RecordBatch) -> BatchResult:
         return self._fn(batch) if self._setup_fn is None else self._fn(batch, self._state)

@@ -101,9 +101,10 @@ def working(stage: str, what: str = "", eta: bool = True) -> Iterator[None]:
         yield
     finally:
         with _LOCK:
-            start, _, _ = state.busy.pop(block)
-            state.done_s += time.monotonic() - start
-            state.done_n += 1
+            start, _, timed = state.busy.pop(block)
+            if timed:  # a model load is not a batch: it would skew the time left
+                state.done_s += time.monotonic() - start
+                state.done_n += 1
 
 
 def beat_lines(now: float | None = None) -> list[str]:

@@ -98,7 +98,8 @@ class ChatModelHandler(ModelHandler[Job, Outcome, Backend]):
 
     def load_model(self) -> Backend:
         factory = self.backend_factory or make_backend
-        return factory(self.config)
+        with progress.working(f"llm {self.stage}", f"loading {self.model_id}", eta=False):
+            return factory(self.config)
 
     def run_inference(self, batch: Sequence[Job], model: Backend,
                       inference_args: dict[str, Any] | None = None
