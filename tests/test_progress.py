@@ -38,12 +38,15 @@ def test_zero_interval_turns_lines_off(clock, monkeypatch, capsys) -> None:
     assert capsys.readouterr().err == ""
 
 
-def test_long_work_prints_a_line_every_interval_with_time_left(clock, monkeypatch) -> None:
+def test_long_work_prints_a_line_every_interval_with_time_left(clock, monkeypatch,
+                                                               capsys) -> None:
     monkeypatch.setenv("REFINERY_PROGRESS_S", "10")
     monkeypatch.setattr(progress, "_start_beat", lambda: None)  # the test drives the beat
     with progress.working("llm compound", "a batch of 8 requests"):
         clock[0] += 30
     progress.tick("llm compound", rate_of="requests", requests=8)
+    assert capsys.readouterr().err == "[refinery] llm compound: 8 requests (30.0 s, 0.3 " \
+        "requests/s)\n"
     with progress.working("llm compound", "a batch of 8 requests"):
         clock[0] += 5
         assert progress.beat_lines() == []  # the tick above printed 5 s ago
@@ -57,6 +60,10 @@ def test_long_work_prints_a_line_every_interval_with_time_left(clock, monkeypatc
         assert progress.beat_lines() == [
             "[refinery] llm compound: 8 requests (75.0 s, 0.1 requests/s); working on a batch "
             "of 8 requests for 45 s, taking longer than earlier ones"]
+    clock[0] += 1
+    progress.tick("llm compound", rate_of="requests", requests=8)  # says how the batch ended
+    assert capsys.readouterr().err == "[refinery] llm compound: 16 requests (76.0 s, 0.2 " \
+        "requests/s)\n"
     clock[0] += 60
     assert progress.beat_lines() == []  # nothing runs: no line
 

@@ -5,7 +5,7 @@ embedding pass) in `working(stage, what)`. Each worker process prints at most on
 stage every `REFINERY_PROGRESS_S` seconds (default 10; 0 turns lines off) to stderr: when a
 tick finds the interval passed, and, from a daemon thread, while a `working` block runs longer
 than the interval (`working on a batch of 8 requests for 24 s, ~12 s left`: the time left is
-what earlier blocks of the stage took on average). No carriage returns or cursor codes, so a
+what earlier blocks of the stage took on average), and at the next tick after such a block. No carriage returns or cursor codes, so a
 terminal, a pipe and a CI log read the same. Counts are per worker process.
 """
 
@@ -28,6 +28,7 @@ class _StageProgress:
     busy: dict[int, tuple[float, str, bool]] = field(default_factory=dict)  # id → start, what, eta
     done_s: float = 0.0  # time spent in finished `working` blocks
     done_n: int = 0
+    owed: bool = False  # a line said "working on ...": the next tick says how it ended
 
 
 _LOCK = threading.Lock()
@@ -78,9 +79,10 @@ def tick(stage: str, rate_of: str | None = None, **increments: int) -> None:
         for name, n in increments.items():
             state.counts[name] = state.counts.get(name, 0) + int(n)
         now = time.monotonic()
-        if every <= 0 or now - state.last_print < every:
+        owed = state.owed and not state.busy
+        if every <= 0 or (now - state.last_print < every and not owed):
             return
-        state.last_print = now
+        state.last_print, state.owed = now, False
         line = format_line(stage, state.counts, now - state.started, rate_of,
                            _working_text(state, now))
     print(line, file=sys.stderr, flush=True)
@@ -118,7 +120,7 @@ def beat_lines(now: float | None = None) -> list[str]:
         now = time.monotonic() if now is None else now
         for stage, state in _STAGES.items():
             if state.busy and now - state.last_print >= every:
-                state.last_print = now
+                state.last_print, state.owed = now, True
                 lines.append(format_line(stage, state.counts, now - state.started,
                                          _rate_unit(state), _working_text(state, now)))
     return lines

@@ -78,3 +78,23 @@ def test_demo_console_shows_progress_and_no_dependency_warnings(demo_run) -> Non
     for line in synthesis_notes(manifest).values():
         assert f"refinery: {line}" in err
         assert line.split(":")[0] in (demo_run.out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_review_of_the_demo_has_something_to_show(demo_run, tmp_path: Path, capsys) -> None:
+    from pipeline.cli import main
+
+    review = tmp_path / "review.jsonl"
+    assert main(["review", str(demo_run.out), "--stage", "compound", "--export",
+                 str(review)]) == 0
+    items = [json.loads(line) for line in review.read_text().splitlines()]
+    assert items  # kept items, or (a small model) the candidates the pipeline rejected
+    rejected = [i for i in items if i.get("pipeline_rejected")]
+    assert all(i["user_turn"] and i["reject_detail"] for i in rejected)
+    for item in rejected:  # a decision on a rejected candidate is ignored, not an error
+        item["decision"] = "accept"
+    review.write_text("".join(json.dumps(i) + "\n" for i in items))
+    assert main(["review", str(demo_run.out), "--stage", "compound", "--apply", str(review),
+                 "--to", str(tmp_path / "reviewed")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["accepted"] == 0 and summary["items"] == len(items) - len(rejected)
