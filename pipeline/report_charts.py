@@ -17,6 +17,8 @@ import altair as alt
 import numpy as np
 
 WIDTH = 620
+
+
 def whole_ticks(lo: float, hi: float, most: int = 8) -> list[int]:
     """At most `most` whole-number ticks from lo to hi, a round step apart."""
     lo_i, hi_i = math.ceil(lo), math.floor(hi)
