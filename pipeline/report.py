@@ -137,30 +137,34 @@ def gather(out_dir: str) -> dict[str, Any]:
     if not exists(path):  # one error for every filesystem
         raise FileNotFoundError(f"no such file: {path}")
     manifest = read_json(path)
-    tables = {d: rd.read_dir(join(out_dir, d)) for d in DATASETS}
-    examples = [t for d in ("sft", "curated") if (t := tables[d]) is not None and t.num_rows]
+    shards = {d: rd.Shards(join(out_dir, d)) for d in DATASETS}
+    examples = [shards["sft"], shards["curated"]]
     survivors: Counter[str] = Counter()
-    curated: list[dict[str, Any]] = []  # a sample of the input records kept (signals, lengths)
-    synthesized: list[dict[str, Any]] = []
-    for table in examples:
-        stage = rd.stage_column(table)
-        survivors += rd.value_counts(pc.filter(rd.source_column(table), pc.is_null(stage)))
-        curated += table.filter(pc.is_null(stage)).slice(0, rd.MAX_VALUES).to_pylist()
-        synthesized += table.filter(pc.is_valid(stage)).slice(0, rd.MAX_VALUES).to_pylist()
-    pairs = tables["preference"]
-    synth_pairs = [] if pairs is None or not pairs.num_rows else pairs.filter(
-        pc.is_valid(rd.stage_column(pairs))).slice(0, rd.MAX_VALUES).to_pylist()
+    for light in (t for s in examples for t in s.light):
+        survivors += rd.value_counts(pc.filter(rd.source_column(light),
+                                               pc.is_null(rd.stage_column(light))))
+
+    def curated_rows(t: pa.Table) -> pa.Array:
+        return pc.is_null(rd.stage_column(t))
+
+    def synthesized_rows(t: pa.Table) -> pa.Array:
+        return pc.is_valid(rd.stage_column(t))
+
+    # a sample of the input records kept (signals, lengths), and synthesized rows
+    curated = [r for s in examples for r in s.rows(curated_rows, rd.MAX_VALUES)][:rd.MAX_VALUES]
+    synthesized = [r for s in examples for r in s.rows(synthesized_rows, rd.MAX_VALUES)]
+    synth_pairs = shards["preference"].rows(synthesized_rows, rd.MAX_VALUES)
     rejected = rd.read_rejected(out_dir)
     counts = rd.rejected_counts(out_dir)
     dead = rd.read_deadletter(out_dir)
     wanted = {r["duplicate_of"] for r in rejected.get("dedup", []) if r.get("duplicate_of")}
     wanted |= {p for r in synthesized for p in ((r.get("meta") or {}).get("lineage") or {}).get(
         "parent_ids") or []}
-    by_id = {r["id"]: r for t in examples
-             for r in t.filter(pc.is_in(t.column("id"), pa.array(sorted(wanted), pa.string())))
-             .to_pylist()}
+    wanted_ids = pa.array(sorted(wanted), pa.string())
+    by_id = {r["id"]: r for s in examples
+             for r in s.rows(lambda t: pc.is_in(t.column("id"), wanted_ids))} if wanted else {}
     parents = {r["id"]: r for rows in rejected.values() for r in rows if "messages" in r}
-    files = rd.file_sources(examples)
+    files = rd.file_sources([t for s in examples for t in s.light])
     for stage_counts in counts.values():
         for f, name in stage_counts["files"].items():
             files.setdefault(f, name)

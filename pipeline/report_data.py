@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -48,6 +49,31 @@ def read_dir(path: str) -> pa.Table | None:
         return None
     tables = [read_parquet(f) for f in files]
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+class Shards:
+    """The Parquet shards of one dataset directory: the light columns (id, source, meta) of
+    every row, read at once; whole rows only from the files that hold rows asked for, file by
+    file until enough are found (a 200k-row output is not read back whole to show a sample)."""
+
+    LIGHT = ["id", "source", "meta"]
+
+    def __init__(self, path: str):
+        self.files = sorted(list_files(join(path, "*.parquet")))
+        self.light = [read_parquet(f, self.LIGHT) for f in self.files]
+
+    def rows(self, mask: Callable[[pa.Table], pa.Array], limit: int | None = None
+             ) -> list[dict[str, Any]]:
+        """Whole rows where `mask(light table)` holds, in file order, at most `limit`."""
+        out: list[dict[str, Any]] = []
+        for f, light in zip(self.files, self.light, strict=True):
+            if limit is not None and len(out) >= limit:
+                break
+            keep = pc.fill_null(mask(light), False)
+            if light.num_rows and pc.any(keep).as_py():
+                picked = read_parquet(f).filter(keep)
+                out += picked.slice(0, None if limit is None else limit - len(out)).to_pylist()
+        return out
 
 
 def _rejected_files(out_dir: str) -> list[tuple[str, str]]:
