@@ -150,8 +150,10 @@ def gather(out_dir: str) -> dict[str, Any]:
     def synthesized_rows(t: pa.Table) -> pa.Array:
         return pc.is_valid(rd.stage_column(t))
 
-    # a sample of the input records kept (signals, lengths), and synthesized rows
-    curated = [r for s in examples for r in s.rows(curated_rows, rd.MAX_VALUES)][:rd.MAX_VALUES]
+    def kept_values(signal: str) -> list[float]:  # every kept input record's
+        return [v for s in examples for v in s.values(curated_rows, signal)]
+
+    kept_words = [n for s in examples for n in s.answer_words(curated_rows, rd.MAX_VALUES)]
     synthesized = [r for s in examples for r in s.rows(synthesized_rows, rd.MAX_VALUES)]
     synth_pairs = shards["preference"].rows(synthesized_rows, rd.MAX_VALUES)
     rejected = rd.read_rejected(out_dir)
@@ -172,8 +174,8 @@ def gather(out_dir: str) -> dict[str, Any]:
         "manifest": manifest,
         "funnel": rd.funnel(survivors, counts, files, dead),
         "reasons": rd.reasons(rejected, counts),
-        "signals": rd.signals(manifest, curated, rejected),
-        "lengths": rd.lengths(curated, rejected),
+        "signals": rd.signals(manifest, kept_values, rejected),
+        "lengths": rd.lengths(kept_words[:rd.MAX_VALUES], rejected),
         "dedup": rs.dedup_clusters(rejected.get("dedup", []), by_id),
         "decontam": rs.decontam_hits(rejected.get("decontam", [])),
         "synthesized": rs.synthesized(synthesized, by_id, parents),

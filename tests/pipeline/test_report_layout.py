@@ -98,3 +98,23 @@ def test_review_of_the_demo_has_something_to_show(demo_run, tmp_path: Path, caps
                  "--to", str(tmp_path / "reviewed")]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["accepted"] == 0 and summary["items"] == len(items) - len(rejected)
+
+
+def test_answer_words_match_python_split() -> None:
+    import random
+
+    import pyarrow as pa
+
+    from pipeline.report_data import answer_word_counts, response_text
+
+    rng = random.Random(3)
+    alphabet = ["a", "é", "字", " ", "\t", "\n", "\xa0", "\u2003", "\u3000", "\x1f", "\x85", "."]
+    rows = []
+    for _ in range(300):
+        turns = [{"role": rng.choice(["user", "assistant", "system"]),
+                  "content": "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))}
+                 for _ in range(rng.randint(0, 4))]
+        rows.append(turns)
+    messages = pa.array(rows, pa.list_(pa.struct([("role", pa.string()),
+                                                  ("content", pa.string())])))
+    assert answer_word_counts(messages).tolist() == [len(response_text(r).split()) for r in rows]
