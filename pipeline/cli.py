@@ -113,6 +113,11 @@ def _load(config: str | None, args: argparse.Namespace, inputs: list[str]) -> Ru
 
 
 def _run(cfg: RunConfig, beam_args: list[str]) -> int:
+    from transforms import progress
+
+    if progress.interval_s() > 0:  # Beam and the stages take a while to import
+        print(f"[refinery] {cfg.run.name}: loading Apache Beam and the stages",
+              file=sys.stderr, flush=True)
     from pipeline.run import RunAborted, run_config
     from transforms.io.plan import SourceError
 

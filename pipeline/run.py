@@ -92,8 +92,9 @@ def _run_locked(cfg: RunConfig, out: str, run_dir: str, options: PipelineOptions
     stages = [s for s in (*CURATION, *SYNTHESIS) if getattr(cfg.stages, s).enabled]
     _say(f"run: {len(cfg.sources)} source(s) → {', '.join(stages) or 'no stage'} → {run_dir}")
     started = time.monotonic()
-    result = p.run()
-    result.wait_until_finish()
+    with progress.running():
+        result = p.run()
+        result.wait_until_finish()
     _say(f"run: pipeline done in {time.monotonic() - started:.1f} s; writing the manifest, "
          "dataset card and report")
     timings = {"total_s": round(time.monotonic() - started, 3),

@@ -78,3 +78,22 @@ def test_beat_thread_prints_while_a_block_runs(monkeypatch, capsys) -> None:
     err = capsys.readouterr().err.splitlines()
     assert err and all(line.startswith("[refinery] embed: started (") for line in err)
     assert "working on 1,000 texts for" in err[-1]
+
+
+def test_a_running_pipeline_fills_silent_intervals(clock, monkeypatch) -> None:
+    monkeypatch.setenv("REFINERY_PROGRESS_S", "10")
+    monkeypatch.setattr(progress, "_start_beat", lambda: None)
+    monkeypatch.setattr(progress, "_LAST", [0.0])
+    with progress.running():
+        clock[0] += 9
+        assert progress.beat_lines() == []
+        clock[0] += 1
+        assert progress.beat_lines() == ["[refinery] run: 10 s; the workers are starting"]
+        progress.tick("quality", rate_of="in", **{"in": 66, "out": 65})
+        clock[0] += 10
+        assert progress.beat_lines() == ["[refinery] run: 20 s; so far quality 66 in, 65 out"]
+        with progress.working("dedup", "a batch of 65 rows"):
+            clock[0] += 10  # the stage's own line, not the run's
+            assert progress.beat_lines()[0].startswith("[refinery] dedup: started")
+    clock[0] += 30
+    assert progress.beat_lines() == []  # the pipeline ended: quiet

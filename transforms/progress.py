@@ -5,7 +5,9 @@ embedding pass) in `working(stage, what)`. Each worker process prints at most on
 stage every `REFINERY_PROGRESS_S` seconds (default 10; 0 turns lines off) to stderr: when a
 tick finds the interval passed, and, from a daemon thread, while a `working` block runs longer
 than the interval (`working on a batch of 8 requests for 24 s, ~12 s left`: the time left is
-what earlier blocks of the stage took on average), and at the next tick after such a block. No carriage returns or cursor codes, so a
+what earlier blocks of the stage took on average), and at the next tick after such a block.
+While the driver runs a pipeline (`running()`), an interval with no line at all gets one:
+`[refinery] run: 45 s; so far quality 66 in, 65 out`. No carriage returns or cursor codes, so a
 terminal, a pipe and a CI log read the same. Counts are per worker process.
 """
 
@@ -35,6 +37,8 @@ _LOCK = threading.Lock()
 _STAGES: dict[str, _StageProgress] = {}
 _BLOCK_IDS = iter(range(1 << 62))
 _BEAT: list[threading.Thread] = []
+_LAST = [0.0]  # when this process last printed a line
+_RUN: list[float] = []  # start of the pipeline this process drives (see `running`)
 
 
 def interval_s() -> float:
@@ -82,7 +86,7 @@ def tick(stage: str, rate_of: str | None = None, **increments: int) -> None:
         owed = state.owed and not state.busy
         if every <= 0 or (now - state.last_print < every and not owed):
             return
-        state.last_print, state.owed = now, False
+        state.last_print, state.owed, _LAST[0] = now, False, now
         line = format_line(stage, state.counts, now - state.started, rate_of,
                            _working_text(state, now))
     print(line, file=sys.stderr, flush=True)
@@ -123,7 +127,29 @@ def beat_lines(now: float | None = None) -> list[str]:
                 state.last_print, state.owed = now, True
                 lines.append(format_line(stage, state.counts, now - state.started,
                                          _rate_unit(state), _working_text(state, now)))
+        if _RUN and not lines and now - max(_LAST[0], _RUN[0]) >= every:
+            done = "; ".join(f"{stage} " + ", ".join(f"{n:,} {k}" for k, n in st.counts.items())
+                             for stage, st in _STAGES.items() if st.counts)
+            lines.append(f"[refinery] run: {now - _RUN[0]:.0f} s"
+                         + (f"; so far {done}" if done else "; the workers are starting"))
+        if lines:
+            _LAST[0] = now
     return lines
+
+
+@contextlib.contextmanager
+def running() -> Iterator[None]:
+    """The driver's pipeline is running: when no stage has printed for an interval, a line
+    says how long it has run and what the stages in this process have done so far."""
+    if interval_s() > 0:
+        _start_beat()
+    with _LOCK:
+        _RUN[:] = [time.monotonic()]
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _RUN.clear()
 
 
 def _beat() -> None:
