@@ -95,8 +95,14 @@ def _run_locked(cfg: RunConfig, out: str, run_dir: str, options: PipelineOptions
     with progress.running():
         result = p.run()
         result.wait_until_finish()
-    _say(f"run: pipeline done in {time.monotonic() - started:.1f} s; writing the manifest, "
-         "dataset card and report")
+    _say(f"run: pipeline done in {time.monotonic() - started:.1f} s")
+    with progress.running("writing the manifest, dataset card and report"):
+        return _finish(cfg, out, run_dir, ctx, result, started)
+
+
+def _finish(cfg: RunConfig, out: str, run_dir: str, ctx: RunContext, result: Any,
+            started: float) -> RunResult:
+    """After the pipeline: manifest, error budgets, card, report, publish."""
     timings = {"total_s": round(time.monotonic() - started, 3),
                "stages": stage_seconds(step_msecs(result), [*CURATION, *SYNTHESIS])}
     info = read_json(join(run_dir, RUN_INFO))

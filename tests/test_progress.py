@@ -88,10 +88,11 @@ def test_a_running_pipeline_fills_silent_intervals(clock, monkeypatch) -> None:
         clock[0] += 9
         assert progress.beat_lines() == []
         clock[0] += 1
-        assert progress.beat_lines() == ["[refinery] run: 10 s; the workers are starting"]
+        assert progress.beat_lines() == ["[refinery] run: pipeline running for 10 s"]
         progress.tick("quality", rate_of="in", **{"in": 66, "out": 65})
         clock[0] += 10
-        assert progress.beat_lines() == ["[refinery] run: 20 s; so far quality 66 in, 65 out"]
+        assert progress.beat_lines() == [
+            "[refinery] run: pipeline running for 20 s; so far quality 66 in, 65 out"]
         with progress.working("dedup", "a batch of 65 rows"):
             clock[0] += 10  # the stage's own line, not the run's
             assert progress.beat_lines()[0].startswith("[refinery] dedup: started")

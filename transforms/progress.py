@@ -7,7 +7,7 @@ tick finds the interval passed, and, from a daemon thread, while a `working` blo
 than the interval (`working on a batch of 8 requests for 24 s, ~12 s left`: the time left is
 what earlier blocks of the stage took on average), and at the next tick after such a block.
 While the driver runs a pipeline (`running()`), an interval with no line at all gets one:
-`[refinery] run: 45 s; so far quality 66 in, 65 out`. No carriage returns or cursor codes, so a
+`[refinery] run: pipeline running for 45 s; so far quality 66 in, 65 out`. No carriage returns or cursor codes, so a
 terminal, a pipe and a CI log read the same. Counts are per worker process.
 """
 
@@ -38,7 +38,7 @@ _STAGES: dict[str, _StageProgress] = {}
 _BLOCK_IDS = iter(range(1 << 62))
 _BEAT: list[threading.Thread] = []
 _LAST = [0.0]  # when this process last printed a line
-_RUN: list[float] = []  # start of the pipeline this process drives (see `running`)
+_RUN: list[tuple[float, str]] = []  # (start, what) of the driver's work (see `running`)
 
 
 def interval_s() -> float:
@@ -127,24 +127,25 @@ def beat_lines(now: float | None = None) -> list[str]:
                 state.last_print, state.owed = now, True
                 lines.append(format_line(stage, state.counts, now - state.started,
                                          _rate_unit(state), _working_text(state, now)))
-        if _RUN and not lines and now - max(_LAST[0], _RUN[0]) >= every:
+        if _RUN and not lines and now - max(_LAST[0], _RUN[0][0]) >= every:
             done = "; ".join(f"{stage} " + ", ".join(f"{n:,} {k}" for k, n in st.counts.items())
                              for stage, st in _STAGES.items() if st.counts)
-            lines.append(f"[refinery] run: {now - _RUN[0]:.0f} s"
-                         + (f"; so far {done}" if done else "; the workers are starting"))
+            lines.append(f"[refinery] run: {_RUN[0][1]} for {now - _RUN[0][0]:.0f} s"
+                         + (f"; so far {done}" if done else ""))
         if lines:
             _LAST[0] = now
     return lines
 
 
 @contextlib.contextmanager
-def running() -> Iterator[None]:
-    """The driver's pipeline is running: when no stage has printed for an interval, a line
-    says how long it has run and what the stages in this process have done so far."""
+def running(what: str = "pipeline running") -> Iterator[None]:
+    """The driver is at work (its pipeline runs, it writes the report): when nothing has
+    printed for an interval, a line says what and for how long, and what the stages in this
+    process have done so far."""
     if interval_s() > 0:
         _start_beat()
     with _LOCK:
-        _RUN[:] = [time.monotonic()]
+        _RUN[:] = [(time.monotonic(), what)]
     try:
         yield
     finally:
