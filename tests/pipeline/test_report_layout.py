@@ -110,11 +110,13 @@ def test_answer_words_match_python_split() -> None:
     from pipeline.report_data import answer_word_counts, response_text
 
     rng = random.Random(3)
-    alphabet = ["a", "é", "字", " ", "\t", "\n", "\xa0", "\u2003", "\u3000", "\x1f", "\x85", "."]
+    alphabet = ["a", "é", "字", " ", "\t", "\n", "\xa0", "\u2003", "\u3000", "\x1f", "\x85", ".",
+                "\r", "\x0b"]
     rows = []
-    for _ in range(300):
+    for i in range(600):  # half of them ASCII only (Arrow's split), half not (the regex)
+        letters = alphabet if i % 2 else [c for c in alphabet if c.isascii() and c != "\x1f"]
         turns = [{"role": rng.choice(["user", "assistant", "system"]),
-                  "content": "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))}
+                  "content": "".join(rng.choice(letters) for _ in range(rng.randint(0, 12)))}
                  for _ in range(rng.randint(0, 4))]
         rows.append(turns)
     messages = pa.array(rows, pa.list_(pa.struct([("role", pa.string()),
