@@ -65,3 +65,16 @@ def test_a_synthesis_stage_that_made_nothing_says_why_in_one_line() -> None:
     assert "4 candidates tried" in line and "judge_rejected 4" in line
     assert "--set llm.backend=openai" in line and "stages.compound.roles.{" in line
     assert "writer" in line
+
+
+def test_validate_checks_that_inputs_exist(tmp_path, capsys) -> None:
+    from pipeline.cli import main
+
+    missing, glob = tmp_path / "nope.jsonl", tmp_path / "none-*.jsonl"
+    assert main(["validate", "configs/dedup.yaml", "--input", str(missing), "--input",
+                 str(glob)]) == 2
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err
+    assert f"sources.0.path: file not found: {missing}" in err
+    assert f"sources.1.path: no file matches {str(glob)!r}" in err
+    assert main(["validate", "configs/dedup.yaml"]) == 0
