@@ -38,7 +38,8 @@ td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}
 th{background:#f4f4f4}pre{background:#f6f6f6;padding:.6em;overflow:auto;font-size:12px}
 .txt{white-space:pre-wrap;max-width:420px}mark{background:#ffe08a}del{background:#fbd0d0}
 ins{background:#c9f2c9;text-decoration:none}.ok{color:#1e7b34}.bad{color:#b3261e}
-.muted{color:#777}.note{background:#fff8e1;border-left:3px solid #f0ad4e;padding:6px 10px}.grid{display:flex;flex-wrap:wrap;gap:8px}"""
+.muted{color:#777}.grid{display:flex;flex-wrap:wrap;gap:8px}
+.note{background:#fff8e1;border-left:3px solid #f0ad4e;padding:6px 10px}"""
 
 
 def esc(value: Any) -> str:
