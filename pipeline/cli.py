@@ -19,8 +19,18 @@ TAKE_OVER = ("use an --out holding files Refinery did not write (run.take_over):
              "published names are moved to OUT/.displaced/, nothing is deleted")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("refinery")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refinery", description=__doc__)
+    p.add_argument("--version", action="version", version=f"refinery {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a config end to end (extra --flags go to Beam)")
@@ -143,6 +153,11 @@ def _load(config: str | None, args: argparse.Namespace, inputs: list[str]) -> Ru
 
 
 def _run(cfg: RunConfig, beam_args: list[str]) -> int:
+    from transforms import progress
+
+    if progress.interval_s() > 0:  # Beam and the stages take a while to import
+        print(f"[refinery] {cfg.run.name}: loading Apache Beam and the stages",
+              file=sys.stderr, flush=True)
     from pipeline.run import RunAborted, RunRefused, run_config
     from transforms.io.plan import SourceError
 
@@ -156,8 +171,10 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
         _layout_hints(getattr(e, "deadletter", None))
         return 2 if isinstance(e, RunRefused) else 3
     _layout_hints(result.deadletter)
-    from pipeline.console import summary_table
+    from pipeline.console import summary_table, synthesis_notes
 
+    for line in synthesis_notes(result.manifest).values():
+        print(f"refinery: {line}", file=sys.stderr)
     print(summary_table(result.manifest, result.out_dir))
     from transforms.dedup.guard import manifest_warnings
 
@@ -239,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "validate":
             cfg = _load(args.config, args, args.input)
+            from transforms.io.plan import missing_inputs
+
+            if missing := missing_inputs(cfg.sources):
+                raise ConfigError(missing)
             print(f"{args.config}: valid (config hash {cfg.config_hash()[:16]})")
             return 0
         if args.command == "tag-utility":

@@ -54,7 +54,8 @@ def _flatten(p: beam.Pipeline, pcolls: list[beam.PCollection], label: str) -> be
 
 def enabled_stages(cfg: RunConfig) -> list[StageSpec]:
     """The enabled stages in run order; warns when a stage reads a meta field that no earlier
-    enabled stage writes (e.g. dedup ranks keepers by meta.quality_score)."""
+    enabled stage writes; logs (INFO) a preferred field with no writer (dedup ranks keepers by
+    meta.quality_score when present, else by smallest id)."""
     enabled = [s for s in STAGES if getattr(cfg.stages, s.name).enabled]
     written: set[str] = set()
     for spec in enabled:
@@ -62,6 +63,10 @@ def enabled_stages(cfg: RunConfig) -> list[StageSpec]:
             if field not in written:
                 log.warning("stage %s reads %s, which no earlier enabled stage writes",
                             spec.name, field)
+        for field in spec.prefers:
+            if field not in written:
+                log.info("stage %s uses %s when present; no earlier enabled stage writes it, so "
+                         "it takes its fallback", spec.name, field)
         written.update(spec.writes)
     return enabled
 

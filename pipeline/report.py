@@ -4,9 +4,10 @@
 (or staged) run and writes `<out_dir>/report.html`: the record funnel per source, drop reasons
 with example rows, signal histograms with filter thresholds, lengths before/after, dedup
 clusters, decontamination matches with the matched span highlighted, synthesis samples (parent →
-new example, chosen vs rejected with the edit highlighted) and run facts. Charts are Vega-Lite
-specs rendered by one inline copy of vega-embed: the page works offline. Every text from the data
-is HTML-escaped; JSON in <script> tags cannot close the tag.
+new example, chosen vs rejected with the edit highlighted) and run facts. Charts are Vega specs
+(compiled from Vega-Lite, histograms binned here) drawn by one inline copy of the Vega runtime:
+the page works offline and stays under 1 MB at any row count. Every text from the data is
+HTML-escaped; JSON in <script> tags cannot close the tag.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}
 th{background:#f4f4f4}pre{background:#f6f6f6;padding:.6em;overflow:auto;font-size:12px}
 .txt{white-space:pre-wrap;max-width:420px}mark{background:#ffe08a}del{background:#fbd0d0}
 ins{background:#c9f2c9;text-decoration:none}.ok{color:#1e7b34}.bad{color:#b3261e}
-.muted{color:#777}.grid{display:flex;flex-wrap:wrap;gap:8px}"""
+.muted{color:#777}.grid{display:flex;flex-wrap:wrap;gap:8px}
+.note{background:#fff8e1;border-left:3px solid #f0ad4e;padding:6px 10px}"""
 
 
 def esc(value: Any) -> str:
@@ -75,15 +77,13 @@ class Page:
         self.add(f"<table><tr>{head}</tr>{body}</table>")
 
     def render(self, title: str) -> str:
-        from vl_convert import javascript_bundle
-
         embeds = "".join(
-            f"vegaEmbed('#{div}', {script_json(spec)}, {{actions: false, renderer: 'svg'}})"
-            f".catch(function(e){{console.error(e)}});\n" for div, spec in self.specs)
+            f"refineryChart(document.getElementById('{div}'), {script_json(spec)});\n"
+            for div, spec in self.specs)
         nav = " ".join(f'<a href="#sec-{s}">{s}</a>' for s in SECTIONS)
         return ("<!doctype html><html><head><meta charset='utf-8'>"
                 f"<title>{esc(title)}</title><style>{CSS}</style>"
-                f"<script>{javascript_bundle()}</script></head><body>"
+                f"<script>{charts.runtime()}</script></head><body>"
                 f"<nav>{nav}</nav>" + "\n".join(self.parts)
                 + f"<script>\n{embeds}</script></body></html>")
 
@@ -138,31 +138,37 @@ def gather(out_dir: str) -> dict[str, Any]:
     if not exists(path):  # one error for every filesystem
         raise FileNotFoundError(f"no such file: {path}")
     manifest = read_json(path)
-    tables = {d: rd.read_dir(join(out_dir, d)) for d in DATASETS}
-    examples = [t for d in ("sft", "curated") if (t := tables[d]) is not None and t.num_rows]
+    shards = {d: rd.Shards(join(out_dir, d)) for d in DATASETS}
+    examples = [shards["sft"], shards["curated"]]
     survivors: Counter[str] = Counter()
-    curated: list[dict[str, Any]] = []  # a sample of the input records kept (signals, lengths)
-    synthesized: list[dict[str, Any]] = []
-    for table in examples:
-        stage = rd.stage_column(table)
-        survivors += rd.value_counts(pc.filter(rd.source_column(table), pc.is_null(stage)))
-        curated += table.filter(pc.is_null(stage)).slice(0, rd.MAX_VALUES).to_pylist()
-        synthesized += table.filter(pc.is_valid(stage)).slice(0, rd.MAX_VALUES).to_pylist()
+    for light in (t for s in examples for t in s.light):
+        survivors += rd.value_counts(pc.filter(rd.source_column(light),
+                                               pc.is_null(rd.stage_column(light))))
+
+    def curated_rows(t: pa.Table) -> pa.Array:
+        return pc.is_null(rd.stage_column(t))
+
+    def synthesized_rows(t: pa.Table) -> pa.Array:
+        return pc.is_valid(rd.stage_column(t))
+
+    def kept_values(signal: str) -> list[float]:  # every kept input record's
+        return [v for s in examples for v in s.values(curated_rows, signal)]
+
+    kept_words = [n for s in examples for n in s.answer_words(curated_rows, rd.MAX_VALUES)]
+    synthesized = [r for s in examples for r in s.rows(synthesized_rows, rd.MAX_VALUES)]
     synth_pairs = [r for d in ("preference", "tag_policy")
-                   if (pairs := tables[d]) is not None and pairs.num_rows
-                   for r in pairs.filter(pc.is_valid(rd.stage_column(pairs))).slice(
-                       0, rd.MAX_VALUES).to_pylist()]
+                   for r in shards[d].rows(synthesized_rows, rd.MAX_VALUES)]
     rejected = rd.read_rejected(out_dir)
     counts = rd.rejected_counts(out_dir)
     dead = rd.read_deadletter(out_dir)
     wanted = {r["duplicate_of"] for r in rejected.get("dedup", []) if r.get("duplicate_of")}
     wanted |= {p for r in synthesized for p in ((r.get("meta") or {}).get("lineage") or {}).get(
         "parent_ids") or []}
-    by_id = {r["id"]: r for t in examples
-             for r in t.filter(pc.is_in(t.column("id"), pa.array(sorted(wanted), pa.string())))
-             .to_pylist()}
+    wanted_ids = pa.array(sorted(wanted), pa.string())
+    by_id = {r["id"]: r for s in examples
+             for r in s.rows(lambda t: pc.is_in(t.column("id"), wanted_ids))} if wanted else {}
     parents = {r["id"]: r for rows in rejected.values() for r in rows if "messages" in r}
-    files = rd.file_sources(examples)
+    files = rd.file_sources([t for s in examples for t in s.light])
     for stage_counts in counts.values():
         for f, name in stage_counts["files"].items():
             files.setdefault(f, name)
@@ -170,8 +176,8 @@ def gather(out_dir: str) -> dict[str, Any]:
         "manifest": manifest,
         "funnel": rd.funnel(survivors, counts, files, dead),
         "reasons": rd.reasons(rejected, counts),
-        "signals": rd.signals(manifest, curated, rejected),
-        "lengths": rd.lengths(curated, rejected),
+        "signals": rd.signals(manifest, kept_values, rejected),
+        "lengths": rd.lengths(kept_words[:rd.MAX_VALUES], rejected),
         "dedup": rs.dedup_clusters(rejected.get("dedup", []), by_id),
         "decontam": rs.decontam_hits(rejected.get("decontam", [])),
         "synthesized": rs.synthesized(synthesized, by_id, parents),
@@ -200,12 +206,13 @@ def render_report(data: dict[str, Any]) -> str:
     _end(page)
     _section(page, "rejected", "Rejected rows, by stage and reason")
     for stage, items in data["reasons"].items():
-        page.add(f"<h3>{esc(stage)}</h3>")
+        page.add(f'<div class="stage" data-stage="{esc(stage)}"><h3>{esc(stage)}</h3>')
         page.chart(charts.bars({i["reason"]: i["count"] for i in items}, f"{stage}: reasons"))
         for item in items:
-            page.add(f"<h4>{esc(item['reason'])} <span class='muted'>({item['count']} rows)"
+            page.add(f"<h4>{esc(item['reason'])} <span class='muted'>({rows_text(item['count'])})"
                      "</span></h4>")
             _examples_table(page, item["examples"])
+        page.add("</div>")
     if not data["reasons"]:
         page.add("<p>No row was rejected.</p>")
     _end(page)
@@ -236,7 +243,8 @@ def render_report(data: dict[str, Any]) -> str:
 
 def _render_dedup(page: Page, dedup: dict[str, Any]) -> None:
     _section(page, "dedup", "Duplicates")
-    page.chart(charts.bars(dedup["sizes"], "Clusters by size (keeper + removed)", "size"))
+    page.chart(charts.bars(dedup["sizes"], "Clusters by size (keeper + removed)", "size",
+                           "clusters"))
     for cl in dedup["clusters"]:
         page.add(f"<h4>cluster of {cl['size']}: keeper <code>{esc(cl['keeper']['id'][:12])}"
                  f"</code></h4><p class='txt'>{esc(cl['keeper']['prompt'])}</p>")
@@ -271,11 +279,24 @@ def _flat_numbers(report: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def rows_text(n: int, unit: str = "row") -> str:
+    return f"{n:,} {unit}" + ("" if n == 1 else "s")
+
+
 def _render_synthesis(page: Page, data: dict[str, Any], m: dict[str, Any]) -> None:
     _section(page, "synthesis", "Synthesis")
-    for stage, counts in m.get("synthesis", {}).items():
-        page.add(f"<h3>{esc(stage)}</h3>")
-        page.chart(charts.bars(counts, f"{stage}: outcome", "outcome"))
+    from pipeline.console import synthesis_notes
+
+    notes = synthesis_notes(m)
+    stages = list(m.get("synthesis", {}))
+    stages += [s for s in (*data["pair_stats"], *data["pairs"]) if s not in stages]
+    for stage in stages:
+        page.add(f'<div class="stage" data-stage="{esc(stage)}"><h3>{esc(stage)}</h3>')
+        if stage in notes:
+            page.add(f"<p class='note'>{esc(notes[stage])}</p>")
+        counts = m.get("synthesis", {}).get(stage)
+        if counts:
+            page.chart(charts.bars(counts, f"{stage}: outcome", "outcome"))
         flat = _flat_numbers(m.get("reports", {}).get(stage, {}))
         if flat:
             page.add("<details><summary>stage report</summary>")
@@ -284,19 +305,21 @@ def _render_synthesis(page: Page, data: dict[str, Any], m: dict[str, Any]) -> No
         for ex in data["synthesized"].get(stage, []):
             page.table(["parent instruction", f"new ({ex['method']})", "response"],
                        [[ex["parent"] or "(parent not in outputs)", ex["prompt"], ex["response"]]])
-    stats = data["pair_stats"]
-    page.chart(charts.bars(stats["error_types"], "Injected error types", "error type"))
-    page.chart(charts.histogram({"pairs": stats["edit_distance"]},
-                                "Edit distance chosen → rejected (words)", "words"))
-    for method, items in data["pairs"].items():
-        page.add(f"<h4>pairs: {esc(method)}</h4>")
-        rows = []
-        for p in items:
-            chosen, rejected = diff_html(p["diff"])
-            rows.append([esc(p["error_type"]), esc(p["prompt"]), chosen, rejected])
-        page.table(["error", "prompt", "chosen (removed words struck)", "rejected (inserted marked)"],
-                   rows, raw_cols=(0, 1, 2, 3))
-    if not m.get("synthesis"):
+        stats = data["pair_stats"].get(stage, {})
+        page.chart(charts.bars(stats.get("error_types", {}), f"{stage}: injected error types",
+                               "error type", "pairs"))
+        page.chart(charts.histogram({"pairs": stats.get("edit_distance", [])},
+                                    f"{stage}: edit distance chosen → rejected (words)", "words"))
+        for method, items in data["pairs"].get(stage, {}).items():
+            page.add(f"<h4>pairs: {esc(method)}</h4>")
+            rows = []
+            for p in items:
+                chosen, rejected = diff_html(p["diff"])
+                rows.append([esc(p["error_type"]), esc(p["prompt"]), chosen, rejected])
+            page.table(["error", "prompt", "chosen (removed words struck)",
+                        "rejected (inserted marked)"], rows, raw_cols=(0, 1, 2, 3))
+        page.add("</div>")
+    if not stages:
         page.add("<p>No synthesis stage ran.</p>")
     _end(page)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,6 +50,95 @@ def read_dir(path: str) -> pa.Table | None:
         return None
     tables = [read_parquet(f) for f in files]
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+class Shards:
+    """The Parquet shards of one dataset directory: the light columns (id, source, meta) of
+    every row, read at once; whole rows only from the files that hold rows asked for, file by
+    file until enough are found (a 200k-row output is not read back whole to show a sample)."""
+
+    LIGHT = ["id", "source", "meta"]
+
+    def __init__(self, path: str):
+        self.files = sorted(list_files(join(path, "*.parquet")))
+        self.light = [read_parquet(f, self.LIGHT) for f in self.files]
+
+    def rows(self, mask: Callable[[pa.Table], pa.Array], limit: int | None = None
+             ) -> list[dict[str, Any]]:
+        """Whole rows where `mask(light table)` holds, in file order, at most `limit`."""
+        out: list[dict[str, Any]] = []
+        for f, light in zip(self.files, self.light, strict=True):
+            if limit is not None and len(out) >= limit:
+                break
+            keep = pc.fill_null(mask(light), False)
+            if light.num_rows and pc.any(keep).as_py():
+                picked = read_parquet(f).filter(keep)
+                out += picked.slice(0, None if limit is None else limit - len(out)).to_pylist()
+        return out
+
+
+    def values(self, mask: Callable[[pa.Table], pa.Array], field: str) -> list[float]:
+        """The numbers in meta.<field> of every row where `mask(light table)` holds."""
+        out: list[float] = []
+        for light in self.light:
+            meta = light.column("meta").combine_chunks()
+            if meta.type.get_field_index(field) < 0:
+                continue
+            col = meta.field(field)
+            if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
+                    or pa.types.is_boolean(col.type)):
+                continue
+            col = pc.filter(col, pc.fill_null(mask(light), False))
+            arr = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+            out += arr[np.isfinite(arr)].tolist()
+        return out
+
+    def answer_words(self, mask: Callable[[pa.Table], pa.Array], limit: int) -> list[int]:
+        """Words of the last answer of rows where `mask` holds, from as many files as it
+        takes to reach `limit` rows (only their `messages` column is read)."""
+        out: list[int] = []
+        for f, light in zip(self.files, self.light, strict=True):
+            if len(out) >= limit:
+                break
+            keep = pc.fill_null(mask(light), False)
+            if light.num_rows and pc.any(keep).as_py():
+                msgs = pc.filter(read_parquet(f, ["messages"]).column("messages"), keep)
+                msgs = msgs.slice(0, limit - len(out)).combine_chunks()
+                out += answer_word_counts(msgs).tolist()
+        return out
+
+
+# A run of characters Python's str.split() does not split on (RE2's \s is ASCII only).
+WORD = r"[^\t\n\x{0b}\x{0c}\r\x{1c}-\x{1f}\x{85}\pZ]+"
+
+
+def answer_word_counts(messages: pa.ListArray) -> np.ndarray:
+    """Per row: the words (runs of non-space) of its last assistant message, 0 without one;
+    the same numbers as len(response_text(row).split()), without making Python rows."""
+    flat = messages.flatten()
+    out = np.zeros(len(messages), dtype=np.int64)
+    if not len(flat):
+        return out
+    parents = pc.list_parent_indices(messages).to_numpy()
+    answer = pc.fill_null(pc.equal(pc.struct_field(flat, "role"), "assistant"), False)
+    idx = np.nonzero(answer.to_numpy(zero_copy_only=False))[0]
+    texts = pc.fill_null(pc.struct_field(flat, "content").take(pa.array(idx)), "")
+    plain = pc.and_(pc.string_is_ascii(texts),
+                    pc.invert(pc.match_substring_regex(texts, "[\x1c-\x1f]")))
+    plain = plain.to_numpy(zero_copy_only=False)
+    words = np.zeros(len(idx), dtype=np.int64)
+    if plain.any():  # Arrow's split is much faster than counting regex matches
+        sub = pc.filter(texts, pa.array(plain))
+        n = pc.list_value_length(pc.ascii_split_whitespace(sub)).to_numpy(zero_copy_only=False)
+        ends = [pc.match_substring_regex(sub, p).to_numpy(zero_copy_only=False).astype(int)
+                for p in ("^[\t\n\x0b\x0c\r ]", "[\t\n\x0b\x0c\r ]$")]
+        empty = (pc.binary_length(sub).to_numpy(zero_copy_only=False) == 0)
+        words[plain] = np.where(empty, 0, n - ends[0] - ends[1])
+    if not plain.all():
+        sub = pc.filter(texts, pa.array(~plain))
+        words[~plain] = pc.count_substring_regex(sub, WORD).to_numpy(zero_copy_only=False)
+    out[parents[idx]] = words  # later turns win: the last answer
+    return out
 
 
 def _rejected_files(out_dir: str) -> list[tuple[str, str]]:
@@ -182,10 +273,11 @@ def _numeric(values: list[Any]) -> list[float]:
     return out[:MAX_VALUES]
 
 
-def signals(manifest: dict[str, Any], kept_rows: list[dict[str, Any]],
+def signals(manifest: dict[str, Any], kept_values: Callable[[str], list[float]],
             rejected: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Per numeric filter signal and the composite score: kept vs quality-rejected values and
-    the thresholds of the filters on that signal."""
+    """Per numeric filter signal and the composite score: the values of every kept row
+    (`kept_values(signal)`) vs quality-rejected ones, and the thresholds of the filters on
+    that signal."""
     qcfg = (manifest.get("config", {}).get("stages") or {}).get("quality") or {}
     if not qcfg.get("enabled"):
         return []
@@ -197,19 +289,19 @@ def signals(manifest: dict[str, Any], kept_rows: list[dict[str, Any]],
                                           "reason": rule.get("reason")})
     out = []
     for signal in ["quality_score", *sorted(rules)]:
-        kept = _numeric([(r.get("meta") or {}).get(signal) for r in kept_rows])
+        kept = kept_values(signal)
         lost = _numeric([(r.get("meta") or {}).get(signal) for r in dropped])
-        values = kept + lost
-        if values and (min(values) != max(values) or lost):  # a constant signal shows nothing
-            out.append({"signal": signal, "kept": kept, "rejected": lost,
+        if (kept or lost) and (min(kept + lost) != max(kept + lost) or lost):
+            out.append({"signal": signal, "kept": kept, "rejected": lost,  # constant: nothing
                         "thresholds": rules.get(signal, [])})
     return out
 
 
-def lengths(kept_rows: list[dict[str, Any]], rejected: dict[str, list[dict[str, Any]]]
+def lengths(kept_words: list[int], rejected: dict[str, list[dict[str, Any]]]
             ) -> dict[str, list[int]]:
-    """Response lengths in words of the curated input before curation and after it."""
-    after = [len(response_text(r.get("messages")).split()) for r in kept_rows]
+    """Response lengths in words of the curated input before curation and after it
+    (`kept_words`: a sample of the kept rows)."""
+    after = list(kept_words)
     before = list(after)
     for stage in ("quality", "dedup", "decontam"):
         before += [len(response_text(r.get("messages")).split())

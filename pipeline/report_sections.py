@@ -113,36 +113,43 @@ def synthesized(sft_rows: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]
     return dict(out)
 
 
-def pairs(pair_rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Method → a few preference pairs with a word diff of chosen vs rejected."""
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def _pair_stage(meta: dict[str, Any]) -> str:
+    return (meta.get("lineage") or {}).get("stage") or "input"
+
+
+def pairs(pair_rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Stage → method → a few preference pairs with a word diff of chosen vs rejected."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for row in pair_rows:
         meta = row.get("meta") or {}
-        method = meta.get("method") or ((meta.get("lineage") or {}).get("stage")) or "input"
-        if len(out[method]) >= MAX_SYNTH_EXAMPLES:
+        stage = _pair_stage(meta)
+        method = meta.get("method") or stage
+        if len(out[stage][method]) >= MAX_SYNTH_EXAMPLES:
             continue
         chosen, rejected = response_text(row.get("chosen")), response_text(row.get("rejected"))
-        out[method].append({"id": row.get("id"), "error_type": meta.get("error_type"),
-                            "prompt": clip(prompt_text(row.get("prompt"))),
-                            "diff": diff_ops(clip(chosen, 1500), clip(rejected, 1500))})
-    return dict(out)
+        out[stage][method].append({"id": row.get("id"), "error_type": meta.get("error_type"),
+                                   "prompt": clip(prompt_text(row.get("prompt"))),
+                                   "diff": diff_ops(clip(chosen, 1500), clip(rejected, 1500))})
+    return {stage: dict(methods) for stage, methods in out.items()}
 
 
-def pair_stats(pair_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Error types and word edit distances of synthesized preference pairs."""
-    types: Counter[str] = Counter()
-    distances = []
+def pair_stats(pair_rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Stage → error types and word edit distances of its synthesized preference pairs."""
+    types: dict[str, Counter[str]] = defaultdict(Counter)
+    distances: dict[str, list[int]] = defaultdict(list)
     for row in pair_rows:
         meta = row.get("meta") or {}
+        stage = _pair_stage(meta)
         if meta.get("error_type"):
-            types[meta["error_type"]] += 1
-        if (meta.get("lineage") or {}).get("stage"):
+            types[stage][meta["error_type"]] += 1
+        if stage != "input":
             a = response_text(row.get("chosen")).split()
             b = response_text(row.get("rejected")).split()
             sm = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
-            distances.append(sum(max(i2 - i1, j2 - j1) for t, i1, i2, j1, j2
-                                 in sm.get_opcodes() if t != "equal"))
-    return {"error_types": dict(types.most_common()), "edit_distance": distances}
+            distances[stage].append(sum(max(i2 - i1, j2 - j1) for t, i1, i2, j1, j2
+                                        in sm.get_opcodes() if t != "equal"))
+    return {stage: {"error_types": dict(types[stage].most_common()),
+                    "edit_distance": distances[stage]} for stage in {*types, *distances}}
 
 
 def redact(value: Any) -> Any:

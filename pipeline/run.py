@@ -15,6 +15,7 @@ import errno
 import json
 import logging
 import re
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ from pipeline.report import write_report
 from pipeline.stages import CURATION, SYNTHESIS
 from pipeline.storage import read_jsonl
 from pipeline.timings import stage_seconds, step_msecs
+from transforms import progress
 from transforms.base import RunContext
 from transforms.io.files import delete_file, join, read_json, write_text
 from transforms.llm.deadline import run_deadline
@@ -102,6 +104,12 @@ def make_context(cfg: RunConfig) -> RunContext:
                       secret_envs=tuple(secret_env_names(cfg.model_dump(mode="json"))))
 
 
+def _say(line: str) -> None:
+    """A progress line of the driver (same form and switch as transforms.progress)."""
+    if progress.interval_s() > 0:
+        print(f"[refinery] {line}", file=sys.stderr, flush=True)
+
+
 def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult:
     options = pipeline_options(cfg.beam, extra_args)
     FileSystems.set_options(options)  # the driver's own reads and writes (object stores)
@@ -134,9 +142,20 @@ def _run_locked(cfg: RunConfig, out: str, run_dir: str, options: PipelineOptions
     ctx = make_context(cfg)
     p = beam.Pipeline(options=options)
     build_graph(p, cfg, ctx, run_dir)
+    stages = [s for s in (*CURATION, *SYNTHESIS) if getattr(cfg.stages, s).enabled]
+    _say(f"run: {len(cfg.sources)} source(s) → {', '.join(stages) or 'no stage'} → {run_dir}")
     started = time.monotonic()
-    result = p.run()
-    result.wait_until_finish()
+    with progress.running():
+        result = p.run()
+        result.wait_until_finish()
+    _say(f"run: pipeline done in {time.monotonic() - started:.1f} s")
+    with progress.running("writing the manifest, dataset card and report"):
+        return _finish(cfg, out, run_dir, ctx, result, started)
+
+
+def _finish(cfg: RunConfig, out: str, run_dir: str, ctx: RunContext, result: Any,
+            started: float) -> RunResult:
+    """After the pipeline: manifest, error budgets, card, report, publish."""
     timings = {"total_s": round(time.monotonic() - started, 3),
                "stages": stage_seconds(step_msecs(result), [*CURATION, *SYNTHESIS])}
     info = read_json(join(run_dir, RUN_INFO))

@@ -5,7 +5,8 @@ enabled stage by its spec, and tests/pipeline/test_stage_contract.py checks ever
 A spec names the stage, its kind (curation stages filter the input stream in order; synthesis
 stages read the curated stream and add examples / pairs, each from its own `seeds`), the
 PTransform and the config model (both "module:Class", imported on use), what it reads and
-writes in a row's `meta` (`reads` entries warn when no earlier enabled stage writes them) and
+writes in a row's `meta` (`reads` entries warn when no earlier enabled stage writes them;
+`prefers` entries are used when present, with a documented fallback, and are only logged) and
 which outputs its `expand` returns.
 """
 
@@ -44,6 +45,7 @@ class StageSpec:
     config: str  # "module:Class" of its pydantic config (a StageConfig)
     reads: tuple[str, ...] = ()  # meta fields it uses that an earlier stage should write
     writes: tuple[str, ...] = ()  # meta fields it sets on the rows it outputs
+    prefers: tuple[str, ...] = ()  # meta fields it uses when present (it has a fallback)
     outputs: frozenset[str] = CURATION_OUTPUTS
 
     @property
@@ -59,7 +61,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("quality", "curation", "transforms.quality.stage:QualityStage",
               "transforms.quality.config:QualityConfig", writes=("meta.quality_score",)),
     StageSpec("dedup", "curation", "transforms.dedup.stage:DedupStage",
-              "transforms.dedup.config:DedupConfig", reads=("meta.quality_score",),
+              "transforms.dedup.config:DedupConfig", prefers=("meta.quality_score",),
               writes=("meta.dup_cluster",), outputs=frozenset({MAIN, REJECTED, REPORT})),
     StageSpec("decontam", "curation", "transforms.decontam.stage:DecontamStage",
               "transforms.decontam.config:DecontamConfig"),

@@ -280,12 +280,24 @@ def test_the_run_config_and_registry_load_without_beam() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_graph_warns_when_a_read_field_has_no_earlier_writer(caplog) -> None:
+def test_graph_warns_when_a_read_field_has_no_earlier_writer(caplog, monkeypatch) -> None:
+    import dataclasses
+
+    from pipeline import graph, stages
     from pipeline.graph import enabled_stages
 
-    with caplog.at_level("WARNING", logger="pipeline.graph"):
+    # dedup only prefers the quality score (keeper: best score, else smallest id): no warning
+    with caplog.at_level("INFO", logger="pipeline.graph"):
         names = [s.name for s in enabled_stages(load_config(DEMO, ["stages.quality.enabled=false"]))]
     assert "quality" not in names and "dedup" in names
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "stage dedup uses meta.quality_score when present" in caplog.text
+    caplog.clear()
+    # a stage that needs a field nobody writes is warned about
+    needy = [dataclasses.replace(s, reads=s.prefers, prefers=()) for s in stages.STAGES]
+    monkeypatch.setattr(graph, "STAGES", tuple(needy))
+    with caplog.at_level("WARNING", logger="pipeline.graph"):
+        enabled_stages(load_config(DEMO, ["stages.quality.enabled=false"]))
     assert "stage dedup reads meta.quality_score, which no earlier enabled stage writes" \
         in caplog.text
     caplog.clear()

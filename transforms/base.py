@@ -168,7 +168,8 @@ class _ApplyBatchFn(beam.DoFn):
 
     def setup(self) -> None:
         if self._setup_fn is not None:
-            self._state = self._setup_fn()
+            with progress.working(self._stage, "setting up (loading models)", eta=False):
+                self._state = self._setup_fn()
 
     def _call(self, batch: pa.RecordBatch) -> BatchResult:
         return self._fn(batch) if self._setup_fn is None else self._fn(batch, self._state)
@@ -177,7 +178,8 @@ class _ApplyBatchFn(beam.DoFn):
         ns = f"{METRICS_NAMESPACE}.{self._stage}"
         beam.metrics.Metrics.counter(ns, "rows_in").inc(batch.num_rows)
         try:
-            result = self._call(batch)
+            with progress.working(self._stage, f"a batch of {batch.num_rows:,} rows"):
+                result = self._call(batch)
         except Exception:  # the failure policy: retry row by row, dead-letter failing rows
             beam.metrics.Metrics.counter(ns, "batches_retried_by_row").inc()
             result = retry_by_row(self._stage, self._call, batch)

@@ -49,6 +49,36 @@ def test_alpaca_with_input_and_system_and_extra_fields() -> None:
     assert json.loads(rec["meta"]["extra"]) == {"lang": "fr"}
 
 
+def test_seed_tasks_are_alpaca_rows_of_their_first_instance() -> None:
+    """Self-instruct / Alpaca seed tasks: instruction + instances [{input, output}]."""
+    rows = [{"id": "seed_task_1", "name": "opposites", "instruction": "Give the opposite word.",
+             "instances": [{"input": "hot", "output": "cold"}, {"input": "up", "output": "down"}],
+             "is_classification": False},
+            {"id": "seed_task_2", "name": "greeting", "instruction": "Write a short greeting.",
+             "instances": [{"input": "", "output": "Hello there!"}], "is_classification": False}]
+    assert detect_layout(rows) == "alpaca"
+    _, rec = canon("alpaca", rows[0])
+    assert rec["messages"] == [{"role": "user", "content": "Give the opposite word.\n\nhot"},
+                               {"role": "assistant", "content": "cold"}]
+    extra = json.loads(rec["meta"]["extra"])
+    assert extra["instances"] == [{"input": "up", "output": "down"}]
+    assert extra["name"] == "opposites"
+    _, rec = canon("alpaca", rows[1])
+    assert rec["messages"][1]["content"] == "Hello there!"
+    assert "instances" not in json.loads(rec["meta"]["extra"])
+
+
+def test_humaneval_rows_are_qa_with_the_reference_solution() -> None:
+    row = {"task_id": "Demo/0", "prompt": "def add(a, b):\n    \"\"\"Sum of a and b.\"\"\"\n",
+           "canonical_solution": "    return a + b\n", "test": "assert add(1, 2) == 3",
+           "entry_point": "add"}
+    assert detect_layout([row]) == "qa"
+    _, rec = canon("qa", row)
+    assert roles(rec["messages"]) == ["user", "assistant"]
+    assert rec["messages"][1]["content"].strip() == "return a + b"
+    assert json.loads(rec["meta"]["extra"])["entry_point"] == "add"
+
+
 # ---------------------------------------------------------------- sharegpt
 
 

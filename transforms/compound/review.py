@@ -5,7 +5,10 @@ lineage stage `compound`) and writes one JSON line per item, sorted by id: id, c
 context, partner_context, question, sub_questions, sub_answers, reference, checks (the rule
 result and the judge's verdicts with their reasoning), the user turn as trained on, and
 `decision: null` plus `note: ""` for the reviewer to fill in ("accept" or "reject"). Ids are
-content hashes, so rows with one id are the same item: it is listed once.
+content hashes, so rows with one id are the same item: it is listed once. When no item passed
+(a small local model), the file lists the candidates the pipeline rejected instead, with
+`pipeline_rejected` (the reason) and `reject_detail`, so there is something to look at;
+decisions on them are ignored.
 
 `apply_review(out_dir, decisions, dest=None)` reads the edited file (or any JSONL of
 {id, decision[, note]}) and writes only the accepted rows, unchanged, to
@@ -66,12 +69,36 @@ def _write(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def export_review(out_dir: str, path: str) -> int:
-    """Write the review file; returns the number of items in it."""
+def read_rejected(out_dir: str) -> list[dict[str, Any]]:
+    """The candidates the pipeline rejected (`rejected/compound.parquet`), sorted by id."""
+    path = FileSystems.join(out_dir.rstrip("/"), "rejected", f"{STAGE}.parquet")
+    if not FileSystems.exists(path):
+        return []
+    with FileSystems.open(path) as f:
+        table = pq.read_table(io.BytesIO(f.read()))
+    return table.sort_by("id").to_pylist()
+
+
+def _rejected_line(row: dict[str, Any]) -> dict[str, Any]:
+    line = _review_line(row)
+    line.pop("decision")
+    try:
+        detail = json.loads(row.get("reject_detail") or "{}")
+    except json.JSONDecodeError:
+        detail = row.get("reject_detail")
+    return {**line, "pipeline_rejected": row.get("reject_reason"), "reject_detail": detail}
+
+
+def export_review(out_dir: str, path: str) -> tuple[int, int]:
+    """Write the review file: the kept items, and when there are none, the candidates the
+    pipeline rejected, for reference (`pipeline_rejected`: the reason; `--apply` skips
+    them). Returns (kept items, rejected candidates listed)."""
     rows = list({r["id"]: r for r in read_items(out_dir).to_pylist()}.values())
     lines = [json.dumps(_review_line(r), ensure_ascii=False) for r in rows]
+    rejected = [] if rows else read_rejected(out_dir)
+    lines += [json.dumps(_rejected_line(r), ensure_ascii=False, default=str) for r in rejected]
     _write(path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
-    return len(rows)
+    return len(rows), len(rejected)
 
 
 def read_decisions(path: str) -> dict[str, str]:
@@ -88,6 +115,8 @@ def read_decisions(path: str) -> dict[str, str]:
             raise ReviewError(f"{path}:{n}: not JSON ({e.msg})") from e
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             raise ReviewError(f"{path}:{n}: each line needs an 'id'")
+        if entry.get("pipeline_rejected"):
+            continue  # listed for reference: the pipeline already rejected it
         decision = entry.get("decision")
         if decision is None:
             continue
@@ -127,9 +156,15 @@ def run_review(out_dir: str, export: str | None, apply: str | None, dest: str | 
 
     try:
         if export:
-            n = export_review(out_dir, export)
-            print(f"{n} compound items written to {export}; set each 'decision' to "
-                  f"'accept' or 'reject', then run with --apply")
+            n, rejected = export_review(out_dir, export)
+            if n or not rejected:
+                print(f"{n} compound items written to {export}; set each 'decision' to "
+                      f"'accept' or 'reject', then run with --apply")
+            else:
+                print(f"no compound item passed the pipeline's checks; {export} lists the "
+                      f"{rejected} candidates it rejected, each with its reason "
+                      "(`pipeline_rejected`, `reject_detail`), to show what the model wrote "
+                      "(--apply skips them). A served model passes more: see docs/llm.md")
         else:
             assert apply is not None
             print(json.dumps(apply_review(out_dir, apply, dest), sort_keys=True))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from transforms import progress
 from transforms.embed.config import EmbeddingConfig
 from transforms.packaged import package_dir
 
@@ -81,17 +82,20 @@ class Embedder:
     @property
     def model(self) -> Any:
         if self._model is None:
-            device = pick_device(self.config.device)
-            path = resolve_model_path(self.config.model)
-            if pick_backend(self.config, device) == "onnx":
-                c = self.config
-                self._model = _load_onnx(path, c.int8, c.int8_min_cosine, c.max_seq_length,
-                                         c.cache_dir)
-            else:
-                self._model = _load(path, device)
-                if self.config.max_seq_length:
-                    self._model.max_seq_length = self.config.max_seq_length
+            with progress.working("embed", f"loading {self.config.model}", eta=False):
+                self._model = self._load()
         return self._model
+
+    def _load(self) -> Any:
+        device = pick_device(self.config.device)
+        path = resolve_model_path(self.config.model)
+        if pick_backend(self.config, device) == "onnx":
+            c = self.config
+            return _load_onnx(path, c.int8, c.int8_min_cosine, c.max_seq_length, c.cache_dir)
+        model = _load(path, device)
+        if self.config.max_seq_length:
+            model.max_seq_length = self.config.max_seq_length
+        return model
 
     @property
     def backend(self) -> str:
@@ -116,6 +120,13 @@ class Embedder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        model = self.model
+        with progress.working("embed", f"{len(texts):,} texts"):
+            vectors = self._encode(model, texts)
+        progress.tick("embed", rate_of="texts", texts=len(texts))
+        return vectors
+
+    def _encode(self, model: Any, texts: Sequence[str]) -> np.ndarray:
         if hasattr(self.model, "precision"):
             return self.model.encode(texts, self.batch_size, self.config.normalize)
         vectors = self.model.encode(

@@ -16,6 +16,7 @@ import json
 import os
 import shutil  # local-only: ONNX export cache
 import tempfile  # local-only: ONNX export cache
+import warnings
 from pathlib import Path  # local-only: ONNX export cache and model folders
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,9 @@ def _export_fp32(model_path: str, out: Path) -> list[str]:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(model_path, device="cpu").eval()
-    example = st.tokenize(["an example sentence", "another one, a little longer"])
+    # `preprocess` replaced `tokenize` in sentence-transformers 5.x (which warns on the old name)
+    encode = getattr(st, "preprocess", None) or st.tokenize
+    example = encode(["an example sentence", "another one, a little longer"])
     names = [k for k, v in example.items() if isinstance(v, torch.Tensor)]
     extras = {k: v for k, v in example.items() if k not in names}  # e.g. a modality tag
 
@@ -85,7 +88,11 @@ def _export_fp32(model_path: str, out: Path) -> list[str]:
             return self.st(features)["sentence_embedding"]
 
     axes = {n: {0: "batch", 1: "tokens"} for n in names}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # tracing notes that say nothing to a user: shapes are dynamic axes, indices never negative
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator",
+                                category=UserWarning)
         torch.onnx.export(Pipeline(), tuple(example[n] for n in names), str(out / FP32),
                           input_names=names, output_names=["embedding"],
                           dynamic_axes={**axes, "embedding": {0: "batch"}}, opset_version=17,

@@ -41,7 +41,8 @@ LAYOUTS = ("openai", "sharegpt", "preference", "dolly", "alpaca", "qa", "mbpp", 
            "prompt", "text", "rise_prompt")
 QA_PAIRS = (("question", "answer"), ("problem", "solution"), ("query", "response"),
             ("question", "response"), ("prompt", "completion"), ("question", "best_answer"),
-            ("prompt", "response"), ("input", "output"))
+            ("prompt", "response"), ("input", "output"),
+            ("prompt", "canonical_solution"))  # HumanEval: the reference solution is the answer
 # Fields that anchor a row to a layout: a row holding one of them but missing its response
 # is a broken row of that layout (dead letter), not a prompt of another one.
 _ANCHORS = {"alpaca": {"instruction"}, "dolly": {"instruction"},
@@ -50,6 +51,7 @@ _ANCHORS = {"alpaca": {"instruction"}, "dolly": {"instruction"},
 # Every field whose presence (or list-ness) `_layout_of` looks at.
 LAYOUT_FIELDS = frozenset({"messages", "conversations", "conversation", "chosen", "rejected",
                            "instruction", "response", "output", "code", "text", "turns",
+                           "instances",
                            *P.PROMPT_FIELDS} | {f for p in QA_PAIRS for f in p})
 
 
@@ -65,8 +67,8 @@ def _layout_of(row: Mapping[str, Any]) -> str | None:
         return "preference"
     if "instruction" in keys and "response" in keys:
         return "dolly"
-    if "instruction" in keys and "output" in keys:
-        return "alpaca"
+    if "instruction" in keys and ("output" in keys or isinstance(row.get("instances"), list)):
+        return "alpaca"  # instances: self-instruct / Alpaca seed tasks
     if "code" in keys and ("text" in keys or "prompt" in keys):
         return "mbpp"
     if any(q in keys and a in keys for q, a in QA_PAIRS):
@@ -121,7 +123,22 @@ def _apply_map(row: Mapping[str, Any], field_map: Mapping[str, str]) -> dict[str
     return out
 
 
+def _first_instance(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A seed-task row (instruction, instances [{input, output}, ...]) as an Alpaca row of its
+    first instance; the other instances stay in meta.extra."""
+    instances = row.get("instances")
+    if "output" in row or not isinstance(instances, list) or not instances \
+            or not isinstance(instances[0], Mapping):
+        return row
+    flat = {k: v for k, v in row.items() if k != "instances"}
+    flat.update(input=instances[0].get("input"), output=instances[0].get("output"))
+    if len(instances) > 1:
+        flat["instances"] = instances[1:]
+    return flat
+
+
 def _alpaca(row: Mapping[str, Any]) -> Adapted:
+    row = _first_instance(row)
     prompt = joined(text_field(row.get("instruction"), "instruction"),
                     text_field(row.get("input"), "input", required=False))
     messages = [msg("user", prompt), msg("assistant", text_field(row.get("output"), "output"))]

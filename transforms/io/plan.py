@@ -85,6 +85,22 @@ def plan_file(index: int, path: str, source: SourceConfig, split_bytes: int, max
             for s in splits]
 
 
+def missing_inputs(sources: Sequence[SourceConfig]) -> list[str]:
+    """'sources.N.path: ...' for every source path that matches no file (what `refinery
+    validate` reports; `plan_sources` stops at the first). Hub datasets (`format: hf`) are not
+    looked up."""
+    problems = []
+    for index, source in enumerate(sources):
+        if source.format == "hf":
+            continue
+        paths = expand_paths(source.path, source.format)
+        if not paths:
+            problems.append(f"sources.{index}.path: no file matches {source.path!r}")
+        problems += [f"sources.{index}.path: file not found: {p}" for p in paths
+                     if p == source.path and not (files.exists(p) or files.is_dir(p))]
+    return problems
+
+
 def plan_sources(sources: Sequence[SourceConfig], ingest: IngestConfig) -> list[FileSplit]:
     """Every split of every source, in source then file order. A file is identified by its
     resolved path: named twice (two sources, a glob and a path, a link) it is read once.

@@ -51,7 +51,8 @@ LAYOUT_FIELDS_HELP: dict[str, str] = {
     "preference": "chosen, rejected (+ prompt): strings, message lists or Human:/Assistant: "
                   "transcripts",
     "dolly": "instruction, response (+ context, category)",
-    "alpaca": "instruction, output (+ input, system)",
+    "alpaca": "instruction, output (+ input, system); or instruction, instances [{input, "
+              "output}] (seed tasks: the first instance, the others kept in meta.extra)",
     "mbpp": "code + text | prompt (+ test_list)",
     "qa": "question/answer, problem/solution, query/response, question/response, "
           "prompt/completion, question/best_answer, prompt/response, input/output",

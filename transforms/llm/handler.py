@@ -98,14 +98,17 @@ class ChatModelHandler(ModelHandler[Job, Outcome, Backend]):
 
     def load_model(self) -> Backend:
         factory = self.backend_factory or make_backend
-        return factory(self.config)
+        with progress.working(f"llm {self.stage}", f"loading {self.model_id}", eta=False):
+            return factory(self.config)
 
     def run_inference(self, batch: Sequence[Job], model: Backend,
                       inference_args: dict[str, Any] | None = None
                       ) -> Iterable[PredictionResult]:
         start = time.perf_counter()
-        outcomes = generate_validated(model, [j.request for j in batch], self.config.retries,
-                                      self.config.retry_temperature, model_id=self.model_id)
+        with progress.working(f"llm {self.stage}", f"a batch of {len(batch)} requests"):
+            outcomes = generate_validated(model, [j.request for j in batch],
+                                          self.config.retries, self.config.retry_temperature,
+                                          model_id=self.model_id)
         elapsed = time.perf_counter() - start
         completion = record_outcomes(self.stage, self.cache_dir, batch, outcomes, elapsed,
                                      secret_envs(self.config))

@@ -94,7 +94,9 @@ class StreamInference(beam.DoFn):
         (send new requests, read answers that arrived)."""
         if block and not self._done:
             self._wake = self._loop.create_future()
-            self._loop.run_until_complete(self._wake)
+            with progress.working(f"llm {self._handler.stage}",
+                                  f"{len(self._pending)} requests in flight", eta=False):
+                self._loop.run_until_complete(self._wake)
             self._wake = None
         else:
             self._loop.run_until_complete(asyncio.sleep(0))
