@@ -63,8 +63,8 @@ SLOW_TIMEOUT_S = 1800
 
 def _xdist_group(item: pytest.Item) -> str | None:
     """The worker group of a test under `--dist loadgroup`: tests that share the demo run, a
-    module-scoped run of their module or the in-process local model run on one worker, so each
-    of those is made once (session and module fixtures are per worker)."""
+    module-scoped run of their module run on one worker, so each of those is made once
+    (session and module fixtures are per worker)."""
     if "demo_run" in item.fixturenames:
         return "demo-run"
     defs = getattr(item, "_fixtureinfo", None)
@@ -72,8 +72,6 @@ def _xdist_group(item: pytest.Item) -> str | None:
         for fixturedef in (defs.name2fixturedefs.get(name, ()) if defs else ()):
             if fixturedef.scope == "module":
                 return item.nodeid.split("::")[0]
-    if item.get_closest_marker("local_model"):
-        return "local-model"
     return None
 
 
