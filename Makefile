@@ -7,10 +7,11 @@ CONSTRAINTS := constraints/cpu.txt
 CONFIG ?= configs/demo.yaml
 PYTEST_ARGS ?=
 # The suite runs on two pytest-xdist workers (the CI machine's cores); --dist loadgroup keeps
-# the tests that share a run or the local model on one worker (tests/conftest.py). JOBS=0: one
-# process. --durations=25 lists the slowest tests at the end.
+# the tests that share a run on one worker and hands them out longest first (tests/conftest.py
+# orders them). JOBS=0: one process. --durations=25 lists the slowest tests at the end.
 JOBS ?= 2
-PYTEST := HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup --durations=25
+PYTEST := HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup \
+	--no-loadscope-reorder --durations=25
 
 .PHONY: install browser run test test-fast lint bench clean
 

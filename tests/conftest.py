@@ -87,6 +87,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = _xdist_group(item)
         if group and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(group))
+    # Longest first, so no worker starts a long test while the other is nearly done (with
+    # `--no-loadscope-reorder` xdist hands out groups in this order): the demo run, the slow
+    # tests, then the rest, each in collection order.
+    items.sort(key=lambda item: 0 if "demo_run" in item.fixturenames
+               else 1 if item.get_closest_marker("slow") else 2)
 
 
 @pytest.fixture
