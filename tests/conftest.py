@@ -28,8 +28,8 @@ if _WORKERS > 1:
 # A small Hypothesis profile for CI (CI=true, as CI services and .ci/run set it): fewer
 # examples, no deadline on a loaded machine, no example database (a saved failure belongs in
 # the report, printed as a reproduction blob, not in the checkout). HYPOTHESIS_PROFILE picks
-# another. Tests that set max_examples themselves keep it (tests/_hypothesis.py scales those).
-settings.register_profile("ci", max_examples=30, deadline=None, database=None, print_blob=True)
+# another. Tests that set max_examples scale it with tests/_hypothesis.py's `examples`.
+settings.register_profile("ci", max_examples=20, deadline=None, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if CI else "default"))
 
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.text import is_canonical
+from tests._hypothesis import examples
 from transforms.io._jsonl_block import MAX_BULK_OPENS, Lines, screen
 from transforms.io.columnar import convert_jsonl
 from transforms.io.columnar_layouts import needs_work_pattern
@@ -197,7 +198,7 @@ TEXT = st.text(st.sampled_from(list("ab \n\t\r.é\u0301\u00a0\u200b日🙂\u3000
 VALUE = st.one_of(TEXT, st.none(), st.integers(-3, 3))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.one_of(
     st.fixed_dictionaries({"instruction": TEXT, "output": TEXT},
                           optional={"input": VALUE, "system": VALUE, "meta": VALUE}),
