@@ -75,6 +75,19 @@ def _xdist_group(item: pytest.Item) -> str | None:
     return None
 
 
+def _name_group(config: pytest.Config, item: pytest.Item, group: str) -> None:
+    """On an xdist worker under --dist loadgroup, name the test `nodeid@group`, the name the
+    scheduler groups by. pytest-xdist 3.8 does it by setting `item._nodeid`, which pytest 9.2's
+    nodes no longer read (their id is `item._id`), so its groups were silently ignored."""
+    if not getattr(config.option, "loadgroup", False) or "@" in item.nodeid:
+        return
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # an older pytest: xdist's own renaming works there
+        return
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     cuda = _has_cuda()
@@ -87,6 +100,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = _xdist_group(item)
         if group and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(group))
+            _name_group(config, item, group)
     # Longest first, so no worker starts a long test while the other is nearly done (with
     # `--no-loadscope-reorder` xdist hands out groups in this order): the demo run, the slow
     # tests, then the rest, each in collection order.
