@@ -6,6 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/cpu.txt
 CONFIG ?= configs/demo.yaml
 PYTEST_ARGS ?=
+# The suite runs on two pytest-xdist workers (the CI machine's cores); --dist loadgroup keeps
+# the tests that share a run on one worker and hands them out longest first (tests/conftest.py
+# orders them). JOBS=0: one process. --durations=25 lists the slowest tests at the end.
+JOBS ?= 2
+PYTEST := HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup \
+	--no-loadscope-reorder --durations=25
 
 .PHONY: install browser run test test-fast lint bench clean
 
@@ -30,10 +36,10 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
 test: install browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check pipeline transforms schemas dags tests bench data

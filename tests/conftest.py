@@ -10,12 +10,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+from tests._hypothesis import CI
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # A fresh `datasets` cache per session: pytest reuses numbered tmp dirs, and a cache keyed on
 # such a path could serve a dataset built by an earlier session.
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="refinery-hf-datasets-")
+# Under pytest-xdist (`make test`: -n 2) each worker's torch gets its share of the cores: two
+# workers with a thread per core each would oversubscribe them. Set before torch is imported.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+# A small Hypothesis profile for CI (CI=true, as CI services and .ci/run set it): fewer
+# examples, no deadline on a loaded machine, no example database (a saved failure belongs in
+# the report, printed as a reproduction blob, not in the checkout). HYPOTHESIS_PROFILE picks
+# another. Tests that set max_examples scale it with tests/_hypothesis.py's `examples`.
+settings.register_profile("ci", max_examples=20, deadline=None, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if CI else "default"))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -41,13 +56,56 @@ def _has_cuda() -> bool:
         return False
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _has_cuda():
+# Seconds a slow test (its fixtures included: the demo run takes minutes) may take; every other
+# test gets pyproject's `timeout`.
+SLOW_TIMEOUT_S = 1800
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The worker group of a test under `--dist loadgroup`: tests that share the demo run, a
+    module-scoped run of their module run on one worker, so each of those is made once
+    (session and module fixtures are per worker)."""
+    if "demo_run" in item.fixturenames:
+        return "demo-run"
+    defs = getattr(item, "_fixtureinfo", None)
+    for name in item.fixturenames:
+        for fixturedef in (defs.name2fixturedefs.get(name, ()) if defs else ()):
+            if fixturedef.scope == "module":
+                return item.nodeid.split("::")[0]
+    return None
+
+
+def _name_group(config: pytest.Config, item: pytest.Item, group: str) -> None:
+    """On an xdist worker under --dist loadgroup, name the test `nodeid@group`, the name the
+    scheduler groups by. pytest-xdist 3.8 does it by setting `item._nodeid`, which pytest 9.2's
+    nodes no longer read (their id is `item._id`), so its groups were silently ignored."""
+    if not getattr(config.option, "loadgroup", False) or "@" in item.nodeid:
         return
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # an older pytest: xdist's own renaming works there
+        return
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cuda = _has_cuda()
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU; runs on GPU machines (`-m gpu`)")
     for item in items:
-        if "gpu" in item.keywords:
+        if "gpu" in item.keywords and not cuda:
             item.add_marker(skip_gpu)
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+        group = _xdist_group(item)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+            _name_group(config, item, group)
+    # Longest first, so no worker starts a long test while the other is nearly done (with
+    # `--no-loadscope-reorder` xdist hands out groups in this order): the demo run, the slow
+    # tests, then the rest, each in collection order.
+    items.sort(key=lambda item: 0 if "demo_run" in item.fixturenames
+               else 1 if item.get_closest_marker("slow") else 2)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests._hypothesis import examples
 from transforms.compound.partners import (
     PartnerChoice,
     blocks,
@@ -81,7 +82,7 @@ def test_single_seed_has_no_neighbours() -> None:
     assert out[0].reason == "no_neighbours"
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.integers(min_value=2, max_value=30), st.integers(0, 10_000), st.integers(1, 6))
 def test_partner_choice_is_independent_of_input_order(n: int, seed: int, k: int) -> None:
     rng = np.random.default_rng(seed)

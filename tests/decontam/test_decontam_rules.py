@@ -10,6 +10,7 @@ from decontam_helpers import fixture_items, fixture_specs, gsm_questions, make_b
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests._hypothesis import examples
 from transforms.decontam.config import DecontamConfig, RuleConfig
 from transforms.decontam.detect import Detector
 from transforms.decontam.reference import BruteForce
@@ -155,7 +156,7 @@ def _training_text(draw: st.DrawFn) -> str:
     return " ".join(parts)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_training_text(), min_size=1, max_size=6), st.booleans(),
        st.sampled_from(["prompt", "conversation"]))
 def test_agrees_with_brute_force(texts: list[str], mask: bool, scope: str) -> None:
@@ -179,7 +180,7 @@ def test_agrees_with_brute_force(texts: list[str], mask: bool, scope: str) -> No
         assert got <= want
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(st.integers(0, len(ITEMS) - 1), st.integers(0, 200), st.integers(0, 2**31))
 def test_a_planted_13gram_is_always_caught(item: int, start: int, seed: int) -> None:
     toks = ITEMS.texts[item].split()

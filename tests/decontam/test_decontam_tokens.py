@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests._hypothesis import examples
 from transforms.decontam.tokens import tokenize_array, tokenize_py
 
 
@@ -42,7 +43,7 @@ _PIECES = st.sampled_from(list("abcXYZ019 _-.,'\n\té’ü½²ﬁ中ÄßŞ٣") +
 _TEXT = st.lists(_PIECES, max_size=40).map("".join)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(_TEXT, max_size=8), st.booleans())
 def test_matches_python_twin(texts: list[str], mask: bool) -> None:
     assert _grouped(texts, mask) == [tokenize_py(t, mask) for t in texts]

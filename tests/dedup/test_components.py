@@ -15,6 +15,7 @@ from apache_beam.testing.util import assert_that
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
+from tests._hypothesis import examples
 from transforms.dedup import _steps as st
 from transforms.dedup import components as cc
 from transforms.dedup import keyed as kd
@@ -57,7 +58,7 @@ def test_long_path_needs_several_rounds() -> None:
     assert (lo == v.min()).all() and len(hi) == len(v) - 1
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(hs.integers(2, 60), hs.lists(hs.tuples(hs.integers(0, 59), hs.integers(0, 59)),
                                     max_size=90))
 def test_rounds_match_union_find(n: int, edges: list) -> None:

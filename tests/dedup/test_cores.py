@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from schemas.text import fold_text
+from tests._hypothesis import examples
 from transforms.dedup import clusters, lsh
 from transforms.dedup.exact import exact_hashes
 from transforms.dedup.minhash import MinHasher
@@ -87,7 +88,7 @@ def test_priority_order_score_then_id() -> None:
     assert pinned.tolist() == [0, 1]
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(hs.integers(2, 40), hs.lists(hs.tuples(hs.integers(0, 39), hs.integers(0, 39)),
                                     max_size=60))
 def test_union_find_roots_are_component_minima(n: int, edges: list) -> None:
@@ -143,7 +144,7 @@ def test_decide_near_when_every_node_was_exact_dropped() -> None:
     assert decide_near([("a", "b")], nodes, {"b"}, 0.7, True) == []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(hs.lists(hs.text(alphabet=" \t\n\v.,;:'\"-_()aAbBzZ09éÉñ\u00a0\u3000\u2028!?", max_size=40),
                 min_size=1, max_size=8))
 def test_word_shingles_follow_fold_text(texts: list[str]) -> None:

@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.text import is_canonical
+from tests._hypothesis import examples
+from transforms.io._jsonl_block import MAX_BULK_OPENS, Lines, screen
 from transforms.io.columnar import convert_jsonl
 from transforms.io.columnar_layouts import needs_work_pattern
 from transforms.io.config import IngestConfig, SourceConfig
@@ -94,6 +96,20 @@ def test_malformed_blank_oversized_invalid_utf8_lines(tmp_path: Path) -> None:
         b'{"instruction": "dup", "output": "b", "output": "c"}', b"\xef\xbb\xbf{\"a\": 1}",
     ] + ALPACA[4:]
     assert_same(_write(tmp_path, rows), layout="alpaca")
+
+
+def test_deeply_nested_rows_take_the_per_row_path(tmp_path: Path) -> None:
+    """pyarrow.json's time grows with the cube of the nesting depth: such rows skip it."""
+    deep, many = MAX_BULK_OPENS + 1, MAX_BULK_OPENS // 2
+    rows = [json.dumps({"instruction": "q", "output": "a", "extra": "[" * deep + "]" * deep}
+                       ).encode(),  # brackets in a string count too: an upper bound suffices
+            b'{"instruction": "q", "output": "a", "extra": ' + b"[" * deep + b"]" * deep + b"}",
+            json.dumps({"instruction": "q", "output": "a", "extra": [[1]] * many}).encode(),
+            *ALPACA[:4]]
+    path = _write(tmp_path, rows)
+    cand, slow = screen(Lines(path.read_bytes()), 1 << 20)
+    assert slow.tolist() == [0, 1] and cand.tolist() == [2, 3, 4, 5, 6]
+    assert_same(path, layout="alpaca")
 
 
 def test_type_conflict_falls_back_per_row(tmp_path: Path) -> None:
@@ -182,7 +198,7 @@ TEXT = st.text(st.sampled_from(list("ab \n\t\r.é\u0301\u00a0\u200b日🙂\u3000
 VALUE = st.one_of(TEXT, st.none(), st.integers(-3, 3))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.one_of(
     st.fixed_dictionaries({"instruction": TEXT, "output": TEXT},
                           optional={"input": VALUE, "system": VALUE, "meta": VALUE}),

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.records import examples_to_batch
+from tests._hypothesis import examples
 from tests.llm.helpers import Collect, read_collected
 from tests.quality.helpers import conv
 from transforms.base import DEADLETTER, MAIN, RunContext
@@ -70,7 +71,7 @@ def test_expected_rating_renormalizes_and_ignores_non_ratings() -> None:
     assert expected_rating([("2", -2000.0), ("4", -2000.0)], 6) == pytest.approx(3.0)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.integers(2, 9), st.lists(st.tuples(st.integers(0, 12), st.floats(-50, 0)),
                                    min_size=1, max_size=12))
 def test_expected_rating_is_within_the_scale(scale: int, items: list[tuple[int, float]]) -> None:

@@ -151,4 +151,5 @@ def test_select_diverse_is_order_independent() -> None:
     assert a == b and len(a) == 50
     chosen = v[[ids.index(i) for i in a]]
     sims = chosen @ chosen.T - 2 * np.eye(len(a))
-    assert sims.max() <= 0.6
+    # float32 products of another shape than select_diverse's may round the other way
+    assert sims.max() <= 0.6 + 1e-6

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.records import example_row, examples_to_batch
+from tests._hypothesis import examples
 from tests.quality.helpers import batch_of, signals_of
 from transforms.quality.reference import record_signals
 from transforms.quality.signals import SIGNAL_TYPES, compute_signals
@@ -197,7 +198,7 @@ TEXTS = st.lists(st.sampled_from(ALPHABET + ["the", "cat", "I cannot", "N/A", "h
                  max_size=60).map("".join)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(TEXTS, TEXTS), min_size=1, max_size=6))
 def test_properties_deterministic_in_range_and_equal_to_reference(pairs) -> None:
     batch = batch_of(pairs)
@@ -214,7 +215,7 @@ def test_properties_deterministic_in_range_and_equal_to_reference(pairs) -> None
     assert_matches_reference(rows)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.lists(st.tuples(TEXTS, TEXTS), min_size=2, max_size=8), st.integers(0, 7))
 def test_row_signals_do_not_depend_on_batch_neighbours(pairs, k) -> None:
     whole = compute_signals(batch_of(pairs))

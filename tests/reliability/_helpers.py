@@ -32,6 +32,27 @@ def run_cli(capsys: Any, inputs: list[Path], out: Path, *extra: str) -> tuple[in
     return code, capsys.readouterr().err
 
 
+def read_inputs(inputs: list[Path], **ingest: Any) -> dict[str, Any]:
+    """Reader level, no pipeline: every input planned and converted as `refinery ingest` reads
+    it. {"rows": records read, "dead": row dead-letter entries, "file_errors": {path: error}}."""
+    from transforms.io.config import IngestConfig, SourceConfig
+    from transforms.io.plan import plan_sources
+    from transforms.io.read_sources import FILE_STAGE, convert_split
+
+    cfg = IngestConfig(**ingest)
+    sources = [SourceConfig(path=str(p)) for p in inputs]
+    got: dict[str, Any] = {"rows": 0, "dead": [], "file_errors": {}}
+    for split in plan_sources(sources, cfg):
+        for kind, value in convert_split(split, sources[split.source_index], cfg):
+            if kind in ("example", "pair"):
+                got["rows"] += value.num_rows
+            elif kind == "deadletter" and value["stage"] == FILE_STAGE:
+                got["file_errors"][value["file"]] = value["error"]
+            elif kind == "deadletter":
+                got["dead"].append(value)
+    return got
+
+
 def run_dir_of(out: Path) -> Path | None:
     """The directory a run wrote into: the published run, else the newest under .runs/, else
     `out` itself (outputs laid out before runs were published by pointer)."""

@@ -21,6 +21,7 @@ from schemas.records import (
     with_meta,
 )
 from schemas.unify import canonical_schema, concat_unified, conform, unify_schemas, unify_type
+from tests._hypothesis import examples
 
 MSGS = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
 
@@ -109,7 +110,7 @@ _EXTRA_FIELDS = st.lists(
     max_size=3, unique_by=lambda t: t[0])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(_EXTRA_FIELDS, min_size=1, max_size=4))
 def test_canonical_schema_does_not_depend_on_batch_order(extras: list) -> None:
     batches = []

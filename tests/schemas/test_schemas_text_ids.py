@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from schemas.ids import content_id, example_id, pair_id
 from schemas.text import fold_text, normalize_text
+from tests._hypothesis import examples
 
 # Text drawn from a mix that exercises every rule: CR/LF, tabs, exotic spaces, zero-width and
 # control characters, combining marks, plain letters.
@@ -56,14 +57,14 @@ def test_normalize_text_canonical_ascii_is_unchanged() -> None:
     assert normalize_text(text) == text
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_TEXTS)
 def test_normalize_text_is_idempotent(text: str) -> None:
     once = normalize_text(text)
     assert normalize_text(once) == once
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_TEXTS)
 def test_normalize_text_output_invariants(text: str) -> None:
     out = normalize_text(text)
@@ -96,7 +97,7 @@ def test_fold_text_keeps_distinct_words_distinct() -> None:
     assert fold_text(None) == ""  # type: ignore[arg-type]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=60))
 def test_fold_text_is_idempotent(text: str) -> None:
     once = fold_text(text)
@@ -143,7 +144,7 @@ def test_content_id_is_order_and_type_sensitive() -> None:
     assert content_id({"x": 1, "y": 2}) == content_id({"y": 2, "x": 1})
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["system", "user", "assistant", "tool"]),
                           st.text(max_size=30)), min_size=1, max_size=5))
 def test_example_id_is_a_function_of_content(pairs: list[tuple[str, str]]) -> None:

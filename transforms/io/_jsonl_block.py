@@ -41,10 +41,23 @@ class Lines:
         return b"\n".join([self[int(i)] for i in idx])
 
 
+# A line with more '[' and '{' than this goes to the per-row path: pyarrow.json's type
+# inference takes time that grows with the cube of the nesting depth (minutes for one row
+# nested 10,000 deep), and orjson refuses such rows at once. (An upper bound on the depth.)
+MAX_BULK_OPENS = 256
+
+
+def _opens(lines: Lines) -> np.ndarray:
+    """The number of '[' and '{' bytes on each line."""
+    at = np.flatnonzero((lines.buf == 0x5B) | (lines.buf == 0x7B))
+    return np.searchsorted(at, lines.ends) - np.searchsorted(at, lines.starts)
+
+
 def screen(lines: Lines, max_bytes: int) -> tuple[np.ndarray, np.ndarray]:
     """(lines for the bulk parser, lines for the per-row path); blank lines are in neither.
-    Bulk lines are one JSON object each ('{' ... '}'), within max_bytes, and free of the
-    NaN/Infinity literals that pyarrow.json accepts and orjson does not."""
+    Bulk lines are one JSON object each ('{' ... '}'), within max_bytes, not nested deeper
+    than MAX_BULK_OPENS can be, and free of the NaN/Infinity literals that pyarrow.json
+    accepts and orjson does not."""
     buf, starts, ends = lines.buf, lines.starts, lines.ends
     if not len(lines):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -53,14 +66,16 @@ def screen(lines: Lines, max_bytes: int) -> tuple[np.ndarray, np.ndarray]:
     before = buf[np.maximum(ends - 2, 0)]
     closes = (last == 0x7D) | ((last == 0x0D) & (before == 0x7D) & (lens >= 2))
     quick = (lens > 0) & (buf[np.minimum(starts, len(buf) - 1)] == 0x7B) & closes
-    quick &= lens <= max_bytes
+    shallow = _opens(lines) <= MAX_BULK_OPENS
+    quick &= (lens <= max_bytes) & shallow
     cand, slow = set(np.flatnonzero(quick).tolist()), []
     for i in np.flatnonzero(~quick & (lens > 0)).tolist():
         line = lines[i]
         if line.isspace():
             continue
         stripped = line.strip()
-        if len(line) <= max_bytes and stripped[:1] == b"{" and stripped[-1:] == b"}":
+        if (len(line) <= max_bytes and shallow[i] and stripped[:1] == b"{"
+                and stripped[-1:] == b"}"):
             cand.add(i)
         else:
             slow.append(i)
