@@ -28,6 +28,18 @@ class ParseError(ValueError):
         self.reason = reason
 
 
+
+def _checked_tag(raw: str, max_words: int) -> str:
+    """A proposed tag, normalized; ParseError('empty_tag' | 'tag_too_long' | 'placeholder_tag')."""
+    norm = normalize_tag(raw)
+    if not norm:
+        raise ParseError("empty_tag", raw)
+    if len(norm.split(" ")) > max_words:
+        raise ParseError("tag_too_long", raw)
+    if is_placeholder(norm):
+        raise ParseError("placeholder_tag", raw)
+    return norm
+
 def _balanced_object(text: str) -> str | None:
     """The first balanced {...} in text (string-aware), or None."""
     start = text.find("{")
@@ -138,13 +150,7 @@ def parse_candidate(text: str | None, parsed: Any = None, max_words: int = 4) ->
     raw = obj.get("tag", obj.get("new_tag"))
     if not isinstance(raw, str):
         raise ParseError("missing_tag", ",".join(sorted(obj)))
-    norm = normalize_tag(raw)
-    if not norm:
-        raise ParseError("empty_tag", raw)
-    if len(norm.split(" ")) > max_words:
-        raise ParseError("tag_too_long", raw)
-    if is_placeholder(norm):
-        raise ParseError("placeholder_tag", raw)
+    norm = _checked_tag(raw, max_words)
     explanation = obj.get("explanation", "")
     explanation = explanation.strip() if isinstance(explanation, str) else ""
     return Candidate(tag=norm, raw_tag=raw.strip(), explanation=explanation)
@@ -251,14 +257,7 @@ def parse_candidate_brackets(text: str | None, max_words: int = 4,
         explanation = text[start.end():end].strip() if end > start.end() else ""
     if need_explanation and not explanation:
         raise ParseError("missing_explanation", text[:200])
-    norm = normalize_tag(raw)
-    if not norm:
-        raise ParseError("empty_tag", raw)
-    if len(norm.split(" ")) > max_words:
-        raise ParseError("tag_too_long", raw)
-    if is_placeholder(norm):
-        raise ParseError("placeholder_tag", raw)
-    return Candidate(tag=norm, raw_tag=raw, explanation=explanation)
+    return Candidate(tag=_checked_tag(raw, max_words), raw_tag=raw, explanation=explanation)
 
 
 def parse_question_brackets(text: str | None) -> str:
