@@ -73,7 +73,8 @@ PUBLISHED = ("sft", "curated", "preference", "preference_steps", "tag_policy",
 
 # Refinery's names besides PUBLISHED: run dirs, scratch, review exports, take-over leftovers,
 # the release flow's diff and dedup index (pipeline/release_flow.py)
-OWN = (RUNS, "_work", ".staging", "reviewed", ".displaced", "release_diff.json", "dedup_index")
+OWN = (RUNS, "_work", ".staging", "reviewed", ".displaced", "release_diff.json",
+       "release_diff.html", "release_diff_rows.parquet", "dedup_index")
 DISPLACED = ".displaced"
 
 

@@ -69,7 +69,7 @@ def test_vllm_offline_chat_continues_the_final_message() -> None:
     assert len(msgs) == 2 and all(m[-1] == {"role": "assistant", "content": PREFILL}
                                   for m in msgs)
     msgs, kw = by_kw[False]
-    assert kw == {"add_generation_prompt": True} and msgs[0][-1]["role"] == "user"
+    assert kw == {} and msgs[0][-1]["role"] == "user"  # a plain call passes no switches
 
 
 @pytest.mark.slow

@@ -73,7 +73,8 @@ def test_a_full_disk_while_writing_shards_is_exit_3_naming_the_path(tmp_path: Pa
 def _validate(tmp_path: Path, capsys, text: str) -> tuple[int, str]:
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(text)
-    code = cli_main(["validate", str(cfg), "--input", "in.jsonl"])
+    (tmp_path / "in.jsonl").write_text('{"instruction": "a", "output": "b"}\n')
+    code = cli_main(["validate", str(cfg), "--input", str(tmp_path / "in.jsonl")])
     return code, capsys.readouterr().err
 
 

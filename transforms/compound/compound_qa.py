@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import PurePosixPath
+from pathlib import PurePosixPath  # local-only: a file name's stem, no disk access
 from typing import Any
 
 from transforms.compound.categories import CATEGORIES

@@ -126,7 +126,7 @@ def load_eval_config(path: str | None, llm: Sequence[str] = (), limit: int | Non
 
     data: dict[str, Any] = {}
     if path:
-        data = dict(read_config_file(Path(path)).get("compound_eval") or {})
+        data = dict(read_config_file(Path(path)).get("compound_eval") or {})  # local-only: config
     roles = {*ev.ROLES, *(f"{r}_sampling" for r in ev.ROLES)}
     for text in llm:
         key, value = parse_override(text)

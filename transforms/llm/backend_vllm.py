@@ -116,8 +116,9 @@ class VLLMBackend:
                     out[i] = g
             return [g for g in out if g is not None]
         params = [to_sampling_params(sampling_kwargs(r), self._vllm) for r in requests]
+        switches = requests[0].template_kwargs() if requests[0].prefill else {}  # plain: as before
         outs = self.llm.chat([r.chat_messages() for r in requests], sampling_params=params,
-                             use_tqdm=False, **requests[0].template_kwargs())
+                             use_tqdm=False, **switches)
         gens = []
         for req, out in zip(requests, outs, strict=True):
             gens.append(Generation(

@@ -129,7 +129,7 @@ class TagInstructConfig(SynthesisConfig, ModelRoles):
         if self.enabled and self.require_references:
             if not self.utility_path:
                 raise ValueError("require_references: set utility_path (a tag-utility table)")
-            if os.path.isfile(self.utility_path):  # local: checked now (others: at graph build)
+            if os.path.isfile(self.utility_path):  # local-only: object stores are checked at graph build
                 from transforms.tag_instruct.utility import load_utility
 
                 counts = load_utility(self.utility_path).count.values()
