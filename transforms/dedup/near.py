@@ -248,8 +248,11 @@ class NearDecisions(beam.PTransform):
                                                         self.max_remainder, P))
         info = ([x["info"] for x in shipped] | "FlatInfo" >> beam.Flatten()
                 | "KeyInfo" >> beam.FlatMap(lambda c: route(c, "node", P)))
-        members = ({"labels": labels, "info": info} | "JoinLabels" >> beam.CoGroupByKey()
-                   | "Members" >> beam.FlatMap(lambda kv: label_members(kv[1], P)))
-        return (members | "GroupComponents" >> beam.GroupByKey()
-                | "Keepers" >> beam.FlatMap(lambda kv: choose_keepers(
-                    kv[1], self.threshold, P, self.tail_threshold)))
+        # members carry their signatures to the keeper check: both shuffles split, as above
+        members = [j | f"Members{i}" >> beam.FlatMap(lambda kv: label_members(kv[1], P))
+                   for i, j in enumerate(split_grouped({"labels": [labels], "info": [info]}, S,
+                                                       "JoinLabels"))]
+        return ([g | f"Keepers{i}" >> beam.FlatMap(lambda kv: choose_keepers(
+                    kv[1], self.threshold, P, self.tail_threshold))
+                 for i, g in enumerate(split_grouped(members, S, "GroupComponents"))]
+                | "FlatKeepers" >> beam.Flatten())
