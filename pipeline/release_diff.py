@@ -184,14 +184,21 @@ def _stage_reason(prefix: str) -> pl.Expr:
     return pl.concat_str(pl.lit(prefix), pl.col("stage"), pl.lit(": "), pl.col("reason"), bench)
 
 
+def _beside(rows: pl.DataFrame, other: Run, other_id: str) -> pl.DataFrame:
+    """`rows` with what the other run says of them: its rejection (stage, reason, ...), its
+    dead-letter error (`dl_error`), the id it gave the same source row (`other_id`) and whether
+    it read the row's file at all (`file_there`)."""
+    pos = other.at(rows).rename({"id": other_id})
+    return (rows.join(other.rejected, on="id", how="left", suffix="_rej")
+            .join(other.deadletter.filter(pl.col("id").is_not_null()).unique("id")
+                  .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
+            .join(pos, on=["file", "row"], how="left")
+            .with_columns(pl.col("file").is_in(list(other.files)).alias("file_there")))
+
+
 def explain_removed(old: pl.DataFrame, new: Run) -> pl.DataFrame:
     """Rows of `old` (already anti-joined: not in the new outputs) with a `why` column."""
-    pos = new.at(old).rename({"id": "new_id"})
-    frame = (old.join(new.rejected, on="id", how="left", suffix="_rej")
-             .join(new.deadletter.filter(pl.col("id").is_not_null()).unique("id")
-                   .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
-             .join(pos, on=["file", "row"], how="left")
-             .with_columns(pl.col("file").is_in(list(new.files)).alias("file_there")))
+    frame = _beside(old, new, "new_id")
     why = (pl.when(pl.col("stage").is_not_null()).then(_stage_reason("now rejected by "))
            .when(pl.col("dl_error").is_not_null()).then(pl.lit("now dead-lettered"))
            .when(pl.col("made_by").is_not_null()).then(
@@ -206,12 +213,7 @@ def explain_removed(old: pl.DataFrame, new: Run) -> pl.DataFrame:
 
 def explain_added(new_rows: pl.DataFrame, old: Run) -> pl.DataFrame:
     """Rows of the new outputs not in the old ones, with a `why` column."""
-    pos = old.at(new_rows).rename({"id": "old_id"})
-    frame = (new_rows.join(old.rejected, on="id", how="left", suffix="_rej")
-             .join(old.deadletter.filter(pl.col("id").is_not_null()).unique("id")
-                   .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
-             .join(pos, on=["file", "row"], how="left")
-             .with_columns(pl.col("file").is_in(list(old.files)).alias("file_there")))
+    frame = _beside(new_rows, old, "old_id")
     why = (pl.when(pl.col("made_by").is_not_null()).then(
                pl.concat_str(pl.lit("synthesized by "), pl.col("made_by")))
            .when(pl.col("stage").is_not_null()).then(_stage_reason("newly passing "))
