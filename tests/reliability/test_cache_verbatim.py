@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from tests.llm._loopback import LoopbackServer
+from tests.reliability._fault_server import answer_bytes
 from tests.reliability._helpers import run_cli
 
 ANSWER = "A basic understanding of arithmetic helps. The secret: practice daily. api_key: sk-abcdefgh12"
@@ -29,11 +30,7 @@ class Prose(LoopbackServer):
     def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         with self.lock:
             self.calls += 1
-        reply = {"id": "x", "object": "chat.completion", "model": body.get("model"),
-                 "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
-                              "finish_reason": "stop"}],
-                 "usage": {"prompt_tokens": 3, "completion_tokens": 9}}
-        self.send_json(h, 200, json.dumps(reply).encode())
+        self.send_json(h, 200, answer_bytes(body.get("model", ""), ANSWER))
 
 
 def _answers(out: Path) -> list[str]:
