@@ -8,8 +8,15 @@ functions. What the kit does for it:
 - `GenerateStep(ctx, stage=, step=, role=)`: the step's model calls through `Generate` with
   the role's `llm` block and the test seam from `ctx`; metrics in `refinery.<stage>.<step>`;
   dead-letter entries carry `stage` and `step` (no relabelling in stages).
-- `RunStep(spec, ctx, stage=)`: build → GenerateStep → parse; a `parse` that raises turns the
-  item into a rejection `<step>_unparseable` with the error and the raw answer in its detail.
+- `RunStep(spec, ctx, stage=)`: build → GenerateStep → parse, with one failure policy:
+  a model call that fails (transport, HTTP error, timeout) → DEADLETTER; an answer that cannot
+  be read (`parse` raises, or no answer passed the request's JSON Schema) → REJECTED
+  `<step>_unparseable` with the error and the raw answer; a rule (`parse` returns a
+  `Rejection`) → REJECTED with its reason. `build` may return several requests per item
+  (n samples); `spec.gather` groups their answers back with the item (a fan-in of candidates:
+  `parse` reads a `Gathered`); `parse` may yield `Emit(tag, value)` beside its item (pairs,
+  report events on EVENTS); `spec.event` turns each rejection and failed call into a report
+  event.
 - `RejectRows(stage)`: `Rejection`s → rejected batches (sorted by reason then id), counting
   `dropped_<reason>` in `refinery.<stage>`.
 - `merge_combine(empty, add, merge, finish)`: a `beam.CombineFn` from pure functions.
@@ -19,7 +26,8 @@ the backend is built from that block unless `ctx.backend_factory` is set (tests)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -33,6 +41,9 @@ from transforms.llm.prompts import Prompt
 
 Acc = TypeVar("Acc")
 RAW_LIMIT = 2000  # characters of a raw answer kept in a rejection's detail
+EVENTS = "events"  # RunStep's output of report events
+# Generate's dead-letter errors that are an unreadable answer, not a failed call
+UNREADABLE_ERRORS = ("invalid_json", "schema_violation")
 
 
 class Rejection(NamedTuple):
@@ -42,6 +53,22 @@ class Rejection(NamedTuple):
     row: dict[str, Any]
     reason: str
     detail: dict[str, Any] | None = None
+
+
+class Emit(NamedTuple):
+    """A value a step's `parse` sends beside its item, to RunStep's output `tag` (EVENTS, or
+    one named in `RunStep(outputs=...)`)."""
+
+    tag: str
+    value: Any
+
+
+class Gathered(NamedTuple):
+    """What the `parse` of a fan-in step (`StepSpec.gather` set) reads: the item and the
+    answers of its requests, in key order (a failed call is missing; it is in DEADLETTER)."""
+
+    item: Any
+    results: list[ChatResult]
 
 
 def metrics_namespace(stage: str, step: str | None = None) -> str:
@@ -78,62 +105,145 @@ class GenerateStep(beam.PTransform):
 class StepSpec:
     """One model step of a synthesis stage (cf. distilabel's Task).
 
-    `build(item) -> ChatRequest` renders `prompt` for an item (payload = the item);
-    `parse(result, **side_inputs) -> next item | Rejection` reads the answer (raise on an
-    unparseable one); `row_of(item) -> row` is the row a failed item is rejected as;
-    `role` names the stage config's model role serving this step (None: the run's `llm`)."""
+    `build(item) -> ChatRequest | list[ChatRequest]` renders `prompt` for an item (payload =
+    the item; several requests = n samples of it); `parse(result, **side_inputs)` reads the
+    answer (a `Gathered` with `gather`) and returns or yields the next item, a `Rejection`
+    and/or `Emit`s (raise on an unreadable answer); `row_of(item) -> row` is the row a failed
+    item is rejected as; `role` names the stage config's model role (None: the run's `llm`).
+    Optional: `gather(item or request payload) -> key` makes the step a fan-in (one parse per
+    item over all its answers; an unreadable answer then only drops itself);
+    `detail(item) -> dict` adds to an unparseable rejection's detail; `event(kind, x)` makes
+    the report event of a `"rejected"` Rejection or a `"deadletter"` entry (None: none);
+    `deadletter_stage` names another stage in dead-letter entries (see GenerateStep)."""
 
     name: str
-    prompt: Prompt
-    build: Callable[[Any], ChatRequest]
+    prompt: Prompt | None
+    build: Callable[[Any], ChatRequest | Sequence[ChatRequest]]
     parse: Callable[..., Any]
     row_of: Callable[[Any], dict[str, Any]]
     role: str | None = None
+    gather: Callable[[Any], str] | None = None
+    detail: Callable[[Any], dict[str, Any]] | None = None
+    event: Callable[[str, Any], Any] | None = None
+    deadletter_stage: str | None = None
 
 
-def unparseable(spec: StepSpec, result: ChatResult, error: Exception) -> Rejection:
+def _unreadable(spec: StepSpec, item: Any, error: str, raw: str) -> Rejection:
+    extra = spec.detail(item) if spec.detail is not None else {}
+    return Rejection(spec.row_of(item), f"{spec.name}_unparseable",
+                     {**extra, "step": spec.name, "error": error, "raw": raw[:RAW_LIMIT]})
+
+
+def unparseable(spec: StepSpec, result: ChatResult | Gathered, error: Exception) -> Rejection:
     """The rejection of an answer `spec.parse` could not read: reason `<step>_unparseable`,
     detail with the step, the error and the raw answer (clipped to RAW_LIMIT characters)."""
-    raw = result.texts[0] if result.texts else ""
-    return Rejection(spec.row_of(result.payload), f"{spec.name}_unparseable",
-                     {"step": spec.name, "error": f"{type(error).__name__}: {error}",
-                      "raw": raw[:RAW_LIMIT]})
+    if isinstance(result, Gathered):
+        item, first = result.item, (result.results[0] if result.results else None)
+    else:
+        item, first = result.payload, result
+    raw = first.texts[0] if first is not None and first.texts else ""
+    return _unreadable(spec, item, f"{type(error).__name__}: {error}", raw)
+
+
+def is_unreadable(entry: dict[str, Any]) -> bool:
+    """A Generate dead-letter entry whose answers came back but none passed the schema."""
+    return str(entry.get("error") or "").startswith(UNREADABLE_ERRORS)
+
+
+def unreadable_rejection(spec: StepSpec, entry: dict[str, Any]) -> Rejection:
+    """A dead-letter entry of an unreadable answer → `<step>_unparseable` of its item (the
+    request payload kept in the entry), with the error and the raw answer."""
+    raw = json.loads(entry["raw"])
+    return _unreadable(spec, raw["payload"], entry["error"], str(raw.get("answer") or ""))
+
+
+def _outcomes(out: Any) -> list[Any]:
+    return list(out) if isinstance(out, Iterator | list) else [out]
 
 
 class _Parse(beam.DoFn):
     def __init__(self, spec: StepSpec, stage: str):
         self._spec, self._ns = spec, metrics_namespace(stage, spec.name)
 
-    def process(self, result: ChatResult, **side_inputs) -> Iterable[Any]:
+    def process(self, result: Any, **side_inputs) -> Iterable[Any]:
         # (no annotation on side_inputs: Beam would type-check them as one Dict argument)
-        try:
-            out = self._spec.parse(result, **side_inputs)
+        try:  # a generator runs to its end before anything is sent on
+            outs = _outcomes(self._spec.parse(result, **side_inputs))
         except Exception as e:  # any parse failure is this row's rejection
-            out = unparseable(self._spec, result, e)
-        if isinstance(out, Rejection):
-            yield beam.pvalue.TaggedOutput(REJECTED, out)
-        else:
-            beam.metrics.Metrics.counter(self._ns, "parsed").inc()
-            yield out
+            outs = [unparseable(self._spec, result, e)]
+        for out in outs:
+            if isinstance(out, Rejection):
+                yield beam.pvalue.TaggedOutput(REJECTED, out)
+            elif isinstance(out, Emit):
+                yield beam.pvalue.TaggedOutput(out.tag, out.value)
+            else:
+                beam.metrics.Metrics.counter(self._ns, "parsed").inc()
+                yield out
+
+
+def _requests(item: Any, build: Callable[[Any], Any]) -> Iterable[ChatRequest]:
+    made = build(item)
+    return [made] if isinstance(made, ChatRequest) else list(made)
+
+
+def _gathered(element: tuple[str, dict[str, list[Any]]]) -> Iterable[Gathered]:
+    _, groups = element
+    if groups["item"]:  # identical items share their key and answers: parsed once
+        yield Gathered(groups["item"][0], sorted(groups["result"], key=lambda r: r.key))
+
+
+def _split_dead(entry: dict[str, Any], spec: StepSpec) -> Iterable[Any]:
+    if is_unreadable(entry) and spec.gather is None:
+        yield beam.pvalue.TaggedOutput(REJECTED, unreadable_rejection(spec, entry))
+    else:
+        yield entry
+
+
+def _events(x: Any, kind: str, event: Callable[[str, Any], Any]) -> Iterable[Any]:
+    e = event(kind, x)
+    if e is not None:
+        yield e
 
 
 class RunStep(beam.PTransform):
-    """Items → {MAIN: next items, REJECTED: Rejections, DEADLETTER: failed model calls}:
-    `spec.build` → GenerateStep → `spec.parse` (side inputs passed through to parse)."""
+    """Items → {MAIN: next items, REJECTED: Rejections, DEADLETTER: failed model calls,
+    EVENTS: report events, and each tag of `outputs`}: `spec.build` → GenerateStep →
+    [gather] → `spec.parse` (side inputs passed through to parse). See the module docstring
+    for where each failure lands."""
 
     def __init__(self, spec: StepSpec, ctx: RunContext, *, stage: str, label: str | None = None,
-                 **side_inputs: Any):
+                 outputs: Sequence[str] = (), **side_inputs: Any):
         super().__init__(label)
         self.spec, self.ctx, self.stage, self.side_inputs = spec, ctx, stage, side_inputs
+        self.outputs = tuple(outputs)
 
     def expand(self, items: beam.PCollection) -> dict[str, beam.PCollection]:
         spec = self.spec
-        gen = (items | "Build" >> beam.Map(spec.build)
+        gen = (items | "Build" >> beam.FlatMap(_requests, spec.build)
                | "Call" >> GenerateStep(self.ctx, stage=self.stage, step=spec.name,
-                                         role=spec.role))
-        parsed = gen[MAIN] | "Parse" >> beam.ParDo(
-            _Parse(spec, self.stage), **self.side_inputs).with_outputs(REJECTED, main=MAIN)
-        return {MAIN: parsed[MAIN], REJECTED: parsed[REJECTED], DEADLETTER: gen[DEADLETTER]}
+                                         role=spec.role, deadletter_stage=spec.deadletter_stage))
+        dead = gen[DEADLETTER] | "Unreadable" >> beam.FlatMap(_split_dead, spec).with_outputs(
+            REJECTED, main=MAIN)
+        answers = gen[MAIN]
+        if spec.gather is not None:
+            key = spec.gather
+            answers = ({"item": items | "KeyItems" >> beam.Map(lambda it: (key(it), it)),
+                        "result": answers | "KeyAnswers" >> beam.Map(
+                            lambda r: (key(r.payload), r))}
+                       | "Gather" >> beam.CoGroupByKey() | "Items" >> beam.FlatMap(_gathered))
+        parsed = answers | "Parse" >> beam.ParDo(
+            _Parse(spec, self.stage), **self.side_inputs).with_outputs(
+            REJECTED, EVENTS, *self.outputs, main=MAIN)
+        rejected = (parsed[REJECTED], dead[REJECTED]) | "Rejected" >> beam.Flatten()
+        events = [parsed[EVENTS]]
+        if spec.event is not None:
+            events += [rejected | "RejectedEvents" >> beam.FlatMap(_events, "rejected",
+                                                                   spec.event),
+                       dead[MAIN] | "DeadEvents" >> beam.FlatMap(_events, "deadletter",
+                                                                 spec.event)]
+        return {MAIN: parsed[MAIN], REJECTED: rejected, DEADLETTER: dead[MAIN],
+                EVENTS: events | "Events" >> beam.Flatten(),
+                **{tag: parsed[tag] for tag in self.outputs}}
 
 
 def rejected_batch(rejections: Sequence[Rejection], stage: str,
