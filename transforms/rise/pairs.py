@@ -221,4 +221,4 @@ def finalize_report(acc: Mapping[str, Any]) -> dict[str, Any]:
 
 FILTER_REASONS = ("noop_edit", "admits_error", "edit_too_large", "edit_outside_step",
                   "keeps_correct_answer", "computation_unchanged", "equation_still_true",
-                  "equation_removed", "unparseable_edit")
+                  "equation_removed", "edit_unparseable")

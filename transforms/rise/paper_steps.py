@@ -88,13 +88,14 @@ def edit_request(problem: Problem, prompt: list[dict[str, str]], job: P.StepJob,
 
 def edit_outcome(result: ChatResult, cfg: RiseConfig
                  ) -> tuple[dict[str, Any] | None, str | None, dict[str, Any]]:
-    """(step pair row, None, detail) for an edit that survives, else (None, reason, detail)."""
+    """(step pair row, None, detail) for an edit that survives, else (None, reason, detail);
+    raises on an answer without the fenced edit."""
     p = result.payload
     problem, job = Problem(**p["problem"]), P.StepJob(**p["job"])
     detail: dict[str, Any] = {"error_type": job.error_type, "step": job.step}
     edit = P.extract_edit(result.texts[0] if result.texts else "")
-    if edit is None:
-        return None, "unparseable_edit", {**detail, "raw": (result.texts or [""])[0][:500]}
+    if edit is None:  # the kit rejects the edit as edit_unparseable, with the raw answer
+        raise ValueError("no edit between the fences")
     if P.has_phrase(problem.question, edit, P.EDIT_PHRASES):
         return None, "admits_error", detail
     rejected = job.chosen.replace(job.text_to_edit, edit)
