@@ -17,6 +17,8 @@ functions. What the kit does for it:
   `parse` reads a `Gathered`); `parse` may yield `Emit(tag, value)` beside its item (pairs,
   report events on EVENTS); `spec.event` turns each rejection and failed call into a report
   event.
+- `route(outs)`: a parse's outcomes as Beam outputs, for a stage's own DoFns after a step.
+- `count(stage, name, n=1, step=None)`: a counter in `metrics_namespace(stage, step)`.
 - `RejectRows(stage)`: `Rejection`s → rejected batches (sorted by reason then id), counting
   `dropped_<reason>` in `refinery.<stage>`.
 - `merge_combine(empty, add, merge, finish)`: a `beam.CombineFn` from pure functions.
@@ -74,6 +76,11 @@ class Gathered(NamedTuple):
 def metrics_namespace(stage: str, step: str | None = None) -> str:
     """`refinery.<stage>` or `refinery.<stage>.<step>`: where a stage's counters go."""
     return f"{METRICS_NAMESPACE}.{stage}" + (f".{step}" if step else "")
+
+
+def count(stage: str, name: str, n: int = 1, step: str | None = None) -> None:
+    """Add `n` to the counter `name` in `metrics_namespace(stage, step)`."""
+    beam.metrics.Metrics.counter(metrics_namespace(stage, step), name).inc(n)
 
 
 class GenerateStep(beam.PTransform):
@@ -161,6 +168,20 @@ def _outcomes(out: Any) -> list[Any]:
     return list(out) if isinstance(out, Iterator | list) else [out]
 
 
+def route(outs: Any, namespace: str | None = None) -> Iterator[Any]:
+    """What a parse returned or yielded, as Beam outputs: a `Rejection` → REJECTED, an
+    `Emit` → its tag, anything else → the main output (counted `parsed` in `namespace`)."""
+    for out in _outcomes(outs):
+        if isinstance(out, Rejection):
+            yield beam.pvalue.TaggedOutput(REJECTED, out)
+        elif isinstance(out, Emit):
+            yield beam.pvalue.TaggedOutput(out.tag, out.value)
+        else:
+            if namespace is not None:
+                beam.metrics.Metrics.counter(namespace, "parsed").inc()
+            yield out
+
+
 class _Parse(beam.DoFn):
     def __init__(self, spec: StepSpec, stage: str):
         self._spec, self._ns = spec, metrics_namespace(stage, spec.name)
@@ -171,14 +192,7 @@ class _Parse(beam.DoFn):
             outs = _outcomes(self._spec.parse(result, **side_inputs))
         except Exception as e:  # any parse failure is this row's rejection
             outs = [unparseable(self._spec, result, e)]
-        for out in outs:
-            if isinstance(out, Rejection):
-                yield beam.pvalue.TaggedOutput(REJECTED, out)
-            elif isinstance(out, Emit):
-                yield beam.pvalue.TaggedOutput(out.tag, out.value)
-            else:
-                beam.metrics.Metrics.counter(self._ns, "parsed").inc()
-                yield out
+        yield from route(outs, self._ns)
 
 
 def _requests(item: Any, build: Callable[[Any], Any]) -> Iterable[ChatRequest]:
@@ -214,7 +228,7 @@ class RunStep(beam.PTransform):
     def __init__(self, spec: StepSpec, ctx: RunContext, *, stage: str, label: str | None = None,
                  outputs: Sequence[str] = (), **side_inputs: Any):
         super().__init__(label)
-        self.spec, self.ctx, self.stage, self.side_inputs = spec, ctx, stage, side_inputs
+        self.spec, self.ctx, self.stage, self._side = spec, ctx, stage, side_inputs
         self.outputs = tuple(outputs)
 
     def expand(self, items: beam.PCollection) -> dict[str, beam.PCollection]:
@@ -232,7 +246,7 @@ class RunStep(beam.PTransform):
                             lambda r: (key(r.payload), r))}
                        | "Gather" >> beam.CoGroupByKey() | "Items" >> beam.FlatMap(_gathered))
         parsed = answers | "Parse" >> beam.ParDo(
-            _Parse(spec, self.stage), **self.side_inputs).with_outputs(
+            _Parse(spec, self.stage), **self._side).with_outputs(
             REJECTED, EVENTS, *self.outputs, main=MAIN)
         rejected = (parsed[REJECTED], dead[REJECTED]) | "Rejected" >> beam.Flatten()
         events = [parsed[EVENTS]]

@@ -68,6 +68,7 @@ class ModelStageCase:
     reject_stage: str | None = None
     sets: tuple[str, ...] = field(default_factory=tuple)
     name: str = ""  # a label when a stage has several cases (default: the stage)
+    is_rule_step: Callable[[str, str], bool] | None = None  # where `rule` goes (default is_step)
 
     @property
     def id(self) -> str:
@@ -80,7 +81,8 @@ class ModelStageCase:
     def reply(self, role: str, prompt: str) -> Answer | int | None:
         """What the server sends: an Answer, an HTTP status (int) or None (hang up)."""
         mode = mode_of(prompt)
-        if mode == "good" or not self.is_step(role, prompt):
+        target = self.is_rule_step if mode == "rule" and self.is_rule_step else self.is_step
+        if mode == "good" or not target(role, prompt):
             return self.answer(role, prompt)
         return {"http_500": 500, "drop": None, "unparseable": self.unparseable,
                 "rule": self.rule}[mode]

@@ -22,7 +22,7 @@ from schemas.records import examples_to_batch
 from tests._hypothesis import examples
 from tests.llm.helpers import Collect, read_collected
 from tests.quality.helpers import conv
-from transforms.base import DEADLETTER, MAIN, RunContext
+from transforms.base import DEADLETTER, MAIN, REJECTED, RunContext
 from transforms.llm.api import ChatResult
 from transforms.llm.backend_base import Generation
 from transforms.llm.config import LLMConfig
@@ -232,20 +232,23 @@ def test_attach_ratings_writes_scores_and_notes() -> None:
 
 
 def run_judge(batches: list[pa.RecordBatch], config: JudgeConfig, ctx: RunContext,
-              out_dir: Path, backend_factory: Any = None) -> tuple[Any, list[dict], list[dict]]:
-    """(result, kept rows, dead-letter entries) of JudgeScores on `batches`."""
+              out_dir: Path, backend_factory: Any = None
+              ) -> tuple[Any, list[dict], list[dict], list[Any]]:
+    """(result, kept rows, dead-letter entries, rejections) of JudgeScores on `batches`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     main_path, dead_path = out_dir / "main.pkl", out_dir / "dead.pkl"
+    rej_path = out_dir / "rejected.pkl"
     p = test_pipeline.TestPipeline()
     if backend_factory is not None:
         ctx = dataclasses.replace(ctx, backend_factory=backend_factory)
     out = (p | beam.Create(batches, reshuffle=False) | JudgeScores(config, ctx))
     out[MAIN] | "CollectMain" >> beam.ParDo(Collect(str(main_path)))
     out[DEADLETTER] | "CollectDead" >> beam.ParDo(Collect(str(dead_path)))
+    out[REJECTED] | "CollectRejected" >> beam.ParDo(Collect(str(rej_path)))
     result = p.run()
     result.wait_until_finish()
     rows = [r for b in read_collected(main_path) for r in b.to_pylist()]
-    return result, rows, read_collected(dead_path)
+    return result, rows, read_collected(dead_path), read_collected(rej_path)
 
 
 def judge_counters(result) -> dict[str, int]:
@@ -281,34 +284,39 @@ class _FaultyBackend:
         pass
 
 
-def test_failed_judge_calls_keep_their_rows_with_null_scores(tmp_path: Path) -> None:
+def test_failed_judge_calls_keep_their_rows_unreadable_ratings_reject_them(tmp_path: Path
+                                                                        ) -> None:
+    """The kit's failure policy: a failed call keeps its row with a null score (and its
+    dead-letter entry); an unreadable rating rejects the row as `judge_unparseable`."""
     rows = [_row("ok1", "Name a colour.", "Blue."), _row("t1", "TIMEOUT here", "x."),
             _row("g1", "Say hi.", "GARBAGE"), _row("ok2", "Add 2 and 2.", "4."),
             _row("nq", None, "No question.")]
     batches = [examples_to_batch(rows[:3]), examples_to_batch(rows[3:])]
     llm = LLMConfig(cache=False, retries=1, progress=False)
-    result, kept, dead = run_judge(batches, JudgeConfig(enabled=True, use_logprobs=False),
-                                   RunContext(llm=llm), tmp_path, _FaultyBackend)
+    result, kept, dead, rejected = run_judge(
+        batches, JudgeConfig(enabled=True, use_logprobs=False), RunContext(llm=llm), tmp_path,
+        _FaultyBackend)
     by_id = {r["id"]: r["meta"] for r in kept}
-    assert sorted(by_id) == sorted(r["id"] for r in rows)  # every row is kept
+    assert sorted(by_id) == ["nq", "ok1", "ok2", "t1"]  # every row but g1 is kept
     assert by_id["ok1"]["q_judge_quality"] == 4.0 and by_id["ok1"]["q_judge_complexity"] == 4.0
     assert by_id["ok1"]["q_judge_note"] is None and by_id["ok2"]["q_judge_note"] is None
     # TIMEOUT is in the instruction: both ratings fail; GARBAGE only in the response
     assert by_id["t1"]["q_judge_quality"] is None and by_id["t1"]["q_judge_complexity"] is None
     assert "llm_deadletter (timeout: injected)" in by_id["t1"]["q_judge_note"]
-    assert by_id["g1"]["q_judge_quality"] is None and by_id["g1"]["q_judge_complexity"] == 4.0
-    assert by_id["g1"]["q_judge_note"].startswith("quality: llm_deadletter (invalid_json")
     assert by_id["nq"]["q_judge_quality"] is None
     assert by_id["nq"]["q_judge_note"] == "quality: no_instruction; complexity: no_instruction"
-    # the LLM dead letter holds one entry per failed call, with the raw answer
-    failed = sorted((e["stage"], parse_request_key(e["record_id"])[2], e["record_id"]
-                     .rsplit(":", 1)[1]) for e in dead)
-    assert failed == [(JUDGE_STAGE, "complexity", "t1"), (JUDGE_STAGE, "quality", "g1"),
-                      (JUDGE_STAGE, "quality", "t1")]
-    garbage = next(e for e in dead if e["record_id"].endswith(":g1"))
-    assert json.loads(garbage["raw"])["answer"] == "<<not json>>"
+    # the dead letter holds one entry per failed call, stage and step named
+    failed = sorted((e["stage"], e["step"], parse_request_key(e["record_id"])[2],
+                     e["record_id"].rsplit(":", 1)[1]) for e in dead)
+    assert failed == [(JUDGE_STAGE, "judge", "complexity", "t1"),
+                      (JUDGE_STAGE, "judge", "quality", "t1")]
+    # GARBAGE never fit the schema (after one re-ask): the row is rejected with the answer
+    assert [(r.row["id"], r.reason) for r in rejected] == [("g1", "judge_unparseable")]
+    detail = rejected[0].detail
+    assert detail["step"] == "judge" and detail["aspect"] == "quality"
+    assert detail["raw"] == "<<not json>>" and detail["error"].startswith("invalid_json")
     c = judge_counters(result)
-    assert c["judge_failed"] == 2 and c["judged"] == 2 and c["judge_skipped"] == 1
+    assert c["judge_failed"] == 1 and c["judged"] == 2 and c["judge_skipped"] == 1
     assert c["failures"] == 3
     assert c["score_json"] == 5
 
@@ -332,7 +340,7 @@ def test_real_model_ratings_in_range_and_deterministic(tmp_path: Path) -> None:
     cfg = JudgeConfig(enabled=True)
     runs = []
     for k in range(2):
-        result, kept, dead = run_judge(batches, cfg, ctx, tmp_path / f"run{k}")
+        result, kept, dead, _ = run_judge(batches, cfg, ctx, tmp_path / f"run{k}")
         assert not dead, dead
         runs.append({r["id"]: (r["meta"]["q_judge_quality"], r["meta"]["q_judge_complexity"])
                      for r in kept})

@@ -13,6 +13,7 @@ from schemas.records import example_row, examples_to_batch, pairs_to_batch
 from transforms.llm.api import ChatResult
 from transforms.tag_instruct import core, templates
 from transforms.tag_instruct.config import TagInstructConfig
+from transforms.tag_instruct.parsers import ParseError
 from transforms.tag_instruct.utility import ReferenceSets
 from transforms.tag_instruct.verify import Failure
 
@@ -218,12 +219,16 @@ def test_complexity_is_measured_with_the_tagger_and_failures_have_reasons() -> N
     lost = core.after_retag(item, result('{"tags": [{"tag": "physics", "explanation": ""}]}'),
                             CFG)
     assert lost.reason == "complexity_loss" and lost.detail["required"] == 2
-    broken = core.after_retag(item, result('{"tags": [{"tag": "phys'), CFG)
-    assert broken.reason == "retag_truncated_json" and broken.detail["raw"].startswith('{"tags"')
-    assert core.after_compress(item, result("no json"), CFG).reason == "compress_invalid_json"
-    assert core.after_tag(item, result('{"tags": []}'), CFG).reason == "tag_too_few_tags"
-    assert core.after_reconstruct(item, result('{"q": 1}'), embed, CFG).reason == \
-        "reconstruct_missing_question"
+    # an answer that cannot be read raises (the kit rejects it as <step>_unparseable);
+    # a rule on a parsed answer is a Failure with its reason
+    with pytest.raises(ParseError, match="truncated_json"):
+        core.after_retag(item, result('{"tags": [{"tag": "phys'), CFG)
+    with pytest.raises(ParseError, match="invalid_json"):
+        core.after_compress(item, result("no json"), CFG)
+    with pytest.raises(ParseError, match="missing_question"):
+        core.after_reconstruct(item, result('{"q": 1}'), embed, CFG)
+    few = core.after_tag(item, result('{"tags": []}'), CFG)
+    assert few.reason == "tag_too_few_tags" and few.detail["raw"] == '{"tags": []}'
 
 
 PAPER = TagInstructConfig(num_candidates=3, best_of_n_rewrite=False, filters=False,

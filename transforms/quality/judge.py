@@ -5,20 +5,24 @@ Reads Example batches. Writes meta.q_judge_<aspect> (float64, 1..scale) for each
 aspect and meta.q_judge_note (string: null when every rating came back, else what failed).
 Score: where the backend returns logprobs, the expected rating over the rating tokens'
 probabilities at the rating position of the answer; otherwise the JSON answer's integer
-(`schemas/llm/quality_judge.json`). Drops nothing: a row whose call ends in the LLM dead letter
-keeps a null score and a note; the Generate dead-letter entry (stage `quality.judge`, error +
-raw answer) goes to DEADLETTER for inspection (that stage is not a curation stage, so the
-manifest does not count the kept row twice). Counters in refinery.quality.judge: judged,
-judge_failed, judge_skipped (no instruction / response), score_<logprobs|json|text>.
+(`schemas/llm/quality_judge.json`). The judge is a kit step (`judge_spec`): a row whose call
+fails keeps a null score and a note, the dead-letter entry (stage `quality.judge`, step
+`judge`, error + raw answer) goes to DEADLETTER (that stage is not a curation stage, so the
+manifest does not count the kept row twice); a row with a rating that cannot be read (not
+JSON, off the schema, no rating in 1..scale) goes to REJECTED as `judge_unparseable` with the
+raw answer. Counters in refinery.quality.judge: judged, judge_failed, judge_skipped (no
+instruction / response), score_<logprobs|json|text>.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import apache_beam as beam
@@ -27,7 +31,8 @@ import pyarrow as pa
 from schemas.ids import derive_seed
 from schemas.records import with_meta
 from schemas.turns import is_prompt_only
-from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, RunContext
+from transforms.base import DEADLETTER, MAIN, REJECTED, RunContext
+from transforms.kit import Rejection, RunStep, StepSpec, count
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
 from transforms.llm.prompts import Prompt, load_prompt
 from transforms.llm.structured import parse_json_answer
@@ -259,43 +264,47 @@ def attach_ratings(batch: pa.RecordBatch, aspects: Sequence[str],
 
 # ---------------------------------------------------------------- Beam shell
 
+def _is_skip(note: str) -> bool:
+    return note.endswith(("no_instruction", "no_response"))
+
+
 class _Attach(beam.DoFn):
-    """(batch key, {batch: [...], rating: [...]}) → the batches with their ratings."""
+    """(batch key, {batch: [...], rating: [...]}) → the batches with their ratings; a row with
+    an unreadable rating → REJECTED (`judge_unparseable`, once per row)."""
 
-    def __init__(self, aspects: Sequence[str]):
-        self._aspects = tuple(aspects)
-        self._ns = f"{METRICS_NAMESPACE}.{JUDGE_STAGE}"
+    def __init__(self, aspects: Sequence[str], stage: str):
+        self._aspects, self._stage = tuple(aspects), stage
 
-    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterable[pa.RecordBatch]:
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterable[Any]:
         _, groups = element
         ratings: dict[tuple[int, str], tuple[float | None, str | None]] = {}
+        unread: dict[int, tuple[str, dict[str, Any]]] = {}
         # identical batches share a key and get identical answers; sorted for determinism
-        for row, aspect, score, note in sorted(groups["rating"], key=lambda t: (t[0], t[1],
-                                                                                t[3] or "")):
+        for row, aspect, score, note, *rej in sorted(
+                groups["rating"], key=lambda t: (t[0], t[1], t[3] or "")):
             ratings[(row, aspect)] = (score, note)
-        counter = beam.metrics.Metrics.counter
+            if rej:
+                unread.setdefault(row, rej[0])
         for batch in groups["batch"]:
+            rows = batch.to_pylist() if unread else []
             for row in range(batch.num_rows):
+                if row in unread:
+                    reason, detail = unread[row]
+                    yield beam.pvalue.TaggedOutput(REJECTED, Rejection(rows[row], reason, detail))
+                    continue
                 notes = [ratings.get((row, a), (None, "missing"))[1] or "" for a in self._aspects]
-                skipped = [n.endswith(("no_instruction", "no_response")) for n in notes]
+                skipped = [_is_skip(n) for n in notes]
                 if any(n and not s for n, s in zip(notes, skipped, strict=True)):
-                    counter(self._ns, "judge_failed").inc()
+                    count(JUDGE_STAGE, "judge_failed")
                 else:
-                    counter(self._ns, "judge_skipped" if any(skipped) else "judged").inc()
-            yield attach_ratings(batch, self._aspects, ratings)
-
-
-def _rating_of(result: ChatResult, scale: int, use_logprobs: bool) -> tuple[str, tuple]:
-    bkey, row, aspect = parse_request_key(result.key)
-    score, method, error = result_score(result, scale, use_logprobs)
-    note = None if error is None else f"{aspect}: unparsed ({error})"
-    beam.metrics.Metrics.counter(f"{METRICS_NAMESPACE}.{JUDGE_STAGE}", f"score_{method}").inc()
-    return bkey, (row, aspect, score, note)
-
-
-def _failed_rating(entry: dict[str, Any]) -> tuple[str, tuple]:
-    bkey, row, aspect = parse_request_key(entry["record_id"])
-    return bkey, (row, aspect, None, f"{aspect}: llm_deadletter ({entry['error'][:120]})")
+                    count(JUDGE_STAGE, "judge_skipped" if any(skipped) else "judged")
+            keep = [r not in unread for r in range(batch.num_rows)]
+            kept = batch.filter(pa.array(keep)) if unread else batch
+            index = [r for r in range(batch.num_rows) if keep[r]]
+            if kept.num_rows:
+                yield attach_ratings(kept, self._aspects, {
+                    (i, a): ratings[(r, a)] for i, r in enumerate(index) for a in self._aspects
+                    if (r, a) in ratings})
 
 
 def _requests_of(keyed: tuple[str, pa.RecordBatch], config: JudgeConfig, seed: int
@@ -307,9 +316,46 @@ def _requests_of(keyed: tuple[str, pa.RecordBatch], config: JudgeConfig, seed: i
         yield beam.pvalue.TaggedOutput("skipped", (bkey, (row, aspect, None, note)))
 
 
+def _rating_of(result: ChatResult, scale: int, use_logprobs: bool) -> tuple[str, tuple]:
+    """A judge answer → (batch key, (row, aspect, score, None)); raises when no rating in
+    1..scale can be read (the kit rejects the row as `judge_unparseable`)."""
+    bkey, row, aspect = parse_request_key(result.key)
+    score, method, error = result_score(result, scale, use_logprobs)
+    if error is not None:
+        raise ValueError(f"{aspect}: {error}")
+    count(JUDGE_STAGE, f"score_{method}")
+    return bkey, (row, aspect, score, None)
+
+
+def _failed_rating(entry: dict[str, Any]) -> tuple[str, tuple]:
+    bkey, row, aspect = parse_request_key(entry["record_id"])
+    return bkey, (row, aspect, None, f"{aspect}: llm_deadletter ({entry['error'][:120]})")
+
+
+def _unread_rating(rejection: Rejection) -> tuple[str, tuple]:
+    bkey, row, aspect = parse_request_key(rejection.row["id"])
+    detail = {**(rejection.detail or {}), "aspect": aspect}
+    return bkey, (row, aspect, None, f"{aspect}: {rejection.reason}",
+                  (rejection.reason, detail))
+
+
+def judge_spec(config: JudgeConfig) -> StepSpec:
+    """The judge step: a request per (row, aspect) (judge_requests) → its rating. A failed
+    rating is rejected by its request key (JudgeScores puts the row back)."""
+    return StepSpec("judge", judge_prompt("quality"), build=_with_key,
+                    parse=partial(_rating_of, scale=config.scale,
+                                  use_logprobs=config.use_logprobs),
+                    row_of=lambda payload: {"id": payload["key"]}, role="judge")
+
+
+def _with_key(request: ChatRequest) -> ChatRequest:
+    return dataclasses.replace(request, payload={"key": request.key})
+
+
 class JudgeScores(beam.PTransform):
-    """Example batches → {MAIN: the same rows with q_judge_* in meta, DEADLETTER: the LLM
-    dead-letter entries of failed ratings (their rows stay in MAIN with a null score)}.
+    """Example batches → {MAIN: the rows with q_judge_* in meta, REJECTED: `Rejection`s of the
+    rows a rating of which could not be read (`judge_unparseable`, the raw answer in the
+    detail), DEADLETTER: the failed judge calls (their rows stay in MAIN with a null score).
     `ctx.backend_factory` replaces the configured backend (tests script the judge with it)."""
 
     def __init__(self, config: JudgeConfig, ctx: RunContext, *, label: str | None = None,
@@ -318,19 +364,18 @@ class JudgeScores(beam.PTransform):
         self.config, self.ctx, self.stage = config, ctx, stage  # stage: whose `judge` role
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
-        from transforms.kit import GenerateStep
-
         cfg, ctx = self.config, self.ctx
         keyed = batches | "KeyBatches" >> beam.Map(lambda b: (batch_key(b), b))
         made = keyed | "Requests" >> beam.FlatMap(_requests_of, cfg, ctx.seed).with_outputs(
             "skipped", main=MAIN)
-        gen = made[MAIN] | "Generate" >> GenerateStep(
-            ctx, stage=self.stage, step="judge", role="judge",
-            deadletter_stage=JUDGE_STAGE if self.stage == "quality" else f"{self.stage}.judge")
-        rated = gen[MAIN] | "Score" >> beam.Map(_rating_of, cfg.scale, cfg.use_logprobs)
-        failed = gen[DEADLETTER] | "Failed" >> beam.Map(_failed_rating)
-        ratings = (rated, failed, made["skipped"]) | "AllRatings" >> beam.Flatten()
-        judged = ({"batch": keyed, "rating": ratings}
-                  | "Join" >> beam.CoGroupByKey()
-                  | "Attach" >> beam.ParDo(_Attach(cfg.aspects)))
-        return {MAIN: judged, DEADLETTER: gen[DEADLETTER]}
+        spec = dataclasses.replace(judge_spec(cfg), deadletter_stage=JUDGE_STAGE
+                                   if self.stage == "quality" else f"{self.stage}.judge")
+        judged = made[MAIN] | "Judge" >> RunStep(spec, ctx, stage=self.stage)
+        failed = judged[DEADLETTER] | "Failed" >> beam.Map(_failed_rating)
+        unread = judged[REJECTED] | "Unread" >> beam.Map(_unread_rating)
+        ratings = (judged[MAIN], failed, unread, made["skipped"]) | "AllRatings" >> beam.Flatten()
+        out = ({"batch": keyed, "rating": ratings}
+               | "Join" >> beam.CoGroupByKey()
+               | "Attach" >> beam.ParDo(_Attach(cfg.aspects, self.stage)).with_outputs(
+                   REJECTED, main=MAIN))
+        return {MAIN: out[MAIN], REJECTED: out[REJECTED], DEADLETTER: judged[DEADLETTER]}

@@ -6,9 +6,9 @@ rows matched by a filter rule → REJECTED with the rule's reason (counter dropp
 rows not selected → REJECTED `not_selected`; a batch that fails is retried row by row and
 only the failing rows → DEADLETTER (ApplyBatchFn).
 With judge / IFD enabled: heuristic filters first, then the LLM ratings (judge.py) and IFD
-(ifd.py), then the composite score and the filters on those scores. A failed rating keeps its
-row (null score, meta.q_judge_note); its LLM dead-letter entry (stage `quality.judge`) is
-passed on to DEADLETTER.
+(ifd.py), then the composite score and the filters on those scores. A failed judge call keeps
+its row (null score, meta.q_judge_note); its dead-letter entry (stage `quality.judge`) is
+passed on to DEADLETTER; a rating that cannot be read rejects its row (`judge_unparseable`).
 REPORT: one dict with row counts and mean signals of the kept rows.
 """
 
@@ -21,7 +21,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from transforms.base import DEADLETTER, MAIN, REJECTED, REPORT, ApplyBatchFn, RunContext
-from transforms.kit import merge_combine
+from transforms.kit import RejectRows, merge_combine
 from transforms.quality import report
 from transforms.quality.config import QualityConfig
 from transforms.quality.core import STAGE, filter_batch, heuristic_batch, signals_batch
@@ -54,6 +54,7 @@ class QualityStage(beam.PTransform):
 
                 judged = scored | "Judge" >> JudgeScores(cfg.judge, self.ctx)
                 dead.append(judged[DEADLETTER])
+                rejected.append(judged[REJECTED] | "JudgeRejected" >> RejectRows(STAGE))
                 scored = judged[MAIN]
             if cfg.ifd.enabled:
                 from transforms.quality.ifd import IFDScores

@@ -121,10 +121,13 @@ def judge_row(item: Mapping[str, Any], cand: Candidate) -> dict[str, Any]:
 
 
 def choose(item: dict[str, Any], cands: Sequence[Candidate],
-           scores: Mapping[int, float | None], config: RespondConfig, model: str) -> Choice:
+           scores: Mapping[int, float | None], config: RespondConfig, model: str,
+           unread: Mapping[int, dict[str, Any]] | None = None) -> Choice:
     """Keep the best-scored usable answer (ties: the lower sample; no scores: the first);
-    answers cut by max_tokens or empty are not usable. A pair of the best and the worst
-    scored answers when their margin reaches `pair_margin`."""
+    answers cut by max_tokens or empty are not usable, nor those whose rating could not be
+    read (`unread`: sample → the judge's rejection detail; when that leaves none, the row is
+    rejected `judge_unparseable`). A pair of the best and the worst scored answers when their
+    margin reaches `pair_margin`."""
     usable = [c for c in cands if c.finish != "length" and c.text]
     if not usable:
         reason = "response_truncated" if any(c.finish == "length" for c in cands) \
@@ -132,6 +135,11 @@ def choose(item: dict[str, Any], cands: Sequence[Candidate],
         return Choice(None, rejection=Rejection(item["row"], reason, {
             "turn": item["turn"], "finish_reasons": [c.finish for c in cands],
             "answers": [c.text[:TEXT_LIMIT] for c in cands]}))
+    unread = unread or {}
+    if all(c.index in unread for c in usable):
+        return Choice(None, rejection=Rejection(item["row"], "judge_unparseable", {
+            "turn": item["turn"], **unread[usable[0].index]}))
+    usable = [c for c in usable if c.index not in unread]
     scored = [(scores[c.index], c) for c in usable if scores.get(c.index) is not None]
     best_score, best = max(scored, key=lambda sc: (sc[0], -sc[1].index)) if scored \
         else (None, usable[0])

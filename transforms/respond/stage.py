@@ -10,8 +10,10 @@ judge (transforms/quality/judge.JudgeScores, aspect quality) → the best usable
 (core.choose) → a best-vs-worst PreferencePair when the score margin reaches `pair_margin`.
 Writes EXAMPLES (answered conversations, lineage parent = the prompt row, meta.respond_score),
 PAIRS, REJECTED (response_truncated: every sample cut by max_tokens; empty_response;
-too_many_turns; tool_turns), DEADLETTER (failed model calls, stage `respond`, step `answer`;
-failed ratings leave a null score, stage `respond.judge`) and REPORT (counts). Roles:
+too_many_turns; tool_turns; judge_unparseable: no usable answer's rating could be read, the
+raw rating in the detail), DEADLETTER (failed model calls, stage `respond`, step `answer`;
+failed ratings leave a null score, stage `respond.judge`) and REPORT (counts). The answer
+step is a kit step (`answer_spec`), the ratings the quality judge's. Roles:
 `responder` answers, `judge` rates (stages.respond.roles; default the run's `llm`).
 Counters in refinery.respond: prompts, not_prompt_only, answered, pairs, dropped_<reason>.
 """
@@ -19,6 +21,7 @@ Counters in refinery.respond: prompts, not_prompt_only, answered, pairs, dropped
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import apache_beam as beam
@@ -26,48 +29,63 @@ import pyarrow as pa
 
 from schemas.records import examples_to_batch, pairs_to_batch, with_meta
 from transforms.base import DEADLETTER, EXAMPLES, MAIN, PAIRS, REJECTED, REPORT, RunContext
-from transforms.kit import GenerateStep, RejectRows, merge_combine, metrics_namespace
+from transforms.kit import (
+    Emit,
+    Rejection,
+    RejectRows,
+    RunStep,
+    StepSpec,
+    count,
+    merge_combine,
+    route,
+)
 from transforms.respond import core, report
 from transforms.respond.config import RespondConfig
 
 STAGE = core.STAGE
 DONE = "done"
 SKIPPED = "skipped"
-NS = metrics_namespace(STAGE)
-
-
-def _count(name: str, n: int = 1) -> None:
-    beam.metrics.Metrics.counter(NS, name).inc(n)
 
 
 def _start(batch: pa.RecordBatch, config: RespondConfig) -> Iterable[Any]:
     for row in batch.to_pylist():
         item = core.start_item(row, config)
         if item is None:
-            _count("not_prompt_only")
+            count(STAGE, "not_prompt_only")
             yield beam.pvalue.TaggedOutput(SKIPPED, ("not_prompt_only", None, 1))
         elif isinstance(item, core.Rejection):
             yield beam.pvalue.TaggedOutput(REJECTED, item)
         else:
-            _count("prompts")
+            count(STAGE, "prompts")
             yield item
 
 
 def _route(choice: core.Choice) -> Iterable[Any]:
+    """A turn's choice → its pair (PAIRS), its rejection, the answered item (DONE) or the item
+    with more turns pending (main)."""
     if choice.pair is not None:
-        _count("pairs")
-        yield beam.pvalue.TaggedOutput(PAIRS, choice.pair)
+        count(STAGE, "pairs")
+        yield Emit(PAIRS, choice.pair)
     if choice.rejection is not None:
-        yield beam.pvalue.TaggedOutput(REJECTED, choice.rejection)
+        yield choice.rejection
     elif core.pending_turn(choice.item["messages"]) is None:
-        _count("answered")
-        yield beam.pvalue.TaggedOutput(DONE, choice.item)
+        count(STAGE, "answered")
+        yield Emit(DONE, choice.item)
     else:
         yield choice.item
 
 
-def _choose_unjudged(result: Any, config: RespondConfig) -> core.Choice:
-    return core.choose(result.payload, core.candidates(result), {}, config, result.model)
+def _choose_unjudged(result: Any, config: RespondConfig) -> Iterable[Any]:
+    return _route(core.choose(result.payload, core.candidates(result), {}, config, result.model))
+
+
+def answer_spec(config: RespondConfig, seed: int) -> StepSpec:
+    """The answer step: n samples of the pending turn (core.build_request). Without the judge
+    the parse chooses (core.choose); with it the answers go on to be rated."""
+    return StepSpec("answer", None, build=partial(core.build_request, config=config, seed=seed),
+                    parse=(lambda r: r) if config.judge.enabled
+                    else partial(_choose_unjudged, config=config),
+                    row_of=lambda item: item["row"], role="responder")
 
 
 def _candidate_rows(result: Any) -> Iterable[dict[str, Any]]:
@@ -84,12 +102,18 @@ def _scores_of(batch: pa.RecordBatch) -> Iterable[tuple[str, tuple[int, float | 
         yield key, (int(sample), score)
 
 
+def _unread_of(rejection: Rejection) -> tuple[str, tuple[int, dict[str, Any]]]:
+    key, sample = rejection.row["id"].rsplit(":", 1)
+    return key, (int(sample), rejection.detail or {})
+
+
 def _choose_judged(element: tuple[str, dict[str, list[Any]]], config: RespondConfig
-                   ) -> Iterable[core.Choice]:
+                   ) -> Iterable[Any]:
     _, groups = element
-    scores = dict(groups["score"])
+    scores, unread = dict(groups["score"]), dict(groups["unread"])
     for result in groups["result"]:  # one per key; duplicates of a row each get their choice
-        yield core.choose(result.payload, core.candidates(result), scores, config, result.model)
+        yield from _route(core.choose(result.payload, core.candidates(result), scores, config,
+                                      result.model, unread))
 
 
 class AnswerTurn(beam.PTransform):
@@ -102,27 +126,27 @@ class AnswerTurn(beam.PTransform):
 
     def expand(self, items: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg, ctx = self.config, self.ctx
-        gen = (items | "Request" >> beam.Map(core.build_request, cfg, ctx.seed)
-               | "Answer" >> GenerateStep(ctx, stage=STAGE, step="answer", role="responder"))
+        answered = items | "Answer" >> RunStep(answer_spec(cfg, ctx.seed), ctx, stage=STAGE,
+                                               outputs=(DONE, PAIRS))
         if not cfg.judge.enabled:
-            choices = gen[MAIN] | "Choose" >> beam.Map(_choose_unjudged, cfg)
-            dead = [gen[DEADLETTER]]
-        else:
-            from transforms.quality.judge import JudgeScores
+            return {MAIN: answered[MAIN], DONE: answered[DONE], PAIRS: answered[PAIRS],
+                    REJECTED: [answered[REJECTED]], DEADLETTER: [answered[DEADLETTER]]}
+        from transforms.quality.judge import JudgeScores
 
-            judged = (gen[MAIN] | "Candidates" >> beam.FlatMap(_candidate_rows)
-                      | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=256)
-                      | "ToArrow" >> beam.Map(examples_to_batch)
-                      | "Judge" >> JudgeScores(cfg.judge, ctx, stage=STAGE))
-            scores = judged[MAIN] | "Scores" >> beam.FlatMap(_scores_of)
-            keyed = gen[MAIN] | "Key" >> beam.Map(lambda r: (r.key, r))
-            choices = ({"result": keyed, "score": scores} | "Join" >> beam.CoGroupByKey()
-                       | "Choose" >> beam.FlatMap(_choose_judged, cfg))
-            dead = [gen[DEADLETTER], judged[DEADLETTER]]
-        routed = choices | "Route" >> beam.FlatMap(_route).with_outputs(
-            DONE, PAIRS, REJECTED, main=MAIN)
+        judged = (answered[MAIN] | "Candidates" >> beam.FlatMap(_candidate_rows)
+                  | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=256)
+                  | "ToArrow" >> beam.Map(examples_to_batch)
+                  | "Judge" >> JudgeScores(cfg.judge, ctx, stage=STAGE))
+        scores = judged[MAIN] | "Scores" >> beam.FlatMap(_scores_of)
+        unread = judged[REJECTED] | "Unread" >> beam.Map(_unread_of)
+        keyed = answered[MAIN] | "Key" >> beam.Map(lambda r: (r.key, r))
+        routed = ({"result": keyed, "score": scores, "unread": unread}
+                  | "Join" >> beam.CoGroupByKey()
+                  | "Choose" >> beam.FlatMap(_choose_judged, cfg)
+                  | "Route" >> beam.FlatMap(route).with_outputs(DONE, PAIRS, REJECTED, main=MAIN))
         return {MAIN: routed[MAIN], DONE: routed[DONE], PAIRS: routed[PAIRS],
-                REJECTED: routed[REJECTED], DEADLETTER: dead}
+                REJECTED: [answered[REJECTED], routed[REJECTED]],
+                DEADLETTER: [answered[DEADLETTER], judged[DEADLETTER]]}
 
 
 def _examples(items: list[dict[str, Any]], config: RespondConfig) -> pa.RecordBatch:
@@ -152,7 +176,7 @@ class RespondStage(beam.PTransform):
             todo = out[MAIN]
             done.append(out[DONE])
             pairs.append(out[PAIRS])
-            rejected.append(out[REJECTED])
+            rejected.extend(out[REJECTED])
             dead.extend(out[DEADLETTER])
         size = 1000
         examples = (done | "AllDone" >> beam.Flatten()

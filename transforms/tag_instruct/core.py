@@ -3,7 +3,8 @@
 An item is the JSON-able state of one instruction inside a round: the parent Example row, the
 round, the seed's id, and what each step added (compress tags, tagger tags, candidates, kept
 tags, question, answer). Each `after_<step>` reads a ChatResult and returns the item for the
-next step or a `Failure` (the reject reason). Requests carry the item as payload, except the
+next step or a `Failure` (a rule's reject reason), and raises `ParseError` on an answer it
+cannot read. Requests carry the item as payload, except the
 N expand requests, which carry only the item id (their answers are grouped back by it).
 Embeddings come in through `embed(texts) -> (n, d) L2-normalized array`. No Beam here.
 """
@@ -139,6 +140,10 @@ def _advance(item: Mapping[str, Any], result: ChatResult, step: str, **fields: A
 
 
 def _parse_failure(step: str, err: ParseError, result: ChatResult) -> Failure:
+    """A rule on a parsed answer → Failure('<step>_<reason>'); an unreadable answer raises
+    (the kit rejects it as `<step>_unparseable` with the raw answer)."""
+    if err.unreadable:
+        raise err
     return Failure(f"{step}_{err.reason}", {"error": str(err), "raw": (result.texts or [""])[0]})
 
 

@@ -27,6 +27,17 @@ class ParseError(ValueError):
         super().__init__(f"{reason}: {message}" if message else reason)
         self.reason = reason
 
+    @property
+    def unreadable(self) -> bool:
+        """The answer has not the shape asked for (no JSON object, a field missing or of the
+        wrong type): the kit's `<step>_unparseable`. Otherwise a rule on what it says (too few
+        tags, a placeholder tag, an empty question ...) with its own reason."""
+        r = self.reason
+        return r in _UNREADABLE or r.startswith("missing_") or r.endswith("_not_a_list")
+
+
+
+_UNREADABLE = frozenset({"empty_output", "truncated_json", "invalid_json", "not_an_object"})
 
 
 def _checked_tag(raw: str, max_words: int) -> str:

@@ -9,7 +9,9 @@ the pair. Off (paper): ONE greedy request gives the new tag, and a separate pair
 N `pair_expand` candidates of the same (tags, question) only to build the pair.
 Writes EXAMPLES (new examples with lineage), TAG_PAIRS (tag-policy pairs, emitted to
 `tag_policy/`), REJECTED (the parent row, reject_reason, JSON detail), DEADLETTER (failed LLM
-calls) and one REPORT dict (see report.py). Every instruction entering a round ends accepted,
+calls) and one REPORT dict (see report.py). Every model step is a kit step (`step_spec`), with
+the kit's failure policy: a failed call → DEADLETTER, an unreadable answer → REJECTED
+`<step>_unparseable` (raw answer in the detail), a rule → REJECTED with its reason. Every instruction entering a round ends accepted,
 rejected or dead-lettered in that round; a dead-lettered candidate only drops itself.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import apache_beam as beam
@@ -28,13 +31,22 @@ from transforms.base import (
     DEADLETTER,
     EXAMPLES,
     MAIN,
-    METRICS_NAMESPACE,
     REJECTED,
     REPORT,
     TAG_PAIRS,
     RunContext,
 )
-from transforms.kit import GenerateStep, Rejection, RejectRows, merge_combine
+from transforms.kit import (
+    EVENTS,
+    Emit,
+    Gathered,
+    Rejection,
+    RejectRows,
+    RunStep,
+    StepSpec,
+    count,
+    merge_combine,
+)
 from transforms.tag_instruct import core, report
 from transforms.tag_instruct.config import STEP_ROLES, TagInstructConfig
 from transforms.tag_instruct.utility import (
@@ -49,14 +61,10 @@ from transforms.tag_instruct.utility import (
 )
 from transforms.tag_instruct.verify import Failure
 
-_NS = f"{METRICS_NAMESPACE}.{core.STAGE}"
-_REJ, _PAIR, _EVENT = "rej", "pair", "event"
+STAGE = core.STAGE
+_REJ, _PAIR, _EVENT = REJECTED, "pair", EVENTS
 _BUCKETS = 16  # output rows are batched per hash bucket of the id (no single-list gather)
 _SINGLE_STEPS = ("reconstruct", "respond", "retag")
-
-
-def _counter(name: str, n: int = 1) -> None:
-    beam.metrics.Metrics.counter(_NS, name).inc(n)
 
 
 class LazyEmbedder:
@@ -80,11 +88,8 @@ def _event(round_no: int, kind: str, **fields: Any) -> Any:
     return beam.pvalue.TaggedOutput(_EVENT, {"round": round_no, "kind": kind, **fields})
 
 
-def _reject(item: dict[str, Any] | None, row: dict[str, Any], failure: Failure, step: str,
-            round_no: int) -> Iterator[Any]:
-    yield beam.pvalue.TaggedOutput(_REJ, Rejection(
-        row, failure.reason, core.reject_detail(item, failure, step, round_no)))
-    yield _event(round_no, "rejected", reason=failure.reason)
+def _emit_event(round_no: int, kind: str, **fields: Any) -> Emit:
+    return Emit(EVENTS, {"round": round_no, "kind": kind, **fields})
 
 
 class _StartFn(beam.DoFn):
@@ -94,93 +99,119 @@ class _StartFn(beam.DoFn):
         self._round = round_no
 
     def process(self, row: dict[str, Any]) -> Iterator[Any]:
-        _counter("rows_in")
+        count(STAGE, "rows_in")
         yield _event(self._round, "input")
         item = core.start_item(row, self._round)
         if isinstance(item, Failure):
-            yield from _reject(None, row, item, "start", self._round)
+            yield beam.pvalue.TaggedOutput(_REJ, Rejection(
+                row, item.reason, core.reject_detail(None, item, "start", self._round)))
+            yield _event(self._round, "rejected", reason=item.reason)
         else:
             yield item
 
 
-class _AfterFn(beam.DoFn):
-    """ChatResult of a one-answer step → the item for the next step, or a rejection; events."""
+_AFTER = {"compress": core.after_compress, "tag": core.after_tag,
+          "expand": core.after_expand_one, "retag": core.after_retag}
+_AFTER_EMBED = {"reconstruct": core.after_reconstruct, "respond": core.after_respond}
+
+
+class _After:
+    """The parse of a one-answer step: ChatResult → the item for the next step and its event,
+    or the Rejection of a rule (an unreadable answer raises ParseError)."""
 
     def __init__(self, step: str, cfg: TagInstructConfig, round_no: int, embeddings: Any):
         self._step, self._cfg, self._round = step, cfg, round_no
         self._embed = LazyEmbedder(embeddings)
 
-    def process(self, result: Any) -> Iterator[Any]:
+    def __call__(self, result: Any) -> Iterator[Any]:
         item = dict(result.payload)
         step, cfg, rn = self._step, self._cfg, self._round
-        if step == "compress":
-            out: Any = core.after_compress(item, result, cfg)
-        elif step == "tag":
-            out = core.after_tag(item, result, cfg)
-        elif step == "expand":
-            out = core.after_expand_one(item, result, cfg)
-        elif step == "reconstruct":
-            out = core.after_reconstruct(item, result, self._embed, cfg)
-        elif step == "respond":
-            out = core.after_respond(item, result, self._embed, cfg)
+        if step in _AFTER_EMBED:
+            out: Any = _AFTER_EMBED[step](item, result, self._embed, cfg)
         else:
-            out = core.after_retag(item, result, cfg)
+            out = _AFTER[step](item, result, cfg)
         if isinstance(out, Failure):
-            yield from _reject(item, item["row"], out, step, rn)
-        else:
-            if step == "compress":
-                yield _event(rn, "compressed", tags=out["tags_before"])
-            elif step == "tag":
-                yield _event(rn, "tagged", tags=out["tagger_before"])
-            elif step == "reconstruct":
-                yield _event(rn, "reconstructed", kept=len(out["tags_used"]) - 1,
-                             offered=len(out["tags_before"]))
-            yield out
+            yield Rejection(item["row"], out.reason, core.reject_detail(item, out, step, rn))
+            return
+        if step == "compress":
+            yield _emit_event(rn, "compressed", tags=out["tags_before"])
+        elif step == "tag":
+            yield _emit_event(rn, "tagged", tags=out["tagger_before"])
+        elif step == "reconstruct":
+            yield _emit_event(rn, "reconstructed", kept=len(out["tags_used"]) - 1,
+                              offered=len(out["tags_before"]))
+        yield out
 
 
-class _ExpandFn(beam.DoFn):
-    """(item id, {item: [item], cands: [ChatResult...]}) → the item with its chosen tag (or
-    rejected), a pair when the margin is real, and an `expanded` event. `pair_only` (the
-    paper's pair path): only the pair and a `pair_path` event; the item goes on elsewhere."""
+class _Expand:
+    """The parse of the N expand candidates of an item (a `Gathered`): the item with its
+    chosen tag (or rejected), a pair when the margin is real, and an `expanded` event.
+    `pair_only` (the paper's pair path): only the pair and a `pair_path` event; the item goes
+    on elsewhere."""
 
     def __init__(self, cfg: TagInstructConfig, round_no: int, embeddings: Any,
                  pair_only: bool = False):
         self._cfg, self._round, self._pair_only = cfg, round_no, pair_only
         self._embed = LazyEmbedder(embeddings)
 
-    def process(self, element: tuple[str, dict[str, list[Any]]], refs: dict[str, Any]
-                ) -> Iterator[Any]:
-        _, groups = element
-        # every candidate's item is in the group (the candidates were made from it)
-        item = groups["item"][0]
+    def __call__(self, gathered: Gathered, refs: dict[str, Any]) -> Iterator[Any]:
+        item = gathered.item
         ref_sets = ReferenceSets(top=tuple(refs["top"]), bottom=tuple(refs["bottom"]),
                                  pool_size=refs["pool_size"], min_count=refs["min_count"])
-        out, pair, info = core.after_expand(item, groups["cands"], ref_sets, self._embed,
+        out, pair, info = core.after_expand(item, gathered.results, ref_sets, self._embed,
                                             self._cfg)
         if pair is not None:
-            _counter("pairs")
-            yield beam.pvalue.TaggedOutput(_PAIR, pair)
-            yield _event(self._round, "pair")
+            count(STAGE, "pairs")
+            yield Emit(_PAIR, pair)
+            yield _emit_event(self._round, "pair")
         elif info["pair_skip"] != "no_valid_candidate" or self._pair_only:
-            _counter(f"pairs_skipped_{info['pair_skip']}")
+            count(STAGE, f"pairs_skipped_{info['pair_skip']}")
         if self._pair_only:
-            yield _event(self._round, "pair_path", pair_skip=info["pair_skip"],
-                         rewards=[] if isinstance(out, Failure)
-                         else [c["reward"] for c in out["candidates"]],
-                         margin=info["margin"], problems=info["problems"])
+            yield _emit_event(self._round, "pair_path", pair_skip=info["pair_skip"],
+                              rewards=[] if isinstance(out, Failure)
+                              else [c["reward"] for c in out["candidates"]],
+                              margin=info["margin"], problems=info["problems"])
             return
         if isinstance(out, Failure):
-            yield from _reject(item, item["row"], out, "expand", self._round)
+            yield Rejection(item["row"], out.reason,
+                            core.reject_detail(item, out, "expand", self._round))
         else:
-            yield _event(self._round, "expanded", chosen=out["chosen_reward"],
-                         rewards=[c["reward"] for c in out["candidates"]],
-                         margin=info["margin"], problems=info["problems"],
-                         pair_skip=info["pair_skip"])
+            yield _emit_event(self._round, "expanded", chosen=out["chosen_reward"],
+                              rewards=[c["reward"] for c in out["candidates"]],
+                              margin=info["margin"], problems=info["problems"],
+                              pair_skip=info["pair_skip"])
             yield out
 
 
+def _step_event(kind: str, x: Any, step: str, round_no: int) -> dict[str, Any]:
+    """The report event of a rejection or a failed call of `step` (report.py)."""
+    if kind == "rejected":
+        return {"round": round_no, "kind": "rejected", "reason": x.reason}
+    return {"round": round_no, "kind": "deadletter", "step": step,
+            "candidate": (x.get("record_id", "").split("|") + [None] * 4)[3]}
+
+
+def step_spec(step: str, cfg: TagInstructConfig, seed: int, round_no: int,
+              embeddings: Any, pair_only: bool = False) -> StepSpec:
+    """The kit step of `step` in round `round_no`: one request per item, or (expand with
+    best_of_n_rewrite, pair_expand) N candidates gathered back by item id."""
+    fan_in = step == "pair_expand" or (step == "expand" and cfg.best_of_n_rewrite)
+    if fan_in:
+        build: Callable[[Any], Any] = partial(core.expand_requests, cfg=cfg, run_seed=seed,
+                                              step=step)
+        parse: Callable[..., Any] = _Expand(cfg, round_no, embeddings, pair_only)
+    else:
+        build = partial(core.build_request, step, cfg=cfg, run_seed=seed)
+        parse = _After(step, cfg, round_no, embeddings)
+    return StepSpec(
+        step, None, build=build, parse=parse, row_of=lambda item: item["row"],
+        role=STEP_ROLES[step], gather=(lambda x: x["id"]) if fan_in else None,
+        detail=lambda item: core.reject_detail(item, Failure("", {}), step, round_no),
+        event=partial(_step_event, step=step, round_no=round_no))
+
+
 def _accept(item: dict[str, Any], cfg: TagInstructConfig) -> Iterator[Any]:
-    _counter("rows_out")
+    count(STAGE, "rows_out")
     yield core.new_example(item, cfg)
     yield _event(item["round"], "accepted", tags_after=core.item_tags(item))
 
@@ -266,59 +297,27 @@ class TagInstructStage(beam.PTransform):
         policy = self.ctx.llm_for(core.STAGE, "policy").model
         return f"compress tags by the teacher ({teacher}) + new tag by the policy ({policy})"
 
-    def _call(self, items: beam.PCollection, step: str, r: int, sink: dict[str, list]
-              ) -> beam.PCollection:
-        """Requests of `step` → Generate → ChatResults; failed calls to the dead letter."""
-        cfg, seed = self.cfg, self.ctx.seed
-        label = f"R{r}{step.capitalize()}"
-        if step == "pair_expand" or (step == "expand" and cfg.best_of_n_rewrite):
-            reqs = items | f"{label}Requests" >> beam.FlatMap(core.expand_requests, cfg, seed,
-                                                             step)
-        else:
-            reqs = items | f"{label}Request" >> beam.Map(
-                lambda it, step=step: core.build_request(step, it, cfg, seed))
-        gen = reqs | f"{label}Generate" >> GenerateStep(self.ctx, stage=core.STAGE, step=step,
-                                                        role=STEP_ROLES[step])
-        sink["dead"].append(gen[DEADLETTER])
-        sink["events"].append(gen[DEADLETTER] | f"{label}DeadEvent" >> beam.Map(
-            lambda d, r=r, step=step: {
-                "round": r, "kind": "deadletter", "step": step,
-                "candidate": (d.get("record_id", "").split("|") + [None] * 4)[3]}))
-        return gen[MAIN]
-
-    def _parse(self, results: beam.PCollection, step: str, r: int, sink: dict[str, list]
-               ) -> beam.PCollection:
-        out = results | f"R{r}{step.capitalize()}Parse" >> beam.ParDo(
-            _AfterFn(step, self.cfg, r, self.ctx.embeddings)).with_outputs(
-            _REJ, _EVENT, main="items")
-        sink["rejected"].append(out[_REJ])
-        sink["events"].append(out[_EVENT])
-        return out["items"]
+    def _step(self, items: beam.PCollection, step: str, r: int, sink: dict[str, list],
+              refs: beam.PCollection | None = None) -> beam.PCollection:
+        """Items → the kit step `step` (step_spec) → the next items; its rejections, failed
+        calls, events and pairs go to `sink`."""
+        pair_only = step == "pair_expand"
+        spec = step_spec(step, self.cfg, self.ctx.seed, r, self.ctx.embeddings, pair_only)
+        side = {} if spec.gather is None else {"refs": beam.pvalue.AsSingleton(refs)}
+        out = items | f"R{r}{step.capitalize()}" >> RunStep(
+            spec, self.ctx, stage=STAGE, outputs=(_PAIR,) if spec.gather else (), **side)
+        sink["rejected"].append(out[REJECTED])
+        sink["dead"].append(out[DEADLETTER])
+        sink["events"].append(out[EVENTS])
+        if spec.gather is not None:
+            sink["pairs"].append(out[_PAIR])
+        return out[MAIN]
 
     def _expand_step(self, items: beam.PCollection, r: int, refs: beam.PCollection,
                      sink: dict[str, list]) -> beam.PCollection:
         if not self.cfg.best_of_n_rewrite:  # paper: one greedy call; pairs on their own path
-            self._candidates(items, "pair_expand", r, refs, sink)
-            return self._parse(self._call(items, "expand", r, sink), "expand", r, sink)
-        return self._candidates(items, "expand", r, refs, sink)
-
-    def _candidates(self, items: beam.PCollection, step: str, r: int, refs: beam.PCollection,
-                    sink: dict[str, list]) -> beam.PCollection:
-        """N candidate requests per item, grouped back by item id, rewarded; the pair (and,
-        for `expand`, the item with the best tag)."""
-        results = self._call(items, step, r, sink)
-        tag = "Pair" if step == "pair_expand" else ""
-        grouped = ({"item": items | f"R{r}{tag}KeyItems" >> beam.Map(lambda it: (it["id"], it)),
-                    "cands": results | f"R{r}{tag}KeyCands" >> beam.Map(
-                        lambda res: (res.payload["id"], res))}
-                   | f"R{r}{tag}GroupCandidates" >> beam.CoGroupByKey())
-        out = grouped | f"R{r}{tag}ExpandParse" >> beam.ParDo(
-            _ExpandFn(self.cfg, r, self.ctx.embeddings, pair_only=bool(tag)),
-            beam.pvalue.AsSingleton(refs)).with_outputs(_REJ, _PAIR, _EVENT, main="items")
-        sink["rejected"].append(out[_REJ])
-        sink["events"].append(out[_EVENT])
-        sink["pairs"].append(out[_PAIR])
-        return out["items"]
+            self._step(items, "pair_expand", r, sink, refs)
+        return self._step(items, "expand", r, sink, refs)
 
     def _corpus_refs(self, items: beam.PCollection, r: int) -> beam.PCollection:
         return (items
@@ -344,12 +343,12 @@ class TagInstructStage(beam.PTransform):
             sink["events"].append(started[_EVENT])
             items = started["items"]
             for step in ("compress", "tag") if cfg.instag_tagger else ("compress",):
-                items = self._parse(self._call(items, step, r, sink), step, r, sink)
+                items = self._step(items, step, r, sink)
             if refs is None:
                 refs = self._corpus_refs(items, r)
             items = self._expand_step(items, r, refs, sink)
             for step in _SINGLE_STEPS if cfg.instag_tagger else _SINGLE_STEPS[:2]:
-                items = self._parse(self._call(items, step, r, sink), step, r, sink)
+                items = self._step(items, step, r, sink)
             accepted = items | f"R{r}Accept" >> beam.ParDo(_accept, cfg).with_outputs(
                 _EVENT, main="rows")
             sink["examples"].append(accepted["rows"])

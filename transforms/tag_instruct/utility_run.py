@@ -12,15 +12,17 @@ by reason, rows ingest could not read, tags seen, tags written) goes next to it 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 
-from transforms.base import DEADLETTER, MAIN, RunContext
+from transforms.base import DEADLETTER, MAIN, REJECTED, RunContext
 from transforms.io.files import exists, read_json, write_json
+from transforms.kit import Emit, Rejection, RunStep, StepSpec
 from transforms.tag_instruct import core
-from transforms.tag_instruct.config import TagInstructConfig
+from transforms.tag_instruct.config import STEP_ROLES, TagInstructConfig
 from transforms.tag_instruct.utility import (
     Partial,
     UtilityTable,
@@ -34,30 +36,36 @@ _OUTCOME = "outcome"
 
 
 class _TagRows(beam.DoFn):
-    """Example row → the tag request of its instruction (rows without an answer skipped)."""
-
-    def __init__(self, cfg: TagInstructConfig, seed: int):
-        self._cfg, self._seed = cfg, seed
+    """Example row → the item of its instruction (rows without an answer skipped)."""
 
     def process(self, row: dict[str, Any]) -> Iterator[Any]:
         item = core.start_item(row, 0)
         if isinstance(item, Failure) or not item["answer"]:
             yield beam.pvalue.TaggedOutput(_OUTCOME, "skipped_no_instruction_or_answer")
         else:
-            yield core.build_request("tag", item, self._cfg, self._seed)
+            yield item
 
 
-class _ParseTags(beam.DoFn):
-    def __init__(self, cfg: TagInstructConfig):
-        self._cfg = cfg
+def _parse_tags(result: Any, cfg: TagInstructConfig) -> Iterator[Any]:
+    item = core.after_tag(result.payload, result, cfg)
+    if isinstance(item, Failure):
+        yield Rejection(item_row(result.payload), item.reason, item.detail)
+    else:
+        yield Emit(_OUTCOME, "tagged")
+        yield core.utility_row(item)
 
-    def process(self, result: Any) -> Iterator[Any]:
-        item = core.after_tag(result.payload, result, self._cfg)
-        if isinstance(item, Failure):
-            yield beam.pvalue.TaggedOutput(_OUTCOME, f"failed_{item.reason}")
-        else:
-            yield beam.pvalue.TaggedOutput(_OUTCOME, "tagged")
-            yield core.utility_row(item)
+
+def item_row(item: dict[str, Any]) -> dict[str, Any]:
+    return item["row"]
+
+
+def tag_spec(cfg: TagInstructConfig, seed: int) -> StepSpec:
+    """The tagging step: the InsTag tagger (the stage's `teacher` role) on one instruction;
+    its answer → a (tags, response tokens) utility row."""
+    build = functools.partial(core.build_request, "tag", cfg=cfg, run_seed=seed)
+    return StepSpec("utility_tag", None, build=build,
+                    parse=functools.partial(_parse_tags, cfg=cfg), row_of=item_row,
+                    role=STEP_ROLES["tag"])
 
 
 def finish_table(partial: Partial, cfg: TagInstructConfig, embeddings: Any = None
@@ -88,27 +96,23 @@ def _write(partial: Partial, outcomes: list[tuple[str, int]], path: str,
 def build_tag_utility(p: beam.Pipeline, run_cfg: Any, ctx: RunContext, path: str) -> None:
     """Add the tagging and the table writing to `p` (run_cfg: pipeline.config.RunConfig)."""
     from transforms.io.read_sources import ReadSources
-    from transforms.kit import GenerateStep
-    from transforms.tag_instruct.config import STEP_ROLES
     from transforms.tag_instruct.stage import utility_combine
 
     cfg: TagInstructConfig = run_cfg.stages.tag_instruct
     ingest = p | "Ingest" >> ReadSources(run_cfg.sources, run_cfg.ingest)
     requests = (ingest[MAIN]
                 | "Rows" >> beam.FlatMap(lambda b: b.to_pylist())
-                | "TagRequests" >> beam.ParDo(_TagRows(cfg, run_cfg.run.seed)).with_outputs(
-                    _OUTCOME, main="requests"))
-    gen = requests["requests"] | "Tag" >> GenerateStep(ctx, stage=core.STAGE, step="utility_tag",
-                                                        role=STEP_ROLES["tag"])
-    parsed = gen[MAIN] | "ParseTags" >> beam.ParDo(_ParseTags(cfg)).with_outputs(
-        _OUTCOME, main="rows")
-    dead = gen[DEADLETTER] | "DeadOutcome" >> beam.Map(lambda _: "failed_deadletter")
+                | "TagItems" >> beam.ParDo(_TagRows()).with_outputs(_OUTCOME, main="items"))
+    tagged = requests["items"] | "Tag" >> RunStep(tag_spec(cfg, run_cfg.run.seed), ctx,
+                                                  stage=core.STAGE, outputs=(_OUTCOME,))
+    failed = tagged[REJECTED] | "RejectedOutcome" >> beam.Map(lambda r: f"failed_{r.reason}")
+    dead = tagged[DEADLETTER] | "DeadOutcome" >> beam.Map(lambda _: "failed_deadletter")
     unread = ingest[DEADLETTER] | "IngestOutcome" >> beam.Map(lambda _: "ingest_deadletter")
-    outcomes = ((requests[_OUTCOME], parsed[_OUTCOME], dead, unread)
+    outcomes = ((requests[_OUTCOME], tagged[_OUTCOME], failed, dead, unread)
                 | "Outcomes" >> beam.Flatten()
                 | "CountOutcomes" >> beam.combiners.Count.PerElement())
-    partial = parsed["rows"] | "Utility" >> beam.CombineGlobally(utility_combine())
-    _ = partial | "WriteTable" >> beam.Map(_write, beam.pvalue.AsList(outcomes), path, cfg,
+    sums = tagged[MAIN] | "Utility" >> beam.CombineGlobally(utility_combine())
+    _ = sums | "WriteTable" >> beam.Map(_write, beam.pvalue.AsList(outcomes), path, cfg,
                                            run_cfg.embeddings)
 
 
