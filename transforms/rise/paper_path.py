@@ -32,7 +32,8 @@ from transforms.kit import Emit, Rejection, RejectRows, RunStep, StepSpec, metri
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
 from transforms.rise import paper_steps
 from transforms.rise.config import RiseConfig
-from transforms.rise.pairs import STAGE, Problem, read_problem, summarize_pairs
+from transforms.rise.pairs import STAGE, Problem, read_problem
+from transforms.rise.report import summarize_pairs
 from transforms.rise.sampling import after_sampling
 from transforms.rise.self_edit import edit_outcome, edit_request
 from transforms.rise.templates import solve_messages

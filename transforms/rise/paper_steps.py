@@ -17,8 +17,9 @@ from transforms.rise import paper_core as P
 from transforms.rise.config import RiseConfig
 from transforms.rise.errors import ARITHMETIC_TYPES
 from transforms.rise.filters import computation_changed, holds_answer, token_edit_distance
-from transforms.rise.pairs import Problem, make_pair, summarize_pairs
+from transforms.rise.pairs import Problem, make_pair
 from transforms.rise.paper_grade import grade_paper
+from transforms.rise.report import summarize_pairs
 from transforms.rise.step_pairs import make_step_pair
 
 
