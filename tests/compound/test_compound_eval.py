@@ -29,7 +29,8 @@ _QUESTION = re.compile(r"^Compound question: (.+)$", re.MULTILINE)
 
 class EvalServer(LoopbackServer):
     """`candidate-model` answers "ANSWER: <question>"; `judge-model` replies the verdict and the
-    omissions the plan gives for the question it grades (an int: that HTTP status)."""
+    omissions the plan gives for the question it grades (an int: that HTTP status; a str:
+    that text)."""
 
     def __init__(self, plan: dict[str, Any]) -> None:
         self.plan, self.lock, self.calls = plan, threading.Lock(), Counter()
@@ -46,10 +47,15 @@ class EvalServer(LoopbackServer):
             plan = self.plan[question]
             if isinstance(plan, int):
                 return self.send_json(h, plan, b'{"error": "scripted failure"}')
-            verdict, omitted = plan
-            subs = [{"question": f"part {i}", "answered": i >= omitted} for i in range(3)]
-            content = json.dumps({"reasoning": "scripted", "sub_questions": subs,
-                                  "verdict": verdict})
+            if isinstance(plan, str):  # an answer that is no verdict
+                content = plan
+                plan = None
+            else:
+                verdict, omitted = plan
+            if plan is not None:
+                subs = [{"question": f"part {i}", "answered": i >= omitted} for i in range(3)]
+                content = json.dumps({"reasoning": "scripted", "sub_questions": subs,
+                                      "verdict": verdict})
         out = {"id": "x", "object": "chat.completion", "model": body["model"],
                "choices": [{"index": 0, "finish_reason": "stop",
                             "message": {"role": "assistant", "content": content}}],
@@ -65,10 +71,12 @@ def _records(folder: Path, per_file: int) -> list[dict[str, Any]]:
 
 
 def _plan(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Record i: verdict win/tie/loss in turn, i % 3 omitted sub-questions; the 7th fails."""
+    """Record i: verdict win/tie/loss in turn, i % 3 omitted sub-questions; the 7th call fails,
+    the 8th verdict cannot be read."""
     plan: dict[str, Any] = {}
     for i, rec in enumerate(records):
-        plan[rec["com_question"]] = 400 if i == 6 else (ev.VERDICTS[i % 3], i % 3)
+        plan[rec["com_question"]] = 400 if i == 6 else "It is a tie, I think." if i == 7 \
+            else (ev.VERDICTS[i % 3], i % 3)
     return plan
 
 
@@ -89,7 +97,7 @@ def _expected(records: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, 
     for rec in records:
         cell = want.setdefault(rec["category"], Counter())
         p = plan[rec["com_question"]]
-        if isinstance(p, int):
+        if isinstance(p, int | str):
             cell["failed"] += 1
             continue
         verdict, omitted = p
@@ -137,8 +145,8 @@ def test_eval_counts_match_the_script(folder: Path, tmp_path: Path) -> None:
         got = report["per_type"][cat]
         assert {k: got[k] for k in cell} == dict(cell), cat
         assert got["omission_rate"] == round(cell["with_omission"] / cell["n"], 4)
-    assert report["per_dimension"]["Understanding"]["n"] == 19
-    assert report["failed"] == {"judge_deadletter": 1}
+    assert report["per_dimension"]["Understanding"]["n"] == 18
+    assert report["failed"] == {"judge_deadletter": 1, "judge_unparseable": 1}
     total = sum(want.values(), Counter())
     assert report["overall"]["win"] == total["win"] and report["overall"]["loss"] == total["loss"]
     # example rows: omissions first, at most two per cell, with the candidate's answer

@@ -1,5 +1,5 @@
 """CompoundStage on the DirectRunner: faults injected through the serving layer's
-backend_factory (backend errors, a step that raises), partners with real embeddings, the real
+backend_factory (backend errors, an unreadable verdict), partners with real embeddings, the real
 local model, and an OpenAI endpoint serving the local model."""
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ FAULTS = {"ok": None, "down": "ERROR", "odd": "ODD"}
 
 
 class FaultyBackend:
-    """Well-formed answers, except: 'ERROR' a backend failure at the writer; 'ODD' a writer
-    answer whose payload lost its seed (a step raising must dead-letter the item)."""
+    """Well-formed answers, except: 'ERROR' a backend failure at the writer (seed 'odd' is
+    well served; the test makes the stage unable to read its verdict)."""
 
     model_id = "faulty"
 
@@ -67,28 +67,34 @@ def _check_faults(items) -> None:
     got = by_kind(items)
     assert [r["meta"]["seed_id"] for r in got["examples"]] == ["ok"]
     dead = {parse_key(d["record_id"])[2]: d for d in got["deadletter"]}
-    assert set(dead) == {"down", "odd"} and not got["rejected"]
+    assert set(dead) == {"down"}
     assert dead["down"]["stage"] == "compound" and dead["down"]["step"] == "question"
-    assert dead["odd"]["step"] == "question_check"
-    assert "KeyError" in dead["odd"]["error"] and dead["odd"]["raw"]
+    (odd,) = got["rejected"]
+    assert odd["meta"]["seed_id"] == "odd"
+    assert odd["reject_reason"] == "question_check_unparseable"
+    detail = json.loads(odd["reject_detail"])
+    assert detail["step"] == "question_check" and "did not parse" in detail["error"]
+    assert json.loads(detail["raw"]) == QUESTION_OK
     (rep,) = got["report"]
-    assert (rep["seeds"], rep["accepted"], rep["deadletter"]) == (3, 1, 2)
-    assert rep["reasons"] == {"deadletter_question": 1, "deadletter_question_check": 1}
+    assert (rep["seeds"], rep["accepted"], rep["rejected"], rep["deadletter"]) == (3, 1, 1, 1)
+    assert rep["reasons"] == {"deadletter_question": 1, "question_check_unparseable": 1}
 
 
-def test_backend_failures_and_raising_steps_go_to_the_dead_letter(tmp_path, monkeypatch) -> None:
+def test_failed_calls_are_dead_lettered_and_unreadable_verdicts_rejected(tmp_path,
+                                                                         monkeypatch) -> None:
+    """The kit's one failure policy: a failed call → dead letter (stage, step); a verdict the
+    step cannot read → rejected as question_check_unparseable with the raw answer."""
     from transforms.compound import steps
     from transforms.compound.stage import CompoundStage
 
-    real = steps.ON_STEP["question_check"]
+    real = steps.READ["question_check"]
 
-    def odd(result, cfg, seed):  # the item of seed "odd" lost its seed: the step raises
+    def odd(result, cfg):  # seed "odd": a verdict that lost its booleans
         if result.key.endswith(":odd"):
-            return real(replace(result, payload={k: v for k, v in result.payload.items()
-                                                 if k != "seed"}), cfg, seed)
-        return real(result, cfg, seed)
+            return real(replace(result, parsed=({"reasoning": "x"},)), cfg)
+        return real(result, cfg)
 
-    monkeypatch.setitem(steps.ON_STEP, "question_check", odd)
+    monkeypatch.setitem(steps.READ, "question_check", odd)
     config = CompoundConfig(enabled=True, category_weights={"Factual-Statement": 1.0})
     ctx = RunContext(seed=3, work_dir=str(tmp_path),
                      llm=LLMConfig(cache=False, progress=False, retries=0, batch_size=4),

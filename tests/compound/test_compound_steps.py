@@ -11,6 +11,7 @@ import pytest
 from schemas.records import example_row
 from transforms.compound import core, steps
 from transforms.compound.config import CompoundConfig
+from transforms.kit import Rejection
 from transforms.llm.api import ChatResult
 
 CFG = CompoundConfig(enabled=True, answer_check=True)
@@ -41,15 +42,25 @@ def _reply(req, obj, model: str = "m1") -> ChatResult:
                       model=model, payload=req.payload)
 
 
-def _to(step: str, cfg: CompoundConfig = CFG, item: dict | None = None):
-    """The request of `step` for a good item (every earlier step answered well)."""
-    req = core.question_request(item or _item(), cfg, 0)
+def _spec(step: str, cfg: CompoundConfig = CFG):
+    return next(s for s in steps.step_specs(cfg, 0) if s.name == step)
+
+
+def _run(step: str, item: dict, obj, model: str = "m1", cfg: CompoundConfig = CFG):
+    """One kit step by hand: build the request, answer it with `obj`, parse the answer."""
+    spec = _spec(step, cfg)
+    return spec.parse(_reply(spec.build(item), obj, model))
+
+
+def _to(step: str, cfg: CompoundConfig = CFG, item: dict | None = None) -> dict:
+    """The item that reaches `step` (every earlier step answered well)."""
+    item = item or _item()
     for name, reply, model in (("question", Q, "writer"), ("question_check", QOK, "judge"),
                                ("answer", A, "answerer")):
         if name == step:
-            return req
-        req = steps.ON_STEP[name](_reply(req, reply, model), cfg, 0).request
-    return req
+            return item
+        item = _run(name, item, reply, model, cfg)
+    return item
 
 
 def test_full_path_accepts_and_builds_the_paper_record() -> None:
@@ -57,13 +68,17 @@ def test_full_path_accepts_and_builds_the_paper_record() -> None:
     assert req.key == "compound:question:factual_statement:seed1"
     assert req.sampling.max_tokens == CFG.sampling.question_max_tokens
     assert f"Context:\n{CONTEXT}" in req.messages[0][1]
-    req = steps.on_question(_reply(req, Q, "writer"), CFG, 0).request
+    assert [s.name for s in steps.step_specs(CFG, 0)] == list(core.STEPS)
+    item = _run("question", _item(), Q, "writer")
+    req = _spec("question_check").build(item)
     assert "reviewer of compound questions" in req.messages[0][1]
-    req = steps.on_question_check(_reply(req, QOK, "judge"), CFG, 0).request
-    assert req.sampling.max_tokens == CFG.sampling.answer_max_tokens >= 1024
-    req = steps.on_answer(_reply(req, A, "answerer"), CFG, 0).request
-    assert "Reference answer: The Brooklyn Bridge opened" in req.messages[0][1]
-    step = steps.on_answer_check(_reply(req, AOK, "judge"), CFG, 0)
+    item = _run("question_check", item, QOK, "judge")
+    assert _spec("answer").build(item).sampling.max_tokens == \
+        CFG.sampling.answer_max_tokens >= 1024
+    item = _run("answer", item, A, "answerer")
+    assert "Reference answer: The Brooklyn Bridge opened" in \
+        _spec("answer_check").build(item).messages[0][1]
+    step = steps.finish_outcome(_run("answer_check", item, AOK, "judge"), CFG)
     assert step.accepted and step.reason is None and step.n_sub_questions == 2
     row = step.row
     assert row["messages"] == [
@@ -84,27 +99,27 @@ def test_full_path_accepts_and_builds_the_paper_record() -> None:
     assert core.rows_to_batch([row]).schema.equals(core.OUTPUT_SCHEMA)
 
 
-def test_without_answer_check_the_answer_step_accepts() -> None:
+def test_without_answer_check_the_answer_step_is_the_last() -> None:
     cfg = CompoundConfig(enabled=True)
-    step = steps.on_answer(_reply(_to("answer", cfg), A), cfg, 0)
-    assert step.accepted and step.request is None
+    assert [s.name for s in steps.step_specs(cfg, 0)] == list(core.STEPS[:-1])
+    step = steps.finish_outcome(_run("answer", _to("answer", cfg), A, cfg=cfg), cfg)
+    assert step.accepted and step.reason is None
 
 
 def test_blank_question_rejects_with_raw_output() -> None:
-    req = core.question_request(_item(), CFG, 0)
-    step = steps.on_question(_reply(req, {**Q, "compound_question": "  "}), CFG, 0)
-    assert step.request is None and not step.accepted
-    assert step.reason == "question_empty_compound_question"
+    out = _run("question", _item(), {**Q, "compound_question": "  "})
+    assert isinstance(out, Rejection)
+    step = steps.finish_outcome(out, CFG)
+    assert not step.accepted and step.reason == "question_empty_compound_question"
     assert step.detail["check"] == "parse" and step.detail["raw"].startswith("{")
     # no compound question yet: the row keeps the seed's turns for review
     assert step.row["messages"][0]["content"] == "When did the Brooklyn Bridge open?"
 
 
 def test_type_rules_run_before_the_judge() -> None:
-    req = core.question_request(_item("Cause-and-Effect"), CFG, 0)
-    step = steps.on_question(_reply(req, Q), CFG, 0)
-    assert step.reason == "rule_cause_effect_no_cause" and step.request is None
-    assert [f["rule"] for f in step.detail["failures"]] == \
+    out = _run("question", _item("Cause-and-Effect"), Q)
+    assert isinstance(out, Rejection) and out.reason == "rule_cause_effect_no_cause"
+    assert [f["rule"] for f in out.detail["failures"]] == \
         ["cause_effect_no_cause", "cause_effect_no_effect"]
 
 
@@ -113,29 +128,32 @@ def test_type_rules_run_before_the_judge() -> None:
     ("answerable_from_context", "llm_question_not_answerable"),
     ("matches_type", "llm_question_wrong_type")])
 def test_question_verdicts_reject(field: str, reason: str) -> None:
-    step = steps.on_question_check(_reply(_to("question_check"), {**QOK, field: False}), CFG, 0)
-    assert step.reason == reason and step.detail["check"] == "llm"
-    assert step.detail["reasoning"] == "fine" and step.request is None
+    out = _run("question_check", _to("question_check"), {**QOK, field: False})
+    assert isinstance(out, Rejection)
+    assert out.reason == reason and out.detail["check"] == "llm"
+    assert out.detail["reasoning"] == "fine"
 
 
 @pytest.mark.parametrize(("field", "reason"), [
     ("covers_all_sub_questions", "llm_answer_not_covering"),
     ("consistent_with_context", "llm_answer_inconsistent")])
 def test_answer_verdicts_reject(field: str, reason: str) -> None:
-    step = steps.on_answer_check(_reply(_to("answer_check"), {**AOK, field: False}), CFG, 0)
+    step = steps.finish_outcome(_run("answer_check", _to("answer_check"),
+                                     {**AOK, field: False}), CFG)
     assert step.reason == reason and step.row["messages"][1]["content"] == A["answer"]
 
 
-def test_a_verdict_that_does_not_parse_is_a_bug_not_a_reason() -> None:
+def test_a_verdict_that_does_not_parse_raises_for_the_kit() -> None:
+    """The kit turns a raising parse into `question_check_unparseable` (test_compound_stage)."""
     with pytest.raises(ValueError, match="did not parse"):
-        steps.on_question_check(_reply(_to("question_check"), {"reasoning": "x"}), CFG, 0)
+        _run("question_check", _to("question_check"), {"reasoning": "x"})
 
 
 def test_empty_sub_answer_keeps_its_position() -> None:
     bad = {"sub_answers": [A["sub_answers"][0], ""], "answer": A["answer"]}
-    step = steps.on_answer(_reply(_to("answer"), bad), CFG, 0)
-    assert step.reason == "rule_empty_sub_answer"
-    assert {"rule": "empty_sub_answer", "index": 1} in step.detail["failures"]
+    out = _run("answer", _to("answer"), bad)
+    assert out.reason == "rule_empty_sub_answer"
+    assert {"rule": "empty_sub_answer", "index": 1} in out.detail["failures"]
 
 
 def test_seed_rows_without_turns_are_not_seeds() -> None:
@@ -166,9 +184,10 @@ def test_partner_context_goes_into_prompt_user_turn_and_meta() -> None:
                             "Which bridge should a tourist visit first?"],
           "compound_question": "How does the Brooklyn Bridge differ from the Golden Gate Bridge, "
                                "and which should a tourist visit first?"}
-    step = steps.on_question(_reply(req, cq), CFG, 0)
-    assert step.request is not None, step.detail
-    step = steps.on_question_check(_reply(step.request, {**QOK, "matches_type": False}), CFG, 0)
+    item = _run("question", item, cq)
+    assert not isinstance(item, Rejection), item.detail
+    step = steps.finish_outcome(_run("question_check", item, {**QOK, "matches_type": False}),
+                                CFG)
     meta, user = step.row["meta"], step.row["messages"][0]["content"]
     assert user == f"{CONTEXT}\n\n{partner['context']}\n\n{cq['compound_question']}"
     assert meta["partner_id"] == "p9" and meta["partner_similarity"] == 0.71

@@ -167,7 +167,10 @@ def test_paper_path_through_a_loopback_math_model(run_output) -> None:
     assert len(dead) == 1 and "500" in dead[0]["error"] and Q["never"] in dead[0]["raw"]
     assert (rep["problems_in"], rep["problems_paired"], rep["problems_rejected"],
             rep["problems_deadletter"]) == (11, 2, 8, 1)
-    assert rep["conservation_holds"] and rep["edit_deadletter"] == 2
+    # the editor's answers without JSON are edit-level `edit_unparseable` (the kit's policy);
+    # the problem keeps its full pair
+    assert rep["conservation_holds"] and rep["edit_deadletter"] == 0
+    assert rep["edit_rejected"]["self_edit:edit_unparseable"] == 2
     assert rep["problems_with_correct"] == 8 and rep["problems_with_incorrect"] == 5
     assert rep["pairs_by_kind"] == {"full": 2, "step": 2}
     assert rep["step_pairs_result_changed_share"] == 1.0 and rep["mean_edit_distance"] >= 1

@@ -199,7 +199,7 @@ def test_outputs_one_full_pair_and_at_most_one_step_pair(run) -> None:
     rej = rep["rejected"]
     assert rej == {"no_correct_sample": 2, "no_incorrect_sample": 1,
                    "no_usable_correct_sample": 1}
-    assert rep["edit_rejected"] == {"self_edit:admits_error": 3, "self_edit:unparseable_edit": 3}
+    assert rep["edit_rejected"] == {"self_edit:admits_error": 3, "self_edit:edit_unparseable": 3}
 
 
 @pytest.mark.slow

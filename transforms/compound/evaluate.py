@@ -84,9 +84,13 @@ def candidate_request(rec: dict[str, Any], cfg: CompoundEvalConfig) -> ChatReque
                        payload=rec)
 
 
-def judge_request(result: ChatResult, cfg: CompoundEvalConfig) -> ChatRequest:
-    """The judge's request over the candidate's answer (carried in the payload)."""
-    rec = {**result.payload, "candidate": (result.texts[0] if result.texts else "").strip()}
+def answered(result: ChatResult) -> dict[str, Any]:
+    """The record with the candidate's answer."""
+    return {**result.payload, "candidate": (result.texts[0] if result.texts else "").strip()}
+
+
+def judge_request(rec: dict[str, Any], cfg: CompoundEvalConfig) -> ChatRequest:
+    """The judge's request over the candidate's answer (`answered`)."""
     prompt = judge_prompt()
     text = prompt.render(context=(rec.get("context") or "")[:cfg.max_context_chars].strip(),
                          question=rec["com_question"], reference=rec["com_reference"],
@@ -99,11 +103,12 @@ def judge_request(result: ChatResult, cfg: CompoundEvalConfig) -> ChatRequest:
 
 
 def outcome(result: ChatResult) -> dict[str, Any]:
-    """The report event of a judged record: verdict, sub-questions, the omitted ones."""
+    """The report event of a judged record: verdict, sub-questions, the omitted ones. A
+    verdict that cannot be read raises (the kit counts it as `judge_unparseable`)."""
     rec = result.payload
     verdict = (result.parsed or [None])[0]
     if not isinstance(verdict, dict) or verdict.get("verdict") not in VERDICTS:
-        return failure(rec, "judge_unparseable")
+        raise ValueError(f"no verdict among {VERDICTS}")
     subs = [s for s in verdict.get("sub_questions") or [] if isinstance(s, dict)]
     omitted = [str(s.get("question", "")) for s in subs if not s.get("answered")]
     return {"dimension": rec["dimension"], "category": rec["category"],

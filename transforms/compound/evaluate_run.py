@@ -3,15 +3,15 @@
 Reads released Compound-QA files (`Understanding_Cause_and_Effect.jsonl`, ...) or a run's output
 (a directory: its emitted SFT rows, JSONL or Parquet; rows without `meta.com_question` are
 skipped, so only our synthesized compound items count), asks the candidate (role
-`candidate`) for an answer to each, then the judge (role `judge`), through the kit's
-GenerateStep, so models, backends, caching and the test seam are the ones every stage uses.
-Writes the report as JSON to `out` and returns it. Failures (dead-lettered or unparseable
-calls) are counted in the report by reason, never dropped silently.
+`candidate`) for an answer to each, then the judge (role `judge`), two kit steps (RunStep),
+so models, backends, caching, the test seam and the failure policy are the ones every stage
+uses. Writes the report as JSON to `out` and returns it. Failures (`<step>_deadletter` calls,
+`judge_unparseable` verdicts) are counted in the report by reason, never dropped silently.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -19,12 +19,12 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.base import DEADLETTER, MAIN, RunContext
+from transforms.base import MAIN, RunContext
 from transforms.compound import evaluate as ev
 from transforms.compound.categories import CATEGORIES, slug
 from transforms.compound.compound_qa import read_records, record
 from transforms.io.files import is_dir, list_files, read_bytes, read_json, read_text, write_json
-from transforms.kit import GenerateStep, merge_combine
+from transforms.kit import EVENTS, RunStep, StepSpec, merge_combine
 
 _BY_SLUG = {slug(c): c for c in CATEGORIES}
 
@@ -69,28 +69,33 @@ def _dead_event(entry: dict[str, Any], step: str) -> dict[str, Any]:
     return ev.failure({"dimension": dim or None, "category": cat}, f"{step}_deadletter")
 
 
-class _Outcome(beam.DoFn):
-    def process(self, result: Any) -> Iterable[dict[str, Any]]:
-        try:
-            yield ev.outcome(result)
-        except Exception:  # an odd payload is counted, not fatal
-            yield ev.failure(getattr(result, "payload", None), "judge_unparseable")
+def _event(step: str, kind: str, x: Any) -> dict[str, Any]:
+    """The failure event of a rejected record (its reason) or a dead-lettered call."""
+    return ev.failure(x[0], x[1]) if kind == "rejected" else _dead_event(x, step)
+
+
+def _record(rec: dict[str, Any]) -> dict[str, Any]:
+    return rec
+
+
+def eval_steps(cfg: ev.CompoundEvalConfig) -> list[StepSpec]:
+    """The two kit steps: the candidate answers, the judge grades (its report event)."""
+    return [StepSpec(name="candidate", prompt=None, build=partial(ev.candidate_request, cfg=cfg),
+                     parse=ev.answered, row_of=_record, role="candidate",
+                     event=partial(_event, "candidate")),
+            StepSpec(name="judge", prompt=ev.judge_prompt(),
+                     build=partial(ev.judge_request, cfg=cfg), parse=ev.outcome,
+                     row_of=_record, role="judge", event=partial(_event, "judge"))]
 
 
 def build_eval(p: beam.Pipeline, records: list[dict[str, Any]], cfg: ev.CompoundEvalConfig,
                ctx: RunContext) -> beam.PCollection:
     """records → candidate → judge → one report dict."""
-    reqs = (p | "Records" >> beam.Create(records)
-            | "CandidateRequests" >> beam.Map(ev.candidate_request, cfg))
-    cand = reqs | "Candidate" >> GenerateStep(ctx, stage=ev.STAGE, step="candidate",
-                                              role="candidate")
-    judged = (cand[MAIN] | "JudgeRequests" >> beam.Map(ev.judge_request, cfg)
-              | "Judge" >> GenerateStep(ctx, stage=ev.STAGE, step="judge", role="judge"))
-    events = (
-        judged[MAIN] | "Outcome" >> beam.ParDo(_Outcome()),
-        cand[DEADLETTER] | "CandidateDead" >> beam.Map(_dead_event, "candidate"),
-        judged[DEADLETTER] | "JudgeDead" >> beam.Map(_dead_event, "judge"),
-    ) | "Events" >> beam.Flatten()
+    candidate, judge = eval_steps(cfg)
+    cand = (p | "Records" >> beam.Create(records)
+            | "Candidate" >> RunStep(candidate, ctx, stage=ev.STAGE))
+    judged = cand[MAIN] | "Judge" >> RunStep(judge, ctx, stage=ev.STAGE)
+    events = (judged[MAIN], cand[EVENTS], judged[EVENTS]) | "Events" >> beam.Flatten()
     k = cfg.examples
     return events | "Report" >> beam.CombineGlobally(merge_combine(
         ev.empty, partial(ev.add, examples=k), partial(ev.merge, examples=k), ev.finish))

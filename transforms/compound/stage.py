@@ -9,14 +9,16 @@ layer: question (role `writer`) → rule check (generic + per type) → question
 Writes EXAMPLES (user = context [+ partner's context] + compound question, assistant =
 reference answer; meta: category, context, partner_context, com_question, com_reference,
 sub_questions, sub_answers, seed_id, partner_id, checks, lineage). Drops to REJECTED (row +
-reason + the failing check in reject_detail). DEADLETTER: requests the serving layer could not
-answer, and items that raised here. REPORT: per category items, accepted, rejected by reason,
+reason + the failing check in reject_detail; an answer a step cannot read:
+`<step>_unparseable` with the raw answer). DEADLETTER: model calls that failed. Each step is a
+kit step (steps.step_specs, kit.RunStep). REPORT: per category items, accepted, rejected by reason,
 sub-question counts. Every item (seed × category) ends in exactly one of the three.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import apache_beam as beam
@@ -27,28 +29,21 @@ from transforms.base import (
     DEADLETTER,
     EXAMPLES,
     MAIN,
-    METRICS_NAMESPACE,
     REJECTED,
     REPORT,
     RunContext,
-    deadletter_entry,
 )
 from transforms.compound import core, report, steps
 from transforms.compound._partner_search import FindPartners
 from transforms.compound.categories import CATEGORIES, pick_categories, slug
 from transforms.compound.config import CompoundConfig
-from transforms.kit import GenerateStep, Rejection, RejectRows, merge_combine
-from transforms.llm.api import ChatResult
+from transforms.kit import Rejection, RejectRows, RunStep, merge_combine, metrics_namespace
 
-NS = f"{METRICS_NAMESPACE}.{core.STAGE}"
-_DONE = "done"  # tag of finished items (steps.Step with a row)
+_DONE = "done"  # tag of Rejections before the model steps
 _EVENT = "event"  # tag of report events
 _SEEDS = "seeds"  # tag of (seed, wants_partner), one per usable seed
 _BY_SLUG = {slug(c): c for c in CATEGORIES}
-
-
-def _counter(name: str, n: int = 1) -> None:
-    beam.metrics.Metrics.counter(NS, name).inc(n)
+_COUNT = partial(beam.metrics.Metrics.counter, metrics_namespace(core.STAGE))
 
 
 class _MakeItems(beam.DoFn):
@@ -61,20 +56,20 @@ class _MakeItems(beam.DoFn):
 
     def process(self, batch: pa.RecordBatch) -> Iterable[Any]:
         for row in batch.to_pylist():
-            _counter("seeds_in")
+            _COUNT("seeds_in").inc()
             cats = pick_categories(self._seed, row["id"], self._cfg.category_weights,
                                    self._cfg.categories_per_seed)
             seed, reason = core.seed_from_row(row, self._cfg.require_context)
             if seed is None:
-                _counter(reason)
+                _COUNT(reason).inc()
                 bare = {"id": row["id"], "question": first_turn(row["messages"], "user"),
                         "answer": first_turn(row["messages"], "assistant"),
                         "context": (row.get("meta") or {}).get("context") or "",
                         "source": row.get("source")}
                 for cat in cats:
                     item = {"seed": bare, "partner": None, "category": cat}
-                    yield beam.pvalue.TaggedOutput(_DONE, steps.finish(
-                        item, self._cfg, reason, {"check": "seed", "error": reason}))
+                    yield beam.pvalue.TaggedOutput(_DONE, Rejection(
+                        item, reason, {"check": "seed", "error": reason}))
                 continue
             yield beam.pvalue.TaggedOutput(_SEEDS, (seed, bool(self._wanted & set(cats))))
             for cat in cats:
@@ -95,51 +90,33 @@ class _AttachPartner(beam.DoFn):
                                         "reason": "no_embedding"}])[0]
         for item in groups["item"]:
             if choice["partner"] is not None:
-                _counter("partner_found")
+                _COUNT("partner_found").inc()
                 yield {**item, "partner": choice["partner"],
                        "partner_similarity": choice["similarity"], "partner_status": "found"}
             elif self._cfg.partner_fallback:
-                _counter("partner_fallback")
+                _COUNT("partner_fallback").inc()
                 yield {**item, "partner_status": "fallback"}
             else:
-                yield beam.pvalue.TaggedOutput(_DONE, steps.finish(
-                    {**item, "partner_status": "none"}, self._cfg, "no_partner",
+                yield beam.pvalue.TaggedOutput(_DONE, Rejection(
+                    {**item, "partner_status": "none"}, "no_partner",
                     {"check": "partner", "error": choice["reason"],
                      "window": [self._cfg.partner_min_similarity,
                                 self._cfg.partner_max_similarity]}))
 
 
-class _OnStep(beam.DoFn):
-    """ChatResult of one step → next request (main) or a finished item (tag `done`). An item
-    that raises here goes to the dead letter with its payload."""
-
-    def __init__(self, step: str, cfg: CompoundConfig, run_seed: int):
-        self._step, self._cfg, self._seed = step, cfg, run_seed
-
-    def process(self, result: ChatResult) -> Iterable[Any]:
-        try:
-            out = steps.ON_STEP[self._step](result, self._cfg, self._seed)
-        except Exception as e:  # a bug or an odd payload must not take the run down
-            entry = deadletter_entry(
-                core.STAGE, f"{self._step}: {type(e).__name__}: {e}",
-                {"key": result.key, "texts": list(result.texts), "payload": result.payload},
-                record_id=result.key)
-            yield beam.pvalue.TaggedOutput(DEADLETTER, {**entry, "step": self._step})
-            return
-        if out.request is not None:
-            yield out.request
-        else:
-            yield beam.pvalue.TaggedOutput(_DONE, out)
-
-
 class _Finish(beam.DoFn):
-    """Finished items → accepted rows (main) or (row, reason, detail) for REJECTED, plus one
-    report event each (with the partner status of two-subject categories)."""
+    """Items that passed every step, or Rejections of items → accepted rows (main) or
+    Rejections of rows for REJECTED, plus one report event each (with the partner status of
+    two-subject categories)."""
 
-    def process(self, step: steps.Step) -> Iterable[Any]:
+    def __init__(self, cfg: CompoundConfig):
+        self._cfg = cfg
+
+    def process(self, out: Any) -> Iterable[Any]:
+        step = steps.finish_outcome(out, self._cfg)
         meta, status, n_sub = step.row["meta"], step.partner_status, step.n_sub_questions
         if step.accepted:
-            _counter("accepted")
+            _COUNT("accepted").inc()
             yield step.row
             yield beam.pvalue.TaggedOutput(_EVENT, report.event(
                 meta["category"], "accepted", partner=status, n_sub=n_sub))
@@ -163,7 +140,7 @@ class CompoundStage(beam.PTransform):
 
     Input: Example batches (seeds). Outputs: {EXAMPLES, REJECTED, DEADLETTER, REPORT}.
     Reject reasons: seed_*, no_partner, question_/answer_<parse error>, rule_<rule>,
-    llm_question_*, llm_answer_* (docs/compound.md lists them all).
+    llm_question_*, llm_answer_*, <step>_unparseable (docs/compound.md lists them all).
     Example: `out = seed_batches | CompoundStage(CompoundConfig(enabled=True), ctx)`.
     """
 
@@ -172,11 +149,6 @@ class CompoundStage(beam.PTransform):
         replaces the backend (tests)."""
         super().__init__(label)
         self._cfg, self._ctx = config, ctx
-
-    def _generate(self, requests: beam.PCollection, step: str) -> dict[str, beam.PCollection]:
-        name = "".join(w.title() for w in step.split("_"))
-        return requests | f"Generate{name}" >> GenerateStep(
-            self._ctx, stage=core.STAGE, step=step, role=core.ROLE_OF_STEP[step])
 
     def _with_partners(self, items: beam.PCollection, seeds: beam.PCollection
                        ) -> tuple[beam.PCollection, beam.PCollection | None]:
@@ -196,20 +168,16 @@ class CompoundStage(beam.PTransform):
         return ready, out[_DONE]
 
     def _steps(self, items: beam.PCollection) -> tuple[list[Any], list[Any]]:
-        """The LLM steps in order; (finished-item collections, dead-letter collections)."""
-        cfg, seed = self._cfg, self._ctx.seed
+        """The model steps in order (kit.RunStep each); (collections of Rejections and of
+        the items that passed every step, dead-letter collections)."""
         done, deadletters = [], []
-        requests = items | "QuestionRequests" >> beam.Map(core.question_request, cfg, seed)
-        for step in core.STEPS if cfg.answer_check else core.STEPS[:-1]:
-            gen = self._generate(requests, step)
-            deadletters.append(gen[DEADLETTER])
-            name = "".join(w.title() for w in step.split("_"))
-            out = gen[MAIN] | f"On{name}" >> beam.ParDo(
-                _OnStep(step, cfg, seed)).with_outputs(_DONE, DEADLETTER, main=MAIN)
-            done.append(out[_DONE])
+        for spec in steps.step_specs(self._cfg, self._ctx.seed):
+            name = "".join(w.title() for w in spec.name.split("_"))
+            out = items | name >> RunStep(spec, self._ctx, stage=core.STAGE)
+            done.append(out[REJECTED])
             deadletters.append(out[DEADLETTER])
-            requests = out[MAIN]  # after the last step this is always empty
-        return done, deadletters
+            items = out[MAIN]
+        return [*done, items], deadletters
 
     def expand(self, batches: beam.PCollection) -> dict[str, beam.PCollection]:
         cfg = self._cfg
@@ -219,7 +187,8 @@ class CompoundStage(beam.PTransform):
         done, deadletters = self._steps(items)
         done += [made[_DONE]] + ([no_partner] if no_partner is not None else [])
         finished = (done | "AllDone" >> beam.Flatten()
-                    | "Finish" >> beam.ParDo(_Finish()).with_outputs(REJECTED, _EVENT, main=MAIN))
+                    | "Finish" >> beam.ParDo(_Finish(cfg)).with_outputs(
+                        REJECTED, _EVENT, main=MAIN))
         size = cfg.output_batch_rows
         examples = (finished[MAIN]
                     | "BatchAccepted" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)

@@ -1,23 +1,26 @@
-"""SelfSampleAndEdit: the RISE paper's flow on the serving layer (two roles, two model calls).
+"""SelfSampleAndEdit: the RISE paper's flow as two kit steps (`rise_steps`, kit.RunStep).
 
-Reads prepared Example batches. Step 1 (`solve`): the `policy` role (`roles.policy`, default
-the run's llm) samples k "Step k:" solutions per problem from the solve prompt (system + user
-messages, which become every pair's `prompt`). Step 2: samples are graded and paired
-(sampling.after_sampling); edit jobs go to step `edit`, the `editor` role (`roles.editor`,
-default the run's llm). Step 3: each edit is
-filtered and becomes a step pair or an edit-level rejection (self_edit.edit_outcome). Step 4:
-per problem (grouped by id), a problem with no pair ends in REJECTED (its reasons) or, when its
-model calls failed, in DEADLETTER; its surviving step pairs are kept there (paper mode: M random
-ones, paper_steps.select_step_pairs). With `mode: paper` steps 1-3 are the authors' own
-(paper_steps: prefilled solve and edit requests, their grading, filters and selection).
-Returns {MAIN: pair batches, REJECTED: batches,
-DEADLETTER: entries, "summary": count dicts}. Metrics: refinery.rise.solve / refinery.rise.edit
-(kit.GenerateStep), refinery.rise: pairs_self_edit, edit_dropped_<reason>, dropped_<reason>.
+Reads prepared Example batches. Step `solve`: the `policy` role (`roles.policy`, default the
+run's llm) samples k "Step k:" solutions per problem from the solve prompt (system + user
+messages, which become every pair's `prompt`); its parse (`plan_edits`) grades and pairs the
+samples (sampling.after_sampling; paper mode: paper_steps) and plans the edit requests. Step
+`edit`: the `editor` role (`roles.editor`, default the run's llm); its parse (`edit_verdict`)
+filters each edit into a step pair or an edit-level reason. Then per problem (grouped by id) a
+problem with no pair ends in REJECTED (its reasons) or, when its model calls failed, in
+DEADLETTER; its surviving step pairs are kept (paper mode: M random ones,
+paper_steps.select_step_pairs). With `mode: paper` the requests, grading, filters and
+selection are the authors' own. The kit's failure policy: a failed call → dead letter; samples
+the solve step cannot read → the problem rejected as `solve_unparseable`; an edit answer
+without its edit → the edit-level reason `edit_unparseable`.
+Returns {MAIN: pair batches, REJECTED: batches, DEADLETTER: entries, "summary": count dicts}.
+Metrics: refinery.rise.solve / refinery.rise.edit (kit), refinery.rise: pairs_self_edit,
+dropped_<reason>.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import apache_beam as beam
@@ -25,17 +28,18 @@ import apache_beam as beam
 from schemas.ids import derive_seed
 from schemas.records import pairs_to_batch
 from transforms.base import DEADLETTER, MAIN, REJECTED, RunContext, deadletter_entry
-from transforms.kit import GenerateStep, Rejection, RejectRows, metrics_namespace
+from transforms.kit import Emit, Rejection, RejectRows, RunStep, StepSpec, metrics_namespace
 from transforms.llm.api import ChatRequest, ChatResult, SamplingParams
 from transforms.rise import paper_steps
 from transforms.rise.config import RiseConfig
-from transforms.rise.pairs import STAGE, Problem, read_problem, summarize_pairs
+from transforms.rise.pairs import STAGE, Problem, read_problem
+from transforms.rise.report import summarize_pairs
 from transforms.rise.sampling import after_sampling
 from transforms.rise.self_edit import edit_outcome, edit_request
 from transforms.rise.templates import solve_messages
 
 NS = metrics_namespace(STAGE)
-STATUS, EDITS, SUMMARY = "status", "edits", "summary"
+STATUS, EDITS, SUMMARY, FULL = "status", "edits", "summary", "full_pairs"
 
 
 def solve_request(row: dict[str, Any], cfg: RiseConfig, seed: int) -> ChatRequest:
@@ -59,62 +63,72 @@ def problem_id(key: str) -> str:
     return key.split(":", 1)[0]
 
 
-class _AfterSampling(beam.DoFn):
-    """Solve result → pair rows (MAIN), edit requests (EDITS), (id, status) (STATUS), counts."""
-
-    def __init__(self, cfg: RiseConfig, seed: int):
-        self.cfg, self.seed = cfg, seed
-
-    def process(self, result: ChatResult) -> Iterable[Any]:
-        p = result.payload
-        problem, pid = Problem(**p["problem"]), problem_id(result.key)
-        try:
-            if self.cfg.mode == "paper":
-                pairs, requests, reasons, summary = paper_steps.after_sampling(
-                    problem, p["prompt"], result, self.cfg, self.seed)
-                detail = dict(summary["samples"])
-            else:
-                out = after_sampling(problem, p["prompt"], result.texts, self.cfg, self.seed,
-                                     result.model, result.template_version,
-                                     result.finish_reasons)
-                policy = {"model": result.model, "template_version": result.template_version}
-                requests = [edit_request(problem, p["prompt"], job, self.cfg, self.seed, policy)
-                            for job in out.edit_jobs]
-                pairs, reasons, detail = out.pairs, out.reasons, out.detail
-                summary = {**out.summary, **summarize_pairs(out.pairs)}
-        except Exception as e:  # a bug or odd input: the problem goes to the dead letter
-            yield beam.pvalue.TaggedOutput(STATUS, (pid, {"row": p["row"], "error": repr(e)}))
-            return
-        yield from pairs
-        for req in requests:
-            yield beam.pvalue.TaggedOutput(EDITS, req)
-        yield beam.pvalue.TaggedOutput(STATUS, (pid, {
-            "row": p["row"], "pairs": len(pairs), "reasons": reasons, "detail": detail}))
-        yield beam.pvalue.TaggedOutput(SUMMARY, summary)
+def plan_edits(result: ChatResult, cfg: RiseConfig, seed: int) -> Iterator[Any]:
+    """The solve step's parse: one problem's samples → its full pair (FULL), its edit requests
+    (the next items), its (id, status) (STATUS) and summary counts (SUMMARY)."""
+    p = result.payload
+    problem, pid = Problem(**p["problem"]), problem_id(result.key)
+    if cfg.mode == "paper":
+        pairs, requests, reasons, summary = paper_steps.after_sampling(
+            problem, p["prompt"], result, cfg, seed)
+        detail = dict(summary["samples"])
+    else:
+        out = after_sampling(problem, p["prompt"], result.texts, cfg, seed, result.model,
+                             result.template_version, result.finish_reasons)
+        policy = {"model": result.model, "template_version": result.template_version}
+        requests = [edit_request(problem, p["prompt"], job, cfg, seed, policy)
+                    for job in out.edit_jobs]
+        pairs, reasons, detail = out.pairs, out.reasons, out.detail
+        summary = {**out.summary, **summarize_pairs(out.pairs)}
+    for row in pairs:
+        yield Emit(FULL, row)
+    yield from requests
+    yield Emit(STATUS, (pid, {"row": p["row"], "pairs": len(pairs), "reasons": reasons,
+                              "detail": detail}))
+    yield Emit(SUMMARY, summary)
 
 
-class _EditOutcome(beam.DoFn):
-    """Edit result → pair row (MAIN) or an edit-level reason; (id, verdict) on EDITS."""
+def edit_verdict(result: ChatResult, cfg: RiseConfig) -> Iterator[Any]:
+    """The edit step's parse: (id, step pair row) for an edit that survives the filters, else
+    (id, its reason), with the summary count (SUMMARY)."""
+    outcome = paper_steps.edit_outcome if cfg.mode == "paper" else edit_outcome
+    row, reason, detail = outcome(result, cfg)
+    pid = problem_id(result.key)
+    if row is None:
+        yield Emit(SUMMARY, {"edit_rejected": {f"self_edit:{reason}": 1}})
+        yield pid, {"reason": reason, "detail": detail}
+    else:
+        yield Emit(SUMMARY, {"edits_survived": 1})
+        yield pid, {"reason": None, "row": row}
 
-    def __init__(self, cfg: RiseConfig):
-        self.cfg = cfg
 
-    def process(self, result: ChatResult) -> Iterable[Any]:
-        pid = problem_id(result.key)
-        try:
-            outcome = paper_steps.edit_outcome if self.cfg.mode == "paper" else edit_outcome
-            row, reason, detail = outcome(result, self.cfg)
-        except Exception as e:
-            yield beam.pvalue.TaggedOutput(EDITS, (pid, {"reason": "edit_raised",
-                                                         "detail": {"error": repr(e)}}))
-            return
-        if row is None:
-            beam.metrics.Metrics.counter(NS, f"edit_dropped_{reason}").inc()
-            yield beam.pvalue.TaggedOutput(EDITS, (pid, {"reason": reason, "detail": detail}))
-            yield beam.pvalue.TaggedOutput(SUMMARY, {"edit_rejected": {f"self_edit:{reason}": 1}})
-            return
-        yield beam.pvalue.TaggedOutput(EDITS, (pid, {"reason": None, "row": row}))
-        yield beam.pvalue.TaggedOutput(SUMMARY, {"edits_survived": 1})
+def _row_of_solve(payload: dict[str, Any]) -> dict[str, Any]:
+    return payload["row"]
+
+
+def _row_of_edit(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"id": payload["problem"]["id"]}
+
+
+def _request(request: ChatRequest) -> ChatRequest:
+    return request  # edit requests are planned by the solve step (their error types drawn)
+
+
+def rise_steps(cfg: RiseConfig, seed: int) -> tuple[StepSpec, StepSpec]:
+    """The two kit steps: `solve` (role policy, k samples per problem) and `edit` (editor)."""
+    solve = StepSpec(name="solve", prompt=None, build=partial(solve_request, cfg=cfg, seed=seed),
+                     parse=partial(plan_edits, cfg=cfg, seed=seed), row_of=_row_of_solve,
+                     role="policy")
+    edit = StepSpec(name="edit", prompt=None, build=_request,
+                    parse=partial(edit_verdict, cfg=cfg), row_of=_row_of_edit, role="editor")
+    return solve, edit
+
+
+def _unread_edit(rejection: Rejection) -> Iterable[Any]:
+    """An edit the editor's answer did not hold: an edit-level reason of its problem."""
+    row, reason, detail = rejection
+    yield beam.pvalue.TaggedOutput(SUMMARY, {"edit_rejected": {f"self_edit:{reason}": 1}})
+    yield row["id"], {"reason": reason, "detail": detail}
 
 
 def _dead(entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -140,9 +154,8 @@ class _Finish(beam.DoFn):
             yield from kept
         dead = sorted(g["solve_dead"] + g["edit_dead"], key=lambda e: e.get("record_id") or "")
         status = g[STATUS][0] if g[STATUS] else None
-        if status is None or "error" in status:  # the solve call failed, or planning raised
-            src = dead[0] if dead else {"error": status["error"] if status else "lost",
-                                        "raw": status and status["row"], "step": "plan"}
+        if status is None:  # the solve call failed
+            src = dead[0]
             yield beam.pvalue.TaggedOutput(DEADLETTER, deadletter_entry(
                 STAGE, src["error"], src["raw"], record_id=pid, step=src.get("step")))
             return
@@ -157,11 +170,16 @@ class _Finish(beam.DoFn):
                 STAGE, first["error"], first["raw"], record_id=pid, step=first.get("step")))
             return
         edit_reasons = sorted(e["reason"] for e in edits)
-        reasons = (["edits_rejected"] if edits else []) + status["reasons"]
+        # every edit unreadable: the problem is rejected as that, the first raw answer kept
+        unread = sorted((e["detail"] for e in edits if e["reason"] == "edit_unparseable"),
+                        key=str)
+        all_unread = bool(edits) and len(unread) == len(edits)
+        reasons = (["edit_unparseable" if all_unread else "edits_rejected"] if edits else []) \
+            + status["reasons"]
         yield beam.pvalue.TaggedOutput(REJECTED, Rejection(
             status["row"], reasons[0] if reasons else "no_pair",
             {"method": "self_sample", "reasons": reasons, "edit_reasons": edit_reasons,
-             **status["detail"]}))
+             **status["detail"], **(unread[0] if all_unread else {})}))
 
 
 class SelfSampleAndEdit(beam.PTransform):
@@ -172,30 +190,27 @@ class SelfSampleAndEdit(beam.PTransform):
         self.cfg, self.ctx = cfg, ctx
 
     def expand(self, prepared: beam.PCollection) -> dict[str, beam.PCollection]:
-        cfg, seed, size = self.cfg, self.ctx.seed, self.cfg.batch_rows
-        solved = (prepared
-                  | "PlanSolve" >> beam.FlatMap(
-                      lambda b: [solve_request(r, cfg, seed) for r in b.to_pylist()])
-                  | "Sample" >> GenerateStep(self.ctx, stage=STAGE, step="solve",
-                                            role="policy"))
-        after = solved[MAIN] | "AfterSampling" >> beam.ParDo(
-            _AfterSampling(cfg, seed)).with_outputs(EDITS, STATUS, SUMMARY, main=MAIN)
-        edited = after[EDITS] | "Edit" >> GenerateStep(self.ctx, stage=STAGE, step="edit",
-                                                       role="editor")
-        outcome = edited[MAIN] | "EditOutcome" >> beam.ParDo(
-            _EditOutcome(cfg)).with_outputs(EDITS, SUMMARY, main="unused")
-        finished = ({STATUS: after[STATUS], EDITS: outcome[EDITS],
+        cfg, seed, size, ctx = self.cfg, self.ctx.seed, self.cfg.batch_rows, self.ctx
+        solve, edit = rise_steps(cfg, seed)
+        solved = (prepared | "Problems" >> beam.FlatMap(lambda b: b.to_pylist())
+                  | "Solve" >> RunStep(solve, ctx, stage=STAGE, outputs=(FULL, STATUS, SUMMARY)))
+        edited = solved[MAIN] | "Edit" >> RunStep(edit, ctx, stage=STAGE, outputs=(SUMMARY,))
+        unread = edited[REJECTED] | "UnreadEdits" >> beam.FlatMap(_unread_edit).with_outputs(
+            SUMMARY, main=EDITS)
+        edits = (edited[MAIN], unread[EDITS]) | "AllEdits" >> beam.Flatten()
+        finished = ({STATUS: solved[STATUS], EDITS: edits,
                      "solve_dead": solved[DEADLETTER] | "KeySolveDead" >> beam.Map(_dead),
                      "edit_dead": edited[DEADLETTER] | "KeyEditDead" >> beam.Map(_dead)}
                     | "ByProblem" >> beam.CoGroupByKey()
                     | "Finish" >> beam.ParDo(_Finish(cfg, seed)).with_outputs(
                         REJECTED, DEADLETTER, SUMMARY, main=MAIN))
-        pairs = ((after[MAIN], finished[MAIN]) | "AllPairs" >> beam.Flatten()
+        pairs = ((solved[FULL], finished[MAIN]) | "AllPairs" >> beam.Flatten()
                  | "BatchPairs" >> beam.BatchElements(min_batch_size=1, max_batch_size=size)
                  | "PairsToBatch" >> beam.Map(
                      lambda rows: pairs_to_batch(sorted(rows, key=lambda r: r["id"]))))
-        rejected = finished[REJECTED] | "RejectRows" >> RejectRows(STAGE, size=size)
-        summary = ((after[SUMMARY], outcome[SUMMARY], finished[SUMMARY])
+        rejected = ((solved[REJECTED], finished[REJECTED]) | "ProblemsRejected" >> beam.Flatten()
+                    | "RejectRows" >> RejectRows(STAGE, size=size))
+        summary = ((solved[SUMMARY], edited[SUMMARY], unread[SUMMARY], finished[SUMMARY])
                    | "AllSummaries" >> beam.Flatten())
         return {MAIN: pairs, REJECTED: rejected, DEADLETTER: finished[DEADLETTER],
                 SUMMARY: summary}

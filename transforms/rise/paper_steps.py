@@ -17,8 +17,9 @@ from transforms.rise import paper_core as P
 from transforms.rise.config import RiseConfig
 from transforms.rise.errors import ARITHMETIC_TYPES
 from transforms.rise.filters import computation_changed, holds_answer, token_edit_distance
-from transforms.rise.pairs import Problem, make_pair, summarize_pairs
+from transforms.rise.pairs import Problem, make_pair
 from transforms.rise.paper_grade import grade_paper
+from transforms.rise.report import summarize_pairs
 from transforms.rise.step_pairs import make_step_pair
 
 
@@ -88,13 +89,14 @@ def edit_request(problem: Problem, prompt: list[dict[str, str]], job: P.StepJob,
 
 def edit_outcome(result: ChatResult, cfg: RiseConfig
                  ) -> tuple[dict[str, Any] | None, str | None, dict[str, Any]]:
-    """(step pair row, None, detail) for an edit that survives, else (None, reason, detail)."""
+    """(step pair row, None, detail) for an edit that survives, else (None, reason, detail);
+    raises on an answer without the fenced edit."""
     p = result.payload
     problem, job = Problem(**p["problem"]), P.StepJob(**p["job"])
     detail: dict[str, Any] = {"error_type": job.error_type, "step": job.step}
     edit = P.extract_edit(result.texts[0] if result.texts else "")
-    if edit is None:
-        return None, "unparseable_edit", {**detail, "raw": (result.texts or [""])[0][:500]}
+    if edit is None:  # the kit rejects the edit as edit_unparseable, with the raw answer
+        raise ValueError("no edit between the fences")
     if P.has_phrase(problem.question, edit, P.EDIT_PHRASES):
         return None, "admits_error", detail
     rejected = job.chosen.replace(job.text_to_edit, edit)

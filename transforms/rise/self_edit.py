@@ -80,13 +80,13 @@ def parse_rewrite(result: ChatResult) -> str | None:
 def edit_outcome(result: ChatResult, cfg: RiseConfig
                  ) -> tuple[dict[str, Any] | None, str | None, dict[str, Any]]:
     """(pair row, None, detail) when the edit passes the filters, else
-    (None, reason, detail)."""
+    (None, reason, detail); raises on an answer without a rewrite."""
     p = result.payload
     problem, job = Problem(**p["problem"]), p["job"]
     detail: dict[str, Any] = {"error_type": job["error_type"], "step_index": job["step_index"]}
     rewritten = parse_rewrite(result)
-    if rewritten is None:
-        return None, "unparseable_edit", {**detail, "raw": (result.texts or [""])[0][:500]}
+    if rewritten is None:  # the kit rejects the edit as edit_unparseable, with the raw answer
+        raise ValueError("no rewrite in the answer")
     sample, s, e, cut = job["sample"], job["step_start"], job["step_end"], job["cut"]
     edited_step = sample[s:cut] + rewritten
     edited = sample[:s] + edited_step + sample[e:]

@@ -8,7 +8,8 @@ batches, meta.method rule_edit / self_edit / sampled, meta.pair_kind full / step
 (the step pairs again in RISE's trainer layout, schemas/step_pairs.py), REJECTED (one row per
 problem that yields no pair, with its reason: no_solution, no_gold_answer, no_correct_sample,
 no_applicable_step, edits_rejected, ...), DEADLETTER (one entry per problem that raised or whose
-model calls failed), and one REPORT dict (pairs.finalize_report; in = paired + rejected + dead).
+model calls failed), and one REPORT dict (report.py: empty/add/merge/finish; in = paired +
+rejected + dead).
 """
 
 from __future__ import annotations
@@ -34,16 +35,10 @@ from transforms.base import (
     reject_rows,
 )
 from transforms.kit import merge_combine
+from transforms.rise import report
 from transforms.rise.config import RiseConfig
-from transforms.rise.pairs import (
-    STAGE,
-    Problem,
-    finalize_report,
-    merge_counts,
-    read_problem,
-    summarize_pairs,
-    summarize_rejected,
-)
+from transforms.rise.pairs import STAGE, Problem, read_problem
+from transforms.rise.report import merge_counts, summarize_pairs, summarize_rejected
 from transforms.rise.rule_pairs import rule_edit_pairs
 from transforms.rise.step_pairs import step_rows_batch
 
@@ -112,13 +107,6 @@ def _pair_summary(batch: pa.RecordBatch) -> dict[str, Any]:
                         {"problems_paired": len({r["meta"]["parent_id"] for r in rows})})
 
 
-def _merge_all(accs: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for a in accs:
-        out = merge_counts(out, a)
-    return out
-
-
 class RiseStage(beam.PTransform):
     """Example batches → {PAIRS, STEP_PAIRS, REJECTED, DEADLETTER, REPORT}; see the module
     docstring. Model roles: `policy` samples, `editor` edits (each the run's llm unless the
@@ -148,10 +136,10 @@ class RiseStage(beam.PTransform):
         summaries.append(out_rej | "SummarizeRejected" >> beam.Map(
             lambda b: summarize_rejected(b.column("reject_reason").to_pylist())))
         summaries.append(out_dead | "SummarizeDead" >> beam.Map(lambda _: {"deadletter": 1}))
-        report = (tuple(summaries) | "FlattenSummaries" >> beam.Flatten()
-                  | "MergeSummaries" >> beam.CombineGlobally(
-                      merge_combine(dict, merge_counts, _merge_all, finalize_report)))
+        rep = (tuple(summaries) | "FlattenSummaries" >> beam.Flatten()
+               | "MergeSummaries" >> beam.CombineGlobally(
+                   merge_combine(report.empty, report.add, report.merge, report.finish)))
         steps = pairs | "StepLayout" >> beam.FlatMap(
             lambda b: [s] if (s := step_rows_batch(b)) is not None else [])
         return {PAIRS: pairs, STEP_PAIRS: steps, REJECTED: out_rej, DEADLETTER: out_dead,
-                REPORT: report}
+                REPORT: rep}
