@@ -9,7 +9,7 @@ import logging
 import sys
 
 from pipeline.config import ConfigError, RunConfig, load_config
-from pipeline.console import quiet_startup
+from pipeline.report.console import quiet_startup
 from transforms.redact import install_log_redaction, secret_env_names
 
 # Commands that take Beam pipeline options after their own flags: `run` for the pipeline, the
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("--id", help="one row's whole path: source, stages and signals, parents, "
                      "models and prompts, where and why it was dropped")
 
-    from pipeline.export import EXPORTERS
+    from pipeline.export.registry import EXPORTERS
 
     exp = sub.add_parser("export", help="write a finished run's datasets in a trainer's file "
                          "layout (extra --flags: Beam options for object stores)")
@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="dataset(s) to export (repeat; default: every dataset with rows)")
     exp.add_argument("--to", help="file (rise) or folder to write (default: OUT/export/<name>)")
 
-    from pipeline.release_cli import add_parser as add_release_parser
+    from pipeline.release.cli import add_parser as add_release_parser
 
     add_release_parser(sub)
     rev = sub.add_parser("review", help="export a run's synthesized items for human review, or "
@@ -117,16 +117,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _report_or_inspect(args: argparse.Namespace) -> int:
-    from pipeline.inspect_rows import InspectError, print_rows, sample_rows
-    from pipeline.publish import published_dir
-    from pipeline.report import rewrite_report
+    from pipeline.outputs.publish import published_dir
+    from pipeline.report.inspect import InspectError, print_rows, sample_rows
+    from pipeline.report.page import rewrite_report
 
     try:
         if args.command == "report":
             print(f"wrote {rewrite_report(args.out)}")
             return 0
         if args.id:
-            from pipeline.lineage import RowNotFound, format_trace, trace
+            from pipeline.report.lineage import RowNotFound, format_trace, trace
 
             try:
                 print(format_trace(trace(published_dir(args.out), args.id)))
@@ -165,13 +165,13 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
     try:
         result = run_config(cfg, beam_args)
     except (RunAborted, SourceError) as e:
-        from pipeline.inspect_rows import printable
+        from pipeline.report.inspect import printable
 
         print(f"refinery: {printable(str(e))}", file=sys.stderr)  # may quote row text
         _layout_hints(getattr(e, "deadletter", None))
         return 2 if isinstance(e, RunRefused) else 3
     _layout_hints(result.deadletter)
-    from pipeline.console import summary_table, synthesis_notes
+    from pipeline.report.console import summary_table, synthesis_notes
 
     for line in synthesis_notes(result.manifest).values():
         print(f"refinery: {line}", file=sys.stderr)
@@ -188,8 +188,8 @@ def _layout_hints(deadletter: str | None) -> None:
     with an aborted run): the fields seen and the fix, on the terminal."""
     if deadletter is None:
         return
-    from pipeline.inspect_rows import printable
-    from pipeline.storage import read_jsonl
+    from pipeline.outputs.storage import read_jsonl
+    from pipeline.report.inspect import printable
     from transforms.io.presets import layout_problems
 
     for line in layout_problems(read_jsonl(deadletter)):
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refinery {args.command}: unknown arguments {rest}", file=sys.stderr)
         return 2
     if rest:
-        from pipeline.options import unknown_flags
+        from pipeline.runner.options import unknown_flags
 
         bad = unknown_flags(rest)
         if bad or not all(a.startswith("-") for a in rest[:1]):
@@ -218,13 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         use_options(rest)  # object-store endpoints and credentials for the driver's reads
     try:
         if args.command == "release":
-            from pipeline.release_cli import run as run_release
+            from pipeline.release.cli import run as run_release
 
             return run_release(args, rest)
         if args.command in ("report", "inspect"):
             return _report_or_inspect(args)
         if args.command == "export":
-            from pipeline.export import ExportError, export
+            from pipeline.export.registry import ExportError, export
 
             try:
                 print(json.dumps(export(args.out, args.format, args.to, args.datasets)))

@@ -13,8 +13,8 @@ from typing import Any
 import pyarrow.compute as pc
 
 from pipeline.config import RunConfig
+from pipeline.outputs.storage import files_under, read_parquet, sha256_files, sha256_prefix
 from pipeline.stages import CURATION
-from pipeline.storage import files_under, read_parquet, sha256_files, sha256_prefix
 from transforms.io.files import special_kind, stat_key
 from transforms.io.read_sources import FILE_STAGE
 

@@ -1,7 +1,7 @@
 """Run a config: build the graph, run it, check the error budgets, publish the outputs.
 
 Each run writes everything into its own `<out>/.runs/<run-id>/` and is published
-(pipeline/publish.py: one pointer switch on local disk, an ordered copy with a commit marker on
+(pipeline/outputs/publish.py: one pointer switch on local disk, an ordered copy with a commit marker on
 object stores) only when it is within every error budget
 (pipeline/budget.py) and the conservation law holds; otherwise the previous outputs stay as
 they were and the run fails with the stage, its top errors and the path of its dead letter.
@@ -25,12 +25,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.budget import budget_problems
-from pipeline.card import render_card
 from pipeline.config import RunConfig
 from pipeline.graph import RUN_INFO, build_graph
 from pipeline.manifest import build_manifest
-from pipeline.options import pipeline_options
-from pipeline.publish import (
+from pipeline.outputs.publish import (
     OutputRefused,
     PublishError,
     claim_out,
@@ -40,10 +38,12 @@ from pipeline.publish import (
     publish,
     run_lock,
 )
-from pipeline.report import write_report
+from pipeline.outputs.storage import read_jsonl
+from pipeline.report.card import render_card
+from pipeline.report.page import write_report
+from pipeline.runner.options import pipeline_options
+from pipeline.runner.timings import stage_seconds, step_msecs
 from pipeline.stages import CURATION, SYNTHESIS
-from pipeline.storage import read_jsonl
-from pipeline.timings import stage_seconds, step_msecs
 from transforms import progress
 from transforms.base import RunContext
 from transforms.io.files import delete_file, join, read_json, write_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.console import summary_table
+from pipeline.report.console import summary_table
 
 MANIFEST = {
     "counts": {
@@ -51,7 +51,7 @@ def test_columns_add_up_to_the_totals_and_the_conservation_line() -> None:
 
 
 def test_a_synthesis_stage_that_made_nothing_says_why_in_one_line() -> None:
-    from pipeline.console import synthesis_notes
+    from pipeline.report.console import synthesis_notes
 
     manifest = {**MANIFEST, "config": {"llm": {"backend": "local"}},
                 "synthesis": {"compound": {"rejected": 4, "deadletter": 0, "out_sft": 0,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.publish import published_dir
-from pipeline.report import highlight
+from pipeline.outputs.publish import published_dir
+from pipeline.report.page import highlight
 from tests.conftest import HOSTILE_INSTRUCTION
 
 SECTIONS = ("flow", "rejected", "signals", "lengths", "dedup", "decontam", "synthesis",

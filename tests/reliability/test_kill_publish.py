@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # fault injection: the child pauses inside publish (links in place, pointer not yet switched)
 CHILD = """
 import sys, time
-import pipeline.publish as pub
+import pipeline.outputs.publish as pub
 real = pub._ensure_links
 def paused(out):
     real(out)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from pipeline.export import export
+from pipeline.export.registry import export
 from pipeline.run import run_config
 from tests.rise._paper_server import PaperServer, bump_last_number
 from tests.rise.dpo_format import assert_dpo_row

@@ -115,8 +115,8 @@ def build_tag_utility(p: beam.Pipeline, run_cfg: Any, ctx: RunContext, path: str
 def run_tag_utility(run_cfg: Any, out: str | None = None,
                     extra_args: list[str] | None = None) -> dict[str, Any]:
     """Run the tagging pipeline; returns the summary written next to the table."""
-    from pipeline.options import pipeline_options
     from pipeline.run import make_context
+    from pipeline.runner.options import pipeline_options
 
     path = out or run_cfg.stages.tag_instruct.utility_path
     if not path:

@@ -25,8 +25,8 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.publish import out_root, published_dir
-from pipeline.storage import (
+from pipeline.outputs.publish import out_root, published_dir
+from pipeline.outputs.storage import (
     copy_tree,
     files_under,
     has_files,

@@ -19,9 +19,9 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pipeline.publish import published_dir
-from pipeline.release import parquet_layout, read_manifest
-from pipeline.storage import read_parquet
+from pipeline.outputs.publish import published_dir
+from pipeline.outputs.storage import read_parquet
+from pipeline.release.check import parquet_layout, read_manifest
 from transforms.io.files import copy_file, join, write_text
 
 SFT, PREFERENCE = "sft", "preference"

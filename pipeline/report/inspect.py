@@ -12,8 +12,8 @@ import sys
 import unicodedata
 from typing import Any, TextIO
 
-from pipeline import report_data as rd
-from pipeline.console import is_terminal
+from pipeline.report import data as rd
+from pipeline.report.console import is_terminal
 from transforms.io.files import exists, join
 
 DATASETS = ("sft", "curated", "preference", "tag_policy", "rejected", "deadletter")

@@ -23,9 +23,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import report_charts as charts
-from pipeline import report_data as rd
-from pipeline import report_sections as rs
+from pipeline.report import charts
+from pipeline.report import data as rd
+from pipeline.report import sections as rs
 from transforms.io.files import exists, join, read_json, write_text
 
 DATASETS = ("sft", "curated", "preference", "tag_policy")
@@ -285,7 +285,7 @@ def rows_text(n: int, unit: str = "row") -> str:
 
 def _render_synthesis(page: Page, data: dict[str, Any], m: dict[str, Any]) -> None:
     _section(page, "synthesis", "Synthesis")
-    from pipeline.console import synthesis_notes
+    from pipeline.report.console import synthesis_notes
 
     notes = synthesis_notes(m)
     stages = list(m.get("synthesis", {}))
@@ -351,7 +351,7 @@ def rewrite_report(out: str) -> str:
     """`refinery report OUT`: regenerate the report of the published run of `out` (or of `out`
     itself when it is a run directory). On object stores the top-level copy is refreshed too
     (on local disk `OUT/report.html` is a link into the published run)."""
-    from pipeline.publish import published_dir
+    from pipeline.outputs.publish import published_dir
     from transforms.io.files import copy_file, is_local
 
     run = published_dir(out)

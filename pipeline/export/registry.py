@@ -1,7 +1,7 @@
 """`refinery export OUT --format NAME [--dataset D]... [--to PATH]`: a finished run's datasets
 rewritten in the file layout another project's trainer reads. Formats live in a registry
 (`EXPORTERS`); adding one is adding a function and a line. The trainer formats (trl, sharegpt,
-llamafactory, openai, axolotl) are in `pipeline.exports` and write a folder; `rise` one file.
+llamafactory, openai, axolotl) are in `pipeline.export.formats` and write a folder; `rise` one file.
 
 - `rise`: the RISE authors' training file (kaishxu/RISE train.py reads it with
   `load_dataset("json", data_files=...)`): one JSON list; per problem its full pair, then its
@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import exports
-from pipeline import report_data as rd
-from pipeline.exports import ExportError
+from pipeline.export import formats as exports
+from pipeline.export.formats import ExportError
+from pipeline.report import data as rd
 from transforms.io.files import exists, join, write_text
 
 __all__ = ["EXPORTERS", "ExportError", "export"]
@@ -112,7 +112,7 @@ def export(out_dir: str, fmt: str, dest: str | None = None,
     run, or a run directory); default destination OUT/export/<file>; returns a summary."""
     if fmt not in EXPORTERS:
         raise ExportError(f"unknown format {fmt!r}; one of {sorted(EXPORTERS)}")
-    from pipeline.publish import published_dir
+    from pipeline.outputs.publish import published_dir
 
     src = published_dir(out_dir)  # the published run when `out_dir` publishes by pointer
     if not exists(join(src, "manifest.json")):

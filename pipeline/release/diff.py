@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline.publish import published_dir
-from pipeline.release import parquet_layout, read_manifest
-from pipeline.storage import files_under, parquet_schema, read_jsonl, read_parquet
+from pipeline.outputs.publish import published_dir
+from pipeline.outputs.storage import files_under, parquet_schema, read_jsonl, read_parquet
+from pipeline.release.check import parquet_layout, read_manifest
 from transforms.io.files import join
 
 EXAMPLES = 20  # example rows kept per reason (JSON, HTML)

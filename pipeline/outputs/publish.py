@@ -7,7 +7,7 @@ Layout of an output directory (local disk or an object store):
     <out>/sft, manifest.json, ...   the published names: what users and `datasets` read
                             (`load_dataset("parquet", data_dir=<out>/sft)`)
 
-**Local disk** (pipeline/_local_disk.py): `<out>/current` is a symlink → `.runs/<run-id>`,
+**Local disk** (pipeline/outputs/local_disk.py): `<out>/current` is a symlink → `.runs/<run-id>`,
 switched in one `os.replace` (atomic on POSIX), and the published names are fixed symlinks
 into `current/`, so a reader sees the old run or the new one, never a mix. `<out>/.runs/.lock`
 is flock'ed by the run writing into `<out>`: a second run is refused.
@@ -46,8 +46,8 @@ from collections.abc import Iterator
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import _local_disk as local
-from pipeline.storage import files_under, has_files
+from pipeline.outputs import local_disk as local
+from pipeline.outputs.storage import files_under, has_files
 from transforms.io.files import (
     copy_file,
     delete_file,
@@ -72,7 +72,7 @@ PUBLISHED = ("sft", "curated", "preference", "preference_steps", "tag_policy",
 
 
 # Refinery's names besides PUBLISHED: run dirs, scratch, review exports, take-over leftovers,
-# the release flow's diff and dedup index (pipeline/release_flow.py)
+# the release flow's diff and dedup index (pipeline/release/flow.py)
 OWN = (RUNS, "_work", ".staging", "reviewed", ".displaced", "release_diff.json",
        "release_diff.html", "release_diff_rows.parquet", "dedup_index")
 DISPLACED = ".displaced"

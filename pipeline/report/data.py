@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.storage import read_jsonl, read_parquet
+from pipeline.outputs.storage import read_jsonl, read_parquet
 from transforms.io.files import join, list_files
 
 MAX_TEXT = 400

@@ -1,4 +1,4 @@
-"""The local-disk half of publishing (pipeline/publish.py): a `flock`ed lock file, symlinks and
+"""The local-disk half of publishing (pipeline/outputs/publish.py): a `flock`ed lock file, symlinks and
 one `os.replace`, which object stores do not have. Everything else in pipeline/ reads and writes
 through Beam's FileSystems; tests/test_no_local_paths.py allows this file by name.
 

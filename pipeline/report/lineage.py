@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.release import read_manifest
-from pipeline.storage import files_under, read_jsonl, read_parquet
+from pipeline.outputs.storage import files_under, read_jsonl, read_parquet
+from pipeline.release.check import read_manifest
 from transforms.io.files import join
 
 OUTPUTS = ("sft", "curated", "preference")
