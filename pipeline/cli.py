@@ -9,6 +9,7 @@ import logging
 import sys
 
 from pipeline.config import ConfigError, RunConfig, load_config
+from pipeline.outputs import layout
 from pipeline.report.console import quiet_startup
 from transforms.redact import install_log_redaction, secret_env_names
 
@@ -60,9 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="print sample rows of a finished run (extra --flags: "
                          "Beam options for object stores)")
     ins.add_argument("out")
-    ins.add_argument("--dataset", default="sft",
-                     choices=["sft", "curated", "preference", "tag_policy", "rejected",
-                              "deadletter"])
+    ins.add_argument("--dataset", default=layout.SFT, choices=layout.INSPECTABLE)
     ins.add_argument("--stage", help="rows of this stage (rejected/deadletter: by stage; "
                      "sft/preference: produced by it)")
     ins.add_argument("--reason", help="rejected rows with this reason")
@@ -183,16 +182,15 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
     return 0
 
 
-def _layout_hints(deadletter: str | None) -> None:
-    """Files whose rows had no known layout (from this run's dead letter, published or kept
-    with an aborted run): the fields seen and the fix, on the terminal."""
-    if deadletter is None:
+def _layout_hints(deadletter: list[dict] | None) -> None:
+    """Files whose rows had no known layout (from this run's dead-letter entries, of a
+    published run or an aborted one): the fields seen and the fix, on the terminal."""
+    if not deadletter:
         return
-    from pipeline.outputs.storage import read_jsonl
     from pipeline.report.inspect import printable
     from transforms.io.presets import layout_problems
 
-    for line in layout_problems(read_jsonl(deadletter)):
+    for line in layout_problems(deadletter):
         print(f"refinery: {printable(line)}", file=sys.stderr)
 
 
@@ -247,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_review(args.out, args.export, args.apply, args.to)
         if args.command == "eval":
-            from transforms.compound.evaluate_run import load_eval_config, run_eval, summary
+            from pipeline.compound_eval import load_eval_config
+            from transforms.compound.evaluate_run import run_eval, summary
 
             cfg = load_eval_config(args.config, args.llm, args.limit, args.set)
             report = run_eval(args.paths, cfg, args.out)
@@ -263,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: valid (config hash {cfg.config_hash()[:16]})")
             return 0
         if args.command == "tag-utility":
-            from transforms.tag_instruct.utility_run import run_tag_utility
+            from pipeline.tag_utility import run_tag_utility
 
             cfg = load_config(args.config, args.set, args.input or None)
             if not (args.out or cfg.stages.tag_instruct.utility_path):

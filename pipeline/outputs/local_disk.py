@@ -132,6 +132,20 @@ def ensure_links(out: str, names: tuple[str, ...], current: str) -> None:
         os.symlink(target, link)
 
 
+def present(run_dir: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The `names` that exist in `run_dir` (what a run wrote)."""
+    return tuple(n for n in names if (Path(run_dir) / n).exists())
+
+
+def remove_links(out: str, names: tuple[str, ...], current: str) -> None:
+    """Remove the links `<out>/<name>` → <current>/<name> of `names` (names the published run
+    does not have); anything else under those names is left alone."""
+    for name in names:
+        link = Path(out) / name
+        if link.is_symlink() and os.readlink(link) == f"{current}/{name}":
+            link.unlink()
+
+
 def switch(out: str, current: str, target: str) -> None:
     """Point `<out>/<current>` at `target` (relative to `out`) in one atomic rename."""
     tmp = Path(out) / f".{current}.{os.getpid()}.tmp"

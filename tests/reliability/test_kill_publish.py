@@ -22,8 +22,8 @@ CHILD = """
 import sys, time
 import pipeline.outputs.publish as pub
 real = pub._ensure_links
-def paused(out):
-    real(out)
+def paused(out, names):
+    real(out, names)
     print("PUBLISHING", flush=True)
     time.sleep(float(sys.argv[1]))
 pub._ensure_links = paused
