@@ -1,5 +1,5 @@
 """Reproducer for the data loss in Beam's multi-process DirectRunner that
-pipeline.options.size_flushed_runner_data_plane works around (no refinery code involved).
+pipeline.runner.options.size_flushed_runner_data_plane works around (no refinery code involved).
 
 A plain pipeline (Create → FlatMap to 64 keys → Flatten → GroupByKey → count) with about
 1.3 GB of values, run with 2 worker processes, once with Beam's default runner data plane

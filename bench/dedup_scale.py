@@ -1,7 +1,7 @@
 """Dedup at scale: the dedup stage (exact + near, semantic off) on 250k, 500k and 1M generated
 documents with planted near-duplicate clusters, through Beam's DirectRunner with 2 worker
 processes (multi_processing), as a run with `beam.direct_num_workers: 2` builds it, with the
-local-runner fixes every run applies (pipeline/local_runner.py: size-flushed data plane,
+local-runner fixes every run applies (pipeline/runner/local_runner.py: size-flushed data plane,
 glibc returning freed memory).
 
 Documents are generated inside the pipeline from batch numbers (nothing is built in the
@@ -197,7 +197,7 @@ def run_size(n: int, batch_rows: int, partitions: int, mode: str = "multi_proces
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.local_runner import prepare_local_runner
+    from pipeline.runner.local_runner import prepare_local_runner
     from transforms.base import MAIN, REJECTED, RunContext
     from transforms.dedup.config import DedupConfig
     from transforms.dedup.stage import DedupStage
@@ -206,7 +206,7 @@ def run_size(n: int, batch_rows: int, partitions: int, mode: str = "multi_proces
     out_dir = tempfile.mkdtemp(prefix="dedup_scale_")
     opts = PipelineOptions(runner="DirectRunner", direct_running_mode=mode,
                            direct_num_workers=workers)
-    prepare_local_runner()  # as every refinery run does (pipeline/local_runner.py)
+    prepare_local_runner()  # as every refinery run does (pipeline/runner/local_runner.py)
     n_batches = -(-n // batch_rows)
     t0 = time.perf_counter()
     with _Rss() as rss:

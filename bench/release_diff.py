@@ -5,7 +5,7 @@ A child process writes two synthetic releases (manifest, 10 Parquet shards of th
 `rejected/`, dead letter): the old one has 1M source rows from 10 files; the new one drops one
 file (100k rows), edits 20k rows (new ids at the same positions), rejects 30k by a raised
 quality threshold, dead-letters 1k, adds 50k rows from a new file and 10k synthesized rows.
-Measured in this process: the explained diff (`pipeline.release_diff.diff_runs`: ids, source
+Measured in this process: the explained diff (`pipeline.release.diff.diff_runs`: ids, source
 positions, lineage, rejected and dead letter, every added and removed row with its reason) and
 the baseline (pandas: read both id columns, one outer merge, counts). Rows/s counts the rows of
 both releases; the explained diff's reason counts are checked against what was planted. Peak
@@ -157,7 +157,7 @@ def main() -> None:
     if args.generate:
         print(json.dumps(generate(Path(args.generate), args.rows)))
         return
-    from pipeline.release_diff import Run, diff_runs
+    from pipeline.release.diff import Run, diff_runs
 
     with tempfile.TemporaryDirectory(prefix="refinery-bench-diff-") as tmp:
         base = Path(tmp)

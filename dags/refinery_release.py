@@ -1,6 +1,6 @@
 """Dataset release build: build → check → diff → publish, one version at a time.
 
-Only wiring; each step is `pipeline.release_flow` (the same steps as `refinery release ...`).
+Only wiring; each step is `pipeline.release.flow` (the same steps as `refinery release ...`).
 Triggered by hand with params {version, config}, or by the curation DAG's Asset (then with the
 defaults: version `auto`, the next major version). Commands run as argument lists, never
 through a shell, and the params are checked by their JSON-schema patterns before a run starts.

@@ -89,8 +89,7 @@ def _stage_counts(manifest: dict[str, Any]) -> dict[str, tuple[int, int]]:
         counts[s] = (dead.get(s, 0), entering)
         entering -= dead.get(s, 0) if s == "ingest" else dead.get(s, 0) + rejected.get(s, 0)
     for s, syn in manifest["synthesis"].items():
-        produced = (syn["out_sft"] + syn["out_preference"] + syn.get("out_tag_policy", 0)
-                    + syn["rejected"])
+        produced = sum(n for k, n in syn.items() if k.startswith("out_")) + syn["rejected"]
         counts[s] = (dead.get(s, 0), produced + dead.get(s, 0))
     return counts
 

@@ -9,7 +9,8 @@ import logging
 import sys
 
 from pipeline.config import ConfigError, RunConfig, load_config
-from pipeline.console import quiet_startup
+from pipeline.outputs import layout
+from pipeline.report.console import quiet_startup
 from transforms.redact import install_log_redaction, secret_env_names
 
 # Commands that take Beam pipeline options after their own flags: `run` for the pipeline, the
@@ -60,9 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="print sample rows of a finished run (extra --flags: "
                          "Beam options for object stores)")
     ins.add_argument("out")
-    ins.add_argument("--dataset", default="sft",
-                     choices=["sft", "curated", "preference", "tag_policy", "rejected",
-                              "deadletter"])
+    ins.add_argument("--dataset", default=layout.SFT, choices=layout.INSPECTABLE)
     ins.add_argument("--stage", help="rows of this stage (rejected/deadletter: by stage; "
                      "sft/preference: produced by it)")
     ins.add_argument("--reason", help="rejected rows with this reason")
@@ -70,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("--id", help="one row's whole path: source, stages and signals, parents, "
                      "models and prompts, where and why it was dropped")
 
-    from pipeline.export import EXPORTERS
+    from pipeline.export.registry import EXPORTERS
 
     exp = sub.add_parser("export", help="write a finished run's datasets in a trainer's file "
                          "layout (extra --flags: Beam options for object stores)")
@@ -81,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="dataset(s) to export (repeat; default: every dataset with rows)")
     exp.add_argument("--to", help="file (rise) or folder to write (default: OUT/export/<name>)")
 
-    from pipeline.release_cli import add_parser as add_release_parser
+    from pipeline.release.cli import add_parser as add_release_parser
 
     add_release_parser(sub)
     rev = sub.add_parser("review", help="export a run's synthesized items for human review, or "
@@ -117,16 +116,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _report_or_inspect(args: argparse.Namespace) -> int:
-    from pipeline.inspect_rows import InspectError, print_rows, sample_rows
-    from pipeline.publish import published_dir
-    from pipeline.report import rewrite_report
+    from pipeline.outputs.publish import published_dir
+    from pipeline.report.inspect import InspectError, print_rows, sample_rows
+    from pipeline.report.page import rewrite_report
 
     try:
         if args.command == "report":
             print(f"wrote {rewrite_report(args.out)}")
             return 0
         if args.id:
-            from pipeline.lineage import RowNotFound, format_trace, trace
+            from pipeline.report.lineage import RowNotFound, format_trace, trace
 
             try:
                 print(format_trace(trace(published_dir(args.out), args.id)))
@@ -165,13 +164,13 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
     try:
         result = run_config(cfg, beam_args)
     except (RunAborted, SourceError) as e:
-        from pipeline.inspect_rows import printable
+        from pipeline.report.inspect import printable
 
         print(f"refinery: {printable(str(e))}", file=sys.stderr)  # may quote row text
         _layout_hints(getattr(e, "deadletter", None))
         return 2 if isinstance(e, RunRefused) else 3
     _layout_hints(result.deadletter)
-    from pipeline.console import summary_table, synthesis_notes
+    from pipeline.report.console import summary_table, synthesis_notes
 
     for line in synthesis_notes(result.manifest).values():
         print(f"refinery: {line}", file=sys.stderr)
@@ -183,16 +182,15 @@ def _run(cfg: RunConfig, beam_args: list[str]) -> int:
     return 0
 
 
-def _layout_hints(deadletter: str | None) -> None:
-    """Files whose rows had no known layout (from this run's dead letter, published or kept
-    with an aborted run): the fields seen and the fix, on the terminal."""
-    if deadletter is None:
+def _layout_hints(deadletter: list[dict] | None) -> None:
+    """Files whose rows had no known layout (from this run's dead-letter entries, of a
+    published run or an aborted one): the fields seen and the fix, on the terminal."""
+    if not deadletter:
         return
-    from pipeline.inspect_rows import printable
-    from pipeline.storage import read_jsonl
+    from pipeline.report.inspect import printable
     from transforms.io.presets import layout_problems
 
-    for line in layout_problems(read_jsonl(deadletter)):
+    for line in layout_problems(deadletter):
         print(f"refinery: {printable(line)}", file=sys.stderr)
 
 
@@ -204,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refinery {args.command}: unknown arguments {rest}", file=sys.stderr)
         return 2
     if rest:
-        from pipeline.options import unknown_flags
+        from pipeline.runner.options import unknown_flags
 
         bad = unknown_flags(rest)
         if bad or not all(a.startswith("-") for a in rest[:1]):
@@ -218,13 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         use_options(rest)  # object-store endpoints and credentials for the driver's reads
     try:
         if args.command == "release":
-            from pipeline.release_cli import run as run_release
+            from pipeline.release.cli import run as run_release
 
             return run_release(args, rest)
         if args.command in ("report", "inspect"):
             return _report_or_inspect(args)
         if args.command == "export":
-            from pipeline.export import ExportError, export
+            from pipeline.export.registry import ExportError, export
 
             try:
                 print(json.dumps(export(args.out, args.format, args.to, args.datasets)))
@@ -247,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_review(args.out, args.export, args.apply, args.to)
         if args.command == "eval":
-            from transforms.compound.evaluate_run import load_eval_config, run_eval, summary
+            from pipeline.compound_eval import load_eval_config
+            from transforms.compound.evaluate_run import run_eval, summary
 
             cfg = load_eval_config(args.config, args.llm, args.limit, args.set)
             report = run_eval(args.paths, cfg, args.out)
@@ -263,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: valid (config hash {cfg.config_hash()[:16]})")
             return 0
         if args.command == "tag-utility":
-            from transforms.tag_instruct.utility_run import run_tag_utility
+            from pipeline.tag_utility import run_tag_utility
 
             cfg = load_config(args.config, args.set, args.input or None)
             if not (args.out or cfg.stages.tag_instruct.utility_path):

@@ -1,7 +1,9 @@
 """Build the Beam graph of a run from its config: ingest → curation → synthesis → emit.
 
 Knows the order of stages (pipeline/stages.py), not how a stage works inside. Everything is
-written under a staging directory; `pipeline.run` publishes it when the run succeeds.
+written under a staging directory, at the paths of pipeline/outputs/layout.py; `pipeline.run`
+publishes it when the run succeeds. Datasets hold one kind of row each: a stage's step pairs
+(meta.pair_kind = step) leave its PAIRS for `preference_steps` only.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from __future__ import annotations
 import logging
 
 import apache_beam as beam
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import RunConfig
+from pipeline.outputs import layout as L
+from pipeline.outputs.layout import RunLayout
 from pipeline.stages import STAGES, StageSpec
 from schemas.records import EXAMPLE_SCHEMA, PAIR_SCHEMA, meta_field
 from schemas.step_pairs import STEP_PAIR_SCHEMA
@@ -34,7 +39,6 @@ from transforms.io.write_rejected import WriteRejected
 from transforms.io.write_shards import WriteShards
 from transforms.select_seeds import SelectSeeds
 
-RUN_INFO = "_run_info.json"
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +54,15 @@ def _flatten(p: beam.Pipeline, pcolls: list[beam.PCollection], label: str) -> be
     if not pcolls:
         return p | f"No{label}" >> beam.Create([])
     return pcolls | label >> beam.Flatten()
+
+
+def full_pairs(batch: pa.RecordBatch) -> list[pa.RecordBatch]:
+    """The rows of a pair batch that are not step pairs (meta.pair_kind != "step"; a batch
+    without the field is all full pairs); [] when none is left."""
+    if "pair_kind" not in {f.name for f in batch.schema.field("meta").type}:
+        return [batch]
+    kept = batch.filter(pc.fill_null(pc.not_equal(meta_field(batch, "pair_kind"), "step"), True))
+    return [kept] if kept.num_rows else []
 
 
 def enabled_stages(cfg: RunConfig) -> list[StageSpec]:
@@ -73,6 +86,12 @@ def enabled_stages(cfg: RunConfig) -> list[StageSpec]:
 
 def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str) -> None:
     """Add the whole run to `p`; outputs go under `staging`."""
+    run = RunLayout(staging)
+
+    def emit(name: str, schema: pa.Schema, folder: str | None = None) -> WriteShards:
+        return WriteShards(name, run.dataset(folder or name), cfg.emit, schema,
+                           run.jsonl(folder or name))
+
     ingest = p | "Ingest" >> ReadSources(cfg.sources, cfg.ingest)
     examples = ingest[MAIN]
     pairs = [ingest[PAIRS]]
@@ -91,64 +110,56 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
     per_round: list[beam.PCollection] = []
     for spec in enabled_stages(cfg):
         stage_cfg = getattr(cfg.stages, spec.name)
-        stage = spec.load()(stage_cfg, ctx, label=spec.name.capitalize())
+        stage = spec.load()(stage_cfg, ctx, label=spec.label)
         if spec.kind == "curation":
             out = examples | stage
             examples = out[MAIN]
         else:
-            seeds = examples | f"{spec.name.capitalize()}Seeds" >> SelectSeeds(
-                stage_cfg.seeds, cfg.run.seed)
+            seeds = examples | f"{spec.label}Seeds" >> SelectSeeds(stage_cfg.seeds, cfg.run.seed)
             out = seeds | stage
-            for key, into in ((EXAMPLES, synthesized), (PAIRS, pairs), (STEP_PAIRS, step_pairs),
+            for key, into in ((EXAMPLES, synthesized), (STEP_PAIRS, step_pairs),
                               (TAG_PAIRS, tag_pairs)):
                 if key in spec.outputs:
                     into.append(out[key])
+            if PAIRS in spec.outputs:  # step pairs go to preference_steps only
+                pairs.append(out[PAIRS] if STEP_PAIRS not in spec.outputs else
+                             out[PAIRS] | f"{spec.label}FullPairs" >> beam.FlatMap(full_pairs))
             if getattr(stage_cfg, "round_datasets", False):  # one dataset per round as well
-                per_round += [out[EXAMPLES] | f"{spec.name}Round{r}" >> beam.Map(
-                    lambda b, r=r: b.filter(pc.equal(meta_field(b, "ti_round"), r)))
-                    | f"Emit{spec.name}Round{r}" >> WriteShards(
-                        f"{spec.name}_round_{r}", f"{staging}/{spec.name}_rounds/round_{r}",
-                        cfg.emit, EXAMPLE_SCHEMA, f"{staging}/jsonl/{spec.name}_rounds/round_{r}")
-                    for r in range(1, stage_cfg.rounds + 1)]
+                for r in range(1, stage_cfg.rounds + 1):
+                    name, folder = L.round_dataset(spec.name, r)
+                    per_round.append(out[EXAMPLES] | f"{spec.name}Round{r}" >> beam.Map(
+                        lambda b, r=r: b.filter(pc.equal(meta_field(b, "ti_round"), r)))
+                        | f"Emit{spec.name}Round{r}" >> emit(name, EXAMPLE_SCHEMA, folder))
         collect(out)
     sft = ([examples] if cfg.emit.include_curated else []) + synthesized
 
     shards = [
-        _flatten(p, sft, "AllSft") | "EmitSft" >> WriteShards(
-            "sft", f"{staging}/sft", cfg.emit, EXAMPLE_SCHEMA, f"{staging}/jsonl/sft"),
-        _flatten(p, pairs, "AllPairs") | "EmitPairs" >> WriteShards(
-            "preference", f"{staging}/preference", cfg.emit, PAIR_SCHEMA,
-            f"{staging}/jsonl/preference"),
+        _flatten(p, sft, "AllSft") | "EmitSft" >> emit(L.SFT, EXAMPLE_SCHEMA),
+        _flatten(p, pairs, "AllPairs") | "EmitPairs" >> emit(L.PREFERENCE, PAIR_SCHEMA),
     ]
     if step_pairs:
-        shards.append(_flatten(p, step_pairs, "AllStepPairs") | "EmitStepPairs" >> WriteShards(
-            "preference_steps", f"{staging}/preference_steps", cfg.emit, STEP_PAIR_SCHEMA,
-            f"{staging}/jsonl/preference_steps"))
+        shards.append(_flatten(p, step_pairs, "AllStepPairs")
+                      | "EmitStepPairs" >> emit(L.PREFERENCE_STEPS, STEP_PAIR_SCHEMA))
     if tag_pairs:  # TAG-INSTRUCT's policy pairs: TRL layout and the authors' ShareGPT layout
         policy = _flatten(p, tag_pairs, "AllTagPairs")
-        shards.append(policy | "EmitTagPolicy" >> WriteShards(
-            "tag_policy", f"{staging}/tag_policy", cfg.emit, PAIR_SCHEMA,
-            f"{staging}/jsonl/tag_policy"))
+        shards.append(policy | "EmitTagPolicy" >> emit(L.TAG_POLICY, PAIR_SCHEMA))
         shards.append(policy | "ToShareGPT" >> beam.Map(to_sharegpt)
-                      | "EmitTagPolicyShareGPT" >> WriteShards(
-                          "tag_policy_sharegpt", f"{staging}/tag_policy_sharegpt", cfg.emit,
-                          SHAREGPT_PAIR_SCHEMA, f"{staging}/jsonl/tag_policy_sharegpt"))
+                      | "EmitTagPolicyShareGPT" >> emit(L.TAG_POLICY_SHAREGPT,
+                                                        SHAREGPT_PAIR_SCHEMA))
     shards += per_round
     if not cfg.emit.include_curated:
-        shards.append(examples | "EmitCurated" >> WriteShards(
-            "curated", f"{staging}/curated", cfg.emit, EXAMPLE_SCHEMA, f"{staging}/jsonl/curated"))
+        shards.append(examples | "EmitCurated" >> emit(L.CURATED, EXAMPLE_SCHEMA))
     infos = {
         "shards": shards | "AllShards" >> beam.Flatten(),
         "rejected": (rejected | "AllRejected" >> beam.Flatten()
-                     | "EmitRejected" >> WriteRejected(f"{staging}/rejected")) if rejected else None,
+                     | "EmitRejected" >> WriteRejected(run.rejected)) if rejected else None,
         "deadletter": (deadletter | "AllDeadletter" >> beam.Flatten()
-                       | "EmitDeadletter" >> WriteDeadLetter(
-                           f"{staging}/deadletter", ctx.secret_envs)),
+                       | "EmitDeadletter" >> WriteDeadLetter(run.deadletter, ctx.secret_envs)),
         "reports": reports | "AllReports" >> beam.Flatten(),
     }
     # one step reads every info as a side input (fewer steps than tagging, flattening and
     # combining them: the DirectRunner pays tens of ms per step)
-    path = f"{staging}/{RUN_INFO}"
+    path = run.run_info
     sides = {k: beam.pvalue.AsList(v) for k, v in infos.items() if v is not None}
     _ = (p | "InfoStart" >> beam.Impulse()
          | "WriteInfo" >> beam.Map(lambda _, **lists: _collect(path, **{"rejected": [], **lists}),

@@ -13,8 +13,9 @@ from typing import Any
 import pyarrow.compute as pc
 
 from pipeline.config import RunConfig
+from pipeline.outputs import layout as L
+from pipeline.outputs.storage import files_under, read_parquet, sha256_files, sha256_prefix
 from pipeline.stages import CURATION
-from pipeline.storage import files_under, read_parquet, sha256_files, sha256_prefix
 from transforms.io.files import special_kind, stat_key
 from transforms.io.read_sources import FILE_STAGE
 
@@ -120,14 +121,15 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
     rejected = {r["stage"]: r["reasons"] for r in info["rejected"]}
     dead = info["deadletter"][0]["stages"] if info["deadletter"] else {}
     curation = ("ingest", *CURATION)
-    kept = sum(outputs.get(d, {}).get("ingest", 0) for d in ("sft", "curated", "preference"))
+    kept = sum(outputs.get(d, {}).get("ingest", 0) for d in L.INPUT_DATASETS)
     rejected_in = sum(sum(r.values()) for s, r in rejected.items() if s in curation)
     dead_in = sum(n for s, n in dead.items() if s in curation)
     produced = {origin for counts in outputs.values() for origin in counts}
     synthesis = {
         s: {"rejected": sum(rejected.get(s, {}).values()), "deadletter": dead.get(s, 0),
-            **{f"out_{d}": outputs.get(d, {}).get(s, 0) for d in ("sft", "preference")},
-            **{f"out_{d}": n for d in ("tag_policy",) if (n := outputs.get(d, {}).get(s, 0))}}
+            **{f"out_{d}": outputs.get(d, {}).get(s, 0) for d in L.SYNTHESIS_COUNTED},
+            **{f"out_{d}": n for d in L.SYNTHESIS_COUNTED_IF_ANY
+               if (n := outputs.get(d, {}).get(s, 0))}}
         for s in sorted(set(rejected) | set(dead) | produced)
         if s not in curation and s != FILE_STAGE}
     return {

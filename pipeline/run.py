@@ -1,7 +1,7 @@
 """Run a config: build the graph, run it, check the error budgets, publish the outputs.
 
 Each run writes everything into its own `<out>/.runs/<run-id>/` and is published
-(pipeline/publish.py: one pointer switch on local disk, an ordered copy with a commit marker on
+(pipeline/outputs/publish.py: one pointer switch on local disk, an ordered copy with a commit marker on
 object stores) only when it is within every error budget
 (pipeline/budget.py) and the conservation law holds; otherwise the previous outputs stay as
 they were and the run fails with the stage, its top errors and the path of its dead letter.
@@ -17,7 +17,7 @@ import logging
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
@@ -25,12 +25,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.budget import budget_problems
-from pipeline.card import render_card
 from pipeline.config import RunConfig
-from pipeline.graph import RUN_INFO, build_graph
-from pipeline.manifest import build_manifest
-from pipeline.options import pipeline_options
-from pipeline.publish import (
+from pipeline.finished import FinishedRun, read_finished
+from pipeline.graph import build_graph
+from pipeline.outputs.layout import WORK
+from pipeline.outputs.publish import (
     OutputRefused,
     PublishError,
     claim_out,
@@ -40,15 +39,16 @@ from pipeline.publish import (
     publish,
     run_lock,
 )
-from pipeline.report import write_report
-from pipeline.stages import CURATION, SYNTHESIS
-from pipeline.storage import read_jsonl
-from pipeline.timings import stage_seconds, step_msecs
+from pipeline.report.card import render_card
+from pipeline.report.page import write_report
+from pipeline.runner.options import pipeline_options
+from pipeline.runner.timings import stage_seconds, step_msecs
+from pipeline.stages import CURATION, STAGES, SYNTHESIS
 from transforms import progress
 from transforms.base import RunContext
-from transforms.io.files import delete_file, join, read_json, write_text
+from transforms.io.files import join, write_text
 from transforms.llm.deadline import run_deadline
-from transforms.llm.usage import llm_usage, query_counters
+from transforms.llm.usage import query_counters
 from transforms.redact import Redactor, secret_env_names
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,9 @@ log = logging.getLogger(__name__)
 
 class RunAborted(Exception):
     """The run finished but its outputs must not be published (or it could not start);
-    `deadletter` is the path of the run's dead letter when it has one."""
+    `deadletter` holds the entries of the run's dead letter when it has one."""
 
-    def __init__(self, message: str, deadletter: str | None = None):
+    def __init__(self, message: str, deadletter: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.deadletter = deadletter
 
@@ -73,10 +73,7 @@ class RunResult:
     out_dir: str
     manifest: dict[str, Any]
     run_dir: str | None = None
-
-    @property
-    def deadletter(self) -> str | None:
-        return join(self.run_dir, "deadletter", "deadletter.jsonl") if self.run_dir else None
+    deadletter: list[dict[str, Any]] = field(default_factory=list)  # the run's entries
 
 
 _NO_SPACE = re.compile(r"No space left on device: '([^']+)'|Disk quota exceeded: '([^']+)'")
@@ -99,7 +96,7 @@ def disk_full(e: BaseException) -> str | None:
 
 def make_context(cfg: RunConfig) -> RunContext:
     out = out_root(cfg.run.output_dir)  # absolute: workers may run elsewhere
-    return RunContext(seed=cfg.run.seed, output_dir=out, work_dir=join(out, "_work"),
+    return RunContext(seed=cfg.run.seed, output_dir=out, work_dir=join(out, WORK),
                       llm=cfg.llm, embeddings=cfg.embeddings, roles=cfg.roles(),
                       secret_envs=tuple(secret_env_names(cfg.model_dump(mode="json"))))
 
@@ -155,28 +152,23 @@ def _run_locked(cfg: RunConfig, out: str, run_dir: str, options: PipelineOptions
 
 def _finish(cfg: RunConfig, out: str, run_dir: str, ctx: RunContext, result: Any,
             started: float) -> RunResult:
-    """After the pipeline: manifest, error budgets, card, report, publish."""
+    """After the pipeline: the finished run read once, then manifest, error budgets, card,
+    report, publish."""
     timings = {"total_s": round(time.monotonic() - started, 3),
-               "stages": stage_seconds(step_msecs(result), [*CURATION, *SYNTHESIS])}
-    info = read_json(join(run_dir, RUN_INFO))
-    delete_file(join(run_dir, RUN_INFO))
-    info["staging"] = run_dir
-    manifest = build_manifest(cfg, info, out)
-    manifest["timings"] = timings
-    manifest["llm"] = llm_usage(query_counters(result))  # tokens, cache hits, rates per step
+               "stages": stage_seconds(step_msecs(result), {s.label: s.name for s in STAGES})}
+    run: FinishedRun = read_finished(cfg, run_dir, out, timings, query_counters(result))
     redact = Redactor(ctx.secret_envs)
-    write_text(join(run_dir, "manifest.json"),  # kept with a failed run too, for inspection
-               redact(json.dumps(manifest, indent=2, sort_keys=True)) + "\n")
-    dead_path = join(run_dir, "deadletter", "deadletter.jsonl")
-    problems = budget_problems(cfg, manifest, read_jsonl(dead_path))
+    write_text(run.layout.manifest,  # kept with a failed run too, for inspection
+               redact(json.dumps(run.manifest, indent=2, sort_keys=True)) + "\n")
+    problems = budget_problems(cfg, run.manifest, run.deadletter)
     if problems:
         more = "".join(f"\n  also: {p.message}" for p in problems[1:])
         raise RunAborted(
             f"aborted at stage {problems[0].stage}: {problems[0].message}{more}"
             + f"\nnothing was published (the previous outputs in {out} are untouched); this "
             f"run's manifest and outputs stay in {run_dir} until the next run; this run's dead "
-            f"letter: {dead_path}", deadletter=dead_path)
-    write_text(join(run_dir, "README.md"), redact(render_card(manifest, cfg.emit.split)))
-    write_report(run_dir, redact)
+            f"letter: {run.layout.deadletter}", deadletter=run.deadletter)
+    write_text(run.layout.card, redact(render_card(run.manifest, cfg.emit.split)))
+    write_report(run_dir, redact, manifest=run.manifest, deadletter=run.deadletter)
     publish(out, run_dir)
-    return RunResult(out, manifest, run_dir)
+    return RunResult(out, run.manifest, run_dir, run.deadletter)

@@ -2,7 +2,7 @@
 else of a stage: `pipeline.config.StagesConfig` is built from `STAGES`, the graph wires each
 enabled stage by its spec, and tests/pipeline/test_stage_contract.py checks every spec.
 
-A spec names the stage, its kind (curation stages filter the input stream in order; synthesis
+A spec names the stage, its Beam label, its kind (curation stages filter the input stream in order; synthesis
 stages read the curated stream and add examples / pairs, each from its own `seeds`), the
 PTransform and the config model (both "module:Class", imported on use), what it reads and
 writes in a row's `meta` (`reads` entries warn when no earlier enabled stage writes them;
@@ -40,6 +40,7 @@ class StageSpec:
     """What the pipeline knows of a stage (see the module docstring)."""
 
     name: str
+    label: str  # its Beam label (steps, and the stage timings grouped by them): CamelCase
     kind: Literal["curation", "synthesis"]
     target: str  # "module:Class" of the PTransform, built as Class(config, ctx, label=...)
     config: str  # "module:Class" of its pydantic config (a StageConfig)
@@ -58,25 +59,29 @@ class StageSpec:
 
 
 STAGES: tuple[StageSpec, ...] = (
-    StageSpec("quality", "curation", "transforms.quality.stage:QualityStage",
+    StageSpec("quality", "Quality", "curation", "transforms.quality.stage:QualityStage",
               "transforms.quality.config:QualityConfig", writes=("meta.quality_score",)),
-    StageSpec("dedup", "curation", "transforms.dedup.stage:DedupStage",
+    StageSpec("dedup", "Dedup", "curation", "transforms.dedup.stage:DedupStage",
               "transforms.dedup.config:DedupConfig", prefers=("meta.quality_score",),
               writes=("meta.dup_cluster",), outputs=frozenset({MAIN, REJECTED, REPORT})),
-    StageSpec("decontam", "curation", "transforms.decontam.stage:DecontamStage",
+    StageSpec("decontam", "Decontam", "curation", "transforms.decontam.stage:DecontamStage",
               "transforms.decontam.config:DecontamConfig"),
-    StageSpec("length_filter", "curation", "transforms.length_filter.stage:LengthFilterStage",
+    StageSpec("length_filter", "LengthFilter", "curation",
+              "transforms.length_filter.stage:LengthFilterStage",
               "transforms.length_filter.config:LengthFilterConfig", writes=("meta.answer_chars",)),
-    StageSpec("respond", "synthesis", "transforms.respond.stage:RespondStage",
-              "transforms.respond.config:RespondConfig", writes=("meta.lineage", "meta.respond_score"),
+    StageSpec("respond", "Respond", "synthesis", "transforms.respond.stage:RespondStage",
+              "transforms.respond.config:RespondConfig",
+              writes=("meta.lineage", "meta.respond_score"),
               outputs=frozenset({EXAMPLES, PAIRS, REJECTED, DEADLETTER, REPORT})),
-    StageSpec("tag_instruct", "synthesis", "transforms.tag_instruct.stage:TagInstructStage",
+    StageSpec("tag_instruct", "TagInstruct", "synthesis",
+              "transforms.tag_instruct.stage:TagInstructStage",
               "transforms.tag_instruct.config:TagInstructConfig", writes=("meta.lineage",),
               outputs=frozenset({EXAMPLES, TAG_PAIRS, REJECTED, DEADLETTER, REPORT})),
-    StageSpec("compound", "synthesis", "transforms.compound.stage:CompoundStage",
-              "transforms.compound.config:CompoundConfig", writes=("meta.lineage", "meta.category"),
+    StageSpec("compound", "Compound", "synthesis", "transforms.compound.stage:CompoundStage",
+              "transforms.compound.config:CompoundConfig",
+              writes=("meta.lineage", "meta.category"),
               outputs=frozenset({EXAMPLES, REJECTED, DEADLETTER, REPORT})),
-    StageSpec("rise", "synthesis", "transforms.rise.stage:RiseStage",
+    StageSpec("rise", "Rise", "synthesis", "transforms.rise.stage:RiseStage",
               "transforms.rise.config:RiseConfig", writes=("meta.method",),
               outputs=frozenset({PAIRS, STEP_PAIRS, REJECTED, DEADLETTER, REPORT})),
 )

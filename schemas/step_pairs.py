@@ -37,3 +37,14 @@ STEP_PAIR_SCHEMA = pa.schema(
 def step_pairs_to_batch(rows: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
     """Step-pair row dicts → RecordBatch (STEP_PAIR_SCHEMA plus any extra meta fields)."""
     return pa.RecordBatch.from_pylist(list(rows), schema=_schema_with_meta(STEP_PAIR_SCHEMA, rows))
+
+
+def conversational(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A STEP_PAIR_SCHEMA row as the conversational pair (PAIR_SCHEMA shape) it was made from:
+    chosen / rejected = the shared prefix + the step, meta.prefix_chars = where the step starts
+    (the export to RISE's file and the report read step pairs this way)."""
+    prefix = row["initial_reason_steps"]
+    return {"id": row["id"], "prompt": row["prompt"], "source": row.get("source"),
+            "chosen": [{"role": "assistant", "content": prefix + row["chosen"]}],
+            "rejected": [{"role": "assistant", "content": prefix + row["rejected"]}],
+            "meta": {**row["meta"], "pair_kind": "step", "prefix_chars": len(prefix)}}

@@ -36,8 +36,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if CI else "
 @pytest.fixture(autouse=True, scope="session")
 def _local_runner_fixes() -> None:
     """Pipelines that tests build with their own options get the local-runner fixes every
-    refinery run gets through pipeline_options (pipeline/local_runner.py)."""
-    from pipeline.local_runner import prepare_local_runner
+    refinery run gets through pipeline_options (pipeline/runner/local_runner.py)."""
+    from pipeline.runner.local_runner import prepare_local_runner
 
     prepare_local_runner()
 

@@ -25,7 +25,7 @@ SCANNED = ("pipeline", "transforms")
 ALLOWED = {
     "transforms/io/files.py": "the FileSystems helpers themselves: their local branches keep "
                               "the stdlib's glob and directory rules for local paths",
-    "pipeline/_local_disk.py": "local publish: flock, the `current` symlink switched with "
+    "pipeline/outputs/local_disk.py": "local publish: flock, the `current` symlink switched with "
                                "os.replace, the published-name symlinks (publish.py does the "
                                "object-store half through FileSystems)",
     "transforms/packaged.py": "package resources: finds installed model packages on disk",
@@ -108,7 +108,7 @@ def test_no_local_disk_api_on_a_data_path() -> None:
     report = "\n".join(f"{f}: {', '.join(hits)}" for f, hits in sorted(found.items()))
     assert not found, (
         "local-disk APIs outside the allow-list (use transforms/io/files.py or "
-        "pipeline/storage.py, which go through Beam's FileSystems; or, for a file that is "
+        "pipeline/outputs/storage.py, which go through Beam's FileSystems; or, for a file that is "
         "not data, mark the line `# local-only: <reason>`):\n" + report)
 
 

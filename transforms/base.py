@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 
 BackendFactory = Callable[[LLMConfig], "Backend"]
-"""Builds the backend of a resolved `llm` block (the default: transforms.llm.backend_base
+"""Builds the backend of a resolved `llm` block (the default: transforms.llm.handler
 .make_backend). Tests script a model by returning their own backend, told apart per role by
 the block's `model` name."""
 

@@ -211,8 +211,8 @@ def test_a_released_file_reads_as_seeds_with_the_preset() -> None:
 
 
 def test_shipped_eval_config_and_flags() -> None:
+    from pipeline.compound_eval import load_eval_config
     from pipeline.config import ConfigError
-    from transforms.compound.evaluate_run import load_eval_config
 
     cfg = load_eval_config("configs/eval/compound.yaml", ["candidate.model=my-ft"], 5,
                            ["examples=1"])

@@ -137,7 +137,7 @@ def test_write_deadletter_and_rejected(tmp_path: Path) -> None:
     batch = _batch(_hex_ids(4, "r"))
     rej = reject_rows(batch, "quality", ["short", "short", "refusal", "short"])
     with TestPipeline() as p:
-        info = p | "E" >> beam.Create(entries, reshuffle=False) | WriteDeadLetter(str(tmp_path / "dl"))
+        info = p | "E" >> beam.Create(entries, reshuffle=False) | WriteDeadLetter(str(tmp_path / "dl" / "deadletter.jsonl"))
         assert_that(info | beam.Map(lambda d: (d["rows"], d["stages"])),
                     equal_to([(3, {"ingest": 2, "quality": 1})]), label="dl")
         rinfo = p | "R" >> beam.Create([rej], reshuffle=False) | WriteRejected(str(tmp_path / "rej"))

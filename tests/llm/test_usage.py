@@ -7,7 +7,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from pipeline.report_sections import llm_usage as report_rows
+from pipeline.report.sections import llm_usage as report_rows
 from tests.llm._openai_server import ChatServer
 from transforms.base import MAIN
 from transforms.llm.api import ChatRequest

@@ -1,17 +1,20 @@
-"""The summary table after `refinery run`: its columns add up to its total lines, and pairs
-written in two layouts (RISE's preference and preference_steps) are produced once."""
+"""The summary table after `refinery run`: its columns add up to its total lines; RISE's pairs
+count once per kind (full pairs in preference, step pairs in preference_steps) and pairs
+written again in a second layout (tag_policy_sharegpt) are not counted twice."""
 
 from __future__ import annotations
 
 import re
 
-from pipeline.console import summary_table
+from pipeline.report.console import summary_table
 
 MANIFEST = {
     "counts": {
         "outputs": {"sft": {"ingest": 240, "respond": 15},
-                    "preference": {"ingest": 5, "rise": 489},
-                    "preference_steps": {"rise": 489}},
+                    "preference": {"ingest": 5, "rise": 200},
+                    "preference_steps": {"rise": 289},
+                    "tag_policy": {"tag_instruct": 2},
+                    "tag_policy_sharegpt": {"tag_instruct": 2}},
         "rejected": {"quality": {"too_short": 3, "refusal": 1}, "dedup": {"exact_duplicate": 1},
                      "respond": {"response_truncated": 5},
                      "compound": {"judge_rejected": 4}, "tag_instruct": {"unverified": 3}},
@@ -44,14 +47,15 @@ def test_columns_add_up_to_the_totals_and_the_conservation_line() -> None:
     assert rows["input total"] == [c["records_out"], c["rejected"], c["deadletter"]]
     assert f"records in 252 = out {rows['input total'][0]} + rejected {rows['input total'][1]} " \
         f"+ dead letter {rows['input total'][2]}: holds" in text
-    assert rows["rise"] == [489, 0, 1]  # the 489 pairs once, not once per layout
+    assert rows["rise"] == [489, 0, 1]  # 200 full + 289 step pairs, each in its dataset
+    assert rows["tag_instruct"] == [2, 3, 0]  # the 2 policy pairs once, not once per layout
     assert "unreadable files: 1" in text
     assert text.splitlines()[0].split() == ["stage", "produced", "rejected", "dead", "letter",
                                             "seconds"]
 
 
 def test_a_synthesis_stage_that_made_nothing_says_why_in_one_line() -> None:
-    from pipeline.console import synthesis_notes
+    from pipeline.report.console import synthesis_notes
 
     manifest = {**MANIFEST, "config": {"llm": {"backend": "local"}},
                 "synthesis": {"compound": {"rejected": 4, "deadletter": 0, "out_sft": 0,

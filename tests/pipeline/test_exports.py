@@ -1,4 +1,4 @@
-"""Trainer exports (pipeline/exports.py) of a small run (sft and preference rows), each loaded
+"""Trainer exports (pipeline/export/formats.py) of a small run (sft and preference rows), each loaded
 the way its trainer loads it: TRL's SFTTrainer / DPOTrainer data preparation on the local
 SmolLM2-135M model, LLaMA-Factory's dataset_info.json and files against its documented
 schema and converter rules, the OpenAI chat and preference fine-tuning JSONL against their
@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline import exports
 from pipeline.cli import main
+from pipeline.export import formats as exports
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES_OFF = [a for name in ("quality", "dedup", "decontam", "rise", "tag_instruct", "compound")

@@ -25,7 +25,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_inspect_traces_a_synthesized_pair_to_its_source(run: Path, capsys) -> None:
-    pairs = pq.read_table(run / "preference", columns=["id", "meta"]).to_pylist()
+    # the demo's RISE pairs are rule-edited steps: their dataset is preference_steps
+    pairs = pq.read_table(run / "preference_steps", columns=["id", "meta"]).to_pylist()
     pair = next(p for p in pairs if p["meta"]["lineage"]["stage"] == "rise")
     parent = pair["meta"]["lineage"]["parent_ids"][0]
     sft = {r["id"]: r["source"] for r in pq.read_table(
@@ -34,7 +35,7 @@ def test_inspect_traces_a_synthesized_pair_to_its_source(run: Path, capsys) -> N
     assert main(["inspect", str(run), "--id", pair["id"][:12]]) == 0
     text = capsys.readouterr().out
     lineage = pair["meta"]["lineage"]
-    assert text.startswith(f"id: {pair['id']}  [preference]")
+    assert text.startswith(f"id: {pair['id']}  [preference_steps]")
     assert (f"made by: rise method={lineage['method']} model={lineage['model']} "
             f"prompt={lineage['template_version']}") in text
     assert f"    id: {parent}  [sft]" in text  # the parent, indented under "parent:"

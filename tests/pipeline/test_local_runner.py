@@ -18,8 +18,8 @@ from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from apache_beam.runners.worker import data_plane
 
 from pipeline.config import BeamConfig
-from pipeline.local_runner import malloc_returns_freed_memory
-from pipeline.options import pipeline_options
+from pipeline.runner.local_runner import malloc_returns_freed_memory
+from pipeline.runner.options import pipeline_options
 
 CHUNK = b"x" * 1024
 

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.cli import main as cli_main
 from pipeline.config import RunConfig, load_config
-from pipeline.publish import published_dir
+from pipeline.outputs.publish import published_dir
 from pipeline.run import RunAborted, run_config
 
 ROOT = Path(__file__).resolve().parents[2]

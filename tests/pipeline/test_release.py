@@ -9,11 +9,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import release
 from pipeline.cli import main
-from pipeline.publish import published_dir
-from pipeline.release import ReleaseError, check_release, publish_release
-from pipeline.release_diff import diff_releases
+from pipeline.outputs.publish import published_dir
+from pipeline.release import check as release
+from pipeline.release.check import ReleaseError, check_release, publish_release
+from pipeline.release.diff import diff_releases
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES_OFF = [a for name in ("quality", "dedup", "decontam", "rise", "tag_instruct", "compound")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.publish import published_dir
-from pipeline.report import highlight
+from pipeline.outputs.publish import published_dir
+from pipeline.report.page import highlight
 from tests.conftest import HOSTILE_INSTRUCTION
 
 SECTIONS = ("flow", "rejected", "signals", "lengths", "dedup", "decontam", "synthesis",
@@ -103,10 +103,13 @@ def test_inspect_and_report_commands(demo_run, tmp_path: Path, capsys) -> None:
     text = capsys.readouterr().out
     assert text.startswith("# rejected reason=refusal: 1 rows") and "reason: refusal" in text
     assert "\x1b" not in text
-    assert main(["inspect", str(copy), "--dataset", "preference", "--stage", "rise", "-n", "2"]) == 0
+    assert main(["inspect", str(copy), "--dataset", "preference", "--stage", "rise"]) == 0
+    assert capsys.readouterr().out == "preference stage=rise: no rows\n"  # steps: own dataset
+    assert main(["inspect", str(copy), "--dataset", "preference_steps", "--stage", "rise",
+                 "-n", "2"]) == 0
     blocks = [b for b in capsys.readouterr().out.split("\n\n") if b.startswith("id:")
               or "\nid:" in b]
-    assert len(blocks) == 2 and all("rejected:" in b for b in blocks)
+    assert len(blocks) == 2 and all("rejected:" in b and "prefix:" in b for b in blocks)
     assert main(["inspect", str(copy), "--dataset", "deadletter", "-n", "1"]) == 0
     assert "error:" in capsys.readouterr().out
     assert main(["inspect", str(copy), "--dataset", "rejected", "--reason", "no_such"]) == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.report_charts import bin_counts, histogram
+from pipeline.report.charts import bin_counts, histogram
 from tests.pipeline import report_browser as rb
 
 MAX_BYTES = 1_000_000
@@ -75,7 +75,7 @@ def test_demo_console_shows_progress_and_no_dependency_warnings(demo_run) -> Non
                   "is deprecated", "reads meta.quality_score"):
         assert noise not in err, noise
     manifest = json.loads((demo_run.out / "manifest.json").read_text())
-    from pipeline.console import synthesis_notes
+    from pipeline.report.console import synthesis_notes
 
     for line in synthesis_notes(manifest).values():
         assert f"refinery: {line}" in err
@@ -107,7 +107,7 @@ def test_answer_words_match_python_split() -> None:
 
     import pyarrow as pa
 
-    from pipeline.report_data import answer_word_counts, response_text
+    from pipeline.report.data import answer_word_counts, response_text
 
     rng = random.Random(3)
     alphabet = ["a", "é", "字", " ", "\t", "\n", "\xa0", "\u2003", "\u3000", "\x1f", "\x85", ".",

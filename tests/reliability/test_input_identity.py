@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pipeline.storage as storage
+import pipeline.outputs.storage as storage
 import transforms.io.files as files
 import transforms.io.read_sources as read_sources
 from tests.reliability._helpers import (

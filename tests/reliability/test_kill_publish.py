@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # fault injection: the child pauses inside publish (links in place, pointer not yet switched)
 CHILD = """
 import sys, time
-import pipeline.publish as pub
+import pipeline.outputs.publish as pub
 real = pub._ensure_links
-def paused(out):
-    real(out)
+def paused(out, names):
+    real(out, names)
     print("PUBLISHING", flush=True)
     time.sleep(float(sys.argv[1]))
 pub._ensure_links = paused

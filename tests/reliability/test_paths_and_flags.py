@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main as cli_main
-from pipeline.release import ReleaseError, publish_release
+from pipeline.release.check import ReleaseError, publish_release
 from tests.reliability._helpers import OFF, manifest_of, run_cli, write_jsonl
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from datasets import load_dataset
 
-import pipeline.run as run_module
 from tests.reliability._helpers import run_cli, write_jsonl
 
 
@@ -67,7 +66,9 @@ def test_a_failed_run_leaves_the_previous_outputs_and_dead_letter_untouched(
 def test_a_run_breaking_the_conservation_law_is_not_published(tmp_path: Path, capsys,
                                                               monkeypatch) -> None:
     """Fault injection: the manifest is made to miscount by one record."""
-    real = run_module.build_manifest
+    import pipeline.finished as finished
+
+    real = finished.build_manifest
 
     def miscounted(cfg, info, out_dir):
         m = real(cfg, info, out_dir)
@@ -80,7 +81,7 @@ def test_a_run_breaking_the_conservation_law_is_not_published(tmp_path: Path, ca
     src = write_jsonl(tmp_path / "in.jsonl", 10)
     assert run_cli(capsys, [src], out)[0] == 0
     before = snapshot(out)
-    monkeypatch.setattr(run_module, "build_manifest", miscounted)
+    monkeypatch.setattr(finished, "build_manifest", miscounted)
     code, err = run_cli(capsys, [src], out)
     assert code == 3 and "conservation law violated" in err
     assert snapshot(out) == before

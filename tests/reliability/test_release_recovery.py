@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.release as release
+import pipeline.release.check as release
 from pipeline.cli import main as cli_main
 from tests.reliability._helpers import run_cli, write_jsonl
 
@@ -136,7 +136,7 @@ def test_version_names_meaning_the_same_number_are_one_version(tmp_path: Path, c
 # the child pauses at one step of publish_release so the test can kill it there
 CHILD = """
 import sys, time
-import pipeline.release as rel
+import pipeline.release.check as rel
 step = sys.argv[1]
 def pause():
     print("AT", step, flush=True)

@@ -14,7 +14,7 @@ import pyarrow as pa
 from apache_beam.testing.util import assert_that, equal_to
 
 import transforms.quality.core as core
-from pipeline.release import check_release
+from pipeline.release.check import check_release
 from schemas.records import example_row, examples_to_batch
 from tests.llm._loopback import LoopbackServer
 from tests.reliability._helpers import run_cli, write_jsonl

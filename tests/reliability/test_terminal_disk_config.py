@@ -12,7 +12,7 @@ from pathlib import Path
 
 import transforms.io.write_shards as write_shards
 from pipeline.cli import main as cli_main
-from pipeline.inspect_rows import print_rows, sample_rows
+from pipeline.report.inspect import print_rows, sample_rows
 from tests.reliability._helpers import run_cli, write_jsonl
 from tests.reliability.test_publish import snapshot
 

@@ -67,16 +67,20 @@ def test_rise_gsm8k_config_through_the_cli(evaldata_dir: Path, tmp_path: Path) -
                            "--out", str(out), "--set", f"sources={source}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    from schemas.step_pairs import conversational
+
     files = sorted((out / "preference").glob("*.parquet"))
-    table = pa.concat_tables([pq.read_table(f) for f in files])
-    pairs = table.to_pylist()
+    full = pa.concat_tables([pq.read_table(f) for f in files]).to_pylist()
+    assert all(p["meta"]["pair_kind"] == "full" for p in full)  # step pairs: preference_steps/
+    step_files = sorted((out / "preference_steps").glob("*.parquet"))
+    pairs = full + [conversational(r) for f in step_files for r in pq.read_table(f).to_pylist()]
     assert len(pairs) >= 950
     _check_pairs(pairs)
     import datasets
 
     steps = datasets.load_dataset("parquet", data_dir=str(out / "preference_steps"),
                                   split="train")
-    assert steps.num_rows == len(pairs) and {"prompt", "initial_reason_steps", "chosen",
+    assert steps.num_rows == len(pairs) - len(full) and {"prompt", "initial_reason_steps", "chosen",
                                              "rejected", "answer", "edit_span"} <= set(
         steps.column_names)
     by_id = {p["id"]: p for p in pairs}

@@ -94,11 +94,21 @@ def _read(out: Path, name: str) -> list[dict]:
     return ds.to_list()
 
 
+def _pairs(out: Path) -> list[dict]:
+    """The full pairs of preference/ and the step pairs of preference_steps/, both in
+    conversational form (each kind has its own dataset: no step pair is in preference/)."""
+    from schemas.step_pairs import conversational
+
+    full = _read(out, "preference")
+    assert all(p["meta"]["pair_kind"] == "full" for p in full if p["meta"].get("pair_kind"))
+    return full + [conversational(r) for r in _read(out, "preference_steps")]
+
+
 @pytest.mark.slow
 def test_paper_path_through_a_loopback_math_model(run_output) -> None:
     result, server = run_output
     out = Path(result.out_dir)
-    pairs = _read(out, "preference")
+    pairs = _pairs(out)
     by_q = {}
     for p in pairs:
         by_q.setdefault(p["prompt"][-1]["content"], []).append(p)

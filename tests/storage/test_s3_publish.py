@@ -1,4 +1,4 @@
-"""Publishing on an object store (pipeline/publish.py) against a moto S3 server: the published
+"""Publishing on an object store (pipeline/outputs/publish.py) against a moto S3 server: the published
 names mirror exactly one run, `CURRENT` names it, a publish killed half-way leaves the pointer
 on the previous complete run and the top-level copy marked incomplete (no manifest.json), the
 lock object refuses a second run, and stale run directories are removed."""
@@ -12,7 +12,7 @@ import socket
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-import pipeline.publish as pub
+import pipeline.outputs.publish as pub
 from transforms.io.files import exists, list_files, read_text
 
 
@@ -112,7 +112,7 @@ def test_new_run_dirs_are_fresh_and_stale_ones_are_cleaned(s3) -> None:
 def test_a_release_killed_half_way_on_s3_is_cleaned_and_retried(s3) -> None:
     """Releases on an object store: no rename, so the version folder is written in place with
     its check file last; a folder without it is a killed publish's leftovers."""
-    from pipeline.release import clean_partial, latest_version, publish_release
+    from pipeline.release.check import clean_partial, latest_version, publish_release
 
     out, releases = s3.url("build"), s3.url("releases")
     s3.put(f"{out}/sft/train-00000-of-00001.parquet", "rows")

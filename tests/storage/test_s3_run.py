@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.publish import published_dir
-from pipeline.release import check_release
+from pipeline.outputs.publish import published_dir
+from pipeline.release.check import check_release
 from transforms.io.files import exists, list_files, read_bytes, read_json, read_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.inspect_rows import sample_rows
+from pipeline.report.inspect import sample_rows
 from tests.tag_instruct._paper_server import GREEDY_TAG, PAIR_CANDIDATES, PaperServer
 from transforms.embed.config import EmbeddingConfig
 from transforms.tag_instruct.stage import LazyEmbedder

@@ -129,7 +129,7 @@ def test_paper_config_needs_every_role_and_a_table() -> None:
 
 
 def test_tag_utility_never_overwrites_the_paper_table(evaldata_dir: Path) -> None:
-    from transforms.tag_instruct.utility_run import run_tag_utility
+    from pipeline.tag_utility import run_tag_utility
 
     before = (evaldata_dir / "tag_instruct_tag_values.jsonl").stat().st_mtime_ns
     with pytest.raises(ValueError, match="pass out"):

@@ -117,38 +117,6 @@ def run_eval(paths: Sequence[str], cfg: ev.CompoundEvalConfig, out: str | None =
     return read_json(path)
 
 
-def load_eval_config(path: str | None, llm: Sequence[str] = (), limit: int | None = None,
-                     sets: Sequence[str] = ()) -> ev.CompoundEvalConfig:
-    """The `compound_eval:` block of a YAML file (or none), then `--llm ROLE.KEY=VALUE`
-    overrides (`candidate.model=...`, `judge.base_url=...`, `judge_sampling.max_tokens=...`),
-    then `--set KEY=VALUE` (any field), then `--limit`. Raises ConfigError (pipeline.config)
-    listing the problems."""
-    from pathlib import Path  # local-only: a config file
-
-    from pydantic import ValidationError
-
-    from pipeline.config import ConfigError, parse_override, read_config_file, set_dotted
-
-    data: dict[str, Any] = {}
-    if path:
-        data = dict(read_config_file(Path(path)).get("compound_eval") or {})  # local-only: config
-    roles = {*ev.ROLES, *(f"{r}_sampling" for r in ev.ROLES)}
-    for text in llm:
-        key, value = parse_override(text)
-        if key.split(".", 1)[0] not in roles:
-            raise ConfigError([f"--llm {text!r}: the key starts with one of {sorted(roles)}"])
-        set_dotted(data, key, value)
-    for text in sets:
-        set_dotted(data, *parse_override(text))
-    if limit is not None:
-        data["limit"] = limit
-    try:
-        return ev.CompoundEvalConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError([f"compound_eval.{'.'.join(map(str, err['loc']))}: {err['msg']}"
-                           for err in e.errors()]) from e
-
-
 def summary(report: dict[str, Any]) -> str:
     """A plain table of the report: one line per type, then the total."""
     lines = [f"{'type':<27} {'n':>4} {'win':>6} {'tie':>6} {'loss':>6} {'omission':>9}"]

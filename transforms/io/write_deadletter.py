@@ -1,4 +1,4 @@
-"""WriteDeadLetter: dead-letter dicts from every stage → `<dir>/deadletter.jsonl`.
+"""WriteDeadLetter: dead-letter dicts from every stage → one JSONL file (the run layout names it).
 
 Each line: {stage, file, row, record_id, error, raw}; sorted so reruns give the same bytes.
 Always writes the file (empty when nothing failed) and returns its info dict. Secrets are
@@ -36,10 +36,10 @@ class WriteDeadLetter(beam.PTransform):
     """Secrets (values of the env vars named in `secret_envs`, secret-shaped tokens) are
     redacted from every entry's error and raw payload."""
 
-    def __init__(self, directory: str, secret_envs: tuple[str, ...] = (),
+    def __init__(self, path: str, secret_envs: tuple[str, ...] = (),
                  label: str | None = None):
         super().__init__(label)
-        self._path = f"{directory}/deadletter.jsonl"
+        self._path = path
         self._redactor = Redactor(secret_envs)
 
     def expand(self, entries: beam.PCollection) -> beam.PCollection:

@@ -1,4 +1,4 @@
-"""What every backend implements, and how one is picked from the config.
+"""What every backend implements (transforms.llm.handler.make_backend picks one from the config).
 
 A backend turns a list of `ChatRequest`s into one `Generation` per request (same order). It
 never raises for a single bad request: a request that fails after the backend's own transport
@@ -41,23 +41,6 @@ class Backend(Protocol):
     def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]: ...
 
     def close(self) -> None: ...
-
-
-def make_backend(config: LLMConfig) -> Backend:
-    """The backend named by `config.backend`; heavy libraries are imported only here."""
-    if config.backend == "local":
-        from transforms.llm.backend_local import LocalBackend
-
-        return LocalBackend(config)
-    if config.backend == "vllm":
-        from transforms.llm.backend_vllm import VLLMBackend
-
-        return VLLMBackend(config)
-    if config.backend == "openai":
-        from transforms.llm.backend_openai import OpenAIBackend
-
-        return OpenAIBackend(config)
-    raise ValueError(f"unknown llm backend {config.backend!r}")
 
 
 def backend_model_id(config: LLMConfig) -> str:

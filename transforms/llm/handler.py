@@ -20,7 +20,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from transforms import progress
 from transforms.base import METRICS_NAMESPACE
 from transforms.llm.api import ChatRequest
-from transforms.llm.backend_base import Backend, backend_model_id, make_backend
+from transforms.llm.backend_base import Backend, backend_model_id
 from transforms.llm.cache import entry_from_result, write_entries
 from transforms.llm.config import LLMConfig
 from transforms.llm.structured import Outcome, generate_validated
@@ -81,6 +81,23 @@ def record_outcomes(stage: str, cache_dir: str | None, jobs: Sequence[Job],
             log.warning("cannot write to the response cache %s: %s", cache_dir, e)
             counter(ns, "cache_write_errors").inc()
     return completion
+
+
+def make_backend(config: LLMConfig) -> Backend:
+    """The backend named by `config.backend`; heavy libraries are imported only here."""
+    if config.backend == "local":
+        from transforms.llm.backend_local import LocalBackend
+
+        return LocalBackend(config)
+    if config.backend == "vllm":
+        from transforms.llm.backend_vllm import VLLMBackend
+
+        return VLLMBackend(config)
+    if config.backend == "openai":
+        from transforms.llm.backend_openai import OpenAIBackend
+
+        return OpenAIBackend(config)
+    raise ValueError(f"unknown llm backend {config.backend!r}")
 
 
 class ChatModelHandler(ModelHandler[Job, Outcome, Backend]):

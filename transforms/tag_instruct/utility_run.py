@@ -1,4 +1,5 @@
-"""`refinery tag-utility CONFIG`: tag a corpus with the InsTag tagger and write the utility table.
+"""The Beam graph of `refinery tag-utility CONFIG` (driver: pipeline/tag_utility.py): tag a corpus
+with the InsTag tagger and write the utility table.
 
 Reads the config's sources (ingest as in a run), asks the tagger (the stage's `teacher` role,
 default the run's `llm`) for the tags of every instruction that has an answer, folds
@@ -11,7 +12,6 @@ by reason, rows ingest could not read, tags seen, tags written) goes next to it 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.base import DEADLETTER, MAIN, REJECTED, RunContext
-from transforms.io.files import exists, read_json, write_json
+from transforms.io.files import write_json
 from transforms.kit import Emit, Rejection, RunStep, StepSpec
 from transforms.tag_instruct import core
 from transforms.tag_instruct.config import STEP_ROLES, TagInstructConfig
@@ -115,23 +115,3 @@ def build_tag_utility(p: beam.Pipeline, run_cfg: Any, ctx: RunContext, path: str
     _ = sums | "WriteTable" >> beam.Map(_write, beam.pvalue.AsList(outcomes), path, cfg,
                                            run_cfg.embeddings)
 
-
-def run_tag_utility(run_cfg: Any, out: str | None = None,
-                    extra_args: list[str] | None = None) -> dict[str, Any]:
-    """Run the tagging pipeline; returns the summary written next to the table."""
-    from pipeline.options import pipeline_options
-    from pipeline.run import make_context
-
-    path = out or run_cfg.stages.tag_instruct.utility_path
-    if not path:
-        raise ValueError("no table path: set stages.tag_instruct.utility_path or pass out")
-    if out is None and run_cfg.stages.tag_instruct.require_references and exists(path):
-        raise ValueError(f"{path} is this config's reference table: pass out (--out) to "
-                         "write a new one instead of overwriting it")
-    # the stage's roles apply even when the stage itself is not enabled in this config
-    ctx = make_context(run_cfg)
-    ctx = dataclasses.replace(ctx, roles={**ctx.roles,
-                                          core.STAGE: run_cfg.stages.tag_instruct.roles})
-    with beam.Pipeline(options=pipeline_options(run_cfg.beam, extra_args)) as p:
-        build_tag_utility(p, run_cfg, ctx, path)
-    return read_json(f"{path}.summary.json")

@@ -48,7 +48,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _read_checked(path: str) -> dict[str, Any]:
-    from pipeline.release import ReleaseError
+    from pipeline.release.check import ReleaseError
     from transforms.io.files import read_json
 
     try:
@@ -63,8 +63,8 @@ def _read_checked(path: str) -> dict[str, Any]:
 def _text(step: str, result: Any, args: argparse.Namespace) -> str:
     """What a person reads for each step."""
     if step == "build":
-        from pipeline.console import summary_table
-        from pipeline.release import read_manifest
+        from pipeline.release.check import read_manifest
+        from pipeline.report.console import summary_table
 
         return summary_table(read_manifest(result["out_dir"]), result["out_dir"])
     if step == "check":
@@ -74,7 +74,7 @@ def _text(step: str, result: Any, args: argparse.Namespace) -> str:
                    if result["schema_changes"] else "")
         return f"PASS release check of {args.out}: {rows}{changes}"
     if step == "diff":
-        from pipeline.release_diff import diff_summary
+        from pipeline.release.diff import diff_summary
 
         return diff_summary(result, args.examples)
     if step == "publish":
@@ -86,7 +86,7 @@ def _text(step: str, result: Any, args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline import release_flow as flow
+    from pipeline.release import flow
 
     try:
         if args.step == "build":

@@ -11,8 +11,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.report import CSS, esc
-from pipeline.storage import read_parquet
+from pipeline.outputs.storage import read_parquet
+from pipeline.report.page import CSS, esc
 from transforms.io.files import join
 
 MAX_TEXT = 600

@@ -16,11 +16,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.release import read_manifest
-from pipeline.storage import files_under, read_jsonl, read_parquet
-from transforms.io.files import join
+from pipeline.outputs import layout as L
+from pipeline.outputs.layout import RunLayout
+from pipeline.outputs.storage import files_under, read_jsonl, read_parquet
+from transforms.io.files import read_json
 
-OUTPUTS = ("sft", "curated", "preference")
+# where a row can be (each in the meta/source shape); second layouts hold the same ids again
+OUTPUTS = tuple(d.name for d in L.DATASETS if not d.copy_of)
 MAX_DEPTH = 6
 SIGNALS = {"quality": ("q_", "quality_score"), "dedup": ("dup_",), "decontam": ("decontam",)}
 
@@ -32,6 +34,8 @@ class RowNotFound(Exception):
 def _find_in(path: str, row_id: str) -> dict[str, Any] | None:
     """The row with id `row_id` (or the one id starting with it, as printed shortened)."""
     ids = read_parquet(path, columns=["id"]).column("id")
+    if len(ids) == 0:  # a 0-row shard (pyarrow's kernels crash on a chunked array of none)
+        return None
     match = pc.equal(ids, pa.scalar(row_id)) if len(row_id) >= 32 else pc.starts_with(
         ids, row_id)
     hits = pc.indices_nonzero(match).to_pylist()
@@ -42,14 +46,15 @@ def _find_in(path: str, row_id: str) -> dict[str, Any] | None:
 
 def locate(out: str, row_id: str) -> tuple[str, dict[str, Any]]:
     """(where, row): where is an output dataset, 'rejected' or 'deadletter'."""
-    for dataset in (*OUTPUTS, "rejected"):
-        for path in files_under(join(out, dataset)):
+    run = RunLayout(out)
+    for dataset in (*OUTPUTS, L.REJECTED):
+        for path in files_under(run.dataset(dataset)):
             if path.endswith(".parquet") and (row := _find_in(path, row_id)) is not None:
                 return dataset, row
-    for path in files_under(join(out, "deadletter")):
+    for path in files_under(run.deadletter_dir):
         for entry in read_jsonl(path):
             if (entry.get("record_id") or "\0").startswith(row_id):
-                return "deadletter", entry
+                return L.DEADLETTER, entry
     raise RowNotFound(f"no row with id {row_id!r} in {out} (outputs, rejected/, dead letter)")
 
 
@@ -70,8 +75,8 @@ def trace(out: str, row_id: str, depth: int = 0, seen: set[str] | None = None
     seen = seen if seen is not None else set()
     seen.add(row_id)
     where, row = locate(out, row_id)
-    if where == "deadletter":
-        return {"id": row_id, "where": "deadletter", "source": {"file": row.get("file"),
+    if where == L.DEADLETTER:
+        return {"id": row_id, "where": L.DEADLETTER, "source": {"file": row.get("file"),
                 "row": row.get("row")}, "dropped": {"stage": row.get("stage"),
                 "reason": "dead letter", "detail": row.get("error")}}
     from pipeline.stages import CURATION
@@ -79,7 +84,7 @@ def trace(out: str, row_id: str, depth: int = 0, seen: set[str] | None = None
     row_id = row["id"]
     meta = row.get("meta") or {}
     lineage = meta.get("lineage") or {}
-    config = (read_manifest(out).get("config") or {}).get("stages") or {}
+    config = (read_json(RunLayout(out).manifest).get("config") or {}).get("stages") or {}
     made = lineage.get("stage")
     # a source row goes through every enabled curation stage; a synthesized row is shown with
     # the stage that made it (its signals tell which checks it got)
@@ -87,7 +92,7 @@ def trace(out: str, row_id: str, depth: int = 0, seen: set[str] | None = None
     result: dict[str, Any] = {"id": row_id, "where": where, "source": row.get("source"),
                               "stages": [made if made else "ingest", *enabled],
                               "signals": _signals(meta)}
-    if where == "rejected":
+    if where == L.REJECTED:
         stage = row.get("reject_stage")
         stages = result["stages"]
         result["stages"] = stages[:stages.index(stage) + 1] if stage in stages else stages

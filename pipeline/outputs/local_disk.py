@@ -1,4 +1,4 @@
-"""The local-disk half of publishing (pipeline/publish.py): a `flock`ed lock file, symlinks and
+"""The local-disk half of publishing (pipeline/outputs/publish.py): a `flock`ed lock file, symlinks and
 one `os.replace`, which object stores do not have. Everything else in pipeline/ reads and writes
 through Beam's FileSystems; tests/test_no_local_paths.py allows this file by name.
 
@@ -130,6 +130,20 @@ def ensure_links(out: str, names: tuple[str, ...], current: str) -> None:
             raise FileExistsError(f"{link} is not Refinery's (not a link into {current}/); "
                                   "move it away or rerun with --take-over")
         os.symlink(target, link)
+
+
+def present(run_dir: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The `names` that exist in `run_dir` (what a run wrote)."""
+    return tuple(n for n in names if (Path(run_dir) / n).exists())
+
+
+def remove_links(out: str, names: tuple[str, ...], current: str) -> None:
+    """Remove the links `<out>/<name>` → <current>/<name> of `names` (names the published run
+    does not have); anything else under those names is left alone."""
+    for name in names:
+        link = Path(out) / name
+        if link.is_symlink() and os.readlink(link) == f"{current}/{name}":
+            link.unlink()
 
 
 def switch(out: str, current: str, target: str) -> None:

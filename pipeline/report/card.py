@@ -6,6 +6,8 @@ from typing import Any
 
 import yaml
 
+from pipeline.outputs import layout as L
+
 # Methods a run may use, with the papers they follow (shown when the stage was enabled).
 METHODS = {
     "quality": "Quality signals (Gopher/C4-style heuristics); optional DEITA-style LLM ratings "
@@ -42,6 +44,16 @@ def release_section(manifest: dict[str, Any], release: dict[str, Any]) -> list[s
     return [*lines, "", release.get("changelog", "").rstrip(), ""]
 
 
+def dataset_sections(datasets: list[str], folder: dict[str, str]) -> list[str]:
+    """One card section per dataset: what kind of row it holds (pipeline/outputs/layout.py)."""
+    lines = []
+    for d in datasets:
+        spec = L.BY_NAME.get(d)
+        about = spec.about if spec else f"per-round examples (`{folder[d]}/`)"
+        lines += [f"### `{d}`", "", about[0].upper() + about[1:] + ".", ""]
+    return lines
+
+
 def render_card(manifest: dict[str, Any], split: str,
                 release: dict[str, Any] | None = None) -> str:
     datasets = sorted({s["dataset"] for s in manifest["shards"] if s["format"] == "parquet"})
@@ -56,7 +68,7 @@ def render_card(manifest: dict[str, Any], split: str,
         "configs": [
             {"config_name": d,
              "data_files": [{"split": split, "path": f"{folder[d]}/{split}-*.parquet"}],
-             **({"default": True} if d == "sft" else {})}
+             **({"default": True} if d == L.SFT else {})}
             for d in datasets
         ],
     }
@@ -64,11 +76,12 @@ def render_card(manifest: dict[str, Any], split: str,
     lines = [
         "---", yaml.safe_dump(header, sort_keys=False).rstrip(), "---", "",
         f"# {manifest['name']}", "",
-        "Built by Refinery. `sft` holds curated and synthesized chat examples (`messages`); "
-        "`preference` holds DPO pairs (`prompt`, `chosen`, `rejected` in conversational form).",
+        "Built by Refinery. Each dataset holds one kind of row; train on the one whose kind "
+        "your trainer expects.",
         "",
         "| dataset | rows |", "|---|---|",
         *[f"| {d} | {rows[d]} |" for d in datasets], "",
+        *dataset_sections(datasets, folder),
         "## Provenance", "",
         f"- config hash: `{manifest['config_hash']}`",
         f"- records in: {c['records_in']}; kept: {c['records_out']}; rejected: {c['rejected']}; "

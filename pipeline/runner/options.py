@@ -5,12 +5,12 @@ from __future__ import annotations
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.config import BeamConfig
-from pipeline.local_runner import prepare_local_runner
+from pipeline.runner.local_runner import prepare_local_runner
 
 
 def pipeline_options(beam_cfg: BeamConfig, extra_args: list[str] | None = None) -> PipelineOptions:
     """Config values first; `extra_args` (e.g. --project, --region for Dataflow) override.
-    Also applies the local runner's fixes (pipeline/local_runner.py)."""
+    Also applies the local runner's fixes (pipeline/runner/local_runner.py)."""
     prepare_local_runner()
     kwargs = dict(beam_cfg.options)
     kwargs["runner"] = beam_cfg.runner

@@ -3,7 +3,7 @@
 The Fn API runners (DirectRunner in-memory and multi-process, the portable runner) report
 `ptransform_execution_time:total_msecs` for every step: time spent in that step's own code
 (downstream steps are timed separately). Steps are grouped by the top-level label the graph gives
-each stage ("Quality", "Tag_instruct", "Tag_instructSeeds", "EmitSft", ...). Runners without
+each stage (its StageSpec label: "Quality", "TagInstruct", "TagInstructSeeds", "EmitSft", ...). Runners without
 these metrics give an empty dict; the run's wall time is recorded either way.
 """
 
@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
 TOTAL_MSECS = "ptransform_execution_time:total_msecs"
 
 
-def stage_of_step(step: str, stages: Iterable[str]) -> str:
-    """The stage a step belongs to, from its top-level label."""
-    top = step.split("/", 1)[0].lower().replace("_", "")
-    for name in stages:
-        key = name.lower().replace("_", "")
-        if top in (key, f"{key}seeds"):
+def stage_of_step(step: str, labels: Mapping[str, str]) -> str:
+    """The stage a step belongs to, from its top-level label (`labels`: label → stage)."""
+    top = step.split("/", 1)[0]
+    for label, name in labels.items():
+        if top in (label, f"{label}Seeds"):
             return name
+    top = top.lower()
     if top.startswith("emit") or top.startswith("all"):
         return "emit"
     if top.startswith("ingest"):
@@ -46,9 +46,8 @@ def step_msecs(result: Any) -> dict[str, int]:
     return dict(out)
 
 
-def stage_seconds(msecs: dict[str, int], stages: Iterable[str]) -> dict[str, float]:
-    stages = list(stages)
+def stage_seconds(msecs: dict[str, int], labels: Mapping[str, str]) -> dict[str, float]:
     totals: dict[str, float] = defaultdict(float)
     for step, ms in msecs.items():
-        totals[stage_of_step(step, stages)] += ms / 1000
+        totals[stage_of_step(step, labels)] += ms / 1000
     return {k: round(v, 3) for k, v in sorted(totals.items()) if v > 0}

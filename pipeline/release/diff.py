@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline.publish import published_dir
-from pipeline.release import parquet_layout, read_manifest
-from pipeline.storage import files_under, parquet_schema, read_jsonl, read_parquet
+from pipeline.outputs.layout import RunLayout
+from pipeline.outputs.publish import published_dir
+from pipeline.outputs.storage import files_under, parquet_schema, read_jsonl, read_parquet
+from pipeline.release.check import parquet_layout, read_manifest
 from transforms.io.files import join
 
 EXAMPLES = 20  # example rows kept per reason (JSON, HTML)
@@ -91,7 +92,7 @@ def _rejected(out: str, manifest: dict[str, Any]) -> pl.DataFrame:
 def _deadletter(out: str) -> pl.DataFrame:
     rows = [{"id": r.get("record_id"), "file": r.get("file"), "row": r.get("row"),
              "error": str(r.get("error"))[:200]}
-            for path in files_under(join(out, "deadletter")) if path.endswith(".jsonl")
+            for path in files_under(RunLayout(out).deadletter_dir) if path.endswith(".jsonl")
             for r in read_jsonl(path)]
     return pl.DataFrame(rows, schema={"id": pl.Utf8, "file": pl.Utf8, "row": pl.Int64,
                                       "error": pl.Utf8})

@@ -17,13 +17,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.storage import read_jsonl, read_parquet
+from pipeline.outputs.layout import RunLayout
+from pipeline.outputs.storage import read_jsonl, read_parquet
 from transforms.io.files import join, list_files
 
 MAX_TEXT = 400
 EXAMPLES_PER_REASON = 3
 MAX_CLUSTERS = 6
 MAX_VALUES = 20_000
+MAX_DEADLETTER = 10_000  # dead-letter entries the report reads
 CURATION = ("ingest", "quality", "dedup", "decontam")
 
 
@@ -143,7 +145,7 @@ def answer_word_counts(messages: pa.ListArray) -> np.ndarray:
 
 def _rejected_files(out_dir: str) -> list[tuple[str, str]]:
     return [(f.rsplit("/", 1)[-1].removesuffix(".parquet"), f)
-            for f in list_files(join(out_dir, "rejected", "*.parquet"))]
+            for f in list_files(join(RunLayout(out_dir).rejected, "*.parquet"))]
 
 
 def read_rejected(out_dir: str, limit: int = MAX_VALUES, reason: str | None = None
@@ -198,8 +200,8 @@ def rejected_counts(out_dir: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def read_deadletter(out_dir: str, limit: int = 10_000) -> list[dict[str, Any]]:
-    return read_jsonl(join(out_dir, "deadletter", "deadletter.jsonl"), limit)
+def read_deadletter(out_dir: str, limit: int = MAX_DEADLETTER) -> list[dict[str, Any]]:
+    return read_jsonl(RunLayout(out_dir).deadletter, limit)
 
 
 def _detail(row: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +214,18 @@ def _detail(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def row_summary(row: dict[str, Any]) -> dict[str, Any]:
-    """id, source and the texts a person needs to judge one row (example or pair)."""
+    """id, source and the texts a person needs to judge one row (example, pair, step pair in
+    RISE's layout, or ShareGPT ranking row)."""
+    if "initial_reason_steps" in row:  # the step texts are strings, after a shared prefix
+        return {"id": row.get("id"), "prompt": clip(prompt_text(row.get("prompt"))),
+                "prefix": clip(row.get("initial_reason_steps")),
+                "response": clip(row.get("chosen")), "rejected": clip(row.get("rejected")),
+                "source": (row.get("source") or {}).get("dataset")}
+    if "conversations" in row:
+        human = [t["value"] for t in row.get("conversations") or [] if t.get("from") == "human"]
+        return {"id": row.get("id"), "prompt": clip(human[-1] if human else ""),
+                "response": clip((row.get("chosen") or {}).get("value")),
+                "rejected": clip((row.get("rejected") or {}).get("value")), "source": None}
     if "chosen" in row:
         return {"id": row.get("id"), "prompt": clip(prompt_text(row.get("prompt"))),
                 "response": clip(response_text(row.get("chosen"))),

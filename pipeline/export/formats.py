@@ -19,12 +19,14 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pipeline.publish import published_dir
-from pipeline.release import parquet_layout, read_manifest
-from pipeline.storage import read_parquet
+from pipeline.outputs import layout as L
+from pipeline.outputs.publish import published_dir
+from pipeline.outputs.storage import read_parquet
+from pipeline.release.check import parquet_layout, read_manifest
 from transforms.io.files import copy_file, join, write_text
 
-SFT, PREFERENCE = "sft", "preference"
+# the datasets in other layouts (RISE step pairs, ShareGPT copies) have their own exports
+OTHER_LAYOUTS = tuple(d.name for d in L.DATASETS if d.kind == "step_pairs" or d.copy_of)
 FROM = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
 OPENAI_ROLES = ("system", "user", "assistant")  # a tool message needs tool_call ids we lack
 Row = dict[str, Any]
@@ -37,10 +39,14 @@ class ExportError(Exception):
 def _shards(out: str, datasets: Sequence[str] | None) -> dict[str, list[str]]:
     """dataset → its Parquet shard paths (datasets with rows; `datasets` filters)."""
     layout = parquet_layout(read_manifest(out))
-    wanted = list(datasets) if datasets else sorted(layout)
+    wanted = list(datasets) if datasets else sorted(d for d in layout if d not in OTHER_LAYOUTS)
     unknown = [d for d in wanted if d not in layout]
     if unknown:
         raise ExportError(f"no dataset {unknown} in {out}; datasets: {sorted(layout)}")
+    other = [d for d in wanted if d in OTHER_LAYOUTS]
+    if other:
+        raise ExportError(f"{other}: not in conversational form (RISE step pairs: "
+                          "--format rise; ShareGPT copies: use them as they are)")
     return {d: sorted(join(out, s["path"]) for shards in layout[d].values() for s in shards
                       if s["rows"]) for d in wanted}
 
@@ -63,6 +69,11 @@ def _chat(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 def _reply(turns: list[dict[str, str]]) -> dict[str, str]:
     """The last assistant message of a chosen/rejected list."""
     return turns[-1]
+
+
+def _pairs(dataset: str) -> bool:
+    """Whether `dataset` holds preference pairs (prompt/chosen/rejected)."""
+    return L.BY_NAME[dataset].kind != "examples" if dataset in L.BY_NAME else False
 
 
 def to_sharegpt(row: Row) -> Row:
@@ -130,7 +141,7 @@ def export_trl(out_dir: str, to: str, datasets: Sequence[str] | None = None) -> 
             copy_file(path, dst)
             files.append(dst)
         trainer = ("DPOTrainer (conversational prompt/chosen/rejected)"
-                   if dataset == PREFERENCE else "SFTTrainer (conversational messages)")
+                   if _pairs(dataset) else "SFTTrainer (conversational messages)")
         lines.append(f"- `{dataset}/`: {trainer}; `load_dataset(\"parquet\", data_dir="
                      f"\"{dataset}\", split=\"train\")`")
     write_text(join(to, "README.md"), "\n".join(lines) + "\n")
@@ -145,7 +156,7 @@ def export_openai(out_dir: str, to: str, datasets: Sequence[str] | None = None) 
     """One JSONL per dataset, and README.md with the rows written and skipped (tool turns)."""
     written = _jsonl_per_dataset(out_dir, to, datasets, to_openai)
     lines = ["# OpenAI fine-tuning files", ""] + [
-        f"- `{p.rsplit('/', 1)[-1]}`: {n} rows ({'preference' if d == PREFERENCE else 'chat'} "
+        f"- `{p.rsplit('/', 1)[-1]}`: {n} rows ({'preference' if _pairs(d) else 'chat'} "
         f"fine-tuning); {k} rows with tool messages left out" for d, (p, n, k) in written.items()]
     write_text(join(to, "README.md"), "\n".join(lines) + "\n")
     return [*(p for p, _, _ in written.values()), join(to, "README.md")]
@@ -161,7 +172,7 @@ def export_llamafactory(out_dir: str, to: str, datasets: Sequence[str] | None = 
     files = []
     for dataset, paths in _shards(out, datasets).items():
         path = join(to, f"{dataset}.jsonl")
-        if dataset == PREFERENCE:
+        if _pairs(dataset):
             _write_jsonl(path, _rows(paths), to_sharegpt)
             info[f"refinery_{dataset}"] = {
                 "file_name": f"{dataset}.jsonl", "formatting": "sharegpt", "ranking": True,
@@ -197,7 +208,7 @@ def export_axolotl(out_dir: str, to: str, datasets: Sequence[str] | None = None)
     for dataset, (path, _, _) in written.items():
         mapping = ("    field_messages: messages\n    message_property_mappings:\n"
                    "      role: role\n      content: content\n")
-        if dataset == PREFERENCE:
+        if _pairs(dataset):
             block = (f"# {dataset}: preference tuning\nrl: dpo\ndatasets:\n  - path: {path}\n"
                      f"    ds_type: json\n    split: train\n    type: chat_template.default\n"
                      f"{mapping}    field_chosen: chosen\n    field_rejected: rejected\n")

@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Any, TextIO
 
+from pipeline.outputs.layout import REPORT, SECOND_LAYOUTS  # no Beam import
+
 # Log messages emitted at import time by libraries, useless to a Refinery user.
 NOISE_PREFIXES = (
     "apitools not found",
@@ -47,9 +49,6 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
-# Datasets that hold the same records as another in a second layout (RISE's step pairs in
-# its trainer's layout): not counted again as produced.
-SECOND_LAYOUTS = ("preference_steps",)
 FILE_STAGE = "ingest.file"  # whole unreadable files: dead-letter entries that are not records
 
 
@@ -136,7 +135,7 @@ def summary_table(manifest: dict[str, Any], out_dir: str) -> str:
     total = manifest.get("timings", {}).get("total_s")
     if total is not None:
         out.append(f"run time {total:.1f} s")
-    out.append(f"outputs in {out_dir} (report: {out_dir}/report.html)")
+    out.append(f"outputs in {out_dir} (report: {out_dir}/{REPORT})")
     return "\n".join(out)
 
 
@@ -154,7 +153,9 @@ def synthesis_notes(manifest: dict[str, Any]) -> dict[str, str]:
     for stage, s in manifest.get("synthesis", {}).items():
         spec = BY_NAME.get(stage)
         kind = "example" if spec is None or EXAMPLES in spec.outputs else "pair"
-        if s.get("out_sft" if kind == "example" else "out_preference", 0):
+        made = s.get("out_sft", 0) if kind == "example" else sum(
+            n for k, n in s.items() if k.startswith("out_"))
+        if made:
             continue
         reasons = sorted(manifest["counts"]["rejected"].get(stage, {}).items(),
                          key=lambda kv: (-kv[1], kv[0]))

@@ -25,8 +25,9 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.publish import out_root, published_dir
-from pipeline.storage import (
+from pipeline.outputs.layout import WORK, RunLayout
+from pipeline.outputs.publish import out_root, published_dir
+from pipeline.outputs.storage import (
     copy_tree,
     files_under,
     has_files,
@@ -53,7 +54,7 @@ INDEX = "releases.json"
 LATEST = "LATEST"
 CHECK_FILE = "release_check.json"
 INDEX_DIR = "dedup_index"  # a release build's dedup index, read by the next build
-NOT_COPIED = ("_work", ".staging", ".runs", ".lock")
+NOT_COPIED = (WORK, ".staging", ".runs", ".lock")
 
 
 class ReleaseError(Exception):
@@ -77,7 +78,7 @@ def version_key(version: str) -> tuple[int, ...]:
 
 
 def read_manifest(out_dir: str) -> dict[str, Any]:
-    path = join(published_dir(str(out_dir)), "manifest.json")
+    path = RunLayout(published_dir(str(out_dir))).manifest
     if not exists(path):
         raise ReleaseError(f"{path} is missing: the run did not finish")
     return read_json(path)
@@ -172,19 +173,13 @@ def _contamination_left(out: str, manifest: dict[str, Any]) -> dict[str, int]:
     cfg = (manifest.get("config", {}).get("stages") or {}).get("decontam") or {}
     if not cfg.get("enabled") or not cfg.get("benchmarks"):
         return {}
-    from transforms.decontam.benchmarks import load_benchmarks
-    from transforms.decontam.config import DecontamConfig
-    from transforms.decontam.detect import cached_detector
+    from transforms.decontam.recheck import contamination_counter
 
-    config = DecontamConfig.model_validate(cfg)
     try:
-        items = load_benchmarks(config.benchmarks)
+        count = contamination_counter(cfg, manifest.get("config", {}).get("embeddings"))
     except Exception as e:
         raise ReleaseError(f"cannot re-check contamination: {e} (benchmark paths are relative "
                            "to the directory the check runs in)") from e
-    embeddings = manifest.get("config", {}).get("embeddings")
-    detector = cached_detector(config.model_dump_json(), items,
-                               json.dumps(embeddings) if embeddings else None)
     hits: dict[str, int] = {}
     for dataset, splits in parquet_layout(manifest).items():
         for shards in splits.values():
@@ -195,9 +190,7 @@ def _contamination_left(out: str, manifest: dict[str, Any]) -> dict[str, int]:
                 if "messages" not in table.column_names:
                     continue
                 for batch in table.to_batches():
-                    reasons, _ = detector.find(batch)
-                    n = sum(r is not None for r in reasons)
-                    if n:
+                    if n := count(batch):
                         hits[dataset] = hits.get(dataset, 0) + n
     return hits
 
@@ -305,8 +298,8 @@ def publish_release(out_dir: str, releases_dir: str, version: str,
 def _same_run(out_dir: str, target: str) -> bool:
     """Whether the complete version folder `target` is a copy of `out_dir`'s published run
     (its manifest, byte for byte)."""
-    mine = join(published_dir(out_dir), "manifest.json")
-    theirs = join(target, "manifest.json")
+    mine = RunLayout(published_dir(out_dir)).manifest
+    theirs = RunLayout(target).manifest
     return exists(theirs) and sha256_file(theirs) == sha256_file(mine)
 
 

@@ -1,11 +1,11 @@
 """`refinery export OUT --format NAME [--dataset D]... [--to PATH]`: a finished run's datasets
 rewritten in the file layout another project's trainer reads. Formats live in a registry
 (`EXPORTERS`); adding one is adding a function and a line. The trainer formats (trl, sharegpt,
-llamafactory, openai, axolotl) are in `pipeline.exports` and write a folder; `rise` one file.
+llamafactory, openai, axolotl) are in `pipeline.export.formats` and write a folder; `rise` one file.
 
 - `rise`: the RISE authors' training file (kaishxu/RISE train.py reads it with
-  `load_dataset("json", data_files=...)`): one JSON list; per problem its full pair, then its
-  step pair when it has one; fields `prompt` (the question string), `initial_reason_steps`
+  `load_dataset("json", data_files=...)`): one JSON list; per problem its full pair (from
+  `preference`), then its step pair when it has one (from `preference_steps`); fields `prompt` (the question string), `initial_reason_steps`
   ("" for the full pair; the solution up to and including "\\nStep k:" for a step pair),
   `chosen`, `rejected` (for a step pair: the step's text after the marker), `answer` (gold).
   Problems in input order (source file, row).
@@ -18,9 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import exports
-from pipeline import report_data as rd
-from pipeline.exports import ExportError
+from pipeline.export import formats as exports
+from pipeline.export.formats import ExportError
+from pipeline.outputs import layout as L
+from pipeline.outputs.layout import RunLayout
+from pipeline.report import data as rd
+from schemas.step_pairs import conversational
 from transforms.io.files import exists, join, write_text
 
 __all__ = ["EXPORTERS", "ExportError", "export"]
@@ -69,14 +72,19 @@ def rise_rows(pairs: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def write_rise(out_dir: str, dest: str, datasets: Sequence[str] | None = None) -> dict[str, Any]:
-    if datasets and list(datasets) != ["preference"]:
-        raise ExportError("the rise format reads the preference dataset only")
-    table = rd.read_dir(join(out_dir, "preference"))
-    if table is None:
-        raise ExportError(f"no preference shards in {out_dir} (run a rise config first)")
-    rows = rise_rows(table.to_pylist())
+    kinds = (L.PREFERENCE, L.PREFERENCE_STEPS)
+    if datasets and not set(datasets) <= set(kinds):
+        raise ExportError(f"the rise format reads the {' and '.join(kinds)} datasets only")
+    run = RunLayout(out_dir)
+    pairs = []
+    for name in datasets or kinds:
+        table = rd.read_dir(run.dataset(name))
+        rows = table.to_pylist() if table is not None else []
+        pairs += [conversational(r) for r in rows] if name == L.PREFERENCE_STEPS else rows
+    rows = rise_rows(pairs)
     if not rows:
-        raise ExportError(f"no rise pairs in {out_dir}/preference")
+        raise ExportError(f"no rise pairs in {out_dir}/{L.PREFERENCE} or "
+                          f"{out_dir}/{L.PREFERENCE_STEPS} (run a rise config first)")
     write_text(dest, json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
     steps = sum(bool(r["initial_reason_steps"]) for r in rows)
     return {"format": "rise", "path": dest, "rows": len(rows), "full_pairs": len(rows) - steps,
@@ -112,11 +120,11 @@ def export(out_dir: str, fmt: str, dest: str | None = None,
     run, or a run directory); default destination OUT/export/<file>; returns a summary."""
     if fmt not in EXPORTERS:
         raise ExportError(f"unknown format {fmt!r}; one of {sorted(EXPORTERS)}")
-    from pipeline.publish import published_dir
+    from pipeline.outputs.publish import published_dir
 
     src = published_dir(out_dir)  # the published run when `out_dir` publishes by pointer
-    if not exists(join(src, "manifest.json")):
+    if not exists(RunLayout(src).manifest):
         raise ExportError(f"{out_dir} is not the output directory of a finished run "
-                          "(no manifest.json)")
+                          f"(no {L.MANIFEST})")
     ex = EXPORTERS[fmt]
     return ex.write(src, dest or join(out_dir, "export", ex.default_name), datasets)

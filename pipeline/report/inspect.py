@@ -1,8 +1,9 @@
 """`refinery inspect OUT`: print sample rows of a finished run in the terminal.
 
-Datasets: sft, curated, preference, tag_policy (shards), rejected (`rejected/<stage>.parquet`, filtered by
-`--stage` and `--reason`) and deadletter (`deadletter/deadletter.jsonl`). On a terminal the rows
-are a rich table; in a pipe they are plain `key: value` blocks with no escape codes.
+Datasets: every dataset of the run layout (pipeline/outputs/layout.py: sft, curated,
+preference, preference_steps, tag_policy, tag_policy_sharegpt), rejected (filtered by
+`--stage` and `--reason`) and deadletter. On a terminal the rows are a rich table; in a pipe
+they are plain `key: value` blocks with no escape codes.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import sys
 import unicodedata
 from typing import Any, TextIO
 
-from pipeline import report_data as rd
-from pipeline.console import is_terminal
-from transforms.io.files import exists, join
+from pipeline.outputs import layout as L
+from pipeline.outputs.layout import RunLayout
+from pipeline.report import data as rd
+from pipeline.report.console import is_terminal
+from transforms.io.files import exists
 
-DATASETS = ("sft", "curated", "preference", "tag_policy", "rejected", "deadletter")
+DATASETS = L.INSPECTABLE
 
 
 def printable(text: str) -> str:
@@ -46,22 +49,25 @@ def _rejected_rows(out_dir: str, stage: str | None, reason: str | None, n: int
     return [r for s, rs in sorted(by_stage.items()) if stage in (None, s) for r in rs][:n]
 
 
-def sample_rows(out_dir: str, dataset: str = "sft", stage: str | None = None,
+def sample_rows(out_dir: str, dataset: str = L.SFT, stage: str | None = None,
                 reason: str | None = None, n: int = 5) -> list[dict[str, str]]:
     """The first `n` matching rows as flat {column: text} dicts (texts truncated)."""
-    if not exists(join(out_dir, "manifest.json")):
+    run = RunLayout(out_dir)
+    if not exists(run.manifest):
         raise InspectError(f"{out_dir} is not the output directory of a finished run "
-                           "(no manifest.json)")
-    if dataset == "deadletter":
+                           f"(no {L.MANIFEST})")
+    if dataset not in DATASETS:
+        raise InspectError(f"no dataset {dataset!r}; one of {', '.join(DATASETS)}")
+    if dataset == L.DEADLETTER:
         rows = [e for e in rd.read_deadletter(out_dir) if stage in (None, e.get("stage"))]
         return [{k: rd.clip(e.get(k), 300) for k in ("stage", "file", "row", "error", "raw")}
                 for e in rows[:n]]
-    if dataset == "rejected":
+    if dataset == L.REJECTED:
         rows = _rejected_rows(out_dir, stage, reason, n)
         return [{**rd.row_summary(r), "stage": r.get("reject_stage"),
                  "reason": r.get("reject_reason"), "detail": rd.clip(r.get("reject_detail"), 300)}
                 for r in rows[:n]]
-    table = rd.read_dir(join(out_dir, dataset))
+    table = rd.read_dir(run.dataset(dataset))
     if table is None:
         raise InspectError(f"no {dataset} shards in {out_dir}")
     rows = table.slice(0, n).to_pylist() if stage is None else [

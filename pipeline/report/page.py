@@ -23,12 +23,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import report_charts as charts
-from pipeline import report_data as rd
-from pipeline import report_sections as rs
+from pipeline.outputs import layout as L
+from pipeline.outputs.layout import RunLayout
+from pipeline.report import charts
+from pipeline.report import data as rd
+from pipeline.report import sections as rs
+from schemas.step_pairs import conversational
 from transforms.io.files import exists, join, read_json, write_text
 
-DATASETS = ("sft", "curated", "preference", "tag_policy")
+DATASETS = (L.SFT, L.CURATED, L.PREFERENCE, L.TAG_POLICY)  # rows in conversational form
 SECTIONS = ("flow", "rejected", "signals", "lengths", "dedup", "decontam", "synthesis",
             "deadletter", "facts")
 CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:1.5em auto;color:#222}
@@ -132,14 +135,17 @@ def diff_html(ops: list[list[Any]]) -> tuple[str, str]:
     return chosen, rejected
 
 
-def gather(out_dir: str) -> dict[str, Any]:
-    """Everything the page shows, read from `out_dir` (bounded sizes; see report_data)."""
-    path = join(out_dir, "manifest.json")
-    if not exists(path):  # one error for every filesystem
-        raise FileNotFoundError(f"no such file: {path}")
-    manifest = read_json(path)
-    shards = {d: rd.Shards(join(out_dir, d)) for d in DATASETS}
-    examples = [shards["sft"], shards["curated"]]
+def gather(out_dir: str, manifest: dict[str, Any] | None = None,
+           deadletter: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Everything the page shows, read from `out_dir` (bounded sizes; see report_data); the
+    run's `manifest` and `deadletter` entries when the caller has them already."""
+    run = RunLayout(out_dir)
+    if manifest is None:
+        if not exists(run.manifest):  # one error for every filesystem
+            raise FileNotFoundError(f"no such file: {run.manifest}")
+        manifest = read_json(run.manifest)
+    shards = {d: rd.Shards(run.dataset(d)) for d in DATASETS}
+    examples = [shards[L.SFT], shards[L.CURATED]]
     survivors: Counter[str] = Counter()
     for light in (t for s in examples for t in s.light):
         survivors += rd.value_counts(pc.filter(rd.source_column(light),
@@ -156,11 +162,14 @@ def gather(out_dir: str) -> dict[str, Any]:
 
     kept_words = [n for s in examples for n in s.answer_words(curated_rows, rd.MAX_VALUES)]
     synthesized = [r for s in examples for r in s.rows(synthesized_rows, rd.MAX_VALUES)]
-    synth_pairs = [r for d in ("preference", "tag_policy")
+    synth_pairs = [r for d in (L.PREFERENCE, L.TAG_POLICY)
                    for r in shards[d].rows(synthesized_rows, rd.MAX_VALUES)]
+    synth_pairs += [conversational(r) for r in rd.Shards(run.dataset(L.PREFERENCE_STEPS)).rows(
+        synthesized_rows, rd.MAX_VALUES)]
     rejected = rd.read_rejected(out_dir)
     counts = rd.rejected_counts(out_dir)
-    dead = rd.read_deadletter(out_dir)
+    dead = deadletter[:rd.MAX_DEADLETTER] if deadletter is not None else rd.read_deadletter(
+        out_dir)
     wanted = {r["duplicate_of"] for r in rejected.get("dedup", []) if r.get("duplicate_of")}
     wanted |= {p for r in synthesized for p in ((r.get("meta") or {}).get("lineage") or {}).get(
         "parent_ids") or []}
@@ -285,7 +294,7 @@ def rows_text(n: int, unit: str = "row") -> str:
 
 def _render_synthesis(page: Page, data: dict[str, Any], m: dict[str, Any]) -> None:
     _section(page, "synthesis", "Synthesis")
-    from pipeline.console import synthesis_notes
+    from pipeline.report.console import synthesis_notes
 
     notes = synthesis_notes(m)
     stages = list(m.get("synthesis", {}))
@@ -338,11 +347,14 @@ def _render_facts(page: Page, f: dict[str, Any]) -> None:
     _end(page)
 
 
-def write_report(out_dir: str, redact: Callable[[str], str] | None = None) -> str:
+def write_report(out_dir: str, redact: Callable[[str], str] | None = None,
+                 manifest: dict[str, Any] | None = None,
+                 deadletter: list[dict[str, Any]] | None = None) -> str:
     """Render `<out_dir>/report.html` from the run's files (through `redact`, which removes
-    secrets); returns its path."""
-    path = join(out_dir, "report.html")
-    page = render_report(gather(out_dir))
+    secrets), or from the `manifest` and `deadletter` entries the driver read already;
+    returns its path."""
+    path = RunLayout(out_dir).report
+    page = render_report(gather(out_dir, manifest, deadletter))
     write_text(path, redact(page) if redact is not None else page)
     return path
 
@@ -351,13 +363,13 @@ def rewrite_report(out: str) -> str:
     """`refinery report OUT`: regenerate the report of the published run of `out` (or of `out`
     itself when it is a run directory). On object stores the top-level copy is refreshed too
     (on local disk `OUT/report.html` is a link into the published run)."""
-    from pipeline.publish import published_dir
+    from pipeline.outputs.publish import published_dir
     from transforms.io.files import copy_file, is_local
 
     run = published_dir(out)
     path = write_report(run)
     if run != out and not is_local(out):
-        top = join(out, "report.html")
+        top = join(out, L.REPORT)
         copy_file(path, top)
         return top
     return path

@@ -2,7 +2,7 @@
 
 build: run a config into a build directory, deduplicating against the previous release's dedup
 index (snapshot semantics: rows already released stay, new near-duplicates of them go) and
-writing this build's index; check: `pipeline.release.check_release` against the previous
+writing this build's index; check: `pipeline.release.check.check_release` against the previous
 release; diff: rows added / removed / kept against it; publish: card with version and
 changelog, then the atomic copy, `LATEST` and `releases.json`. Each step reads what the one
 before wrote, so a scheduler can retry any of them alone.
@@ -14,9 +14,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.card import render_card
-from pipeline.publish import out_root
-from pipeline.release import (
+from pipeline.outputs.publish import out_root
+from pipeline.outputs.storage import has_files
+from pipeline.release.check import (
     INDEX_DIR,
     ReleaseError,
     check_release,
@@ -27,9 +27,9 @@ from pipeline.release import (
     read_manifest,
     validate_version,
 )
-from pipeline.release_diff import Run, changelog_markdown, diff_releases, diff_runs
-from pipeline.release_html import diff_page
-from pipeline.storage import has_files
+from pipeline.release.diff import Run, changelog_markdown, diff_releases, diff_runs
+from pipeline.release.html import diff_page
+from pipeline.report.card import render_card
 from transforms.io.files import exists, join, read_json, read_text, write_text
 
 DIFF_FILE = "release_diff.json"

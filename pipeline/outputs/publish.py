@@ -7,7 +7,7 @@ Layout of an output directory (local disk or an object store):
     <out>/sft, manifest.json, ...   the published names: what users and `datasets` read
                             (`load_dataset("parquet", data_dir=<out>/sft)`)
 
-**Local disk** (pipeline/_local_disk.py): `<out>/current` is a symlink → `.runs/<run-id>`,
+**Local disk** (pipeline/outputs/local_disk.py): `<out>/current` is a symlink → `.runs/<run-id>`,
 switched in one `os.replace` (atomic on POSIX), and the published names are fixed symlinks
 into `current/`, so a reader sees the old run or the new one, never a mix. `<out>/.runs/.lock`
 is flock'ed by the run writing into `<out>`: a second run is refused.
@@ -46,8 +46,9 @@ from collections.abc import Iterator
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import _local_disk as local
-from pipeline.storage import files_under, has_files
+from pipeline.outputs import local_disk as local
+from pipeline.outputs.layout import MANIFEST, PUBLISHED, WORK
+from pipeline.outputs.storage import files_under, has_files
 from transforms.io.files import (
     copy_file,
     delete_file,
@@ -65,15 +66,11 @@ RUNS = ".runs"
 CURRENT = "current"  # local: the symlink
 POINTER = "CURRENT"  # object stores: the object holding the published run id
 LOCK = ".lock"
-MANIFEST = "manifest.json"
-PUBLISHED = ("sft", "curated", "preference", "preference_steps", "tag_policy",
-             "tag_policy_sharegpt", "tag_instruct_rounds", "jsonl", "rejected",
-             "deadletter", "README.md", MANIFEST, "report.html")
 
 
 # Refinery's names besides PUBLISHED: run dirs, scratch, review exports, take-over leftovers,
-# the release flow's diff and dedup index (pipeline/release_flow.py)
-OWN = (RUNS, "_work", ".staging", "reviewed", ".displaced", "release_diff.json",
+# the release flow's diff and dedup index (pipeline/release/flow.py)
+OWN = (RUNS, WORK, ".staging", "reviewed", ".displaced", "release_diff.json",
        "release_diff.html", "release_diff_rows.parquet", "dedup_index")
 DISPLACED = ".displaced"
 
@@ -239,18 +236,21 @@ def _claim(path: str) -> bool:
     return not has_files(path)
 
 
-def _ensure_links(out: str) -> None:
-    """Local disk: the fixed symlinks of the published names (a module function: the kill
+def _ensure_links(out: str, names: tuple[str, ...]) -> None:
+    """Local disk: the fixed symlinks of the published `names` (a module function: the kill
     test pauses inside it)."""
-    local.ensure_links(out, PUBLISHED, CURRENT)
+    local.ensure_links(out, names, CURRENT)
 
 
 def publish(out: str, run_dir: str) -> None:
     """Make `run_dir` the published run: one atomic switch on local disk, the ordered copy
-    described above on object stores."""
+    described above on object stores. Only the names the run wrote are published: on local
+    disk the links of the others are removed after the switch (no link dangles)."""
     if is_local(out):
-        _ensure_links(out)
+        wrote = local.present(run_dir, PUBLISHED)
+        _ensure_links(out, wrote)
         local.switch(out, CURRENT, f"{RUNS}/{run_dir.rstrip('/').rsplit('/', 1)[1]}")
+        local.remove_links(out, tuple(n for n in PUBLISHED if n not in wrote), CURRENT)
         return
     staged = {_rel(f, run_dir) for f in files_under(run_dir)}
     there = {_rel(f, out) for f in files_under(out) if "/" + RUNS + "/" not in f}

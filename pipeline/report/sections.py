@@ -1,5 +1,5 @@
 """Report sections beyond the curation funnel: dedup clusters, decontamination hits, synthesis
-samples and run facts. Pure functions over rows read by `pipeline.report_data`."""
+samples and run facts. Pure functions over rows read by `pipeline.report.data`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
-from pipeline.report_data import (
+from pipeline.report.data import (
     MAX_CLUSTERS,
     clip,
     prompt_text,

@@ -1,0 +1,1 @@
+"""`refinery export`: a finished run rewritten in other trainers' file layouts."""

@@ -1,0 +1,1 @@
+"""What a run leaves on disk: storage helpers (any filesystem), local-disk primitives, publishing."""

@@ -1,0 +1,1 @@
+"""Beam runner plumbing: pipeline options, local-runner fixes, stage timings."""
