@@ -103,9 +103,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             _name_group(config, item, group)
     # Longest first, so no worker starts a long test while the other is nearly done (with
     # `--no-loadscope-reorder` xdist hands out groups in this order): the demo run, the slow
-    # tests, then the rest, each in collection order.
-    items.sort(key=lambda item: 0 if "demo_run" in item.fixturenames
-               else 1 if item.get_closest_marker("slow") else 2)
+    # tests, the groups sharing a module's run, then the single tests that fill the gaps, each
+    # in collection order.
+    items.sort(key=_start_order)
+
+
+def _start_order(item: pytest.Item) -> int:
+    if "demo_run" in item.fixturenames:
+        return 0
+    if item.get_closest_marker("slow"):
+        return 1
+    return 2 if item.get_closest_marker("xdist_group") else 3
 
 
 @pytest.fixture

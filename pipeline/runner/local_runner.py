@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import weakref
+from typing import Any
 
 # glibc mallopt parameters: chunks over 64 KiB are mmapped (returned on free), the heap top
 # is trimmed past 64 KiB free, at most 2 arenas
@@ -46,7 +48,44 @@ def malloc_returns_freed_memory() -> bool:
     return all(libc.mallopt(param, value) == 1 for param, value in MALLOPT.items())
 
 
+def remember_dofn_specs() -> None:
+    """Make Beam ask each DoFn for its state and timer specs once.
+
+    Beam (2.77) finds them (`userstate.get_dofn_specs`) by taking `inspect.signature` of every
+    method of the DoFn, and asks again for the same DoFn at each step of building, translating
+    and running a pipeline: about 100,000 calls for one dedup stage, a third of a small
+    pipeline's set-up (-12 to -28 % CPU over the pipeline tests). The answer depends only on
+    the DoFn, so it is kept per DoFn object, held weakly (an object at a reused address is
+    asked afresh); errors are not kept. Idempotent; a Beam without the function is left as is."""
+    from apache_beam.runners.direct import transform_evaluator
+    from apache_beam.transforms import userstate
+
+    original = getattr(userstate, "get_dofn_specs", None)
+    if original is None or getattr(original, "_refinery_remembers", False):
+        return
+    kept: dict[int, tuple[weakref.ref, tuple[frozenset, frozenset]]] = {}
+
+    def get_dofn_specs(dofn: Any) -> Any:
+        key = id(dofn)
+        hit = kept.get(key)
+        if hit is not None and hit[0]() is dofn:
+            return set(hit[1][0]), set(hit[1][1])  # callers get their own sets, as before
+        states, timers = original(dofn)
+        try:
+            ref = weakref.ref(dofn, lambda _: kept.pop(key, None))
+        except TypeError:  # no weak references to this object: not kept
+            return states, timers
+        kept[key] = (ref, (frozenset(states), frozenset(timers)))
+        return states, timers
+
+    get_dofn_specs._refinery_remembers = True  # type: ignore[attr-defined]
+    userstate.get_dofn_specs = get_dofn_specs
+    if getattr(transform_evaluator, "get_dofn_specs", None) is original:
+        transform_evaluator.get_dofn_specs = get_dofn_specs
+
+
 def prepare_local_runner() -> None:
-    """Both fixes above."""
+    """The three fixes above."""
     size_flushed_runner_data_plane()
     malloc_returns_freed_memory()
+    remember_dofn_specs()
