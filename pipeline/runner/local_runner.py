@@ -79,6 +79,7 @@ def remember_dofn_specs() -> None:
         return states, timers
 
     get_dofn_specs._refinery_remembers = True  # type: ignore[attr-defined]
+    get_dofn_specs.__wrapped__ = original  # type: ignore[attr-defined]
     userstate.get_dofn_specs = get_dofn_specs
     if getattr(transform_evaluator, "get_dofn_specs", None) is original:
         transform_evaluator.get_dofn_specs = get_dofn_specs

@@ -13,12 +13,16 @@ from __future__ import annotations
 import threading
 import time
 
+import apache_beam as beam
 import pytest
+from apache_beam.runners.direct import transform_evaluator
 from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from apache_beam.runners.worker import data_plane
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms import userstate
 
 from pipeline.config import BeamConfig
-from pipeline.runner.local_runner import malloc_returns_freed_memory
+from pipeline.runner.local_runner import malloc_returns_freed_memory, remember_dofn_specs
 from pipeline.runner.options import pipeline_options
 
 CHUNK = b"x" * 1024
@@ -66,3 +70,37 @@ def test_pipeline_options_make_the_runner_data_plane_size_flushed_and_lossless(
 
 def test_glibc_takes_the_malloc_settings() -> None:
     assert malloc_returns_freed_memory()  # glibc (Linux) accepts each mallopt parameter
+
+
+class _Stateful(beam.DoFn):
+    COUNT = userstate.CombiningValueStateSpec("count", sum)
+
+    def process(self, kv, count=beam.DoFn.StateParam(COUNT)):  # noqa: B008 (Beam's idiom)
+        count.add(1)
+        yield kv
+
+
+def test_remembered_dofn_specs_match_beams_answer_and_are_asked_once(monkeypatch) -> None:
+    asked = []
+    assert userstate.get_dofn_specs._refinery_remembers  # installed by the session fixture
+    original = userstate.get_dofn_specs.__wrapped__
+
+    def counting(dofn):
+        asked.append(dofn)
+        return original(dofn)
+
+    monkeypatch.setattr(userstate, "get_dofn_specs", counting)
+    monkeypatch.setattr(transform_evaluator, "get_dofn_specs", counting)
+    remember_dofn_specs()
+    dofn, plain = _Stateful(), beam.DoFn()
+    first = userstate.get_dofn_specs(dofn)
+    assert first == original(dofn) and len(first[0]) == 1
+    first[0].clear()  # a caller's set is its own
+    assert userstate.get_dofn_specs(dofn) == original(dofn)
+    assert transform_evaluator.get_dofn_specs(plain) == (set(), set())
+    assert asked == [dofn, plain]  # each object asked Beam once
+    remember_dofn_specs()  # idempotent: no second wrapper
+    assert userstate.get_dofn_specs(dofn) == original(dofn) and asked == [dofn, plain]
+    with beam.Pipeline() as p:  # a stateful pipeline still runs with the wrapper
+        got = p | beam.Create([("a", 1), ("a", 2)]) | beam.ParDo(_Stateful())
+        assert_that(got, equal_to([("a", 1), ("a", 2)]))
