@@ -120,8 +120,11 @@ def test_paper_config_two_rounds(tmp_path: Path) -> None:
     assert len(datasets.load_dataset(str(out), "tag_policy_sharegpt", split="train")) == 5
     rejected = [r for f in (out / "rejected").glob("*.parquet")
                 for r in pq.read_table(f).to_pylist()]
+    # the greedy answer without a [New Tag] cannot be read: the kit's <step>_unparseable
     assert [(r["reject_reason"], r["messages"][0]["content"]) for r in rejected] == [
-        ("expand_missing_tag", SEEDS[2])]
+        ("expand_unparseable", SEEDS[2])]
+    detail = json.loads(rejected[0]["reject_detail"])
+    assert detail["step"] == "expand" and "missing_tag" in detail["error"] and detail["raw"]
 
     # pairs: one per item per round (5), best vs worst reward of the 19 parseable samples
     pairs = _tables(out, "tag_policy")
