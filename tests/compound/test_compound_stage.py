@@ -74,6 +74,7 @@ def _check_faults(items) -> None:
     assert odd["reject_reason"] == "question_check_unparseable"
     detail = json.loads(odd["reject_detail"])
     assert detail["step"] == "question_check" and "did not parse" in detail["error"]
+    assert detail["check"] == "parse"
     assert json.loads(detail["raw"]) == QUESTION_OK
     (rep,) = got["report"]
     assert (rep["seeds"], rep["accepted"], rep["rejected"], rep["deadletter"]) == (3, 1, 1, 1)

@@ -207,6 +207,11 @@ def _item_of(item: Item) -> Item:
     return item
 
 
+def _parse_check(item: Item) -> dict[str, Any]:
+    """An unreadable answer's detail names its check, like every compound rejection."""
+    return {"check": "parse"}
+
+
 def step_specs(cfg: CompoundConfig, run_seed: int) -> list[StepSpec]:
     """The kit steps in order (answer_check only when `cfg.answer_check`)."""
     names = core.STEPS if cfg.answer_check else core.STEPS[:-1]
@@ -214,5 +219,5 @@ def step_specs(cfg: CompoundConfig, run_seed: int) -> list[StepSpec]:
                          name, "factual_statement")),
                      build=partial(BUILD[name], cfg=cfg, run_seed=run_seed),
                      parse=partial(READ[name], cfg=cfg), row_of=_item_of,
-                     role=core.ROLE_OF_STEP[name])
+                     role=core.ROLE_OF_STEP[name], detail=_parse_check)
             for name in names]
