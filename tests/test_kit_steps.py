@@ -72,12 +72,19 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIT_STEPS_KEY", KEY)
 
 
+def _build(item: dict[str, Any]) -> ChatRequest:
+    if item["text"] == "UNRENDERABLE":
+        raise KeyError("slot")
+    return _request(item["id"], item["text"], item)
+
+
 def test_one_failure_policy_emits_and_events(tmp_path: Path) -> None:
-    spec = StepSpec("answer", None, build=lambda it: _request(it["id"], it["text"], it),
+    spec = StepSpec("answer", None, build=_build,
                     parse=_parse, row_of=_row, event=_event,
                     detail=lambda it: {"text_chars": len(it["text"])})
     items = [{"id": "ok", "text": "fine"}, {"id": "bad", "text": "[fault:badanswer*all] b"},
-             {"id": "dead", "text": "[fault:500*all] d"}, {"id": "rule", "text": "SHORT"}]
+             {"id": "dead", "text": "[fault:500*all] d"}, {"id": "rule", "text": "SHORT"},
+             {"id": "unbuilt", "text": "UNRENDERABLE"}]
     out = _run(tmp_path, items, spec)
     assert [(i["id"], i["answer"]) for i in out[MAIN]] == [("ok", "fine")]
     rejected = sorted(out[REJECTED], key=lambda r: r.reason)
@@ -86,12 +93,16 @@ def test_one_failure_policy_emits_and_events(tmp_path: Path) -> None:
     detail = rejected[0].detail
     assert detail["step"] == "answer" and detail["error"].startswith("schema_violation")
     assert json.loads(detail["raw"]) == {"wrong": 1} and detail["text_chars"] == len("[fault:badanswer*all] b")
-    (dead,) = out[DEADLETTER]
+    dead, unbuilt = sorted(out[DEADLETTER], key=lambda e: e["record_id"])
     assert (dead["stage"], dead["step"], dead["record_id"]) == ("demo", "answer", "dead")
     assert dead["error"].startswith("http_500")
+    assert (unbuilt["stage"], unbuilt["step"], unbuilt["error"]) == (
+        "demo", "answer", "build: KeyError: 'slot'")
+    assert json.loads(unbuilt["raw"]) == items[-1]
     assert sorted(map(json.dumps, out[EVENTS])) == sorted(map(json.dumps, [
         {"kind": "answered", "id": "ok"}, {"kind": "rejected", "what": "answer_unparseable"},
-        {"kind": "rejected", "what": "too_short"}, {"kind": "deadletter", "what": "dead"}]))
+        {"kind": "rejected", "what": "too_short"}, {"kind": "deadletter", "what": "dead"},
+        {"kind": "deadletter", "what": "unbuilt"}]))
 
 
 def _candidates(item: dict[str, Any]) -> list[ChatRequest]:

@@ -9,7 +9,7 @@ functions. What the kit does for it:
   the role's `llm` block and the test seam from `ctx`; metrics in `refinery.<stage>.<step>`;
   dead-letter entries carry `stage` and `step` (no relabelling in stages).
 - `RunStep(spec, ctx, stage=)`: build → GenerateStep → parse, with one failure policy:
-  a model call that fails (transport, HTTP error, timeout) → DEADLETTER; an answer that cannot
+  a `build` that raises or a model call that fails (transport, HTTP error, timeout) → DEADLETTER; an answer that cannot
   be read (`parse` raises, or no answer passed the request's JSON Schema) → REJECTED
   `<step>_unparseable` with the error and the raw answer; a rule (`parse` returns a
   `Rejection`) → REJECTED with its reason. `build` may return several requests per item
@@ -37,7 +37,15 @@ import apache_beam as beam
 import pyarrow as pa
 
 from schemas.records import examples_to_batch
-from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, REJECTED, RunContext, reject_rows
+from transforms.base import (
+    DEADLETTER,
+    MAIN,
+    METRICS_NAMESPACE,
+    REJECTED,
+    RunContext,
+    deadletter_entry,
+    reject_rows,
+)
 from transforms.llm.api import ChatRequest, ChatResult
 from transforms.llm.prompts import Prompt
 
@@ -195,9 +203,24 @@ class _Parse(beam.DoFn):
         yield from route(outs, self._ns)
 
 
-def _requests(item: Any, build: Callable[[Any], Any]) -> Iterable[ChatRequest]:
-    made = build(item)
-    return [made] if isinstance(made, ChatRequest) else list(made)
+class _Build(beam.DoFn):
+    """item → its requests; a `build` that raises sends the item to the dead letter (stage,
+    step, the error and the item), so a bug in one prompt's rendering costs only that item."""
+
+    def __init__(self, spec: StepSpec, stage: str):
+        self._spec, self._stage = spec, stage
+
+    def process(self, item: Any) -> Iterable[Any]:
+        try:
+            made = self._spec.build(item)
+            requests = [made] if isinstance(made, ChatRequest) else list(made)
+        except Exception as e:  # this item's failure, not the run's
+            yield beam.pvalue.TaggedOutput(DEADLETTER, deadletter_entry(
+                self._spec.deadletter_stage or self._stage, f"build: {type(e).__name__}: {e}",
+                item, record_id=item.get("id") if isinstance(item, dict) else None,
+                step=self._spec.name))
+            return
+        yield from requests
 
 
 def _gathered(element: tuple[str, dict[str, list[Any]]]) -> Iterable[Gathered]:
@@ -233,7 +256,9 @@ class RunStep(beam.PTransform):
 
     def expand(self, items: beam.PCollection) -> dict[str, beam.PCollection]:
         spec = self.spec
-        gen = (items | "Build" >> beam.FlatMap(_requests, spec.build)
+        built = items | "Build" >> beam.ParDo(_Build(spec, self.stage)).with_outputs(
+            DEADLETTER, main=MAIN)
+        gen = (built[MAIN]
                | "Call" >> GenerateStep(self.ctx, stage=self.stage, step=spec.name,
                                          role=spec.role, deadletter_stage=spec.deadletter_stage))
         dead = gen[DEADLETTER] | "Unreadable" >> beam.FlatMap(_split_dead, spec).with_outputs(
@@ -249,13 +274,14 @@ class RunStep(beam.PTransform):
             _Parse(spec, self.stage), **self._side).with_outputs(
             REJECTED, EVENTS, *self.outputs, main=MAIN)
         rejected = (parsed[REJECTED], dead[REJECTED]) | "Rejected" >> beam.Flatten()
+        failed = (dead[MAIN], built[DEADLETTER]) | "Failed" >> beam.Flatten()
         events = [parsed[EVENTS]]
         if spec.event is not None:
             events += [rejected | "RejectedEvents" >> beam.FlatMap(_events, "rejected",
                                                                    spec.event),
-                       dead[MAIN] | "DeadEvents" >> beam.FlatMap(_events, "deadletter",
+                       failed | "DeadEvents" >> beam.FlatMap(_events, "deadletter",
                                                                  spec.event)]
-        return {MAIN: parsed[MAIN], REJECTED: rejected, DEADLETTER: dead[MAIN],
+        return {MAIN: parsed[MAIN], REJECTED: rejected, DEADLETTER: failed,
                 EVENTS: events | "Events" >> beam.Flatten(),
                 **{tag: parsed[tag] for tag in self.outputs}}
 
