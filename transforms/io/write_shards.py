@@ -32,6 +32,7 @@ from transforms.io.shards import (
     build_table,
     id_prefix,
     jsonl_bytes,
+    origin_counts,
     parquet_bytes,
     rows_by_shard,
     sha256,
@@ -131,6 +132,9 @@ class _WriteShard(beam.DoFn):
         write_bytes(path, data)
         info = {"dataset": self._dataset, "path": path, "rows": table.num_rows,
                 "sha256": sha256(data), "format": "parquet"}
+        origins = origin_counts(table)  # for the manifest, which need not read the shard back
+        if origins is not None:
+            info["origins"] = origins
         if not self._emit.jsonl:
             return [info]
         jpath = f"{self._jsonl_dir}/{shard_name(self._emit.split, index, n, 'jsonl')}"
