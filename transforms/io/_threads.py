@@ -2,9 +2,10 @@
 
 The DirectRunner's default mode runs every bundle on one thread; the heavy parts of ingest
 and emit (pyarrow.json parsing, Arrow compute, RE2, sorting, zstd Parquet writing) release
-the GIL, so two elements converted at once overlap. `InFlight` keeps at most `threads`
-elements in flight, hands results back in submission order (the same order as one thread)
-with each element's timestamp and window, and finishes the rest at `drain` (finish_bundle).
+the GIL, so two elements converted at once overlap when a core is idle. `InFlight` keeps at
+most `threads` elements in flight, hands results back in submission order (the same order as
+one thread) with each element's timestamp and window, and finishes the rest at `drain`
+(finish_bundle).
 The work function must be pure: Beam metrics and outputs stay on the bundle's thread.
 """
 
@@ -17,11 +18,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 MAX_THREADS = 2  # each thread holds one element's data (a split, a shard) in memory
+THREADS_ENV = "REFINERY_IO_THREADS"  # a fixed count instead of the load rule (benchmarks)
 
 
 def thread_count() -> int:
-    """Threads per DoFn instance: at most MAX_THREADS, at most the machine's CPUs."""
-    return max(1, min(MAX_THREADS, os.cpu_count() or 1))
+    """Threads per DoFn instance: up to MAX_THREADS while the machine has a core to spare
+    (1-minute load average under CPUs - 0.5), else 1: on a busy machine the second thread
+    only adds CPU time (bench/README.md, ingest_emit). REFINERY_IO_THREADS overrides."""
+    if os.environ.get(THREADS_ENV, "").isdigit():
+        return max(1, int(os.environ[THREADS_ENV]))
+    cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        load = 0.0
+    return max(1, min(MAX_THREADS, cpus)) if load < cpus - 0.5 else 1
 
 
 class InFlight:
