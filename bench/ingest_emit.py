@@ -6,13 +6,16 @@ files, measures:
 
   ours   `pipeline.run.run_config` with the file as the only source and no stages: ReadSources
          (byte-range splits → adapters → normalized canonical Arrow batches with stable ids) →
-         WriteShards (sorted zstd Parquet shards) + dead letter + manifest, on the DirectRunner;
+         WriteShards (sorted zstd Parquet shards) + dead letter, then manifest, card, report
+         and publish, as a user's run does, on the DirectRunner;
   naive  ReadFromText → json.loads → json.dumps → WriteToText, one element per record, on the
          same DirectRunner mode.
 
 Prints a table and ends with one JSON line: ours_records_per_s, naive_records_per_s, ratio
 (wall clock), plus the CPU seconds of each (this process; in_memory mode runs the workers
-in-process) and cpu_ratio, which is steadier than wall clock on a shared machine.
+in-process; ours converts two splits and writes two shards at once on threads, so its CPU
+seconds can exceed its wall seconds) and cpu_ratio, which is steadier than wall clock on a
+shared machine, and the 1-minute load average at the start and the end (load_1m).
 A warm-up run of each pipeline on a few records comes first, so one-time imports and Beam
 start-up caches are not charged to whichever pipeline happens to run first.
 `--profile` also writes a cProfile of our path (top functions by cumulative and own time).
@@ -156,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    load_start = os.getloadavg()[0]  # printed with the figures: this machine is shared
     tmp = Path(tempfile.mkdtemp(prefix="bench_ingest_emit_"))
     try:
         src = tmp / "in"
@@ -213,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": round(ratio, 2), "ours_s": round(ours_s, 2), "naive_s": round(naive_s, 2),
             "ours_cpu_s": round(ours_cpu, 2), "naive_cpu_s": round(naive_cpu, 2),
             "cpu_ratio": round((naive_cpu / naive_rows) / (ours_cpu / ours_rows), 2),
+            "load_1m": [round(load_start, 1), round(os.getloadavg()[0], 1)],
         }))
         return 0
     finally:

@@ -10,14 +10,13 @@ import platform
 from collections import defaultdict
 from typing import Any
 
-import pyarrow.compute as pc
-
 from pipeline.config import RunConfig
 from pipeline.outputs import layout as L
 from pipeline.outputs.storage import files_under, read_parquet, sha256_files, sha256_prefix
 from pipeline.stages import CURATION
 from transforms.io.files import special_kind, stat_key
 from transforms.io.read_sources import FILE_STAGE
+from transforms.io.shards import origin_counts
 
 VERSIONED = ("refinery", "apache-beam", "pyarrow", "polars", "datasets", "pydantic", "numpy",
              "datasketch", "faiss-cpu", "sentence-transformers", "transformers", "torch",
@@ -70,12 +69,7 @@ def relative(path: str, base: str) -> str:
 
 def _origin_counts(path: str) -> dict[str, int]:
     """Rows of a shard by origin: 'ingest' for input records, else the producing stage."""
-    table = read_parquet(path, columns=["meta"])
-    meta = table.column("meta").combine_chunks()
-    # Synthesized records name their stage in lineage; input records have none.
-    origin = pc.fill_null(meta.field("lineage").field("stage"), "ingest")
-    counts = pc.value_counts(origin).to_pylist()
-    return {c["values"]: c["counts"] for c in counts}
+    return origin_counts(read_parquet(path, columns=["meta"])) or {}
 
 
 def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,8 +108,9 @@ def build_manifest(cfg: RunConfig, info: dict[str, Any], out_dir: str) -> dict[s
         rel = relative(s["path"], staging)
         shards.append({"dataset": s["dataset"], "path": rel, "format": s["format"],
                        "rows": s["rows"], "sha256": s["sha256"]})
-        if s["format"] == "parquet":
-            for origin, n in _origin_counts(s["path"]).items():
+        if s["format"] == "parquet":  # the writer counted them (else read the shard)
+            origins = s.get("origins")
+            for origin, n in (_origin_counts(s["path"]) if origins is None else origins).items():
                 outputs[s["dataset"]][origin] += n
 
     rejected = {r["stage"]: r["reasons"] for r in info["rejected"]}

@@ -67,7 +67,8 @@ def _empty_lists(k: int, typ: pa.DataType) -> pa.Array:
                                     pa.array([], typ.value_type), type=typ)
 
 
-def _meta(m: Messages, keep: np.ndarray, extra: list[str | None]) -> pa.StructArray:
+def _meta(m: Messages, keep: np.ndarray, extra: dict[int, str | None]) -> pa.StructArray:
+    """The meta struct of the kept rows; `extra` holds meta.extra by row (others null)."""
     k = int(keep.sum())
     mask = pa.array(keep)
     meta_t = EXAMPLE_SCHEMA.field("meta").type
@@ -75,8 +76,10 @@ def _meta(m: Messages, keep: np.ndarray, extra: list[str | None]) -> pa.StructAr
     lineage = pa.StructArray.from_arrays(
         [_empty_lists(k, f.type) if f.name == "parent_ids" else pa.nulls(k, f.type)
          for f in _fields(lineage_t)], fields=_fields(lineage_t))
+    extras = (pa.array([extra.get(j) for j in np.flatnonzero(keep).tolist()], pa.string())
+              if extra else pa.nulls(k, pa.string()))
     cols = {"tags": _empty_lists(k, meta_t.field("tags").type), "lineage": lineage,
-            "extra": pa.array(extra, pa.string())}
+            "extra": extras}
     for f in ("category", "context", "answer"):
         cols[f] = m.meta[f].filter(mask) if f in m.meta else pa.nulls(k, pa.string())
     return pa.StructArray.from_arrays([cols[f.name] for f in _fields(meta_t)],
@@ -114,14 +117,11 @@ def examples_from_table(table: pa.Table, layout: str, raws: Sequence[bytes],
     m.ok &= np.bincount(msg_rows[empty], minlength=n) == 0
     m.ok &= np.bincount(msg_rows[roles == USER], minlength=n) > 0
     m.ok &= np.bincount(msg_rows[roles == ASSISTANT], minlength=n) > 0
-    extra: list[str | None] = []
+    extra: dict[int, str | None] = {}
     adapter = ADAPTERS[layout]
-    for j in np.flatnonzero(m.ok):
-        if not m.extra_rows[j]:
-            extra.append(None)
-            continue
+    for j in np.flatnonzero(m.ok & m.extra_rows).tolist():
         try:  # the reference's own parse and field selection, for these rows only
-            extra.append(adapter(fold_keys(_loads(raws[j]))).meta.get("extra"))
+            extra[j] = adapter(fold_keys(_loads(raws[j]))).meta.get("extra")
         except (ValueError, TypeError, AttributeError):
             m.ok[j] = False
     keep = m.ok

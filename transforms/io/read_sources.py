@@ -14,10 +14,12 @@ from functools import partial
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas.records import examples_to_batch, pairs_to_batch
 from transforms.base import DEADLETTER, MAIN, METRICS_NAMESPACE, PAIRS, REPORT, deadletter_entry
 from transforms.io import files
+from transforms.io._threads import InFlight
 from transforms.io.adapters import AdapterError, adapt_row
 from transforms.io.canonical import to_canonical
 from transforms.io.columnar import convert_jsonl
@@ -108,25 +110,50 @@ def file_deadletter(path: str, error: str, read_path: str | None = None) -> dict
 
 
 class _ReadSplitFn(beam.DoFn):
+    """Splits → batches; two splits are converted at once (see _threads.py), outputs in order."""
+
     def __init__(self, sources: Sequence[SourceConfig], ingest: IngestConfig):
         self._sources = list(sources)
         self._ingest = ingest
 
-    def process(self, split: FileSplit) -> Iterable[Any]:
+    def setup(self) -> None:
+        self._flight = InFlight(self._convert)
+
+    def teardown(self) -> None:
+        self._flight.close()
+
+    def start_bundle(self) -> None:
+        self._flight.reset()
+
+    def _convert(self, split: FileSplit) -> list[tuple[str, Any]]:
+        return list(convert_split(split, self._sources[split.source_index], self._ingest))
+
+    def process(self, split: FileSplit, timestamp: Any = beam.DoFn.TimestampParam,
+                window: Any = beam.DoFn.WindowParam) -> Iterable[Any]:
+        for items, ts, win in self._flight.put(split, timestamp, window):
+            yield from self._outputs(items, ts, win)
+
+    def finish_bundle(self) -> Iterable[Any]:
+        for items, ts, win in self._flight.drain():
+            yield from self._outputs(items, ts, win)
+
+    @staticmethod
+    def _outputs(items: list[tuple[str, Any]], ts: Any, win: Any) -> Iterable[Any]:
         ns = f"{METRICS_NAMESPACE}.{STAGE}"
-        for kind, value in convert_split(split, self._sources[split.source_index], self._ingest):
+        for kind, value in items:
+            out = WindowedValue(value, ts, [win])
             if kind == "example":
                 beam.metrics.Metrics.counter(ns, "examples").inc(value.num_rows)
-                yield value
+                yield out
             elif kind == "pair":
                 beam.metrics.Metrics.counter(ns, "pairs").inc(value.num_rows)
-                yield beam.pvalue.TaggedOutput(PAIRS, value)
+                yield beam.pvalue.TaggedOutput(PAIRS, out)
             elif kind == "deadletter":
                 beam.metrics.Metrics.counter(ns, "deadletter").inc()
-                yield beam.pvalue.TaggedOutput(DEADLETTER, value)
+                yield beam.pvalue.TaggedOutput(DEADLETTER, out)
             else:
                 beam.metrics.Metrics.counter(ns, "rows_read").inc(value["rows_read"])
-                yield beam.pvalue.TaggedOutput(REPORT, value)
+                yield beam.pvalue.TaggedOutput(REPORT, out)
 
 
 class ReadSources(beam.PTransform):

@@ -154,6 +154,17 @@ def parquet_bytes(table: pa.Table, compression: str) -> bytes:
     return buf.getvalue()
 
 
+def origin_counts(table: pa.Table) -> dict[str, int] | None:
+    """Rows by origin: 'ingest' for input records, else the stage named in
+    meta.lineage.stage (synthesized records); None when the schema has no such field."""
+    try:
+        stage = pc.struct_field(table.column("meta").combine_chunks(), ["lineage", "stage"])
+    except (KeyError, ValueError, TypeError, pa.ArrowException):
+        return None
+    counts = pc.value_counts(pc.fill_null(stage, "ingest")).to_pylist()
+    return {c["values"]: c["counts"] for c in counts}
+
+
 def jsonl_bytes(table: pa.Table) -> bytes:
     return b"".join(
         json.dumps(r, ensure_ascii=False, sort_keys=True, default=str).encode() + b"\n"

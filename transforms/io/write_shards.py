@@ -22,14 +22,17 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas.unify import canonical_schema, unify_schemas
+from transforms.io._threads import InFlight
 from transforms.io.config import EmitConfig
 from transforms.io.files import delete_tree, read_arrow_batches, write_bytes
 from transforms.io.shards import (
     build_table,
     id_prefix,
     jsonl_bytes,
+    origin_counts,
     parquet_bytes,
     rows_by_shard,
     sha256,
@@ -90,14 +93,36 @@ def gather(parts: Iterable[tuple[str, np.ndarray]]) -> list[pa.RecordBatch | pa.
 
 
 class _WriteShard(beam.DoFn):
+    """(shard, [plan]) → its files and info dicts; two shards are written at once (see
+    _threads.py)."""
+
     def __init__(self, dataset: str, directory: str, emit: EmitConfig, base: pa.Schema,
                  jsonl_directory: str):
         self._dataset, self._dir, self._emit, self._base = dataset, directory, emit, base
         self._jsonl_dir = jsonl_directory
 
-    def process(self, item: tuple[int, Iterable[tuple[pa.Schema, int, list]]]) -> Iterable[dict]:
+    def setup(self) -> None:
+        self._flight = InFlight(self._write)
+
+    def teardown(self) -> None:
+        self._flight.close()
+
+    def start_bundle(self) -> None:
+        self._flight.reset()
+
+    def process(self, item: tuple[int, Iterable[tuple[pa.Schema, int, list]]],
+                timestamp: Any = beam.DoFn.TimestampParam, window: Any = beam.DoFn.WindowParam
+                ) -> Iterable[WindowedValue]:
         index, plans = item
-        [(schema, n, parts)] = list(plans)
+        for infos, ts, win in self._flight.put((index, list(plans)), timestamp, window):
+            yield from (WindowedValue(info, ts, [win]) for info in infos)
+
+    def finish_bundle(self) -> Iterable[WindowedValue]:
+        for infos, ts, win in self._flight.drain():
+            yield from (WindowedValue(info, ts, [win]) for info in infos)
+
+    def _write(self, item: tuple[int, list[tuple[pa.Schema, int, list]]]) -> list[dict]:
+        index, [(schema, n, parts)] = item
         table = build_table(gather(parts), self._base, schema)
         expected = sum(len(idx) for _, idx in parts)
         if table.num_rows != expected:
@@ -107,12 +132,15 @@ class _WriteShard(beam.DoFn):
         write_bytes(path, data)
         info = {"dataset": self._dataset, "path": path, "rows": table.num_rows,
                 "sha256": sha256(data), "format": "parquet"}
-        yield info
-        if self._emit.jsonl:
-            jpath = f"{self._jsonl_dir}/{shard_name(self._emit.split, index, n, 'jsonl')}"
-            jdata = jsonl_bytes(table)
-            write_bytes(jpath, jdata)
-            yield {**info, "path": jpath, "sha256": sha256(jdata), "format": "jsonl"}
+        origins = origin_counts(table)  # for the manifest, which need not read the shard back
+        if origins is not None:
+            info["origins"] = origins
+        if not self._emit.jsonl:
+            return [info]
+        jpath = f"{self._jsonl_dir}/{shard_name(self._emit.split, index, n, 'jsonl')}"
+        jdata = jsonl_bytes(table)
+        write_bytes(jpath, jdata)
+        return [info, {**info, "path": jpath, "sha256": sha256(jdata), "format": "jsonl"}]
 
 
 class WriteShards(beam.PTransform):
