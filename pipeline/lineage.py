@@ -34,6 +34,8 @@ class RowNotFound(Exception):
 def _find_in(path: str, row_id: str) -> dict[str, Any] | None:
     """The row with id `row_id` (or the one id starting with it, as printed shortened)."""
     ids = read_parquet(path, columns=["id"]).column("id")
+    if not len(ids):  # an empty shard (pyarrow 25 crashes in indices_nonzero on one)
+        return None
     match = pc.equal(ids, pa.scalar(row_id)) if len(row_id) >= 32 else pc.starts_with(
         ids, row_id)
     hits = pc.indices_nonzero(match).to_pylist()
