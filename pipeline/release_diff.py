@@ -212,7 +212,10 @@ def _beside(rows: pl.DataFrame, other: Run, other_id: str, other_rows: pl.DataFr
     by_hash = (rej.filter(pl.col("hash").is_not_null()).unique("hash", keep="first",
                                                                 maintain_order=True)
                .select("hash", *[pl.col(c).alias(f"{c}_h") for c in REJECTION]))
-    hashes = (other_rows["hash"] if other_rows is not None else pl.Series([], dtype=pl.Utf8))
+    mine = rows.select("hash").drop_nulls().unique()
+    # hashes of `rows` the other outputs hold: a semi join probes the other side once
+    dups = (other_rows.select("hash").join(mine, on="hash", how="semi")["hash"]
+            if other_rows is not None else pl.Series([], dtype=pl.Utf8))
     frame = (rows.join(rej.select("id", *REJECTION), on="id", how="left")
              .join(by_hash, on="hash", how="left")
              .with_columns((pl.col("stage").is_null() & pl.col("stage_h").is_not_null())
@@ -223,8 +226,8 @@ def _beside(rows: pl.DataFrame, other: Run, other_id: str, other_rows: pl.DataFr
                    .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
              .join(pos, on=["file", "row"], how="left"))
     return frame.with_columns(pl.col("file").is_in(list(other.files)).alias("file_there"),
-                              pl.col("hash").is_in(hashes.drop_nulls().implode())
-                              .fill_null(False).alias("dup"))
+                              pl.col("hash").is_in(dups.implode()).fill_null(False)
+                              .alias("dup"))
 
 
 def explain_removed(old: pl.DataFrame, new: Run, new_rows: pl.DataFrame | None = None,
@@ -272,8 +275,11 @@ def match_moved(removed: pl.DataFrame, added: pl.DataFrame
     """(moved, removed, added): a removed and an added row with one content hash are one row
     that moved, paired one to one in source order (the k-th copy with the k-th copy); `moved`
     holds the new row with the old row's id, file and row (`old_id`, `old_file`, `old_row`)."""
-    def ranked(frame: pl.DataFrame) -> pl.DataFrame:
-        return (frame.filter(pl.col("hash").is_not_null()).sort("file", "row", "id")
+    both = (removed.select("hash").drop_nulls().unique()
+            .join(added.select("hash"), on="hash", how="semi"))
+
+    def ranked(frame: pl.DataFrame) -> pl.DataFrame:  # only rows of hashes on both sides
+        return (frame.join(both, on="hash", how="semi").sort("file", "row", "id")
                 .with_columns(pl.int_range(pl.len()).over("hash").alias("_k")))
 
     old = ranked(removed).select("hash", "_k", pl.col("id").alias("old_id"),
