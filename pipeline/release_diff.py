@@ -9,8 +9,8 @@ row, lineage, reject stage/reason) and joined with polars, so millions of rows t
 
 removed: now rejected by stage S (reason R; the benchmark, for decontamination; by id, or by
 content hash for a row that moved) · now dead-lettered · source file removed · duplicate (its
-content is kept under another id) · content changed (its source file and row now hold an added
-row) · source row removed · synthesized row not made again.
+content is kept under another id) · content changed (its source file and row now hold an added,
+rejected or dead-lettered row) · source row removed · synthesized row not made again.
 added: synthesized by stage S (parents kept in the examples) · newly passing stage S (it was
 rejected with R) · no longer dead-lettered · new source file · duplicate · content changed ·
 new source row.
@@ -201,13 +201,14 @@ def _beside(rows: pl.DataFrame, other: Run, other_id: str, other_rows: pl.DataFr
             partners: pl.DataFrame | None) -> pl.DataFrame:
     """`rows` with what the other run says of them: its rejection (stage, reason, benchmark;
     by id, else by content hash: `by_hash`), its dead-letter error (`dl_error`), the id of the
-    changed row now at the same source position (`other_id`: only one of `partners`, the rows
-    that changed on the other side), whether the other run read the row's file at all
+    changed row now at the same source position (`other_id`: a published one only when it is
+    one of `partners`, the rows that changed on the other side), whether the other run read the row's file at all
     (`file_there`) and whether its outputs (`other_rows`) hold the same content (`dup`)."""
     pos = other.at(rows).rename({"id": other_id})
-    if partners is not None:  # a position now holding a kept or moved row is no edit
-        pos = pos.with_columns(pl.when(pl.col(other_id).is_in(partners["id"].implode()))
-                               .then(pl.col(other_id)).alias(other_id))
+    if partners is not None:  # a position now holding a published row that is kept or moved
+        stale = (pl.col("fate") == "kept") & ~pl.col(other_id).is_in(partners["id"].implode())
+        pos = pos.with_columns(pl.when(stale).then(None).otherwise(pl.col(other_id))
+                               .alias(other_id))
     rej = other.rejected
     by_hash = (rej.filter(pl.col("hash").is_not_null()).unique("hash", keep="first",
                                                                 maintain_order=True)

@@ -147,6 +147,11 @@ def test_diff_counts_a_row_moved_by_an_insert_as_kept(tmp_path: Path) -> None:
     assert moved == {(i, i + 1): (old_rows[i]["id"], new_rows[i + 1]["id"]) for i in range(5)}
     assert all(old_rows[i]["content_hash"] == new_rows[i + 1]["content_hash"] != old_rows[i]["id"]
                for i in range(5))
+    # the other way round: the top row deleted, the rows below moved up, the copy gone
+    back = diff_releases(str(new), str(old))["datasets"]["sft"]
+    assert (back["added"], back["removed"], back["kept"], back["moved"]) == (0, 2, 5, 5)
+    assert back["reasons"]["removed"] == {
+        "source row removed": 1, "duplicate (same content kept under another id)": 1}
 
 
 def test_schema_change_needs_a_declaration(built: Path, tmp_path: Path) -> None:
