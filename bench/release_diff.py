@@ -3,7 +3,8 @@ sets read from the same shard files.
 
 A child process writes two synthetic releases (manifest, 10 Parquet shards of the run's schema,
 `rejected/`, dead letter): the old one has 1M source rows from 10 files; the new one drops one
-file (100k rows), edits 20k rows (new ids at the same positions), rejects 30k by a raised
+file (100k rows), edits 20k rows (new ids and content hashes at the same positions), moves 10k
+(new ids and positions, same content hashes: counted as kept), rejects 30k by a raised
 quality threshold, dead-letters 1k, adds 50k rows from a new file and 10k synthesized rows.
 Measured in this process: the explained diff (`pipeline.release.diff.diff_runs`: ids, source
 positions, lineage, rejected and dead letter, every added and removed row with its reason) and
@@ -32,6 +33,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 FILES = 10
+MOVED = "moved (same content, another source position)"  # release_diff.MOVED
 
 
 def _ids(tag: str, n: np.ndarray) -> list[str]:
@@ -39,7 +41,8 @@ def _ids(tag: str, n: np.ndarray) -> list[str]:
 
 
 def _table(ids: list[str], files: list[str | None], rows: list[int | None],
-           made_by: list[str | None], quality: np.ndarray) -> pa.Table:
+           made_by: list[str | None], quality: np.ndarray, hashes: list[str] | None = None
+           ) -> pa.Table:
     """Rows of the run's sft schema (the columns the diff reads, and the messages)."""
     n = len(ids)
     contents = [t for i in range(n) for t in (f"question {i}?", f"answer {i}.")]
@@ -59,7 +62,9 @@ def _table(ids: list[str], files: list[str | None], rows: list[int | None],
         [pa.array([f.split(".")[0] if f else None for f in files], pa.string()),
          pa.array(files, pa.string()), pa.array(rows, pa.int64())],
         names=["dataset", "file", "row"])
-    return pa.table({"id": ids, "messages": messages, "source": source, "meta": meta})
+    hashes = hashes if hashes is not None else ["h" + i for i in ids]
+    return pa.table({"id": ids, "content_hash": hashes, "messages": messages, "source": source,
+                     "meta": meta})
 
 
 def _write_release(out: Path, table: pa.Table, rejected: pa.Table | None,
@@ -107,11 +112,17 @@ def generate(base: Path, n: int) -> dict[str, int]:
     pick = rng.permutation(idx)
     edited, low, dead = pick[:n // 50], pick[n // 50:n // 50 + 3 * n // 100], \
         pick[n // 50 + 3 * n // 100:n // 50 + 3 * n // 100 + n // 1000]
+    moved = pick[-n // 100:]                      # same content at a new position (row + n)
     quality_new = quality.copy()
     quality_new[low] = 0.55                       # below the raised threshold 0.6 ...
     quality_new[np.setdiff1d(idx, low)] = np.maximum(quality[np.setdiff1d(idx, low)], 0.61)
     new_ids = np.array(old_ids, dtype=object)
     new_ids[edited] = _ids("b", edited)
+    hashes = np.array(["h" + i for i in old_ids], dtype=object)
+    hashes[edited] = ["h" + i for i in new_ids[edited]]
+    new_ids[moved] = _ids("e", moved)
+    new_rows = rows.copy()
+    new_rows[moved] += n
     out_mask = keep.copy()
     out_mask[low] = False
     out_mask[dead] = False
@@ -119,10 +130,11 @@ def generate(base: Path, n: int) -> dict[str, int]:
     added_src, synth = n // 20, n // 100
     ids = [*new_ids[sel].tolist(), *_ids("c", np.arange(added_src)), *_ids("d", np.arange(synth))]
     fnames = [*[names[i] for i in sel.tolist()], *["f10.jsonl"] * added_src, *[None] * synth]
-    frows = [*rows[sel].tolist(), *range(added_src), *[None] * synth]
+    frows = [*new_rows[sel].tolist(), *range(added_src), *[None] * synth]
     made = [*[None] * (len(sel) + added_src), *["compound"] * synth]
     qual = np.concatenate([quality_new[sel], np.full(added_src + synth, 0.9)])
-    table = _table(ids, fnames, frows, made, qual)
+    table = _table(ids, fnames, frows, made, qual,
+                   [*hashes[sel].tolist(), *["h" + i for i in ids[len(sel):]]])
     rej = _table(new_ids[low].tolist(), [names[i] for i in low.tolist()], rows[low].tolist(),
                  [None] * len(low), quality_new[low])
     rej = rej.append_column("reject_stage", pa.array(["quality"] * len(low))).append_column(
@@ -135,7 +147,7 @@ def generate(base: Path, n: int) -> dict[str, int]:
     return {"source file removed": per_file, "content changed (new id)": len(edited),
             "now rejected by quality: low_quality_score": len(low),
             "now dead-lettered": len(dead), "new source file": added_src,
-            "synthesized by compound": synth}
+            "synthesized by compound": synth, MOVED: len(moved)}
 
 
 def pandas_join(old: Path, new: Path) -> dict[str, int]:
@@ -175,13 +187,15 @@ def main() -> None:
         explained_s = time.perf_counter() - t
         d = result["datasets"]["sft"]
         total = sum(p["rows"] for r in (old, new) for p in r.manifest["shards"])
-        reasons = {**d["reasons"]["removed"], **d["reasons"]["added"]}
+        reasons = {**d["reasons"]["removed"], **d["reasons"]["added"],
+                   **d["reasons"].get("kept", {})}
         both = "content changed (new id)"
         got = {k: v for k, v in reasons.items() if k != both}
         want = {k: v for k, v in planted.items() if k != both}
         correct = (got == want and d["reasons"]["removed"][both] == planted[both]
                    == d["reasons"]["added"][both]
-                   and (d["added"], d["removed"], d["kept"]) == (
+                   and (d["added"] + d["moved"], d["removed"] + d["moved"],
+                        d["kept"] - d["moved"]) == (
                        plain["added"], plain["removed"], plain["kept"]))
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         for name, s in (("pandas id join", pandas_s), ("explained diff", explained_s)):

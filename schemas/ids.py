@@ -1,6 +1,14 @@
-"""Stable record ids: a hash of the normalized content, independent of source and row.
+"""Stable record ids and content hashes.
 
-Ids hash a flat encoding: a kind tag, then each message as `role US content`, messages
+Two hashes per row. The content hash (`example_id`, `pair_id`) depends only on the normalized
+content: equal content, equal hash, wherever it came from (the `content_hash` column; exact
+dedup and the release diff use it). The row id (`row_id`) of an input row hashes its content
+hash with its source position (the file as the run records it, and the row number the planner
+gives it on every runner), so every input row gets its own id, stable across reruns on the
+same files, and two copies of one text get two ids and one content hash. Synthesized rows
+keep the ids their stages derive (from their parents or their content).
+
+Content hashes hash a flat encoding: a kind tag, then each message as `role US content`, messages
 separated by RS, message lists by GS (ASCII unit/record/group separators). Normalized text
 never holds these control characters (schemas.text removes them), so the encoding is
 unambiguous, and it can be built column-wise with Arrow string functions (see
@@ -42,6 +50,20 @@ def encode_messages(messages: Iterable[Mapping[str, str]]) -> str:
 def example_id(messages: Iterable[Mapping[str, str]]) -> str:
     """Id of an Example: depends only on its (already normalized) roles and contents."""
     return digest(("example" + GS + encode_messages(messages)).encode("utf-8"))
+
+
+def row_id(content_hash: str, file: str | None, row: int | None) -> str:
+    """Id of an input row: its content hash at its source position (file, row number)."""
+    return digest(f"row{GS}{content_hash}{GS}{file or ''}{US}{row}".encode())
+
+
+def row_ids(content_hashes: Iterable[str], file: str | None, rows: Iterable[int]) -> list[str]:
+    """`row_id` of many rows of one file (the columnar reader's loop)."""
+    head = f"row{GS}"
+    tail = f"{GS}{file or ''}{US}"
+    b2 = hashlib.blake2b
+    return [b2(f"{head}{h}{tail}{r}".encode(), digest_size=ID_BYTES).hexdigest()
+            for h, r in zip(content_hashes, rows, strict=True)]
 
 
 def pair_id(

@@ -1,7 +1,10 @@
 """Canonical records and their Arrow schemas.
 
-`Example`: id, messages [{role, content}], source {dataset, file, row}, meta {...}.
-`PreferencePair`: id, prompt, chosen, rejected (message lists), source, meta {...}.
+`Example`: id, content_hash, messages [{role, content}], source {dataset, file, row}, meta {...}.
+`PreferencePair`: id, content_hash, prompt, chosen, rejected (message lists), source, meta.
+
+`id` is unique per row (for an input row: its content at its source position, schemas/ids.py);
+`content_hash` is the hash of the normalized content alone (equal content, equal hash).
 
 Stages exchange `pyarrow.RecordBatch`es of these schemas. `meta` is a struct column: the base
 fields below are always present; stages add their own fields (scores, lineage details) with
@@ -14,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
+
+from schemas.ids import example_id, pair_id
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -53,11 +58,13 @@ PAIR_META = pa.struct(
 )
 
 EXAMPLE_SCHEMA = pa.schema(
-    [("id", pa.string()), ("messages", MESSAGES), ("source", SOURCE), ("meta", EXAMPLE_META)]
+    [("id", pa.string()), ("content_hash", pa.string()), ("messages", MESSAGES),
+     ("source", SOURCE), ("meta", EXAMPLE_META)]
 )
 PAIR_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
+        ("content_hash", pa.string()),
         ("prompt", MESSAGES),
         ("chosen", MESSAGES),
         ("rejected", MESSAGES),
@@ -85,13 +92,16 @@ def example_row(
     source: Mapping[str, Any] | None = None,
     **meta: Any,
 ) -> dict[str, Any]:
-    """A row dict in EXAMPLE_SCHEMA's shape; unknown meta keys become extra meta fields."""
+    """A row dict in EXAMPLE_SCHEMA's shape; unknown meta keys become extra meta fields.
+    `content_hash` is computed from the messages."""
     base = {"tags": [], "category": None, "context": None, "answer": None, "extra": None,
             "lineage": empty_lineage()}
     base.update(meta)
+    msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
     return {
         "id": id,
-        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "content_hash": example_id(msgs),
+        "messages": msgs,
         "source": dict(source or {"dataset": None, "file": None, "row": None}),
         "meta": base,
     }
@@ -105,7 +115,8 @@ def pair_row(
     source: Mapping[str, Any] | None = None,
     **meta: Any,
 ) -> dict[str, Any]:
-    """A row dict in PAIR_SCHEMA's shape; unknown meta keys become extra meta fields."""
+    """A row dict in PAIR_SCHEMA's shape; unknown meta keys become extra meta fields.
+    `content_hash` is computed from prompt, chosen and rejected."""
     base = {"method": None, "error_type": None, "step_index": None, "edit_span": None,
             "parent_id": None, "extra": None, "lineage": empty_lineage()}
     base.update(meta)
@@ -115,6 +126,7 @@ def pair_row(
 
     return {
         "id": id,
+        "content_hash": pair_id(msgs(prompt), msgs(chosen), msgs(rejected)),
         "prompt": msgs(prompt),
         "chosen": msgs(chosen),
         "rejected": msgs(rejected),
@@ -137,16 +149,27 @@ def _schema_with_meta(base: pa.Schema, rows: Sequence[Mapping[str, Any]]) -> pa.
     return base.set(base.get_field_index("meta"), pa.field("meta", pa.struct(fields)))
 
 
+def with_content_hash(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """`rows` where every row has its content_hash (computed where it is missing)."""
+    if all(r.get("content_hash") for r in rows):
+        return list(rows)
+    return [r if r.get("content_hash") else {**r, "content_hash": (
+        example_id(r["messages"]) if "messages" in r else
+        pair_id(r["prompt"], r["chosen"], r["rejected"]))} for r in rows]
+
+
 def examples_to_batch(rows: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
-    """Example row dicts → RecordBatch (EXAMPLE_SCHEMA plus any extra meta fields)."""
+    """Example row dicts → RecordBatch (EXAMPLE_SCHEMA plus any extra meta fields); a
+    missing content_hash is computed."""
     schema = _schema_with_meta(EXAMPLE_SCHEMA, rows)
-    return pa.RecordBatch.from_pylist(list(rows), schema=schema)
+    return pa.RecordBatch.from_pylist(with_content_hash(rows), schema=schema)
 
 
 def pairs_to_batch(rows: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
-    """PreferencePair row dicts → RecordBatch (PAIR_SCHEMA plus any extra meta fields)."""
+    """PreferencePair row dicts → RecordBatch (PAIR_SCHEMA plus any extra meta fields); a
+    missing content_hash is computed."""
     schema = _schema_with_meta(PAIR_SCHEMA, rows)
-    return pa.RecordBatch.from_pylist(list(rows), schema=schema)
+    return pa.RecordBatch.from_pylist(with_content_hash(rows), schema=schema)
 
 
 def meta_field(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:

@@ -1,15 +1,19 @@
 """What changed between two releases, and why, row by row.
 
-Rows are matched by id per dataset: added, removed, kept. Every removed row gets the reason it
-is gone and every added row the reason it is new, from the two runs' manifests, shards,
-`rejected/` files and dead letters only, read column-wise (ids, source file and row, lineage,
-reject stage/reason) and joined with polars, so millions of rows take seconds:
+Rows are matched by id per dataset: added, removed, kept; then a removed and an added row with
+the same content hash (one to one) are one row that moved (a row inserted above it, a file
+renamed): counted as kept and `moved`, not removed and added. Every removed row gets the reason
+it is gone and every added row the reason it is new, from the two runs' manifests, shards,
+`rejected/` files and dead letters only, read column-wise (ids, content hashes, source file and
+row, lineage, reject stage/reason) and joined with polars, so millions of rows take seconds:
 
-removed: now rejected by stage S (reason R; the benchmark, for decontamination) · now
-dead-lettered · source file removed · content changed (the same source file and row now holds
-another id) · source row removed · synthesized row not made again.
+removed: now rejected by stage S (reason R; the benchmark, for decontamination; by id, or by
+content hash for a row that moved) · now dead-lettered · source file removed · duplicate (its
+content is kept under another id) · content changed (its source file and row now hold an added,
+rejected or dead-lettered row) · source row removed · synthesized row not made again.
 added: synthesized by stage S (parents kept in the examples) · newly passing stage S (it was
-rejected with R) · no longer dead-lettered · new source file · content changed · new source row.
+rejected with R) · no longer dead-lettered · new source file · duplicate · content changed ·
+new source row.
 
 When a reason names a stage whose config differs between the manifests, the change is named
 beside it. Text is read only for the example rows (old and new side by side for content
@@ -31,10 +35,15 @@ from pipeline.release.check import parquet_layout, read_manifest
 from transforms.io.files import join
 
 EXAMPLES = 20  # example rows kept per reason (JSON, HTML)
-COLUMNS = {"id": "id", "source.dataset": "dataset", "source.file": "file", "source.row": "row",
-           "meta.lineage.stage": "made_by", "meta.quality_score": "quality"}
-TYPES = {"id": pl.Utf8, "dataset": pl.Utf8, "file": pl.Utf8, "row": pl.Int64,
+COLUMNS = {"id": "id", "content_hash": "hash", "source.dataset": "dataset",
+           "source.file": "file", "source.row": "row", "meta.lineage.stage": "made_by",
+           "meta.quality_score": "quality"}
+TYPES = {"id": pl.Utf8, "hash": pl.Utf8, "dataset": pl.Utf8, "file": pl.Utf8, "row": pl.Int64,
          "made_by": pl.Utf8, "quality": pl.Float64}
+# files written before rows had a content_hash column: their ids were the content hashes
+_LEGACY_HASH = pl.coalesce("hash", "id").alias("hash")
+DUPLICATE = "duplicate (same content kept under another id)"
+MOVED = "moved (same content, another source position)"
 PARENTS = {"id": "id", "meta.lineage.parent_ids": "parents"}  # read for the examples only
 
 
@@ -68,23 +77,24 @@ def _published(out: str, manifest: dict[str, Any], dataset: str) -> pl.DataFrame
     for shards in parquet_layout(manifest).get(dataset, {}).values():
         for s in shards:
             frame = _read(join(out, s["path"]), COLUMNS, TYPES)
-            frames.append(frame.with_columns(pl.lit(s["path"]).alias("shard")))
+            frames.append(frame.with_columns(_LEGACY_HASH, pl.lit(s["path"]).alias("shard")))
     if not frames:
         return pl.DataFrame(schema={**TYPES, "shard": pl.Utf8})
     return pl.concat(frames)
 
 
 def _rejected(out: str, manifest: dict[str, Any]) -> pl.DataFrame:
-    """Every rejected row of a run: id, source position, stage, reason, benchmark."""
-    wanted = {"id": "id", "source.file": "file", "source.row": "row",
+    """Every rejected row of a run: id, content hash, source position, stage, reason,
+    benchmark."""
+    wanted = {"id": "id", "content_hash": "hash", "source.file": "file", "source.row": "row",
               "reject_stage": "stage", "reject_reason": "reason", "reject_detail": "detail"}
-    types = {"id": pl.Utf8, "file": pl.Utf8, "row": pl.Int64, "stage": pl.Utf8,
-             "reason": pl.Utf8, "detail": pl.Utf8}
+    types = {"id": pl.Utf8, "hash": pl.Utf8, "file": pl.Utf8, "row": pl.Int64,
+             "stage": pl.Utf8, "reason": pl.Utf8, "detail": pl.Utf8}
     frames = [_read(join(out, f["path"]), wanted, types)
               for f in manifest.get("rejected_files", []) if f.get("rows")]
     if not frames:
         return pl.DataFrame(schema={**types, "benchmark": pl.Utf8}).drop("detail")
-    frame = pl.concat(frames)
+    frame = pl.concat(frames).with_columns(_LEGACY_HASH)
     bench = pl.col("detail").str.json_path_match("$.benchmark")
     return frame.with_columns(bench.alias("benchmark")).drop("detail").unique("id", keep="first")
 
@@ -185,45 +195,100 @@ def _stage_reason(prefix: str) -> pl.Expr:
     return pl.concat_str(pl.lit(prefix), pl.col("stage"), pl.lit(": "), pl.col("reason"), bench)
 
 
-def _beside(rows: pl.DataFrame, other: Run, other_id: str) -> pl.DataFrame:
-    """`rows` with what the other run says of them: its rejection (stage, reason, ...), its
-    dead-letter error (`dl_error`), the id it gave the same source row (`other_id`) and whether
-    it read the row's file at all (`file_there`)."""
+REJECTION = ("stage", "reason", "benchmark")
+
+
+def _beside(rows: pl.DataFrame, other: Run, other_id: str, other_rows: pl.DataFrame | None,
+            partners: pl.DataFrame | None) -> pl.DataFrame:
+    """`rows` with what the other run says of them: its rejection (stage, reason, benchmark;
+    by id, else by content hash: `by_hash`), its dead-letter error (`dl_error`), the id of the
+    changed row now at the same source position (`other_id`: a published one only when it is
+    one of `partners`, the rows that changed on the other side), whether the other run read the row's file at all
+    (`file_there`) and whether its outputs (`other_rows`) hold the same content (`dup`)."""
     pos = other.at(rows).rename({"id": other_id})
-    return (rows.join(other.rejected, on="id", how="left", suffix="_rej")
-            .join(other.deadletter.filter(pl.col("id").is_not_null()).unique("id")
-                  .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
-            .join(pos, on=["file", "row"], how="left")
-            .with_columns(pl.col("file").is_in(list(other.files)).alias("file_there")))
+    if partners is not None:  # a position now holding a published row that is kept or moved
+        stale = (pl.col("fate") == "kept") & ~pl.col(other_id).is_in(partners["id"].implode())
+        pos = pos.with_columns(pl.when(stale).then(None).otherwise(pl.col(other_id))
+                               .alias(other_id))
+    rej = other.rejected
+    by_hash = (rej.filter(pl.col("hash").is_not_null()).unique("hash", keep="first",
+                                                                maintain_order=True)
+               .select("hash", *[pl.col(c).alias(f"{c}_h") for c in REJECTION]))
+    mine = rows.select("hash").drop_nulls().unique()
+    # hashes of `rows` the other outputs hold: a semi join probes the other side once
+    dups = (other_rows.select("hash").join(mine, on="hash", how="semi")["hash"]
+            if other_rows is not None else pl.Series([], dtype=pl.Utf8))
+    frame = (rows.join(rej.select("id", *REJECTION), on="id", how="left")
+             .join(by_hash, on="hash", how="left")
+             .with_columns((pl.col("stage").is_null() & pl.col("stage_h").is_not_null())
+                           .alias("by_hash"))
+             .with_columns([pl.coalesce(c, f"{c}_h").alias(c) for c in REJECTION])
+             .drop([f"{c}_h" for c in REJECTION])
+             .join(other.deadletter.filter(pl.col("id").is_not_null()).unique("id")
+                   .select("id", pl.col("error").alias("dl_error")), on="id", how="left")
+             .join(pos, on=["file", "row"], how="left"))
+    return frame.with_columns(pl.col("file").is_in(list(other.files)).alias("file_there"),
+                              pl.col("hash").is_in(dups.implode()).fill_null(False)
+                              .alias("dup"))
 
 
-def explain_removed(old: pl.DataFrame, new: Run) -> pl.DataFrame:
-    """Rows of `old` (already anti-joined: not in the new outputs) with a `why` column."""
-    frame = _beside(old, new, "new_id")
-    why = (pl.when(pl.col("stage").is_not_null()).then(_stage_reason("now rejected by "))
+def explain_removed(old: pl.DataFrame, new: Run, new_rows: pl.DataFrame | None = None,
+                    added: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Rows of `old` (already anti-joined: not in the new outputs) with a `why` column.
+    `new_rows`: the new outputs of the dataset (for duplicates); `added`: its added rows (a
+    row whose position now holds one of them had its content changed)."""
+    frame = _beside(old, new, "new_id", new_rows, added)
+    why = (pl.when(pl.col("stage").is_not_null() & ~pl.col("by_hash")).then(
+               _stage_reason("now rejected by "))
            .when(pl.col("dl_error").is_not_null()).then(pl.lit("now dead-lettered"))
            .when(pl.col("made_by").is_not_null()).then(
                pl.concat_str(pl.lit("synthesized by "), pl.col("made_by"),
                              pl.lit(": not made again")))
            .when(~pl.col("file_there")).then(pl.lit("source file removed"))
+           .when(pl.col("dup")).then(pl.lit(DUPLICATE))
+           .when(pl.col("stage").is_not_null()).then(_stage_reason("now rejected by "))
            .when(pl.col("fate") == "deadletter").then(pl.lit("now dead-lettered"))
            .when(pl.col("new_id").is_not_null()).then(pl.lit("content changed (new id)"))
            .otherwise(pl.lit("source row removed")))
     return frame.with_columns(why.alias("why"))
 
 
-def explain_added(new_rows: pl.DataFrame, old: Run) -> pl.DataFrame:
-    """Rows of the new outputs not in the old ones, with a `why` column."""
-    frame = _beside(new_rows, old, "old_id")
+def explain_added(new_rows: pl.DataFrame, old: Run, old_rows: pl.DataFrame | None = None,
+                  removed: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Rows of the new outputs not in the old ones, with a `why` column (`old_rows`,
+    `removed`: as in explain_removed, from the old side)."""
+    frame = _beside(new_rows, old, "old_id", old_rows, removed)
     why = (pl.when(pl.col("made_by").is_not_null()).then(
                pl.concat_str(pl.lit("synthesized by "), pl.col("made_by")))
-           .when(pl.col("stage").is_not_null()).then(_stage_reason("newly passing "))
+           .when(pl.col("stage").is_not_null() & ~pl.col("by_hash")).then(
+               _stage_reason("newly passing "))
            .when(pl.col("dl_error").is_not_null()).then(pl.lit("no longer dead-lettered"))
            .when(~pl.col("file_there") & pl.col("file").is_not_null()).then(
                pl.lit("new source file"))
+           .when(pl.col("dup")).then(pl.lit(DUPLICATE))
+           .when(pl.col("stage").is_not_null()).then(_stage_reason("newly passing "))
            .when(pl.col("old_id").is_not_null()).then(pl.lit("content changed (new id)"))
            .otherwise(pl.lit("new source row")))
     return frame.with_columns(why.alias("why"))
+
+
+def match_moved(removed: pl.DataFrame, added: pl.DataFrame
+                ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(moved, removed, added): a removed and an added row with one content hash are one row
+    that moved, paired one to one in source order (the k-th copy with the k-th copy); `moved`
+    holds the new row with the old row's id, file and row (`old_id`, `old_file`, `old_row`)."""
+    both = (removed.select("hash").drop_nulls().unique()
+            .join(added.select("hash"), on="hash", how="semi"))
+
+    def ranked(frame: pl.DataFrame) -> pl.DataFrame:  # only rows of hashes on both sides
+        return (frame.join(both, on="hash", how="semi").sort("file", "row", "id")
+                .with_columns(pl.int_range(pl.len()).over("hash").alias("_k")))
+
+    old = ranked(removed).select("hash", "_k", pl.col("id").alias("old_id"),
+                                 pl.col("file").alias("old_file"), pl.col("row").alias("old_row"))
+    moved = ranked(added).join(old, on=["hash", "_k"], how="inner").drop("_k")
+    return (moved, removed.join(moved.select(pl.col("old_id").alias("id")), on="id", how="anti"),
+            added.join(moved.select("id"), on="id", how="anti"))
 
 
 def _stage_of(why: str) -> str | None:
@@ -237,7 +302,8 @@ def _examples(frame: pl.DataFrame, n: int, other: str, run: Run
               ) -> dict[str, list[dict[str, Any]]]:
     """Up to `n` rows per reason (smallest ids), synthesized ones with their parents."""
     out: dict[str, list[dict[str, Any]]] = {}
-    keep = ["id", "file", "row", "made_by", "shard", other, "dl_error", "reason"]
+    keep = ["id", "file", "row", "made_by", "shard", other, "dl_error", "reason", "old_file",
+            "old_row"]
     picked = (frame.sort("id").group_by("why", maintain_order=True).head(n)
               .select(["why", *[c for c in keep if c in frame.columns]]))
     made = picked.filter(pl.col("made_by").is_not_null())
@@ -273,9 +339,12 @@ def diff_runs(old: Run, new: Run, examples: int = EXAMPLES
     frames: dict[str, pl.DataFrame] = {}
     for dataset in sorted(old.datasets() | new.datasets()):
         a, b = old.rows(dataset), new.rows(dataset)
-        # two anti joins; kept = the new rows less the added ones (no third join)
-        removed = explain_removed(a.join(b.select("id"), on="id", how="anti"), new)
-        added = explain_added(b.join(a.select("id"), on="id", how="anti"), old)
+        # two anti joins; kept = the new rows less the added ones (no third join); rows of
+        # one content hash among the removed and the added moved (kept)
+        moved, gone, new_ = match_moved(a.join(b.select("id"), on="id", how="anti"),
+                                        b.join(a.select("id"), on="id", how="anti"))
+        removed = explain_removed(gone, new, b, new_)
+        added = explain_added(new_, old, a, gone)
         kept_n = b.height - added.height
         by_source: dict[str, dict[str, int]] = {}
         for kind, frame in (("added", added), ("removed", removed), ("kept", b)):
@@ -285,8 +354,11 @@ def diff_runs(old: Run, new: Run, examples: int = EXAMPLES
         for counts in by_source.values():
             counts["kept"] -= counts["added"]
         reasons = {"removed": _counts(removed, "why"), "added": _counts(added, "why")}
+        if moved.height:
+            reasons["kept"] = {MOVED: moved.height}
         result[dataset] = {
             "added": added.height, "removed": removed.height, "kept": kept_n,
+            "moved": moved.height,
             "added_ids": sorted(added["id"].head(50_000).to_list())[:50],
             "removed_ids": sorted(removed["id"].head(50_000).to_list())[:50],
             "by_source": dict(sorted(by_source.items())),
@@ -294,14 +366,18 @@ def diff_runs(old: Run, new: Run, examples: int = EXAMPLES
             "config_change": {why: changes[s] for kind in reasons for why in reasons[kind]
                               if (s := _stage_of(why)) in changes},
             "examples": {"removed": _examples(removed, examples, "new_id", old),
-                         "added": _examples(added, examples, "old_id", new)},
+                         "added": _examples(added, examples, "old_id", new),
+                         "kept": _examples(moved.with_columns(pl.lit(MOVED).alias("why")),
+                                           examples, "old_id", new) if moved.height else {}},
             "quality_score": {"before": _summary(a["quality"]), "after": _summary(b["quality"])},
         }
         frames[dataset] = pl.concat([
             removed.select(pl.lit("removed").alias("change"), "id", "file", "row", "why",
                            pl.col("new_id").alias("other_id")),
             added.select(pl.lit("added").alias("change"), "id", "file", "row", "why",
-                         pl.col("old_id").alias("other_id"))])
+                         pl.col("old_id").alias("other_id")),
+            moved.select(pl.lit("moved").alias("change"), "id", "file", "row",
+                         pl.lit(MOVED).alias("why"), pl.col("old_id").alias("other_id"))])
     return {"previous": None, "config_changes": changes, "datasets": result}, frames
 
 
@@ -319,8 +395,10 @@ def diff_summary(diff: dict[str, Any], examples: int = 3) -> str:
     caused it and a few example ids."""
     lines = [f"diff against {diff.get('previous') or '(no previous release)'}"]
     for name, d in diff["datasets"].items():
-        lines.append(f"{name}: +{d['added']} added, −{d['removed']} removed, {d['kept']} kept")
-        for kind, sign in (("removed", "−"), ("added", "+")):
+        moved = f" ({d['moved']} moved)" if d.get("moved") else ""
+        lines.append(f"{name}: +{d['added']} added, −{d['removed']} removed, {d['kept']} kept"
+                     + moved)
+        for kind, sign in (("removed", "−"), ("added", "+"), ("kept", "=")):
             for why, n in d.get("reasons", {}).get(kind, {}).items():
                 ids = [e["id"][:12] for e in d["examples"][kind].get(why, [])[:examples]]
                 lines.append(f"  {sign}{n:<6} {why}" + (f"  e.g. {', '.join(ids)}" if ids else ""))
@@ -334,13 +412,14 @@ def changelog_markdown(diff: dict[str, Any], version: str, previous: str | None)
     lines = [f"## Changes in {version}" + (f" since {previous}" if previous else " (first release)"),
              "", "| dataset | added | removed | kept |", "|---|---|---|---|"]
     for name, d in diff["datasets"].items():
-        lines.append(f"| {name} | {d['added']} | {d['removed']} | {d['kept']} |")
+        moved = f" ({d['moved']} moved)" if d.get("moved") else ""
+        lines.append(f"| {name} | {d['added']} | {d['removed']} | {d['kept']}{moved} |")
     for name, d in diff["datasets"].items():
         changed = {s: c for s, c in d["by_source"].items() if c["added"] or c["removed"]}
         if changed:
             lines += ["", f"**{name}** by source: " + "; ".join(
                 f"{s} +{c['added']} −{c['removed']}" for s, c in changed.items())]
-        rows = [(kind, why, n) for kind in ("removed", "added")
+        rows = [(kind, why, n) for kind in ("removed", "added", "kept")
                 for why, n in d.get("reasons", {}).get(kind, {}).items()]
         if rows:
             lines += ["", f"**{name}** why rows changed:", "", "| change | reason | rows | "

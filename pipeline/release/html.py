@@ -57,8 +57,9 @@ def diff_page(old: Any, new: Any, diff: dict[str, Any], title: str) -> str:
     want_old: set[str] = set()
     want_new: set[str] = set()
     for d in diff["datasets"].values():
-        for kind, mine, theirs in (("removed", want_old, want_new), ("added", want_new, want_old)):
-            for rows in d["examples"][kind].values():
+        for kind, mine, theirs in (("removed", want_old, want_new), ("added", want_new, want_old),
+                                   ("kept", want_new, want_old)):
+            for rows in d["examples"].get(kind, {}).values():
                 for e in rows:
                     mine.add(e["id"])
                     if e.get("new_id") or e.get("old_id"):
@@ -91,7 +92,7 @@ def render_diff(diff: dict[str, Any], old_texts: dict[str, str], new_texts: dict
     for name, d in diff["datasets"].items():
         parts.append(f"<section data-dataset='{esc(name)}'><h2>{esc(name)}: +{d['added']} "
                      f"added, −{d['removed']} removed, {d['kept']} kept</h2>")
-        for kind in ("removed", "added"):
+        for kind in ("removed", "added", "kept"):
             for why, n in d.get("reasons", {}).get(kind, {}).items():
                 change = "; ".join(d.get("config_change", {}).get(why, []))
                 parts.append(f"<h3 data-kind='{kind}' data-reason='{esc(why)}' data-count='{n}'>"
@@ -101,15 +102,18 @@ def render_diff(diff: dict[str, Any], old_texts: dict[str, str], new_texts: dict
                 rows = []
                 for e in d["examples"][kind].get(why, []):
                     mine = (old_texts if kind == "removed" else new_texts).get(e["id"], "")
-                    other_id = e.get("new_id" if kind == "removed" else "old_id")
+                    other_id = e.get("new_id" if kind == "removed" else "old_id")  # kept: moved
                     other = (new_texts if kind == "removed" else old_texts).get(other_id or "", "")
                     if other_id and other:
                         old, new = (mine, other) if kind == "removed" else (other, mine)
                         left, right = side_by_side(old, new)
                     else:
                         left, right = esc(mine), esc(", ".join(e.get("parents") or []))
+                    where = f"{esc(e.get('file'))}:{esc(e.get('row'))}"
+                    if e.get("old_file") is not None:  # a moved row: from → to
+                        where = f"{esc(e['old_file'])}:{esc(e.get('old_row'))} → {where}"
                     rows.append(f"<tr data-id='{esc(e['id'])}'><td>{esc(e['id'][:16])}</td>"
-                                f"<td>{esc(e.get('file'))}:{esc(e.get('row'))}</td>"
+                                f"<td>{where}</td>"
                                 f"<td class='txt'>{left}</td><td class='txt'>{right}</td></tr>")
                 head = ("<tr><th>id</th><th>source</th><th>old text</th><th>new text</th></tr>"
                         if any(e.get("new_id") or e.get("old_id")

@@ -3,7 +3,9 @@
 Where the row is (an output dataset, `rejected/`, the dead letter), its source file and row,
 the stages it went through with the signals each wrote into `meta`, for synthesized rows the
 stage, method, model and prompt version that made it and its parents (traced the same way,
-recursively), and for a dropped row the stage, reason and detail that dropped it. Reads only
+recursively), and for a dropped row the stage, reason and detail that dropped it (for a
+duplicate, the keeper's id: another id, its content hash often the same). Ids are unique per
+row; the content hash is shown beside the id. Reads only
 the published run: the id column of each file first, then the one matching row.
 """
 
@@ -89,7 +91,8 @@ def trace(out: str, row_id: str, depth: int = 0, seen: set[str] | None = None
     # a source row goes through every enabled curation stage; a synthesized row is shown with
     # the stage that made it (its signals tell which checks it got)
     enabled = [] if made else [s for s in CURATION if (config.get(s) or {}).get("enabled")]
-    result: dict[str, Any] = {"id": row_id, "where": where, "source": row.get("source"),
+    result: dict[str, Any] = {"id": row_id, "content_hash": row.get("content_hash"),
+                              "where": where, "source": row.get("source"),
                               "stages": [made if made else "ingest", *enabled],
                               "signals": _signals(meta)}
     if where == L.REJECTED:
@@ -101,6 +104,8 @@ def trace(out: str, row_id: str, depth: int = 0, seen: set[str] | None = None
             detail = json.loads(detail) if detail else None
         result["dropped"] = {"stage": stage, "reason": row.get("reject_reason"),
                              "detail": detail}
+        if row.get("duplicate_of"):
+            result["dropped"]["duplicate_of"] = row["duplicate_of"]
     if lineage.get("stage"):
         result["made_by"] = {k: lineage.get(k) for k in ("stage", "method", "model",
                                                           "template_version")}
@@ -121,6 +126,8 @@ def format_trace(t: dict[str, Any], indent: str = "") -> str:
     """The trace as indented plain text."""
     src = t.get("source") or {}
     lines = [f"{indent}id: {t['id']}  [{t['where']}]"]
+    if t.get("content_hash"):
+        lines.append(f"{indent}  content hash: {t['content_hash']}")
     if src.get("file") is not None:
         lines.append(f"{indent}  source: {src.get('dataset') or '?'} {src['file']} row "
                      f"{src.get('row')}")
@@ -139,6 +146,8 @@ def format_trace(t: dict[str, Any], indent: str = "") -> str:
         d = t["dropped"]
         detail = json.dumps(d["detail"], ensure_ascii=False)[:300] if d.get("detail") else ""
         lines.append(f"{indent}  DROPPED at {d['stage']}: {d['reason']} {detail}".rstrip())
+        if d.get("duplicate_of"):
+            lines.append(f"{indent}  duplicate of: {d['duplicate_of']}")
     for parent in t.get("parents") or []:
         lines.append(f"{indent}  parent:")
         lines.append(format_trace(parent, indent + "    "))

@@ -94,6 +94,33 @@ def test_keeper_is_best_score_then_id() -> None:
     _run(rows, cfg, check=check)
 
 
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_removed_copy_names_its_keeper_by_another_id(mode: str) -> None:
+    """Two identical input rows (one content hash, two row ids): one is kept, the other is
+    an exact duplicate whose duplicate_of is the keeper's id, not its own; the keeper is the
+    smaller id (equal scores), the same on every runner."""
+    from schemas.ids import row_id
+    from schemas.records import example_row
+
+    copies = []
+    for n in (0, 5):
+        r = row(BASE[0])
+        src = {"dataset": "t", "file": "t.jsonl", "row": n}
+        copies.append(example_row(row_id(r["content_hash"], "t.jsonl", n), r["messages"], src))
+    rows = [*copies, row(UNRELATED[0])]
+    assert copies[0]["content_hash"] == copies[1]["content_hash"]
+    assert copies[0]["id"] != copies[1]["id"]
+    keeper, dropped = sorted(c["id"] for c in copies)
+
+    def check(out) -> None:
+        assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects),
+                    equal_to([(dropped, "exact_duplicate", keeper)]), label="rejected")
+        assert_that(out[MAIN] | "M" >> beam.FlatMap(_ids),
+                    equal_to([keeper, rows[2]["id"]]), label="kept")
+
+    _run(rows, DedupConfig(enabled=True), mode=mode, check=check)
+
+
 def _reference(rows: list[dict], cfg: DedupConfig) -> tuple[list[str], list[tuple]]:
     res = dedup_local(batches(rows, 4), cfg)
     kept = sorted(r["id"] for r in rows if r["id"] not in res)

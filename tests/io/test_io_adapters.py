@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from schemas.ids import example_id, pair_id
+from schemas.ids import example_id, pair_id, row_id
 from transforms.io.adapters import (
     AdapterError,
     adapt_row,
@@ -34,7 +34,8 @@ def test_alpaca_plain() -> None:
     assert kind == "example"
     assert rec["messages"] == [{"role": "user", "content": "Name a colour."},
                                {"role": "assistant", "content": "Red."}]
-    assert rec["id"] == example_id(rec["messages"])
+    assert rec["content_hash"] == example_id(rec["messages"])
+    assert rec["id"] == row_id(rec["content_hash"], "f.jsonl", 7)
     assert rec["source"] == SRC
     assert rec["meta"]["extra"] is None
 
@@ -183,7 +184,8 @@ def test_preference_strings() -> None:
     assert rec["prompt"] == [{"role": "user", "content": "Boil an egg?"}]
     assert rec["chosen"] == [{"role": "assistant", "content": "9 minutes."}]
     assert rec["rejected"] == [{"role": "assistant", "content": "Microwave it."}]
-    assert rec["id"] == pair_id(rec["prompt"], rec["chosen"], rec["rejected"])
+    assert rec["content_hash"] == pair_id(rec["prompt"], rec["chosen"], rec["rejected"])
+    assert rec["id"] == row_id(rec["content_hash"], "f.jsonl", 7)
     assert rec["meta"]["method"] == "ingest"
 
 
@@ -308,10 +310,23 @@ def test_canonical_normalizes_text_and_meta() -> None:
     # the context line keeps its leading space: indentation inside a text is kept
     assert rec["messages"][0]["content"] == "Caf\u00e9\nmenu\n\n ctx"
     assert rec["meta"]["context"] == "ctx"
-    # same content, different raw spelling and source → same id
+    # same content, different raw spelling and source → same content hash, another row id
     _, other = to_canonical(adapt_row("dolly", {**row, "instruction": "Cafe\u0301\nmenu"}),
                             {"dataset": "x", "file": "y", "row": 0})
-    assert other["id"] == rec["id"]
+    assert other["content_hash"] == rec["content_hash"]
+    assert other["id"] != rec["id"]
+
+
+def test_identical_rows_get_distinct_ids_and_one_content_hash() -> None:
+    row = {"instruction": "Name a colour.", "output": "Red."}
+    recs = [to_canonical(adapt_row("alpaca", row), src)[1] for src in (
+        {"dataset": "d", "file": "f.jsonl", "row": 0}, {"dataset": "d", "file": "f.jsonl", "row": 1},
+        {"dataset": "d", "file": "g.jsonl", "row": 0})]
+    assert len({r["id"] for r in recs}) == 3
+    assert len({r["content_hash"] for r in recs}) == 1
+    # stable: the same row at the same position always gets the same id
+    again = to_canonical(adapt_row("alpaca", dict(row)), dict(recs[1]["source"]))[1]
+    assert again["id"] == recs[1]["id"]
 
 
 def test_rows_of_another_layout_in_the_same_file_are_converted_with_their_own() -> None:

@@ -78,6 +78,60 @@ def test_read_sources_routes_every_row(tmp_path: Path) -> None:
         assert_that(read, equal_to([len(GOOD) + len(BAD) + 1]), label="rows_read")
 
 
+def _id_rows(batch: pa.RecordBatch) -> list[tuple[str, str, str, int]]:
+    """(id, content hash, file name, row) of every row of a batch."""
+    return [(i, h, s["file"].rsplit("/", 1)[-1], s["row"]) for i, h, s in zip(
+        batch.column("id").to_pylist(), batch.column("content_hash").to_pylist(),
+        batch.column("source").to_pylist(), strict=True)]
+
+
+def _check_ids(sources: list[SourceConfig], ingest: IngestConfig, mode: str,
+               expected: list[tuple[str, str, str, int]]) -> None:
+    """ReadSources on `mode` makes exactly the `expected` id rows."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    opts = PipelineOptions(runner="DirectRunner", direct_running_mode=mode,
+                           direct_num_workers=2 if mode == "multi_processing" else 1)
+    with TestPipeline(options=opts) as p:
+        rows = (p | ReadSources(sources, ingest))[MAIN] | beam.FlatMap(  # a lambda: by value
+            lambda b: [(i, h, s["file"].rsplit("/", 1)[-1], s["row"]) for i, h, s in zip(
+                b.column("id").to_pylist(), b.column("content_hash").to_pylist(),
+                b.column("source").to_pylist(), strict=True)])
+        assert_that(rows, equal_to(expected))
+
+
+def test_identical_rows_get_distinct_ids_the_same_on_every_runner(tmp_path: Path) -> None:
+    """Copies of one row (in one file and in two) get one content hash and distinct ids, and
+    every row gets the same id from the pure core, in-memory and on two worker processes (ids
+    depend on the planned positions only)."""
+    from schemas.ids import row_id
+
+    line = json.dumps(GOOD[0]).encode()
+    a = tmp_path / "a" / "same.jsonl"
+    a.parent.mkdir()
+    a.write_bytes(b"\n".join([line, json.dumps(GOOD[1]).encode(), line] +
+                             [json.dumps(r).encode() for r in GOOD[2:]]) + b"\n")
+    b = tmp_path / "b.jsonl"
+    b.write_bytes(line + b"\n")
+    sources = [SourceConfig(path=str(tmp_path / "a" / "*.jsonl")), SourceConfig(path=str(b))]
+    ingest = IngestConfig(batch_rows=3, split_bytes=1024)
+    from transforms.io.plan import plan_sources
+    from transforms.io.read_sources import convert_split
+
+    memory = sorted(r for split in plan_sources(sources, ingest)
+                    for kind, value in convert_split(split, sources[split.source_index], ingest)
+                    if kind == "example" for r in _id_rows(value))  # the pure core, no Beam
+    for mode in ("in_memory", "multi_processing"):
+        _check_ids(sources, ingest, mode, memory)
+    copies = [r for r in memory if r[1] == next(h for _, h, f, n in memory if n == 0 and
+                                                f == "same.jsonl")]
+    assert [(f, n) for _, _, f, n in sorted(copies, key=lambda r: (r[2], r[3]))] == [
+        ("b.jsonl", 0), ("same.jsonl", 0), ("same.jsonl", 2)]
+    assert len({i for i, *_ in memory}) == len(memory) == len(GOOD) + 2  # 3 copies of one
+    # the id is the content hash at the file's name relative to its source and the row
+    assert {i for i, h, f, n in copies} == {row_id(h, f, n) for _, h, f, n in copies}
+
+
 def _batch(ids: list[str], **meta) -> pa.RecordBatch:
     msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
     return examples_to_batch([example_row(i, msgs, {"dataset": "d", "file": "f", "row": n}, **meta)

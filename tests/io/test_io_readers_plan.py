@@ -263,3 +263,26 @@ def test_undetectable_layout_is_planned_not_fatal(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "odd.jsonl", [{"foo": 1}])
     splits = plan(tmp_path, path)
     assert splits[0].layout == "auto"  # detected row by row
+
+
+def test_file_keys_name_files_relative_to_their_source_and_never_collide(tmp_path: Path) -> None:
+    """A file's name in row ids: relative to its source's root (named file, glob, folder),
+    the same locally and in a bucket; two files of one relative name: their whole paths."""
+    from transforms.io.plan import file_key
+
+    assert file_key("data/alpaca.jsonl", "data/alpaca.jsonl") == "alpaca.jsonl"
+    assert file_key("s3://b/in/alpaca.jsonl", "s3://b/in/alpaca.jsonl") == "alpaca.jsonl"
+    assert file_key("data/**/*.jsonl", "data/sub/x.jsonl") == "sub/x.jsonl"
+    assert file_key("gs://b/in/*.jsonl", "gs://b/in/x.jsonl") == "x.jsonl"
+    assert file_key("data/", "data/sub/x.jsonl") == "sub/x.jsonl"
+    assert file_key("*.jsonl", "x.jsonl") == "x.jsonl"
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "train.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    (tmp_path / "a" / "other.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    splits = plan_sources([SourceConfig(path=str(tmp_path / "a" / "*.jsonl")),
+                           SourceConfig(path=str(tmp_path / "b" / "train.jsonl"))], IngestConfig())
+    keys = {s.path: s.key for s in splits}
+    assert keys == {str(tmp_path / "a" / "other.jsonl"): "other.jsonl",
+                    str(tmp_path / "a" / "train.jsonl"): str(tmp_path / "a" / "train.jsonl"),
+                    str(tmp_path / "b" / "train.jsonl"): str(tmp_path / "b" / "train.jsonl")}

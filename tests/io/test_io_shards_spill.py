@@ -172,7 +172,8 @@ def test_parquet_dictionaries_only_for_repetitive_columns_and_exact_round_trip(
     dictionary, stats = column_options(EXAMPLE_SCHEMA)
     assert {"messages.list.element.role", "source.dataset", "source.file",
             "meta.lineage.stage"} <= set(dictionary)
-    assert not {"id", "messages.list.element.content", "meta.context"} & set(dictionary)
+    assert not {"id", "content_hash", "messages.list.element.content",
+                "meta.context"} & set(dictionary)
     assert "messages.list.element.content" not in stats and "id" in stats
     pair_dict, _ = column_options(PAIR_SCHEMA)
     assert "chosen.list.element.role" in pair_dict
@@ -195,3 +196,20 @@ def test_parquet_dictionaries_only_for_repetitive_columns_and_exact_round_trip(
     ds = datasets.load_dataset("parquet", data_dir=str(tmp_path / "sft"), split="train",
                                cache_dir=str(tmp_path / "hf"))
     assert ds.to_list() == table.to_pylist()
+
+
+def test_an_empty_shard_has_no_row_group_and_loads_with_datasets(tmp_path: Path) -> None:
+    """A shard that gets no rows (few rows, several shards) is a valid Parquet file with the
+    schema and no row group: pyarrow reads 0 rows, `datasets` loads its siblings' rows."""
+    import datasets
+
+    table = sort_rows(pa.Table.from_batches([_batch(0, 3)]))
+    for i, part in enumerate((table, table.slice(0, 0))):
+        write_bytes(str(tmp_path / "sft" / f"train-0000{i}-of-00002.parquet"),
+                    parquet_bytes(part, "zstd"))
+    empty = pq.ParquetFile(tmp_path / "sft" / "train-00001-of-00002.parquet")
+    assert empty.metadata.num_row_groups == 0 and empty.schema_arrow.equals(table.schema)
+    assert pq.read_table(tmp_path / "sft" / "train-00001-of-00002.parquet").num_rows == 0
+    loaded = datasets.load_dataset("parquet", data_dir=str(tmp_path / "sft"), split="train",
+                                   cache_dir=str(tmp_path / "cache"))
+    assert loaded.num_rows == 3 and loaded["id"] == table.column("id").to_pylist()

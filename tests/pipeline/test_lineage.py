@@ -3,6 +3,7 @@ with the stage, method and prompt version that made it; a rejected row with wher
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -55,3 +56,34 @@ def test_inspect_says_where_and_why_a_row_was_dropped(run: Path, capsys) -> None
     assert f"DROPPED at decontam: {rejected['reject_reason']} " in text and "mini_gsm8k" in text
     assert main(["inspect", str(run), "--id", "ffffffffffff"]) == 2
     assert "no row with id" in capsys.readouterr().err
+
+
+def test_inspect_tells_a_dropped_copy_from_its_keeper(tmp_path: Path, capsys) -> None:
+    """Two identical input rows: two ids, one content hash; the copy dedup drops names its
+    keeper (another id) as duplicate_of, and inspect shows each of them on its own."""
+    row = {"instruction": "Explain why the sky looks blue on a clear afternoon.",
+           "output": "Air molecules scatter short blue wavelengths of sunlight far more than red."}
+    other = {"instruction": "Name a prime number between ten and twenty.", "output": "Thirteen."}
+    src = tmp_path / "copies.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in (row, other, row)))
+    out = tmp_path / "run"
+    off = [a for s in ("quality", "decontam", "rise", "tag_instruct", "compound")
+           for a in ("--set", f"stages.{s}.enabled=false")]
+    assert main(["run", str(ROOT / "configs/demo.yaml"), "--out", str(out), "--input", str(src),
+                 "--set", "emit.jsonl=false", "--set", "stages.dedup.semantic=false", *off]) == 0
+    dropped = pq.read_table(out / "rejected" / "dedup.parquet").to_pylist()
+    assert [d["reject_reason"] for d in dropped] == ["exact_duplicate"]
+    d = dropped[0]
+    kept = {r["id"]: r for r in pq.read_table(out / "sft").to_pylist()}
+    assert d["duplicate_of"] in kept and d["duplicate_of"] != d["id"]
+    assert kept[d["duplicate_of"]]["content_hash"] == d["content_hash"]
+    assert {kept[d["duplicate_of"]]["source"]["row"], d["source"]["row"]} == {0, 2}
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--id", d["id"]]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"id: {d['id']}  [rejected]")
+    assert f"content hash: {d['content_hash']}" in text
+    assert "DROPPED at dedup: exact_duplicate" in text
+    assert f"duplicate of: {d['duplicate_of']}" in text
+    assert main(["inspect", str(out), "--id", d["duplicate_of"]]) == 0
+    assert capsys.readouterr().out.startswith(f"id: {d['duplicate_of']}  [sft]")

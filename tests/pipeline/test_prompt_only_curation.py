@@ -79,5 +79,12 @@ def test_dedup_keys_on_the_prompt_and_keeps_the_answered_copy(run) -> None:
     keeper = kept[cat[0]["duplicate_of"]]
     assert keeper["messages"][-1] == {"role": "assistant", "content": "Captain Cardboard."}
     near = [r for r in dups if r["reject_reason"] == "near_duplicate"]
-    assert near[0]["messages"][0]["content"].startswith("Please explain what a prime")
-    assert "prime number" in kept[near[0]["duplicate_of"]]["messages"][0]["content"]
+    assert len(near) == 1
+    keeper = kept[near[0]["duplicate_of"]]
+    assert {near[0]["messages"][0]["content"], keeper["messages"][0]["content"]} == {
+        "Explain what a prime number is to a ten-year-old.",
+        "Please explain what a prime number is to a ten-year-old."}
+    # the keeper rule: the better quality score (missing: lowest), then the smaller id
+    ks, ds = (float("-inf") if r["meta"]["quality_score"] is None else r["meta"]["quality_score"]
+              for r in (keeper, near[0]))
+    assert ks > ds or (ks == ds and keeper["id"] < near[0]["id"])

@@ -112,6 +112,48 @@ def test_diff_counts_added_removed_kept_by_source(tmp_path: Path) -> None:
     assert d["by_source"]["alpaca"] == {"added": 0, "removed": 0, "kept": d["kept"]}
 
 
+def _lines(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_diff_counts_a_row_moved_by_an_insert_as_kept(tmp_path: Path) -> None:
+    """A row inserted at the top of a source file moves every later row (new positions, new
+    ids, one content hash each): the diff keeps them as moved, adds the inserted row as a new
+    source row and a copy of an existing row as a duplicate, and removes nothing."""
+    rows = [{"instruction": f"Explain step {i} of brewing tea in two sentences.",
+             "output": f"Step {i}: warm the pot, then steep the leaves for {i + 2} minutes."}
+            for i in range(5)]
+    top = {"instruction": "Name the tea that is rolled into small pellets.",
+           "output": "Gunpowder tea is rolled into small pellets."}
+    old, new = tmp_path / "old", tmp_path / "new"
+    for out, content in ((old, rows), (new, [top, *rows, rows[1]])):  # one file, edited
+        path = _lines(tmp_path / "tea.jsonl", content)
+        assert main(["run", str(ROOT / "configs/demo.yaml"), "--out", str(out), "--input", path,
+                     "--set", "emit.jsonl=false", *STAGES_OFF]) == 0
+    d = diff_releases(str(old), str(new))["datasets"]["sft"]
+    assert (d["added"], d["removed"], d["kept"], d["moved"]) == (2, 0, 5, 5)
+    assert d["reasons"] == {"removed": {}, "added": {
+        "new source row": 1, "duplicate (same content kept under another id)": 1},
+        "kept": {"moved (same content, another source position)": 5}}
+    new_rows = {(r["source"]["row"]): r for r in pq.read_table(
+        new / "sft", columns=["id", "content_hash", "source"]).to_pylist()}
+    old_rows = {(r["source"]["row"]): r for r in pq.read_table(
+        old / "sft", columns=["id", "content_hash", "source"]).to_pylist()}
+    added = {e["row"]: why for why, es in d["examples"]["added"].items() for e in es}
+    assert added == {0: "new source row", 6: "duplicate (same content kept under another id)"}
+    moved = {(e["old_row"], e["row"]): (e["old_id"], e["id"])
+             for es in d["examples"]["kept"].values() for e in es}
+    assert moved == {(i, i + 1): (old_rows[i]["id"], new_rows[i + 1]["id"]) for i in range(5)}
+    assert all(old_rows[i]["content_hash"] == new_rows[i + 1]["content_hash"] != old_rows[i]["id"]
+               for i in range(5))
+    # the other way round: the top row deleted, the rows below moved up, the copy gone
+    back = diff_releases(str(new), str(old))["datasets"]["sft"]
+    assert (back["added"], back["removed"], back["kept"], back["moved"]) == (0, 2, 5, 5)
+    assert back["reasons"]["removed"] == {
+        "source row removed": 1, "duplicate (same content kept under another id)": 1}
+
+
 def test_schema_change_needs_a_declaration(built: Path, tmp_path: Path) -> None:
     other = _run(tmp_path / "quality", "--set", "stages.quality.enabled=true")
     with pytest.raises(ReleaseError, match="schema"):

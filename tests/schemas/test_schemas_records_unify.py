@@ -37,6 +37,20 @@ def test_examples_to_batch_has_canonical_schema() -> None:
     assert batch.column("messages")[0].as_py() == MSGS
 
 
+def test_rows_carry_their_content_hash_filled_in_where_missing() -> None:
+    from schemas.ids import example_id, pair_id
+
+    assert example_row("x", MSGS)["content_hash"] == example_id(MSGS)
+    bare = {k: v for k, v in example_row("y", MSGS).items() if k != "content_hash"}
+    batch = examples_to_batch([example_row("x", MSGS), bare])
+    assert batch.column("content_hash").to_pylist() == [example_id(MSGS)] * 2
+    assert batch.column("id").to_pylist() == ["x", "y"]
+    good, bad = [{"role": "assistant", "content": "good"}], [{"role": "assistant", "content": "bad"}]
+    pair = {k: v for k, v in pair_row("p", MSGS[:1], good, bad).items() if k != "content_hash"}
+    assert pairs_to_batch([pair]).column("content_hash").to_pylist() == [
+        pair_id(MSGS[:1], good, bad)]
+
+
 def test_extra_meta_keys_become_meta_fields() -> None:
     batch = examples_to_batch([example_row("a", MSGS, quality_score=0.5, category="x")])
     meta_type = batch.schema.field("meta").type

@@ -144,6 +144,7 @@ def output_row(item: dict[str, Any], max_context: int) -> dict[str, Any]:
     parents = [seed["id"]] + ([partner["id"]] if partner else [])
     return {
         "id": row_id,
+        "content_hash": example_id(messages),
         "messages": messages,
         "source": seed.get("source") or {"dataset": None, "file": None, "row": None},
         "meta": {

@@ -5,7 +5,7 @@ single-step functions (partition_pairs, involved_rows, decide_near, SampleFn) ar
 single-process reference (local.py) that the keyed stage must match.
 
 Rows are named by row keys (id + source, see exact.row_keys); a previous release's rows by
-RELEASE_TAG + id (a new row may carry the same content id as a released one). Decisions carry
+RELEASE_TAG + id (a released row may come back with the same id). Decisions carry
 keys; `untag` turns a key back into the public id for outputs.
 """
 

@@ -3,7 +3,10 @@
 Reads Example batches; writes the text each row is compared on (`key_texts`: all user turns,
 the first user turn, or the whole conversation) and a 64-bit hash of its folded form
 (schemas.text.fold_text: NFKC, case, punctuation, whitespace). Rows with equal hashes are exact
-duplicates; `exact_groups` picks the keeper of each group by priority.
+duplicates; `exact_groups` picks the keeper of each group by priority. Rows of one content hash
+(schemas/ids.py) have one key text, so every content-hash duplicate is an exact duplicate here
+(and so are rows that differ only in case, punctuation or, for key `prompt`, in the answer);
+a dropped row's `duplicate_of` is its keeper's id, never its own.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ SEP = "\x1f"
 
 
 def row_keys(batch: pa.RecordBatch) -> list[str]:
-    """A key per row: its id plus its source (dataset, file, row), so that two copies of the
-    same content (same id) are still told apart; sorting keys sorts by id first."""
+    """A key per row: its id plus its source (dataset, file, row). Input rows have unique ids
+    (two copies of one text: two ids, one content hash); the source still tells apart rows
+    whose stage derived one id from their content; sorting keys sorts by id first, so the
+    keeper tie-break (best score, then smallest id) is deterministic."""
     ids = batch.column("id").to_pylist()
     if "source" not in batch.schema.names:
         return ids

@@ -1,4 +1,5 @@
-"""Adapted row → canonical Example / PreferencePair row dict: normalized text, stable id,
+"""Adapted row → canonical Example / PreferencePair row dict: normalized text, content hash,
+row id (the content hash at the row's source position, schemas/ids.py),
 validated (empty texts and unknown shapes raise AdapterError, which the reader dead-letters).
 An example without an assistant turn is a prompt-only example (it ends with a user turn)."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from schemas.ids import example_id, pair_id
+from schemas.ids import example_id, pair_id, row_id
 from schemas.records import example_row, pair_row
 from schemas.text import normalize_text
 from transforms.io.adapters import Adapted, AdapterError
@@ -33,8 +34,11 @@ def _check_example(messages: list[dict[str, str]]) -> None:
         raise AdapterError(f"prompt-only example must end with a user turn, ends with {roles[-1]}")
 
 
-def to_canonical(adapted: Adapted, source: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """('example' | 'pair', row dict in the canonical schema's shape)."""
+def to_canonical(adapted: Adapted, source: Mapping[str, Any], file_key: str | None = None
+                 ) -> tuple[str, dict[str, Any]]:
+    """('example' | 'pair', row dict in the canonical schema's shape). The row id hashes the
+    content hash with `file_key` (default: source["file"]) and source["row"]."""
+    where = source.get("file") if file_key is None else file_key
     meta = {k: v for k, v in adapted.meta.items() if v is not None}
     for key in ("context", "answer"):
         if isinstance(meta.get(key), str):
@@ -42,7 +46,8 @@ def to_canonical(adapted: Adapted, source: Mapping[str, Any]) -> tuple[str, dict
     if adapted.kind == "example":
         messages = _normalized(adapted.messages, "example")
         _check_example(messages)
-        return "example", example_row(example_id(messages), messages, source, **meta)
+        ident = row_id(example_id(messages), where, source.get("row"))
+        return "example", example_row(ident, messages, source, **meta)
     prompt = _normalized(adapted.prompt, "prompt")
     chosen = _normalized(adapted.chosen, "chosen")
     rejected = _normalized(adapted.rejected, "rejected")
@@ -51,5 +56,5 @@ def to_canonical(adapted: Adapted, source: Mapping[str, Any]) -> tuple[str, dict
     if chosen == rejected:
         raise AdapterError("chosen and rejected are identical")
     meta.setdefault("method", "ingest")
-    return "pair", pair_row(pair_id(prompt, chosen, rejected), prompt, chosen, rejected, source,
-                            **meta)
+    ident = row_id(pair_id(prompt, chosen, rejected), where, source.get("row"))
+    return "pair", pair_row(ident, prompt, chosen, rejected, source, **meta)

@@ -2,10 +2,10 @@
 
 Reads the split's bytes once, parses the screened lines in one `pyarrow.json` call and converts
 the layouts alpaca, dolly, qa and openai with Arrow compute: texts go through
-`normalize_text` only where a cheap RE2 check says they may change, ids are hashed from a
-column-built encoding (schemas/ids.py). Every row it cannot prove equivalent to the per-row
-reference (adapters.py + canonical.py) — malformed, oversized, blank-text, mistyped rows,
-nulls in layout-deciding fields, unknown roles, rows of another layout — is handed to the
+`normalize_text` only where a cheap RE2 check says they may change, content hashes are hashed
+from a column-built encoding and row ids from them and the rows' positions (schemas/ids.py).
+Every row it cannot prove equivalent to the per-row reference (adapters.py + canonical.py):
+malformed, oversized, blank-text, mistyped rows, nulls in layout-deciding fields, unknown roles, rows of another layout — is handed to the
 caller's per-row function, so every row ends in a batch or the dead letter exactly as on the
 per-row path, and the batches are identical (same rows, order, chunking and schema).
 `convert_jsonl` returns None for splits it does not handle (other formats/layouts, field_map).
@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.ids import GS, ID_BYTES, RS, US
+from schemas.ids import GS, ID_BYTES, RS, US, row_ids
 from schemas.records import EXAMPLE_SCHEMA, examples_to_batch, pairs_to_batch
 from transforms.io._jsonl_block import Lines, parse_lines, screen
 from transforms.io._rows import fold_keys
@@ -87,10 +87,11 @@ def _meta(m: Messages, keep: np.ndarray, extra: dict[int, str | None]) -> pa.Str
 
 
 def examples_from_table(table: pa.Table, layout: str, raws: Sequence[bytes],
-                        rows: np.ndarray, dataset: str, file: str
+                        rows: np.ndarray, dataset: str, file: str, key: str | None = None
                         ) -> tuple[pa.RecordBatch, np.ndarray]:
     """(batch of the rows converted here, in input order; ok mask over the table's rows).
-    Rows not ok must go through the per-row path."""
+    Rows not ok must go through the per-row path. `key`: the file's name in row ids
+    (default `file`)."""
     n = table.num_rows
     layout = effective_layout(table, layout)
     m = Messages(n)
@@ -143,8 +144,10 @@ def examples_from_table(table: pa.Table, layout: str, raws: Sequence[bytes],
     source = pa.StructArray.from_arrays(
         [pa.repeat(pa.scalar(dataset, pa.string()), k), pa.repeat(pa.scalar(file, pa.string()), k),
          pa.array(rows[keep], pa.int64())], fields=_fields(src_t))
+    hashes = _hashes(encoded)
     batch = pa.RecordBatch.from_arrays(
-        [pa.array(_hashes(encoded), pa.string()), messages, source, _meta(m, keep, extra)],
+        [pa.array(row_ids(hashes, file if key is None else key, rows[keep].tolist()), pa.string()),
+         pa.array(hashes, pa.string()), messages, source, _meta(m, keep, extra)],
         schema=EXAMPLE_SCHEMA)
     return batch, keep
 
@@ -182,7 +185,8 @@ def _convert(split: FileSplit, ingest: IngestConfig, dataset: str, per_row: RowF
     fast = _empty()
     if table is not None:
         fast, ok = examples_from_table(table, split.layout, _Raws(lines, cand),
-                                       split.first_row + cand, dataset, split.path)
+                                       split.first_row + cand, dataset, split.path,
+                                       split.key or split.path)
         if not ok.all():
             slow = np.sort(np.concatenate([slow, cand[~ok]]))
     examples: list[dict] = []

@@ -1,7 +1,8 @@
 """Plan the reading of sources: files matched → format and layout detected → splits.
 
 Runs once when the graph is built, so a missing file or an unknown format fails fast, and
-the split list (hence every row number) is the same on every runner. Paths go through Beam's
+the split list (hence every row number, and every file's `key`, its name in row ids) is the
+same on every runner. Paths go through Beam's
 FileSystems (local, gs://, s3://); Hugging Face datasets (hf_disk, hf) are read from the local
 disk only.
 """
@@ -130,7 +131,34 @@ def plan_sources(sources: Sequence[SourceConfig], ingest: IngestConfig) -> list[
                 continue
             splits.extend(_plan_or_unreadable(index, path, source, ingest))
     cwd = os.getcwd()
-    return [dataclasses.replace(s, base_dir=cwd) for s in splits]
+    keys = file_keys(sources, splits)
+    return [dataclasses.replace(s, base_dir=cwd, key=keys[s.path]) for s in splits]
+
+
+def file_key(source_path: str, path: str) -> str:
+    """A file's name in row ids: its path relative to its source's root (the folder of a
+    named file, the folder a glob starts in, the folder listed), so the same files give the
+    same ids wherever they are stored (a local folder, an object store prefix)."""
+    root = source_path.rstrip("/")
+    if path.rstrip("/") == root:  # a named file (or dataset folder): its own name
+        return path.rstrip("/").rsplit("/", 1)[-1]
+    if files.has_glob(root):
+        cut = min(i for i, ch in enumerate(root) if ch in "*?[")
+        root = root[:cut].rsplit("/", 1)[0] if "/" in root[:cut] else ""
+    if not root:
+        return path
+    return path[len(root) + 1:] if path.startswith(root + "/") else path
+
+
+def file_keys(sources: Sequence[SourceConfig], splits: Sequence[FileSplit]) -> dict[str, str]:
+    """path → file_key for every planned file; files whose keys collide (two sources with
+    files of one name) are named by their whole path instead, so ids stay unique."""
+    keys = {s.path: (s.path if sources[s.source_index].format == "hf" else
+                     file_key(sources[s.source_index].path, s.path)) for s in splits}
+    seen: dict[str, int] = {}
+    for k in keys.values():
+        seen[k] = seen.get(k, 0) + 1
+    return {p: (k if seen[k] == 1 else p) for p, k in keys.items()}
 
 
 def _plan_or_unreadable(index: int, path: str, source: SourceConfig, ingest: IngestConfig

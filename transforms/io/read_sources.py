@@ -1,7 +1,8 @@
 """ReadSources: config sources → canonical Example and PreferencePair record batches.
 
 Reads planned file splits (see plan.py) inside a DoFn, converts rows with the format adapters,
-normalizes text and assigns stable ids. Writes MAIN (Example batches), PAIRS (PreferencePair
+normalizes text and assigns content hashes and row ids (content hash at the file's key and
+row number: unique per input row, stable across reruns). Writes MAIN (Example batches), PAIRS (PreferencePair
 batches), DEADLETTER (unparseable or invalid rows with error and raw payload) and REPORT (per
 split counts). Drops nothing silently.
 """
@@ -39,7 +40,8 @@ def convert_row(split: FileSplit, source: SourceConfig, dataset: str, row: int, 
         if isinstance(parsed, Exception):
             raise parsed
         return to_canonical(adapt_row(split.layout, parsed, source.field_map),
-                            {"dataset": dataset, "file": split.path, "row": row})
+                            {"dataset": dataset, "file": split.path, "row": row},
+                            split.key or split.path)
     except (AdapterError, ReadError, TypeError, ValueError) as e:
         return "deadletter", deadletter_entry(STAGE, f"{type(e).__name__}: {e}", raw,
                                               file=split.path, row=row)

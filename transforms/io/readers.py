@@ -129,6 +129,7 @@ class FileSplit:
     limit: int | None = None  # rows of the whole file to read (source.limit)
     base_dir: str = ""  # the driver's working directory, for a relative `path` (workers)
     planned: tuple[int, float] | None = None  # (size, mtime) when planned: changes are seen
+    key: str = ""  # the file's name in row ids: relative to its source's root (plan.py)
 
     @property
     def read_path(self) -> str:

@@ -140,14 +140,21 @@ def column_options(schema: pa.Schema) -> tuple[list[str], list[str]]:
             text = name in UNIQUE_TEXT
             if not text:
                 stats.append(col)
-            if not text and name != "id" and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            if not text and name not in ("id", "content_hash") and (
+                    pa.types.is_string(t) or pa.types.is_large_string(t)):
                 dictionary.append(col)
     return dictionary, stats
 
 
 def parquet_bytes(table: pa.Table, compression: str) -> bytes:
+    """The Parquet file of `table`; an empty table gives a file with no row group (`datasets`
+    fails on a row group of 0 rows, and skips a file without one)."""
     dictionary, stats = column_options(table.schema)
     buf = io.BytesIO()
+    if not table.num_rows:
+        pq.ParquetWriter(buf, table.schema, compression=None if compression == "none"
+                         else compression).close()
+        return buf.getvalue()
     pq.write_table(table, buf, compression=None if compression == "none" else compression,
                    row_group_size=ROW_GROUP_ROWS, use_dictionary=dictionary or False,
                    write_statistics=stats or False)
