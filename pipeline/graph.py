@@ -152,7 +152,7 @@ def build_graph(p: beam.Pipeline, cfg: RunConfig, ctx: RunContext, staging: str)
     infos = {
         "shards": shards | "AllShards" >> beam.Flatten(),
         "rejected": (rejected | "AllRejected" >> beam.Flatten()
-                     | "EmitRejected" >> WriteRejected(run.rejected)) if rejected else None,
+                     | "EmitRejected" >> WriteRejected(run.rejected, ctx.secret_envs)) if rejected else None,
         "deadletter": (deadletter | "AllDeadletter" >> beam.Flatten()
                        | "EmitDeadletter" >> WriteDeadLetter(run.deadletter, ctx.secret_envs)),
         "reports": reports | "AllReports" >> beam.Flatten(),

@@ -158,8 +158,10 @@ def _finish(cfg: RunConfig, out: str, run_dir: str, ctx: RunContext, result: Any
                "stages": stage_seconds(step_msecs(result), {s.label: s.name for s in STAGES})}
     run: FinishedRun = read_finished(cfg, run_dir, out, timings, query_counters(result))
     redact = Redactor(ctx.secret_envs)
-    write_text(run.layout.manifest,  # kept with a failed run too, for inspection
-               redact(json.dumps(run.manifest, indent=2, sort_keys=True)) + "\n")
+    stored = redact(json.dumps(run.manifest, indent=2, sort_keys=True))
+    write_text(run.layout.manifest, stored + "\n")  # kept with a failed run too, for inspection
+    # the card and report read the manifest as stored, as `refinery report` does later
+    as_stored = json.loads(stored)
     problems = budget_problems(cfg, run.manifest, run.deadletter)
     if problems:
         more = "".join(f"\n  also: {p.message}" for p in problems[1:])
@@ -168,7 +170,7 @@ def _finish(cfg: RunConfig, out: str, run_dir: str, ctx: RunContext, result: Any
             + f"\nnothing was published (the previous outputs in {out} are untouched); this "
             f"run's manifest and outputs stay in {run_dir} until the next run; this run's dead "
             f"letter: {run.layout.deadletter}", deadletter=run.deadletter)
-    write_text(run.layout.card, redact(render_card(run.manifest, cfg.emit.split)))
-    write_report(run_dir, redact, manifest=run.manifest, deadletter=run.deadletter)
+    write_text(run.layout.card, redact(render_card(as_stored, cfg.emit.split)))
+    write_report(run_dir, redact, manifest=as_stored, deadletter=run.deadletter)
     publish(out, run_dir)
     return RunResult(out, run.manifest, run_dir, run.deadletter)

@@ -341,7 +341,7 @@ def _render_facts(page: Page, f: dict[str, Any]) -> None:
     page.chart(charts.durations(f["timings"].get("stages", {})))
     if f["llm"]:
         page.table(list(f["llm"][0]), [list(r.values()) for r in f["llm"]])
-    page.table(["library", "version"], [[k, v] for k, v in f["versions"].items()])
+    page.table(["library", "version"], [[k, v] for k, v in sorted(f["versions"].items())])
     page.add(f"<details><summary>config (secrets redacted)</summary><pre>"
              f"{esc(json.dumps(f['config'], indent=2, sort_keys=True))}</pre></details>")
     _end(page)

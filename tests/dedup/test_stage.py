@@ -202,6 +202,26 @@ def test_snapshot_release_keeps_released_ids(tmp_path: Path) -> None:
     _run(new, cfg, check=check)
 
 
+def test_snapshot_release_keeps_a_released_row_that_moved(tmp_path: Path) -> None:
+    """Row ids hash the source position: a released row read again one line higher has a new
+    id, and the snapshot still carries it (one copy per released row), not drops it as a
+    duplicate of itself."""
+    index = str(tmp_path / "release")
+    _run([row(t) for t in BASE], DedupConfig(enabled=True, write_index_dir=index),
+         check=lambda out: assert_that(out[REJECTED], equal_to([])))
+    moved = [dict(row(t), id=f"moved{i:02d}") for i, t in enumerate(BASE)]
+    second = dict(moved[0], id="moved99")  # a second copy of a released row
+    cfg = DedupConfig(enabled=True, release_index_dir=index, release_keep_same_ids=True)
+
+    def check(out) -> None:
+        assert_that(out[MAIN] | "M" >> beam.FlatMap(_ids),
+                    equal_to([m["id"] for m in moved]), label="main")
+        assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects),
+                    equal_to([("moved99", "exact_duplicate", _id(BASE[0]))]), label="rej")
+
+    _run([*moved, second], cfg, check=check)
+
+
 def test_copies_with_the_same_id_keep_exactly_one() -> None:
     base = row(BASE[0])
     copies = [dict(base, source={"dataset": "t", "file": "f.jsonl", "row": k}) for k in range(3)]

@@ -48,11 +48,18 @@ def test_an_echoed_api_key_is_redacted_everywhere(tmp_path: Path, capsys, monkey
                 "llm.api_key_env=REFINERY_TEST_KEY", "llm.max_retries=0", "llm.retries=0",
                 "stages.quality.enabled=true", "stages.quality.judge.enabled=true",
                 "stages.quality.judge.use_logprobs=false", "stages.quality.filters=[]",
-                "stages.quality.max_error_rate=1", "run.max_error_rate=1"]
+                "stages.quality.max_error_rate=1", "run.max_error_rate=1",
+                "run.allow_empty=true"]
         code, err = run_cli(capsys, [src], out, *[a for s in sets for a in ("--set", s)])
     assert code == 0, err
-    dead = (out / "deadletter" / "deadletter.jsonl").read_text()
-    assert "Bearer [REDACTED]" in dead and dead.count("\n") == 8  # 4 rows × 2 aspects
+    # the echo is no rating: each row is rejected as judge_unparseable with the raw answer
+    # (the kit's policy), and that answer is stored redacted
+    import pyarrow.parquet as pq
+
+    rejected = pq.read_table(out / "rejected" / "quality.parquet").to_pylist()
+    assert [r["reject_reason"] for r in rejected] == ["judge_unparseable"] * 4
+    assert all("Bearer [REDACTED]" in r["reject_detail"] and SECRET not in r["reject_detail"]
+               for r in rejected)
     stored = [p for p in out.rglob("*") if p.is_file()] + [
         p for p in (out / "current").resolve().rglob("*") if p.is_file()]
     assert stored

@@ -167,7 +167,10 @@ def test_paper_path_through_a_loopback_math_model(run_output) -> None:
                       "selfcorrect": "only_self_correcting_samples",
                       **dict.fromkeys(PLANTED_FILTER, "edits_rejected")}
     for k, filt in PLANTED_FILTER.items():
-        assert set(rejected[Q[k]][1]["edit_reasons"]) == {filt}, k
+        # a word-only edit of a step that holds the final answer also keeps the correct answer
+        # (which steps get edited follows the problem's id-derived seed)
+        reasons = set(rejected[Q[k]][1]["edit_reasons"])
+        assert filt in reasons and reasons - {filt} <= {"keeps_correct_answer"}, (k, reasons)
     assert rejected[Q["unfinished"]][1]["incorrect_unfinished"] == 1
 
     m = result.manifest

@@ -17,6 +17,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.run import run_config
+from schemas.step_pairs import conversational
 from tests.rise._math_server import MathServer
 from tests.rise.dpo_format import assert_dpo_row
 
@@ -43,14 +44,17 @@ def test_rise_paper_config_with_the_local_model(tmp_path: Path) -> None:
     ids = [json.loads(line)["question"] for line in (ROOT / "data/gsm8k_20.jsonl").open()]
     assert rep["problems_in"] == len(ids) == 20 and rep["samples"]["total"] == 20
     paired = set()
-    for f in (out / "preference").glob("*.parquet"):
-        for row in pq.read_table(f).to_pylist():
-            assert_dpo_row(row)
-            edited = json.loads(row["meta"]["extra"]).get("edited_solution")
-            # the sampling prompt for the model's own solutions, the input's for gold edits
-            assert [m["role"] for m in row["prompt"]] == (
-                ["user"] if edited == "gold" else ["system", "user"])
-            paired.add(row["prompt"][-1]["content"])
+    full = [r for f in (out / "preference").glob("*.parquet") for r in pq.read_table(f).to_pylist()]
+    steps = [conversational(r) for f in (out / "preference_steps").glob("*.parquet")
+             for r in pq.read_table(f).to_pylist()]  # step pairs live in their own dataset
+    assert all(r["meta"]["pair_kind"] == "full" for r in full)
+    for row in full + steps:
+        assert_dpo_row(row)
+        edited = json.loads(row["meta"]["extra"]).get("edited_solution")
+        # the sampling prompt for the model's own solutions, the input's for gold edits
+        assert [m["role"] for m in row["prompt"]] == (
+            ["user"] if edited == "gold" else ["system", "user"])
+        paired.add(row["prompt"][-1]["content"])
     rejected = [r["messages"][0]["content"] for f in (out / "rejected").rglob("*.parquet")
                 for r in pq.read_table(f).to_pylist()]
     dead = [json.loads(line) for f in (out / "deadletter").rglob("*.jsonl")

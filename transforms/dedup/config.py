@@ -96,8 +96,9 @@ class DedupConfig(StageConfig):
                                           "release's dedup index to dedup against")
     release_keep_same_ids: bool = Field(
         False, description="with release_index_dir: false drops every row already released "
-        "(the run adds only new rows); true keeps one row per released id (snapshot releases: "
-        "released rows stay, new near-duplicates of them go)")
+        "(the run adds only new rows); true keeps one exact copy (same dedup key text) of each "
+        "released row, whatever its id now (snapshot releases: released rows stay, also when "
+        "they moved in their file; new near-duplicates of them go)")
     write_index_dir: str | None = Field(None, description="write the index of this run's "
                                         "kept rows (plus the previous release's) here")
     report_clusters: int = Field(1000, ge=0, description="clusters listed in the report "

@@ -108,27 +108,28 @@ def rewrite(group: dict[str, Iterable], P: int) -> Iterable[tuple[int, dict]]:
 
 
 def carriers(group: Iterable[dict], P: int) -> Iterable[tuple[int, dict]]:
-    """Snapshot releases, per id: the row with the smallest row key among those whose final
-    keeper is the released row of the same id stays (its decision is dropped); the others
-    keep theirs."""
+    """Snapshot releases, per released row: among the rows that are exact duplicates of it
+    (same dedup key text), the one with the smallest row key stays (its decision is dropped);
+    the others keep theirs. Matched by content, not id: a released row whose id changed
+    (it moved in its file) is still the row the release carries."""
     d = cat(group, *DECISION_COLS)
     track("carriers", d)
     if len(d["node"]) == 0:
         return
-    ids = [untag(k) for k in d["key"]]
     best: dict[str, tuple[str, int]] = {}
-    for n, (i, k) in enumerate(zip(ids, d["key"], strict=True)):
-        if i not in best or k < best[i][0]:
-            best[i] = (k, n)
-    keep = np.ones(len(ids), bool)
+    for n, (k, kk) in enumerate(zip(d["key"], d["kkey"], strict=True)):
+        released = untag(kk)
+        if released not in best or k < best[released][0]:
+            best[released] = (k, n)
+    keep = np.ones(len(d["key"]), bool)
     keep[[n for _, n in best.values()]] = False
     yield from route({c: v[keep] for c, v in d.items()}, "node", P)
 
 
 def is_carrier_candidate(d: dict[str, np.ndarray]) -> np.ndarray:
-    """Decisions whose keeper is the released row of the row's own id."""
-    return np.array([kk.startswith(RELEASE_TAG) and untag(kk) == untag(k)
-                     for k, kk in zip(d["key"], d["kkey"], strict=True)], bool)
+    """Decisions that make a row an exact duplicate of a released row."""
+    return np.array([kk.startswith(RELEASE_TAG) and r == "exact_duplicate"
+                     for kk, r in zip(d["kkey"], d["reason"], strict=True)], bool)
 
 
 def cluster_summaries(group: Iterable[dict]) -> Iterable[dict[str, Any]]:

@@ -191,7 +191,7 @@ def _carrier_split(kv: tuple[int, dict], P: int) -> Iterable[Any]:
     cand = kd.is_carrier_candidate(d)
     if cand.any():
         c = {k: v[cand] for k, v in d.items()}
-        c["id_node"] = kd.node_ids([st.untag(k) for k in c["key"]])
+        c["id_node"] = kd.node_ids([st.untag(k) for k in c["kkey"]])  # by released row
         for part in kd.route(c, "id_node", P):
             yield beam.pvalue.TaggedOutput("carriers", part)
     if (~cand).any():
