@@ -104,6 +104,11 @@ def test_urls() -> None:
     ("Paris is the capital of France.", 0),
     ("I am like a moth to a flame; I can't help but be drawn to her.", 0),
     ("I cannot help.", 1),
+    # the reason first, then the decline: the shape of most model refusals in generated
+    # instruction data (and of Alpaca's seed_task_115), so position and reason do not exempt
+    ("That would be a private person's home address; for privacy reasons I cannot provide "
+     "it.", 1),
+    ("Without the list of options, I am unable to answer which one is correct.", 1),
 ])
 def test_refusal_markers(text: str, count: int) -> None:
     assert signals_of("q", text)["q_refusal"] == count

@@ -7,10 +7,13 @@
    pair goes to its smaller node's partition, which holds that node's signature (and knows if
    the exact step dropped it) and ships it to the larger node's partition; there the pair's
    estimated Jaccard is computed. Pairs of two release rows, or with an exact-dropped row,
-   are left out.
+   are left out. The row info (key, score, batch, last-paragraph signature) of every node
+   travels in the same shuffle (a larger node's with its signature, a node that is only ever
+   the smaller one's beside its first pair, whose signature it reuses), and verification
+   passes it on: the member signatures cross one shuffle before the components, not two.
 3. Connected components of the verified pairs (components.py: large-star / small-star
    rounds over keyed edges): candidates only.
-4. The component label joins each member's row info (score, key, batch, signature); per
+4. The component label joins each member's row info (passed on by verification); per
    component, members in priority order (release first, highest score, smallest row key:
    clusters.priority_order), clusters.star_keepers keeps the best member and removes only
    the members whose own estimated Jaccard with it reaches the threshold, then repeats with
@@ -109,13 +112,15 @@ def _lookup(table: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pos, table[pos] == x
 
 
-def ship(group: dict[str, Iterable], P: int) -> Iterable[Any]:
-    """Join at a node partition: candidate pairs × signatures × exact drops. Main output: for
-    pairs whose lo is here and alive, (hi partition, {hi, lo, sig}); for alive his here, their
-    signature once (same partition). Tagged "info": row info and signature of every alive
-    involved node."""
+def ship(group: dict[str, Iterable], P: int) -> Iterable[tuple]:
+    """Join at a node partition: candidate pairs × signatures × exact drops, all to the hi
+    partitions: for pairs whose lo is here and alive, {hi, lo, sig, pin}; for alive his here,
+    their row info and signatures once ({node, ..., pin}); for alive nodes here that are
+    only ever lo, their row info without the signature ({lnode, ...}), sent to the partition
+    of their first pair's hi, whose pair brings the signature. So the signatures of the
+    members cross one shuffle, together with the pairs (verify passes them on)."""
     s = cat(group["sigs"], *MEMBER)
-    e = cat(group["edges"], "hi", "lo", "end")
+    e = UniqueEdgesFn().extract_output(list(group["edges"]))
     track("sig_join", s, e)
     if len(e["hi"]) == 0 or len(s["node"]) == 0:
         return
@@ -136,19 +141,34 @@ def ship(group: dict[str, Iterable], P: int) -> Iterable[Any]:
     hi_rows = np.unique(pos[ok & ~at_lo])
     if len(hi_rows):
         yield from split_by(part_of(uniq[hi_rows], P), {
-            "node": uniq[hi_rows], "sig": s["sig"][hi_rows], "pin": pin[hi_rows]})
-    inv = np.unique(pos[ok])
-    if len(inv):
-        yield beam.pvalue.TaggedOutput("info", {c: s[c][inv] for c in MEMBER})
+            **{c: s[c][hi_rows] for c in MEMBER}, "pin": pin[hi_rows]})
+    lo_rows, at = np.unique(pos[lo_ok], return_index=True)  # at: each one's first pair
+    lo_only = ~np.isin(lo_rows, hi_rows)
+    if lo_only.any():
+        rows, via = lo_rows[lo_only], e["hi"][lo_ok][at[lo_only]]
+        yield from split_by(part_of(via, P), {
+            "lnode": uniq[rows], **{c: s[c][rows] for c in INFO if c != "node"},
+            "tsig": s["tsig"][rows]})
 
 
-def verify(group: Iterable[dict], threshold: float, check: bool) -> Iterable[dict]:
+def verify(group: Iterable[dict], threshold: float, check: bool) -> Iterable[Any]:
     """At a hi partition: estimated Jaccard of each shipped pair against hi's signature;
-    pairs of two release rows left out; with `check`, only pairs reaching the threshold."""
+    pairs of two release rows left out; with `check`, only pairs reaching the threshold.
+    Tagged "info": row info and signature of every node shipped here (the his, and the
+    lo-only nodes with the signature their pair brought), for the keeper check."""
     parts = list(group)
     pairs = cat([p for p in parts if "hi" in p], "hi", "lo", "sig", "pin")
-    his = cat([p for p in parts if "hi" not in p], "node", "sig", "pin")
-    track("verify", pairs, his)
+    his = cat([p for p in parts if "node" in p], *MEMBER, "pin")
+    los = cat([p for p in parts if "lnode" in p], "lnode", *INFO[1:], "tsig")
+    track("verify", pairs, his, los)
+    info = [his] if len(his["node"]) else []
+    if len(los["lnode"]):
+        lo_pairs, lfirst = np.unique(pairs["lo"], return_index=True)
+        lpos, lfound = _lookup(lo_pairs, los["lnode"])
+        assert lfound.all(), "a lo-only node came without its pair"
+        info.append({**los, "node": los["lnode"], "sig": pairs["sig"][lfirst[lpos]]})
+    if info:
+        yield beam.pvalue.TaggedOutput("info", cat(info, *MEMBER))
     if len(pairs["hi"]) == 0 or len(his["node"]) == 0:
         return
     uniq, first = np.unique(his["node"], return_index=True)
@@ -231,26 +251,28 @@ class NearDecisions(beam.PTransform):
         P, S = self.P, self.parts
         pairs = [g | f"Pairs{i}" >> beam.FlatMap(lambda kv: bucket_edges(kv[1], P))
                  for i, g in enumerate(split_grouped(_pieces(inputs["bands"]), S, "GroupBands"))]
-        edges = (pairs | "FlatPairs" >> beam.Flatten()
-                 | "UniqueEdges" >> beam.CombinePerKey(UniqueEdgesFn()))
-        joined = split_grouped({"sigs": _pieces(inputs["sigs"]), "edges": [edges],
+        # made unique per piece where they are found (a Flatten first would hold them all
+        # as found); ship drops the copies a pair found in several pieces still has
+        edges = [g | f"UniqueEdges{i}" >> beam.CombinePerKey(UniqueEdgesFn())
+                 for i, g in enumerate(pairs)]
+        joined = split_grouped({"sigs": _pieces(inputs["sigs"]), "edges": edges,
                                 "dropped": [inputs["dropped"]]}, S, "JoinSigs")
-        shipped = [j | f"Ship{i}" >> beam.FlatMap(lambda kv: ship(kv[1], P)).with_outputs(
-            "info", main="ship") for i, j in enumerate(joined)]
-        verified = ([g | f"Verify{i}" >> beam.FlatMap(lambda kv: verify(
-                        kv[1], self.threshold, self.verify))
-                     for i, g in enumerate(split_grouped([x["ship"] for x in shipped], S,
-                                                             "GroupPairs"))]
-                    | "FlatVerified" >> beam.Flatten())
+        shipped = [j | f"Ship{i}" >> beam.FlatMap(lambda kv: ship(kv[1], P))
+                   for i, j in enumerate(joined)]
+        checked = [g | f"Verify{i}" >> beam.FlatMap(lambda kv: verify(
+                       kv[1], self.threshold, self.verify)).with_outputs("info", main="edges")
+                   for i, g in enumerate(split_grouped(shipped, S, "GroupPairs"))]
+        verified = [x["edges"] for x in checked] | "FlatVerified" >> beam.Flatten()
         # the verified graph is small (two int64 per pair): fewer partitions for its rounds
         labels = (verified | "KeyEdges" >> beam.Map(lambda e: (0, e))
                   | "Components" >> ConnectedComponents(max(1, P // 4), self.rounds,
                                                         self.max_remainder, P))
-        info = ([x["info"] for x in shipped] | "FlatInfo" >> beam.Flatten()
-                | "KeyInfo" >> beam.FlatMap(lambda c: route(c, "node", P)))
+        # keyed where verification makes it (a Flatten first would hold it twice at once)
+        info = [x["info"] | f"KeyInfo{i}" >> beam.FlatMap(lambda c: route(c, "node", P))
+                for i, x in enumerate(checked)]
         # members carry their signatures to the keeper check: both shuffles split, as above
         members = [j | f"Members{i}" >> beam.FlatMap(lambda kv: label_members(kv[1], P))
-                   for i, j in enumerate(split_grouped({"labels": [labels], "info": [info]}, S,
+                   for i, j in enumerate(split_grouped({"labels": [labels], "info": info}, S,
                                                        "JoinLabels"))]
         return ([g | f"Keepers{i}" >> beam.FlatMap(lambda kv: choose_keepers(
                     kv[1], self.threshold, P, self.tail_threshold))
