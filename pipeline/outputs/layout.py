@@ -73,6 +73,11 @@ CARD = "README.md"
 REPORT = "report.html"
 RUN_INFO = "_run_info.json"  # the graph's facts for the driver; deleted once read
 WORK = "_work"  # scratch of a run (caches), beside the run directories
+# what a release build writes beside its run (pipeline/release/)
+DIFF_FILE = "release_diff.json"
+DIFF_PAGE = "release_diff.html"  # the explained diff, beside the report
+DIFF_ROWS = "release_diff_rows.parquet"  # every added and removed row with its reason
+INDEX_DIR = "dedup_index"  # a release build's dedup index, read by the next build
 
 
 def rounds_folder(stage: str) -> str:

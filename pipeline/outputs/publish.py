@@ -47,7 +47,15 @@ from collections.abc import Iterator
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.outputs import local_disk as local
-from pipeline.outputs.layout import MANIFEST, PUBLISHED, WORK
+from pipeline.outputs.layout import (
+    DIFF_FILE,
+    DIFF_PAGE,
+    DIFF_ROWS,
+    INDEX_DIR,
+    MANIFEST,
+    PUBLISHED,
+    WORK,
+)
 from pipeline.outputs.storage import files_under, has_files
 from transforms.io.files import (
     copy_file,
@@ -70,8 +78,8 @@ LOCK = ".lock"
 
 # Refinery's names besides PUBLISHED: run dirs, scratch, review exports, take-over leftovers,
 # the release flow's diff and dedup index (pipeline/release/flow.py)
-OWN = (RUNS, WORK, ".staging", "reviewed", ".displaced", "release_diff.json",
-       "release_diff.html", "release_diff_rows.parquet", "dedup_index")
+OWN = (RUNS, WORK, ".staging", "reviewed", ".displaced", DIFF_FILE, DIFF_PAGE, DIFF_ROWS,
+       INDEX_DIR)
 DISPLACED = ".displaced"
 
 

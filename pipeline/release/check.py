@@ -25,7 +25,7 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.outputs.layout import WORK, RunLayout
+from pipeline.outputs.layout import INDEX_DIR, WORK, RunLayout
 from pipeline.outputs.publish import out_root, published_dir
 from pipeline.outputs.storage import (
     copy_tree,
@@ -53,7 +53,6 @@ _VERSION_IN = re.compile(r"^[vV]?(\d+(?:\.\d+)*)$")  # accepted: v1, V01, 1, v2.
 INDEX = "releases.json"
 LATEST = "LATEST"
 CHECK_FILE = "release_check.json"
-INDEX_DIR = "dedup_index"  # a release build's dedup index, read by the next build
 NOT_COPIED = (WORK, ".staging", ".runs", ".lock")
 
 

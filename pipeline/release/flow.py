@@ -14,10 +14,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.outputs.layout import DIFF_FILE, DIFF_PAGE, DIFF_ROWS, INDEX_DIR
 from pipeline.outputs.publish import out_root
 from pipeline.outputs.storage import has_files
 from pipeline.release.check import (
-    INDEX_DIR,
     ReleaseError,
     check_release,
     latest_version,
@@ -31,10 +31,6 @@ from pipeline.release.diff import Run, changelog_markdown, diff_releases, diff_r
 from pipeline.release.html import diff_page
 from pipeline.report.card import render_card
 from transforms.io.files import exists, join, read_json, read_text, write_text
-
-DIFF_FILE = "release_diff.json"
-DIFF_PAGE = "release_diff.html"  # the explained diff, beside the report
-DIFF_ROWS = "release_diff_rows.parquet"  # every added and removed row with its reason
 
 
 def previous_dir(releases_dir: str) -> str | None:
