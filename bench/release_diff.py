@@ -169,7 +169,8 @@ def main() -> None:
     if args.generate:
         print(json.dumps(generate(Path(args.generate), args.rows)))
         return
-    from pipeline.release.diff import Run, diff_runs
+    from pipeline.release.diff import diff_runs
+    from pipeline.release.runs import Run
 
     with tempfile.TemporaryDirectory(prefix="refinery-bench-diff-") as tmp:
         base = Path(tmp)

@@ -27,8 +27,9 @@ from pipeline.release.check import (
     read_manifest,
     validate_version,
 )
-from pipeline.release.diff import Run, changelog_markdown, diff_releases, diff_runs
+from pipeline.release.diff import changelog_markdown, diff_releases, diff_runs
 from pipeline.release.html import diff_page
+from pipeline.release.runs import Run
 from pipeline.report.card import render_card
 from transforms.io.files import exists, join, read_json, read_text, write_text
 

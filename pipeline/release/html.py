@@ -53,7 +53,7 @@ def _where(run: Any, ids: set[str]) -> dict[str, list[str]]:
 
 
 def diff_page(old: Any, new: Any, diff: dict[str, Any], title: str) -> str:
-    """The page for a diff of two `release_diff.Run`s, with the examples' texts read."""
+    """The page for a diff of two `pipeline.release.runs.Run`s, with the examples' texts read."""
     want_old: set[str] = set()
     want_new: set[str] = set()
     for d in diff["datasets"].values():
