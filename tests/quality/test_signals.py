@@ -97,21 +97,31 @@ def test_urls() -> None:
     assert s["q_url_count"] == 3
 
 
-@pytest.mark.parametrize("text,count", [
-    ("As an AI language model, I cannot do that.", 2),
-    ("I’m sorry, but I can't help with it.", 2),
-    ("I apologize for the confusion.", 1),
-    ("Paris is the capital of France.", 0),
-    ("I am like a moth to a flame; I can't help but be drawn to her.", 0),
-    ("I cannot help.", 1),
-    # the reason first, then the decline: the shape of most model refusals in generated
-    # instruction data (and of Alpaca's seed_task_115), so position and reason do not exempt
+@pytest.mark.parametrize("text,count,principled", [
+    ("As an AI language model, I cannot do that.", 2, 0),
+    ("I’m sorry, but I can't help with it.", 2, 0),
+    ("I apologize for the confusion.", 1, 0),
+    ("Paris is the capital of France.", 0, 0),
+    ("I am like a moth to a flame; I can't help but be drawn to her.", 0, 0),
+    ("I cannot help.", 1, 0),
+    # a refusal for want of input or ability is no answer, with or without its reason
+    ("Without the list of options, I am unable to answer which one is correct.", 1, 0),
+    ("I'm sorry, but I don't have the ability to browse the web.", 2, 0),
+    # declining on privacy, safety or legal grounds is behaviour to teach (Alpaca's
+    # seed_task_115), in its own sentence: the other sentences still count
+    ("You are requesting personal information. Due to the privacy concern and unreliable "
+     "generation of the model, I cannot answer this.", 0, 1),
     ("That would be a private person's home address; for privacy reasons I cannot provide "
-     "it.", 1),
-    ("Without the list of options, I am unable to answer which one is correct.", 1),
+     "it. I apologize for that.", 1, 1),
+    ("I'm sorry, but I can't help with making explosives: it is dangerous and illegal.", 0, 1),
+    # ... unless it speaks as an AI
+    ("As an AI language model, I cannot provide private information about anyone.", 2, 0),
 ])
-def test_refusal_markers(text: str, count: int) -> None:
-    assert signals_of("q", text)["q_refusal"] == count
+def test_refusal_markers(text: str, count: int, principled: int) -> None:
+    got = signals_of("q", text)
+    assert (got["q_refusal"], got["q_refusal_principled"]) == (count, principled)
+    assert_matches_reference([example_row(f"r{len(text)}", [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": text}])])
 
 
 def test_boilerplate() -> None:

@@ -27,11 +27,25 @@ URL_RE = "(?:https?://|www\\.)[^" + WS_CHARS + "<>\"']+"
 # Refusal / boilerplate markers, matched case-insensitively anywhere in the response.
 # "help" only as an offer of help ("I can't help but smile" is no refusal)
 _HELP = "(?:help(?: you| with| on| me|[.!,]|$)|assist|provide|fulfil|fulfill|comply|do that|answer|complete|create|write)"
+_AI_IDENTITY = "as an ai(?: language)? model|as a language model|i am an ai\\b"
 REFUSAL_RE = (
-    "(?i)(?:as an ai(?: language)? model|as a language model|i am an ai\\b|"
+    "(?i)(?:" + _AI_IDENTITY + "|"
     "i cannot " + _HELP + "|i can['’]t " + _HELP + "|i(?: am|'m|’m) (?:not able|unable) to "
     + _HELP + "|i(?: am|'m|’m) sorry,? but|i apologi[sz]e|my apologies|"
     "i (?:do not|don['’]t) have (?:the ability|access|personal))"
+)
+# A refusal is kept when the sentence that declines names a privacy, safety, legal or ethical
+# reason and does not speak "as an AI": declining to give a person's address for privacy's sake
+# is behaviour instruction data should teach (Alpaca's seed_task_115), unlike "As an AI
+# language model, I cannot ..." or declining for want of ability or input. q_refusal counts the
+# markers outside such sentences; q_refusal_principled counts the sentences (a filter on it
+# drops those refusals too). Sentences: runs of text between . ! ? and line breaks.
+SENTENCE_RE = "[^.!?\\n]+"
+AI_IDENTITY_RE = "(?i)(?:" + _AI_IDENTITY + ")"
+PRINCIPLED_REASON_RE = (
+    "(?i)\\b(?:privacy|private (?:information|data|details)|confidential|harmful|harm\\b|"
+    "illegal|unlawful|unethical|unsafe|dangerous|safety|offensive|hateful|discriminatory|"
+    "copyright(?:ed)?|violen(?:t|ce))"
 )
 BOILERPLATE_RE = (
     "(?i)(?:i hope (?:this|that) helps|feel free to (?:ask|reach out)|"

@@ -16,6 +16,9 @@ from transforms.quality import _defs as D
 _WORD = re.compile(D.WORD_RE)
 _URL = re.compile(D.URL_RE)
 _REFUSAL = re.compile(D.REFUSAL_RE)
+_SENTENCE = re.compile(D.SENTENCE_RE)
+_AI_IDENTITY = re.compile(D.AI_IDENTITY_RE)
+_PRINCIPLED = re.compile(D.PRINCIPLED_REASON_RE)
 _CODE = re.compile(D.CODE_RE)
 _MATH = re.compile(D.MATH_RE)
 _BOILER = re.compile(D.BOILERPLATE_RE)
@@ -88,7 +91,7 @@ def record_signals(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["q_non_alnum_frac"] = (nonws - alnum) / max(nonws, 1)
     out["q_upper_frac"] = upper / max(nonws, 1)
     out["q_url_count"] = len(_URL.findall(response))
-    out["q_refusal"] = len(_REFUSAL.findall(response))
+    out["q_refusal"], out["q_refusal_principled"] = _refusals(response)
     out["q_boilerplate"] = len(_BOILER.findall(response))
 
     stripped = response.strip(D.WS_CHARS)
@@ -133,3 +136,16 @@ def record_signals(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if is_prompt_only(messages):  # no response yet: its signals are unknown, not zero
         out.update({k: None for k in out if not k.startswith(D.PROMPT_SIGNAL_PREFIXES)})
     return out
+
+
+def _refusals(response: str) -> tuple[int, int]:
+    """(refusal markers outside principled refusals, principled refusal sentences): a
+    sentence with a marker, a privacy/safety/legal/ethical reason and no "as an AI"."""
+    markers = principled = 0
+    for sentence in _SENTENCE.findall(response):
+        found = len(_REFUSAL.findall(sentence))
+        if found and _PRINCIPLED.search(sentence) and not _AI_IDENTITY.search(sentence):
+            principled += 1
+        else:
+            markers += found
+    return markers, principled

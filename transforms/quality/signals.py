@@ -26,7 +26,7 @@ SIGNAL_TYPES: dict[str, pa.DataType] = {
     **{f"q_top{n}gram_frac": FLOAT for n in D.TOP_NGRAMS},
     **{f"q_dup{n}gram_frac": FLOAT for n in D.DUP_NGRAMS},
     "q_non_alnum_frac": FLOAT, "q_upper_frac": FLOAT, "q_url_count": INT, "q_refusal": INT,
-    "q_boilerplate": INT, "q_empty": BOOL, "q_placeholder": BOOL, "q_unbalanced_fence": BOOL,
+    "q_refusal_principled": INT, "q_boilerplate": INT, "q_empty": BOOL, "q_placeholder": BOOL, "q_unbalanced_fence": BOOL,
     "q_truncated": BOOL, "q_no_terminal_punct": BOOL, "q_prompt_eq_response": BOOL,
     "q_kind": STR,
     **{f"q_script_{s}": FLOAT for s in D.SCRIPTS}, "q_script_other": FLOAT, "q_script": STR,
@@ -60,6 +60,21 @@ def _class(chars: str) -> str:
     return "[" + "".join("\\" + c if c in "\\]^-[&~" else c for c in chars) + "]"
 
 
+def _refusals(response: pl.Expr) -> dict[str, pl.Expr]:
+    """q_refusal and q_refusal_principled (see _defs.SENTENCE_RE and reference._refusals)."""
+    el = pl.element()
+    markers = el.str.count_matches(D.REFUSAL_RE)
+    principled = (markers > 0) & el.str.contains(D.PRINCIPLED_REASON_RE) \
+        & ~el.str.contains(D.AI_IDENTITY_RE)
+    sentences = response.str.extract_all(D.SENTENCE_RE)
+    return {
+        "q_refusal": sentences.list.eval(pl.when(principled).then(0).otherwise(markers))
+        .list.sum().fill_null(0).cast(pl.Int64),
+        "q_refusal_principled": sentences.list.eval(principled.cast(pl.Int64))
+        .list.sum().fill_null(0).cast(pl.Int64),
+    }
+
+
 def _regex_signals(df: pl.DataFrame) -> pl.DataFrame:
     """Signals that need regexes or string comparison (polars)."""
     r, p = pl.col("response"), pl.col("prompt")
@@ -67,7 +82,7 @@ def _regex_signals(df: pl.DataFrame) -> pl.DataFrame:
     fence_odd = (r.str.count_matches(D.FENCE, literal=True) % 2) == 1
     return df.select(
         q_url_count=r.str.count_matches(D.URL_RE).cast(pl.Int64),
-        q_refusal=r.str.count_matches(D.REFUSAL_RE).cast(pl.Int64),
+        **_refusals(r),
         q_boilerplate=r.str.count_matches(D.BOILERPLATE_RE).cast(pl.Int64),
         q_empty=stripped == "",
         q_placeholder=stripped.str.contains(D.PLACEHOLDER_RE) & (stripped != ""),
