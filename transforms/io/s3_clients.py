@@ -4,7 +4,9 @@ Beam's S3FileSystem builds a new S3IO, hence a new boto3 session and client, for
 (exists, open, match, copy, delete, …); a new client parses botocore's S3 service model and
 endpoint rules again, ~0.3 s of CPU per call (most of the time of a small file on s3://). The
 boto3 docs call low-level clients thread-safe, so one client per configuration is reused here;
-each Beam client still gets its own download state. The requests sent are the same.
+each Beam client still gets its own download state. The requests sent are the same; what is
+shared is the connection pool and the credentials, resolved once per client (botocore refreshes
+expiring ones itself; a credentials file edited while a process runs is not read again).
 
 `share()` swaps Beam's client class for a subclass that does this (idempotent; nothing is done
 when Beam's AWS module cannot be imported)."""
