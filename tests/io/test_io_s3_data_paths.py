@@ -103,3 +103,22 @@ def test_files_keep_bytes_as_given_whatever_the_name(s3: str, tmp_path: Path, wh
     assert files.is_dir(files.join(base, "d")) and not files.is_dir(files.join(base, "d", "x.jsonl.gz"))
     assert files.is_dir(base)  # a prefix with objects only deeper down is a folder too
     assert files.walk_files(files.join(base, "d")) == [files.join(base, "d", "x.jsonl.gz")]
+
+
+def test_beam_s3_calls_share_one_boto3_client_per_configuration(
+        s3_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """transforms/io/s3_clients.py: every S3IO Beam builds with the same options reuses one
+    boto3 client (with its own download state); other options or environment get another."""
+    from apache_beam.io.aws.s3io import S3IO
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    opts = PipelineOptions(s3_server["beam_args"])
+    a, b = S3IO(options=opts), S3IO(options=PipelineOptions(s3_server["beam_args"]))
+    assert a.client is not b.client and a.client.client is b.client.client
+    assert a.client._download_stream is None and b.client._download_stream is None
+    other = [x for x in s3_server["beam_args"] if "region" not in x] + ["--s3_region_name=eu-west-1"]
+    assert S3IO(options=PipelineOptions(other)).client.client is not a.client.client
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")  # what boto3 reads itself
+    assert S3IO(options=opts).client.client is not a.client.client
+    files.write_bytes(f"s3://{s3_server['bucket']}/shared/x.txt", b"both")  # still works
+    assert a.exists(f"s3://{s3_server['bucket']}/shared/x.txt")

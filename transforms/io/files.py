@@ -14,6 +14,10 @@ import pyarrow as pa
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.io import s3_clients
+
+s3_clients.share()  # one boto3 client per configuration, not one per s3:// call (see there)
+
 CHUNK = 1 << 20  # bytes per read when streaming a file
 
 
