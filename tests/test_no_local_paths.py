@@ -35,6 +35,8 @@ ALLOWED = {
                                      "cache on each worker's disk",
     "transforms/embed/onnx.py": "model files: the ONNX export cache of the embedding model on "
                                 "each worker's disk",
+    "transforms/machine_cache.py": "this machine's cache of derived files (the ONNX export, "
+                                   "the report's Vega bundle), never data",
 }
 
 OS_CALLS = {"replace", "rename", "makedirs", "mkdir", "symlink", "remove", "unlink", "listdir",

@@ -10,11 +10,14 @@ a chart carries counts per bin, never one value per row.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from typing import Any
 
 import altair as alt
 import numpy as np
+
+from transforms.machine_cache import cached_text, machine_cache_dir
 
 WIDTH = 620
 
@@ -44,10 +47,15 @@ RENDER_SNIPPET = (
 
 @functools.lru_cache(maxsize=1)
 def runtime() -> str:
-    """The Vega runtime with RENDER_SNIPPET, as one script (built once per process)."""
+    """The Vega runtime with RENDER_SNIPPET, as one script: bundled by vl-convert (seconds)
+    once per machine, vl-convert version and snippet, then read from the machine's cache."""
+    import vl_convert
     from vl_convert import get_vega_version, javascript_bundle
 
-    return javascript_bundle(snippet=RENDER_SNIPPET.format(version=get_vega_version()))
+    snippet = RENDER_SNIPPET.format(version=get_vega_version())
+    key = hashlib.sha256(f"{vl_convert.__version__}\n{snippet}".encode()).hexdigest()[:20]
+    return cached_text(machine_cache_dir("vega", f"runtime-{key}.js"),
+                       lambda: javascript_bundle(snippet=snippet))
 
 
 def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:

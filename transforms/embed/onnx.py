@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from transforms.machine_cache import machine_cache_dir
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -46,10 +48,7 @@ CALIBRATION = (
 
 
 def default_cache_dir() -> Path:
-    # local-only: the ONNX export cache is per machine
-    base = os.environ.get("REFINERY_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "refinery")
-    return Path(base) / "onnx"
+    return machine_cache_dir("onnx")
 
 
 def fingerprint(model_path: str) -> str:
