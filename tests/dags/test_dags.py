@@ -233,8 +233,9 @@ def docs_run(tmp_path_factory: pytest.TempPathFactory) -> DocsRun:
     elsewhere.mkdir()
     logs.mkdir()
     (elsewhere / "added.jsonl").write_text(json.dumps(ADDED) + "\n")
-    weekly = elsewhere / "weekly.yaml"
-    weekly.write_text((clone / "configs" / "release_quick.yaml").read_text().replace(
+    weekly, quick = elsewhere / "weekly.yaml", (clone / "configs/release_quick.yaml").read_text()
+    assert "  - {path: data/dolly.jsonl, name: dolly}\n" in quick
+    weekly.write_text(quick.replace(
         "  - {path: data/dolly.jsonl, name: dolly}\n",
         f"  - {{path: {elsewhere / 'added.jsonl'}, name: added, license: cc-by-4.0}}\n"))
     (elsewhere / "broken.yaml").write_text(BROKEN)
@@ -258,7 +259,8 @@ def docs_run(tmp_path_factory: pytest.TempPathFactory) -> DocsRun:
     res = subprocess.run([sys.executable, "-c", AIRFLOW_STEPS, json.dumps(list(steps.values())),
                           str(logs), str(releases / "LATEST")], cwd=clone, env=env,
                          capture_output=True, text=True, timeout=1500)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    last = max(logs.glob("*.log"), key=lambda f: int(f.stem), default=None)
+    assert res.returncode == 0, res.stderr[-3000:] + (last.read_text()[-3000:] if last else "")
     done = {name: Step(int((logs / f"{i}.code").read_text()), (logs / f"{i}.log").read_text(),
                        (logs / f"{i}.latest").read_text()) for i, name in enumerate(steps)}
     return DocsRun(clone, builds, releases, done)
