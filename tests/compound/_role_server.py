@@ -75,6 +75,22 @@ ANSWER_OK = {"reasoning": "Every part is answered and agrees with the passage.",
              "covers_all_sub_questions": True, "consistent_with_context": True}
 
 
+# the property that tells each step's answer schema apart (schemas/llm/compound_*.json)
+SCHEMA_STEPS = {"compound_question": "question", "sub_answers": "answer",
+                "single_compound_question": "question_check",
+                "covers_all_sub_questions": "answer_check"}
+
+
+def step_of_schema(body: dict[str, Any]) -> str:
+    """The step of a request by the JSON Schema in its `response_format` (one model name
+    serving every role, as a config with a single `llm` block sends)."""
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+    steps = [SCHEMA_STEPS[p] for p in schema.get("properties", {}) if p in SCHEMA_STEPS]
+    if len(steps) != 1:
+        raise ValueError(f"no compound step's schema in response_format: {schema!r}")
+    return steps[0]
+
+
 def step_of(model: str, prompt: str) -> str:
     if model == ROLE_MODELS["writer"]:
         return "question"
@@ -86,8 +102,13 @@ def step_of(model: str, prompt: str) -> str:
 
 
 class RoleServer(LoopbackServer):
-    def __init__(self, script: dict[tuple[str, str, str], Any]) -> None:
+    """`one_model`: every role is that model name, each request's step read from its schema
+    (`step_of_schema`), instead of one model name per role."""
+
+    def __init__(self, script: dict[tuple[str, str, str], Any],
+                 one_model: str | None = None) -> None:
         self.script = script
+        self.one_model = one_model
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []  # {model, step, case, category, prompt}
         super().__init__()
@@ -104,7 +125,12 @@ class RoleServer(LoopbackServer):
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         prompt = body["messages"][-1]["content"]
-        step = step_of(body["model"], prompt)
+        if self.one_model is None:
+            step = step_of(body["model"], prompt)
+        elif body["model"] == self.one_model:
+            step = step_of_schema(body)
+        else:
+            raise ValueError(f"unknown model {body['model']!r}")
         m = _CASE.search(prompt)
         case = m.group(1) if m else "?"
         category = next((c for c in CATEGORIES if c in prompt), "?")

@@ -206,17 +206,19 @@ def test_real_local_model_every_seed_accounted_for(tmp_path) -> None:
 @pytest.mark.model
 def test_openai_backend_by_changing_only_the_llm_block(tmp_path, monkeypatch) -> None:
     """The demo config with `llm.backend: openai` pointed at an OpenAI-compatible server (here
-    one serving the local model): same stage, same outputs, the endpoint's model in lineage."""
+    the scripted roles under the one model name of the `llm` block, each request's step read
+    from the JSON Schema it sends, as `vllm serve` honours it): same stage, the demo's budgets
+    on the wire, the endpoint's model in lineage."""
     from pipeline.config import load_config
-    from tests.compound._local_openai_server import LocalModelServer
+    from tests.compound._role_server import RoleServer
     from transforms.compound.stage import CompoundStage
 
     monkeypatch.setenv("OPENAI_API_KEY", "not-needed-locally")
-    rows = [example_row("eiffel", [{"role": "user", "content": "When was the Eiffel Tower "
-                                    "completed?"},
-                                   {"role": "assistant", "content": "In March 1889."}],
-                        context="The Eiffel Tower in Paris was completed in March 1889.")]
-    with LocalModelServer() as server:
+    rows = [example_row("bridge", [{"role": "user", "content": "When did the Brooklyn Bridge "
+                                    "open? case-bridge"},
+                                   {"role": "assistant", "content": "In 1883."}],
+                        context=CONTEXT)]
+    with RoleServer({}, one_model="smollm2-served") as server:
         cfg = load_config("configs/compound_demo.yaml", overrides=[
             f"llm={{backend: openai, model: smollm2-served, base_url: '{server.base_url}', "
             "cache: false}"])
@@ -227,8 +229,15 @@ def test_openai_backend_by_changing_only_the_llm_block(tmp_path, monkeypatch) ->
         with TestPipeline() as p:
             out = p | beam.Create([examples_to_batch(rows)]) | CompoundStage(stage_cfg, ctx)
             assert_that(tagged(out), lambda items: _check_openai(items))
-        assert server.calls >= 1
+    budgets = stage_cfg.sampling
+    assert [(r["step"], r["case"], r["sampling"]["max_tokens"]) for r in server.requests] == [
+        ("question", "bridge", budgets.question_max_tokens),
+        ("question_check", "bridge", budgets.question_check_max_tokens),
+        ("answer", "bridge", budgets.answer_max_tokens)]  # the demo's answer_check is off
+    assert {r["model"] for r in server.requests} == {"smollm2-served"}
 
 
 def _check_openai(items) -> None:
-    _check_conservation(items, {"eiffel"}, model_prefix="openai:smollm2-served")
+    _check_conservation(items, {"bridge"}, model_prefix="openai:smollm2-served")
+    (accepted,) = by_kind(items)["examples"]  # the scripted roles pass every check
+    assert accepted["meta"]["sub_questions"] == question("Factual-Statement")["sub_questions"]

@@ -196,7 +196,7 @@ def test_two_generate_steps_in_one_pipeline_share_the_cache(server, tmp_path):
 @pytest.mark.slow
 def test_multi_process_runner_keeps_every_request(server, tmp_path):
     """Workers in separate processes each load their backend; the cache written by them is
-    found by the next run."""
+    found by the next run (in this process: reading the cache is no worker's business)."""
     cfg = _config(server, cache=True, cache_dir=str(tmp_path / "mp"), batch_size=4)
     reqs = [_req(f"mp {i}") for i in range(10)] + [_req("[fault:400*all] mp")]
     opts = {"direct_running_mode": "multi_processing", "direct_num_workers": 2}
@@ -204,7 +204,7 @@ def test_multi_process_runner_keeps_every_request(server, tmp_path):
     assert sorted(r.key for r in main) == sorted(f"mp {i}" for i in range(10))
     assert [d["record_id"] for d in dead] == ["[fault:400*all] mp"]
     assert server.total_calls() == 11
-    again, main2, _ = run_generate(reqs, cfg, stage="mp", options=opts)
+    again, main2, _ = run_generate(reqs, cfg, stage="mp")
     assert counters(again, "mp")["cache_hits"] == 10 and server.total_calls() == 12
     assert all(r.cached for r in main2)
 

@@ -5,7 +5,8 @@ user message picks the behaviour, so one server serves every case:
 - contains `[forever]`: headers, then one byte at a time until the client hangs up;
 - otherwise the `script` (a callable: call number → action) decides: "ok", "500", "429"
   (with Retry-After: 1), "drop" (closes the connection without answering) or "drip".
-Every answer is "Answer: " + the last user message."""
+Every answer is "Answer: " + the last user message; `seen` holds the last user message of every
+request, in the order they arrived."""
 
 from __future__ import annotations
 
@@ -32,14 +33,16 @@ class FaultServer(LoopbackServer):
         self.script = script or (lambda n: "ok")
         self.drip_s = drip_s
         self.calls = 0
+        self.seen: list[str] = []
         self.lock = threading.Lock()
         super().__init__()
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        last = body["messages"][-1]["content"]
         with self.lock:
             self.calls += 1
             n = self.calls
-        last = body["messages"][-1]["content"]
+            self.seen.append(last)
         action = "drip" if "[drip]" in last else "forever" if "[forever]" in last \
             else self.script(n)
         payload = answer_bytes(body.get("model", ""), f"Answer: {last}")
