@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
 import pytest
@@ -15,6 +18,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from transforms.base import MAIN, REJECTED, REPORT, RunContext
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.local import dedup_local
+from transforms.dedup.release_index import MINHASH_FILE
 from transforms.dedup.stage import DedupStage
 
 from ._data import BASE, EXACT, NEAR, PARAPHRASE, UNRELATED, batches, planted_rows, row
@@ -23,13 +27,43 @@ from ._data import BASE, EXACT, NEAR, PARAPHRASE, UNRELATED, batches, planted_ro
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
+Case = tuple[list[dict], DedupConfig, int, Callable[[Any], None]]  # rows, config, size, check
+
+
+def _options(mode: str) -> PipelineOptions:
+    return PipelineOptions(runner="DirectRunner", direct_running_mode=mode,
+                           direct_num_workers=2 if mode == "multi_processing" else 1)
+
+
 def _run(rows: list[dict], cfg: DedupConfig, mode: str = "in_memory", size: int = 4,
          check=None) -> None:
-    opts = PipelineOptions(runner="DirectRunner", direct_running_mode=mode,
-                           direct_num_workers=2 if mode == "multi_processing" else 1)
-    with TestPipeline(options=opts) as p:
+    with TestPipeline(options=_options(mode)) as p:
         out = (p | beam.Create(batches(rows, size)) | DedupStage(cfg, RunContext(seed=0)))
         check(out)
+
+
+class _Case(beam.PTransform):
+    """One case (its rows through DedupStage, then its checks) as a part of a shared pipeline;
+    its labels are nested under the case's name."""
+
+    def __init__(self, case: Case):
+        super().__init__()
+        self.case = case
+
+    def expand(self, root):
+        rows, cfg, size, check = self.case
+        out = root | beam.Create(batches(rows, size)) | DedupStage(cfg, RunContext(seed=0))
+        check(out)
+        return out[MAIN]
+
+
+def _on(mode: str, case: Case, multi_process_run: str | None) -> None:
+    """A case on one runner: in memory on its own, multi-process in the module's shared run."""
+    if mode == "multi_processing":
+        assert multi_process_run is None, multi_process_run
+    else:
+        rows, cfg, size, check = case
+        _run(rows, cfg, mode=mode, size=size, check=check)
 
 
 def _ids(batch) -> list[str]:
@@ -45,9 +79,7 @@ def _id(text: str) -> str:
     return row(text)["id"]
 
 
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
-def test_planted_duplicates_found_unrelated_kept(mode: str) -> None:
-    """Exact, near and semantic duplicates, on one process and across two worker processes."""
+def _planted_case() -> Case:
     rows = planted_rows()
     cfg = DedupConfig(enabled=True, semantic=True, semantic_eps=0.15)
     exp_pairs = {
@@ -77,7 +109,14 @@ def test_planted_duplicates_found_unrelated_kept(mode: str) -> None:
                     equal_to([("dedup", {"exact_duplicate": 1, "near_duplicate": 2,
                                          "semantic_duplicate": 1})]), label="report")
 
-    _run(rows, cfg, mode=mode, check=check)
+    return rows, cfg, 4, check
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_planted_duplicates_found_unrelated_kept(mode: str, multi_process_run: str | None
+                                                 ) -> None:
+    """Exact, near and semantic duplicates, on one process and across two worker processes."""
+    _on(mode, _planted_case(), multi_process_run)
 
 
 def test_keeper_is_best_score_then_id() -> None:
@@ -94,11 +133,7 @@ def test_keeper_is_best_score_then_id() -> None:
     _run(rows, cfg, check=check)
 
 
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
-def test_removed_copy_names_its_keeper_by_another_id(mode: str) -> None:
-    """Two identical input rows (one content hash, two row ids): one is kept, the other is
-    an exact duplicate whose duplicate_of is the keeper's id, not its own; the keeper is the
-    smaller id (equal scores), the same on every runner."""
+def _removed_copy_case() -> Case:
     from schemas.ids import row_id
     from schemas.records import example_row
 
@@ -118,7 +153,16 @@ def test_removed_copy_names_its_keeper_by_another_id(mode: str) -> None:
         assert_that(out[MAIN] | "M" >> beam.FlatMap(_ids),
                     equal_to([keeper, rows[2]["id"]]), label="kept")
 
-    _run(rows, DedupConfig(enabled=True), mode=mode, check=check)
+    return rows, DedupConfig(enabled=True), 4, check
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_removed_copy_names_its_keeper_by_another_id(mode: str, multi_process_run: str | None
+                                                     ) -> None:
+    """Two identical input rows (one content hash, two row ids): one is kept, the other is
+    an exact duplicate whose duplicate_of is the keeper's id, not its own; the keeper is the
+    smaller id (equal scores), the same on every runner."""
+    _on(mode, _removed_copy_case(), multi_process_run)
 
 
 def _reference(rows: list[dict], cfg: DedupConfig) -> tuple[list[str], list[tuple]]:
@@ -127,8 +171,7 @@ def _reference(rows: list[dict], cfg: DedupConfig) -> tuple[list[str], list[tupl
     return kept, sorted((i, v[1], v[0]) for i, v in res.items())
 
 
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
-def test_runners_match_reference_and_conserve(mode: str) -> None:
+def _reference_case() -> Case:
     rows = planted_rows(with_scores=True) + [row(t + " Please answer briefly.", 0.5)
                                               for t in BASE[:3]]
     cfg = DedupConfig(enabled=True, num_partitions=3)
@@ -140,7 +183,29 @@ def test_runners_match_reference_and_conserve(mode: str) -> None:
         assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects), equal_to(rejected),
                     label="rejected")
 
-    _run(rows, cfg, mode=mode, size=3, check=check)
+    return rows, cfg, 3, check
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_runners_match_reference_and_conserve(mode: str, multi_process_run: str | None
+                                              ) -> None:
+    _on(mode, _reference_case(), multi_process_run)
+
+
+@pytest.fixture(scope="module")
+def multi_process_run() -> str | None:
+    """The cases above in ONE multi-process pipeline (two workers): the workers start, and load
+    the embedding model, once for the three tests instead of once each. None when every check
+    passed, else the failure (its label names the case)."""
+    cases = {"Planted": _planted_case(), "RemovedCopy": _removed_copy_case(),
+             "Reference": _reference_case()}
+    try:
+        with TestPipeline(options=_options("multi_processing")) as p:
+            for name, case in cases.items():
+                p | name >> _Case(case)
+    except Exception as e:  # reported by each test that reads this run
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 def test_idempotent_second_pass_drops_nothing() -> None:
@@ -157,13 +222,28 @@ def test_idempotent_second_pass_drops_nothing() -> None:
     _run(survivors, cfg, check=check)
 
 
-def test_against_previous_release(tmp_path: Path) -> None:
-    index = str(tmp_path / "release")
-    first = [row(t) for t in BASE]
-    cfg1 = DedupConfig(enabled=True, semantic=True, write_index_dir=index)
-    _run(first, cfg1, check=lambda out: assert_that(out[REJECTED], equal_to([])))
-    assert (tmp_path / "release" / "dedup_minhash.npz").exists()
-    assert (tmp_path / "release" / "dedup_embeddings.npz").exists()
+@pytest.fixture(scope="module")
+def release_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The index of a first release (the BASE rows, all kept), written once for the tests of a
+    later release: semantic on, so it holds the MinHash and the embedding files."""
+    index = tmp_path_factory.mktemp("release") / "release"
+    cfg = DedupConfig(enabled=True, semantic=True, write_index_dir=str(index))
+    _run([row(t) for t in BASE], cfg, check=lambda out: assert_that(out[REJECTED], equal_to([])))
+    return index
+
+
+@pytest.fixture
+def minhash_index(release_index: Path, tmp_path: Path) -> str:
+    """The first release's MinHash file alone: the index a run without semantic dedup writes
+    (its MinHash file is the same)."""
+    shutil.copy(release_index / MINHASH_FILE, tmp_path / MINHASH_FILE)
+    return str(tmp_path)
+
+
+def test_against_previous_release(release_index: Path) -> None:
+    index = str(release_index)
+    assert (release_index / "dedup_minhash.npz").exists()
+    assert (release_index / "dedup_embeddings.npz").exists()
 
     new = [row(EXACT), row(NEAR[0]), row(PARAPHRASE), row(BASE[1]), *[row(t) for t in UNRELATED]]
     cfg2 = DedupConfig(enabled=True, semantic=True, semantic_eps=0.15, release_index_dir=index)
@@ -181,12 +261,10 @@ def test_against_previous_release(tmp_path: Path) -> None:
     _run(new, cfg2, check=check)
 
 
-def test_snapshot_release_keeps_released_ids(tmp_path: Path) -> None:
+def test_snapshot_release_keeps_released_ids(minhash_index: str) -> None:
     """release_keep_same_ids: a released row read again stays (once); its copies and new
     near-duplicates of released rows go."""
-    index = str(tmp_path / "release")
-    _run([row(t) for t in BASE], DedupConfig(enabled=True, write_index_dir=index),
-         check=lambda out: assert_that(out[REJECTED], equal_to([])))
+    index = minhash_index
     again = row(BASE[1])
     copy = dict(again, source={"dataset": "t", "file": "other.jsonl", "row": 7})
     new = [again, copy, row(NEAR[0]), *[row(t) for t in UNRELATED]]
@@ -202,13 +280,11 @@ def test_snapshot_release_keeps_released_ids(tmp_path: Path) -> None:
     _run(new, cfg, check=check)
 
 
-def test_snapshot_release_keeps_a_released_row_that_moved(tmp_path: Path) -> None:
+def test_snapshot_release_keeps_a_released_row_that_moved(minhash_index: str) -> None:
     """Row ids hash the source position: a released row read again one line higher has a new
     id, and the snapshot still carries it (one copy per released row), not drops it as a
     duplicate of itself."""
-    index = str(tmp_path / "release")
-    _run([row(t) for t in BASE], DedupConfig(enabled=True, write_index_dir=index),
-         check=lambda out: assert_that(out[REJECTED], equal_to([])))
+    index = minhash_index
     moved = [dict(row(t), id=f"moved{i:02d}") for i, t in enumerate(BASE)]
     second = dict(moved[0], id="moved99")  # a second copy of a released row
     cfg = DedupConfig(enabled=True, release_index_dir=index, release_keep_same_ids=True)
