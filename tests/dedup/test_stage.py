@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import apache_beam as beam
 import pytest
@@ -27,43 +25,13 @@ from ._data import BASE, EXACT, NEAR, PARAPHRASE, UNRELATED, batches, planted_ro
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-Case = tuple[list[dict], DedupConfig, int, Callable[[Any], None]]  # rows, config, size, check
-
-
-def _options(mode: str) -> PipelineOptions:
-    return PipelineOptions(runner="DirectRunner", direct_running_mode=mode,
-                           direct_num_workers=2 if mode == "multi_processing" else 1)
-
-
 def _run(rows: list[dict], cfg: DedupConfig, mode: str = "in_memory", size: int = 4,
          check=None) -> None:
-    with TestPipeline(options=_options(mode)) as p:
+    opts = PipelineOptions(runner="DirectRunner", direct_running_mode=mode,
+                           direct_num_workers=2 if mode == "multi_processing" else 1)
+    with TestPipeline(options=opts) as p:
         out = (p | beam.Create(batches(rows, size)) | DedupStage(cfg, RunContext(seed=0)))
         check(out)
-
-
-class _Case(beam.PTransform):
-    """One case (its rows through DedupStage, then its checks) as a part of a shared pipeline;
-    its labels are nested under the case's name."""
-
-    def __init__(self, case: Case):
-        super().__init__()
-        self.case = case
-
-    def expand(self, root):
-        rows, cfg, size, check = self.case
-        out = root | beam.Create(batches(rows, size)) | DedupStage(cfg, RunContext(seed=0))
-        check(out)
-        return out[MAIN]
-
-
-def _on(mode: str, case: Case, multi_process_run: str | None) -> None:
-    """A case on one runner: in memory on its own, multi-process in the module's shared run."""
-    if mode == "multi_processing":
-        assert multi_process_run is None, multi_process_run
-    else:
-        rows, cfg, size, check = case
-        _run(rows, cfg, mode=mode, size=size, check=check)
 
 
 def _ids(batch) -> list[str]:
@@ -79,7 +47,9 @@ def _id(text: str) -> str:
     return row(text)["id"]
 
 
-def _planted_case() -> Case:
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_planted_duplicates_found_unrelated_kept(mode: str) -> None:
+    """Exact, near and semantic duplicates, on one process and across two worker processes."""
     rows = planted_rows()
     cfg = DedupConfig(enabled=True, semantic=True, semantic_eps=0.15)
     exp_pairs = {
@@ -109,14 +79,7 @@ def _planted_case() -> Case:
                     equal_to([("dedup", {"exact_duplicate": 1, "near_duplicate": 2,
                                          "semantic_duplicate": 1})]), label="report")
 
-    return rows, cfg, 4, check
-
-
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
-def test_planted_duplicates_found_unrelated_kept(mode: str, multi_process_run: str | None
-                                                 ) -> None:
-    """Exact, near and semantic duplicates, on one process and across two worker processes."""
-    _on(mode, _planted_case(), multi_process_run)
+    _run(rows, cfg, mode=mode, check=check)
 
 
 def test_keeper_is_best_score_then_id() -> None:
@@ -133,7 +96,11 @@ def test_keeper_is_best_score_then_id() -> None:
     _run(rows, cfg, check=check)
 
 
-def _removed_copy_case() -> Case:
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_removed_copy_names_its_keeper_by_another_id(mode: str) -> None:
+    """Two identical input rows (one content hash, two row ids): one is kept, the other is
+    an exact duplicate whose duplicate_of is the keeper's id, not its own; the keeper is the
+    smaller id (equal scores), the same on every runner."""
     from schemas.ids import row_id
     from schemas.records import example_row
 
@@ -153,16 +120,7 @@ def _removed_copy_case() -> Case:
         assert_that(out[MAIN] | "M" >> beam.FlatMap(_ids),
                     equal_to([keeper, rows[2]["id"]]), label="kept")
 
-    return rows, DedupConfig(enabled=True), 4, check
-
-
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
-def test_removed_copy_names_its_keeper_by_another_id(mode: str, multi_process_run: str | None
-                                                     ) -> None:
-    """Two identical input rows (one content hash, two row ids): one is kept, the other is
-    an exact duplicate whose duplicate_of is the keeper's id, not its own; the keeper is the
-    smaller id (equal scores), the same on every runner."""
-    _on(mode, _removed_copy_case(), multi_process_run)
+    _run(rows, DedupConfig(enabled=True), mode=mode, check=check)
 
 
 def _reference(rows: list[dict], cfg: DedupConfig) -> tuple[list[str], list[tuple]]:
@@ -171,7 +129,8 @@ def _reference(rows: list[dict], cfg: DedupConfig) -> tuple[list[str], list[tupl
     return kept, sorted((i, v[1], v[0]) for i, v in res.items())
 
 
-def _reference_case() -> Case:
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_runners_match_reference_and_conserve(mode: str) -> None:
     rows = planted_rows(with_scores=True) + [row(t + " Please answer briefly.", 0.5)
                                               for t in BASE[:3]]
     cfg = DedupConfig(enabled=True, num_partitions=3)
@@ -183,29 +142,7 @@ def _reference_case() -> Case:
         assert_that(out[REJECTED] | "R" >> beam.FlatMap(_rejects), equal_to(rejected),
                     label="rejected")
 
-    return rows, cfg, 3, check
-
-
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
-def test_runners_match_reference_and_conserve(mode: str, multi_process_run: str | None
-                                              ) -> None:
-    _on(mode, _reference_case(), multi_process_run)
-
-
-@pytest.fixture(scope="module")
-def multi_process_run() -> str | None:
-    """The cases above in ONE multi-process pipeline (two workers): the workers start, and load
-    the embedding model, once for the three tests instead of once each. None when every check
-    passed, else the failure (its label names the case)."""
-    cases = {"Planted": _planted_case(), "RemovedCopy": _removed_copy_case(),
-             "Reference": _reference_case()}
-    try:
-        with TestPipeline(options=_options("multi_processing")) as p:
-            for name, case in cases.items():
-                p | name >> _Case(case)
-    except Exception as e:  # reported by each test that reads this run
-        return f"{type(e).__name__}: {e}"
-    return None
+    _run(rows, cfg, mode=mode, size=3, check=check)
 
 
 def test_idempotent_second_pass_drops_nothing() -> None:
@@ -235,7 +172,7 @@ def release_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def minhash_index(release_index: Path, tmp_path: Path) -> str:
     """The first release's MinHash file alone: the index a run without semantic dedup writes
-    (its MinHash file is the same)."""
+    (its MinHash file is the same, byte for byte)."""
     shutil.copy(release_index / MINHASH_FILE, tmp_path / MINHASH_FILE)
     return str(tmp_path)
 
