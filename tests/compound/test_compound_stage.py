@@ -193,7 +193,7 @@ def test_real_local_model_every_seed_accounted_for(tmp_path) -> None:
                                 {"role": "assistant", "content": "Ice is less dense than water."}])]
     cfg = CompoundConfig(enabled=True, max_sub_questions=2,
                          category_weights={"Factual-Statement": 1.0, "Cause-and-Effect": 1.0},
-                         sampling={"question_max_tokens": 96, "answer_max_tokens": 128,
+                         sampling={"question_max_tokens": 48, "answer_max_tokens": 128,
                                    "question_check_max_tokens": 64})
     ctx = RunContext(seed=0, work_dir=str(tmp_path),
                      llm=LLMConfig(progress=False, retries=0, batch_size=2))

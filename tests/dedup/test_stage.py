@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from transforms.base import MAIN, REJECTED, REPORT, RunContext
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.local import dedup_local
+from transforms.dedup.release_index import MINHASH_FILE
 from transforms.dedup.stage import DedupStage
 
 from ._data import BASE, EXACT, NEAR, PARAPHRASE, UNRELATED, batches, planted_rows, row
@@ -157,13 +159,28 @@ def test_idempotent_second_pass_drops_nothing() -> None:
     _run(survivors, cfg, check=check)
 
 
-def test_against_previous_release(tmp_path: Path) -> None:
-    index = str(tmp_path / "release")
-    first = [row(t) for t in BASE]
-    cfg1 = DedupConfig(enabled=True, semantic=True, write_index_dir=index)
-    _run(first, cfg1, check=lambda out: assert_that(out[REJECTED], equal_to([])))
-    assert (tmp_path / "release" / "dedup_minhash.npz").exists()
-    assert (tmp_path / "release" / "dedup_embeddings.npz").exists()
+@pytest.fixture(scope="module")
+def release_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The index of a first release (the BASE rows, all kept), written once for the tests of a
+    later release: semantic on, so it holds the MinHash and the embedding files."""
+    index = tmp_path_factory.mktemp("release") / "release"
+    cfg = DedupConfig(enabled=True, semantic=True, write_index_dir=str(index))
+    _run([row(t) for t in BASE], cfg, check=lambda out: assert_that(out[REJECTED], equal_to([])))
+    return index
+
+
+@pytest.fixture
+def minhash_index(release_index: Path, tmp_path: Path) -> str:
+    """The first release's MinHash file alone: the index a run without semantic dedup writes
+    (its MinHash file is the same, byte for byte)."""
+    shutil.copy(release_index / MINHASH_FILE, tmp_path / MINHASH_FILE)
+    return str(tmp_path)
+
+
+def test_against_previous_release(release_index: Path) -> None:
+    index = str(release_index)
+    assert (release_index / "dedup_minhash.npz").exists()
+    assert (release_index / "dedup_embeddings.npz").exists()
 
     new = [row(EXACT), row(NEAR[0]), row(PARAPHRASE), row(BASE[1]), *[row(t) for t in UNRELATED]]
     cfg2 = DedupConfig(enabled=True, semantic=True, semantic_eps=0.15, release_index_dir=index)
@@ -181,12 +198,10 @@ def test_against_previous_release(tmp_path: Path) -> None:
     _run(new, cfg2, check=check)
 
 
-def test_snapshot_release_keeps_released_ids(tmp_path: Path) -> None:
+def test_snapshot_release_keeps_released_ids(minhash_index: str) -> None:
     """release_keep_same_ids: a released row read again stays (once); its copies and new
     near-duplicates of released rows go."""
-    index = str(tmp_path / "release")
-    _run([row(t) for t in BASE], DedupConfig(enabled=True, write_index_dir=index),
-         check=lambda out: assert_that(out[REJECTED], equal_to([])))
+    index = minhash_index
     again = row(BASE[1])
     copy = dict(again, source={"dataset": "t", "file": "other.jsonl", "row": 7})
     new = [again, copy, row(NEAR[0]), *[row(t) for t in UNRELATED]]
@@ -202,13 +217,11 @@ def test_snapshot_release_keeps_released_ids(tmp_path: Path) -> None:
     _run(new, cfg, check=check)
 
 
-def test_snapshot_release_keeps_a_released_row_that_moved(tmp_path: Path) -> None:
+def test_snapshot_release_keeps_a_released_row_that_moved(minhash_index: str) -> None:
     """Row ids hash the source position: a released row read again one line higher has a new
     id, and the snapshot still carries it (one copy per released row), not drops it as a
     duplicate of itself."""
-    index = str(tmp_path / "release")
-    _run([row(t) for t in BASE], DedupConfig(enabled=True, write_index_dir=index),
-         check=lambda out: assert_that(out[REJECTED], equal_to([])))
+    index = minhash_index
     moved = [dict(row(t), id=f"moved{i:02d}") for i, t in enumerate(BASE)]
     second = dict(moved[0], id="moved99")  # a second copy of a released row
     cfg = DedupConfig(enabled=True, release_index_dir=index, release_keep_same_ids=True)

@@ -4,6 +4,7 @@ model (sentence-transformers) on the same texts."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("onnx-cache"))
 
 
+@functools.cache
 def _torch_vectors() -> np.ndarray:
     return Embedder(EmbeddingConfig(backend="torch", device="cpu")).encode(TEXTS)
 

@@ -38,7 +38,7 @@ def test_local_model_round_conserves_every_seed(tmp_path) -> None:
         expand={"temperature": 1.0, "max_tokens": 64},
         reconstruct={"temperature": 0.7, "max_tokens": 128}, respond={"max_tokens": 48})
     ctx = RunContext(seed=0, work_dir=str(tmp_path),
-                     llm=LocalLLMConfig(batch_size=4, progress=False, retries=1),
+                     llm=LocalLLMConfig(batch_size=4, progress=False, retries=0),
                      embeddings=EmbeddingConfig(device="cpu"))
 
     def check(got: dict) -> None:
