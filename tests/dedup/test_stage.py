@@ -24,6 +24,9 @@ from ._data import BASE, EXACT, NEAR, PARAPHRASE, UNRELATED, batches, planted_ro
 # multi-process workers cannot import the test package: ship this module's helpers by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
+# the multi-process runner starts worker processes: slow (make test-fast leaves it out)
+RUNNER_MODES = ["in_memory", pytest.param("multi_processing", marks=pytest.mark.slow)]
+
 
 def _run(rows: list[dict], cfg: DedupConfig, mode: str = "in_memory", size: int = 4,
          check=None) -> None:
@@ -47,7 +50,7 @@ def _id(text: str) -> str:
     return row(text)["id"]
 
 
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+@pytest.mark.parametrize("mode", RUNNER_MODES)
 def test_planted_duplicates_found_unrelated_kept(mode: str) -> None:
     """Exact, near and semantic duplicates, on one process and across two worker processes."""
     rows = planted_rows()
@@ -96,7 +99,7 @@ def test_keeper_is_best_score_then_id() -> None:
     _run(rows, cfg, check=check)
 
 
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+@pytest.mark.parametrize("mode", RUNNER_MODES)
 def test_removed_copy_names_its_keeper_by_another_id(mode: str) -> None:
     """Two identical input rows (one content hash, two row ids): one is kept, the other is
     an exact duplicate whose duplicate_of is the keeper's id, not its own; the keeper is the
@@ -129,7 +132,7 @@ def _reference(rows: list[dict], cfg: DedupConfig) -> tuple[list[str], list[tupl
     return kept, sorted((i, v[1], v[0]) for i, v in res.items())
 
 
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+@pytest.mark.parametrize("mode", RUNNER_MODES)
 def test_runners_match_reference_and_conserve(mode: str) -> None:
     rows = planted_rows(with_scores=True) + [row(t + " Please answer briefly.", 0.5)
                                               for t in BASE[:3]]
@@ -177,6 +180,7 @@ def minhash_index(release_index: Path, tmp_path: Path) -> str:
     return str(tmp_path)
 
 
+@pytest.mark.slow
 def test_against_previous_release(release_index: Path) -> None:
     index = str(release_index)
     assert (release_index / "dedup_minhash.npz").exists()

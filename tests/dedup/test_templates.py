@@ -42,6 +42,9 @@ CONTEXT = ("The lighthouse on the northern cape was built in 1852 from granite q
 QUESTIONS = ["When was the lamp switched to electricity, and how far can it be seen?",
              "What happened to the keepers' cottage once the light no longer needed them?"]
 
+# the multi-process runner starts worker processes: slow (make test-fast leaves it out)
+RUNNER_MODES = ["in_memory", pytest.param("multi_processing", marks=pytest.mark.slow)]
+
 
 def templated_rows() -> tuple[list[dict], dict[str, str]]:
     """Distinct templated rows and context questions, plus copies: (rows, copy id → its
@@ -72,7 +75,7 @@ def test_templated_rows_kept_and_their_copies_dropped() -> None:
     assert len(ctx & set(no_tail)) == 2
 
 
-@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+@pytest.mark.parametrize("mode", RUNNER_MODES)
 def test_runners_match_reference_on_templates(mode: str) -> None:
     rows, copies = templated_rows()
     cfg = CFG.model_copy(update={"warn_cluster_size": 1})

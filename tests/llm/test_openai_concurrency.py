@@ -122,7 +122,8 @@ def test_backend_backs_off_on_429_and_recovers():
     assert server.peak <= 32
 
 
-@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
 def test_faults_under_128_concurrent_requests_lose_nothing(workers):
     """Every fault kind, many times over, with 128 requests on the wire per worker: each
     request ends in MAIN or the dead letter, with the answer it asked for. The 429s come last

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.reliability._fault_server import FaultServer
 from tests.reliability._helpers import manifest_of, run_cli
 from transforms.llm.api import ChatRequest
@@ -35,6 +37,7 @@ def test_a_trickled_answer_is_cut_off_at_timeout_s() -> None:
     assert fast.error is None and fast.texts == ["Answer: quick"]
 
 
+@pytest.mark.slow
 def test_max_run_s_ends_a_run_held_by_a_server_that_never_stops_sending(tmp_path: Path,
                                                                         capsys) -> None:
     """The run (in this process: the deadline is the driver's, read by every backend call)

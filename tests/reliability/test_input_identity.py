@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pipeline.outputs.storage as storage
 import transforms.io.files as files
 import transforms.io.read_sources as read_sources
@@ -97,6 +99,7 @@ def _cli(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_pipes_and_sockets_in_an_input_folder_are_never_waited_on(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

@@ -51,6 +51,7 @@ def test_their_table_gives_their_reference_sets(evaldata_dir: Path) -> None:
         (table.utility[t] for t in top), reverse=True)
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_rewards_match_a_direct_numpy_computation(evaldata_dir: Path) -> None:
     path = evaldata_dir / "tag_instruct_tag_values.jsonl"

@@ -116,6 +116,7 @@ def _run(cfg: TagInstructConfig, check) -> None:
         assert_that(combined, lambda got: check(got[0]))
 
 
+@pytest.mark.slow
 def test_every_seed_ends_somewhere_with_lineage_and_pairs() -> None:
     cfg = TagInstructConfig(enabled=True, rounds=2, num_candidates=3, max_length_ratio=6.0)
 
