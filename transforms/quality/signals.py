@@ -26,9 +26,9 @@ SIGNAL_TYPES: dict[str, pa.DataType] = {
     **{f"q_top{n}gram_frac": FLOAT for n in D.TOP_NGRAMS},
     **{f"q_dup{n}gram_frac": FLOAT for n in D.DUP_NGRAMS},
     "q_non_alnum_frac": FLOAT, "q_upper_frac": FLOAT, "q_url_count": INT, "q_refusal": INT,
-    "q_refusal_principled": INT, "q_boilerplate": INT, "q_empty": BOOL, "q_placeholder": BOOL, "q_unbalanced_fence": BOOL,
-    "q_truncated": BOOL, "q_no_terminal_punct": BOOL, "q_prompt_eq_response": BOOL,
-    "q_kind": STR,
+    "q_refusal_principled": INT, "q_boilerplate": INT, "q_empty": BOOL, "q_placeholder": BOOL,
+    "q_unbalanced_fence": BOOL, "q_truncated": BOOL, "q_no_terminal_punct": BOOL,
+    "q_prompt_eq_response": BOOL, "q_kind": STR,
     **{f"q_script_{s}": FLOAT for s in D.SCRIPTS}, "q_script_other": FLOAT, "q_script": STR,
     **{f"q_pii_{k}": INT for k in ("email", "phone", "ip", "api_key", "credit_card")},
 }
@@ -66,7 +66,9 @@ def _refusals(response: pl.Expr) -> dict[str, pl.Expr]:
     markers = el.str.count_matches(D.REFUSAL_RE)
     principled = (markers > 0) & el.str.contains(D.PRINCIPLED_REASON_RE) \
         & ~el.str.contains(D.AI_IDENTITY_RE)
-    sentences = response.str.extract_all(D.SENTENCE_RE)
+    # only responses with a marker are split into sentences (most have none)
+    flagged = pl.when(response.str.contains(D.REFUSAL_RE)).then(response).otherwise(pl.lit(""))
+    sentences = flagged.str.extract_all(D.SENTENCE_RE)
     return {
         "q_refusal": sentences.list.eval(pl.when(principled).then(0).otherwise(markers))
         .list.sum().fill_null(0).cast(pl.Int64),
