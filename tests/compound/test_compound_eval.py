@@ -112,7 +112,8 @@ def _expected(records: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, 
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", [
     SAMPLE, pytest.param(RELEASED, marks=pytest.mark.skipif(
-        not RELEASED.is_dir(), reason="the released Compound-QA files are not here"))],
+        not RELEASED.is_dir(), reason="runs where ../shared/evaldata/compound_qa_understanding "
+        "(the released Compound-QA files) is beside the checkout"))],
     ids=["sample", "released"])
 def test_eval_counts_match_the_script(folder: Path, tmp_path: Path) -> None:
     from transforms.compound.evaluate_run import run_eval
