@@ -11,7 +11,7 @@ import pytest
 from schemas.ids import example_id, pair_id
 from schemas.records import example_row, examples_to_batch, pairs_to_batch
 from transforms.llm.api import ChatResult
-from transforms.tag_instruct import core, templates
+from transforms.tag_instruct import core, rows, templates
 from transforms.tag_instruct.config import TagInstructConfig
 from transforms.tag_instruct.parsers import ParseError
 from transforms.tag_instruct.utility import ReferenceSets
@@ -192,7 +192,7 @@ def test_accepted_example_has_lineage() -> None:
     item = core.after_retag(item, result(json.dumps({"tags": [
         {"tag": "Physics", "explanation": ""}, {"tag": "edge cases", "explanation": ""},
         {"tag": "astronomy", "explanation": ""}]}), model="teacher"), CFG)
-    row = core.new_example(item)
+    row = rows.new_example(item)
     meta = row["meta"]
     assert row["id"] == example_id(row["messages"])
     assert row["messages"] == [{"role": "user", "content": QUESTION},
@@ -253,7 +253,7 @@ def test_paper_mode_steps_keep_every_parsed_output() -> None:
     ask = core.build_request("respond", item, PAPER, 0).messages[-1][1]
     assert ask.startswith("Below is an instruction") and "### Instruction:\n" in ask
     item = core.after_respond(item, result("It scatt", finish_reason="length"), emb, PAPER)
-    row = core.new_example(item, PAPER)
+    row = rows.new_example(item, PAPER)
     assert row["meta"]["tags"] == ["Physics", "Light Scattering", "Optics"]
     assert row["meta"]["ti_chosen_reward"] is None
     assert "expand_brackets" in row["meta"]["lineage"]["template_version"]

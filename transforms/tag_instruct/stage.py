@@ -47,7 +47,7 @@ from transforms.kit import (
     count,
     merge_combine,
 )
-from transforms.tag_instruct import core, report
+from transforms.tag_instruct import core, report, rows
 from transforms.tag_instruct.config import STEP_ROLES, TagInstructConfig
 from transforms.tag_instruct.utility import (
     Partial,
@@ -104,7 +104,7 @@ class _StartFn(beam.DoFn):
         item = core.start_item(row, self._round)
         if isinstance(item, Failure):
             yield beam.pvalue.TaggedOutput(_REJ, Rejection(
-                row, item.reason, core.reject_detail(None, item, "start", self._round)))
+                row, item.reason, rows.reject_detail(None, item, "start", self._round)))
             yield _event(self._round, "rejected", reason=item.reason)
         else:
             yield item
@@ -131,7 +131,7 @@ class _After:
         else:
             out = _AFTER[step](item, result, cfg)
         if isinstance(out, Failure):
-            yield Rejection(item["row"], out.reason, core.reject_detail(item, out, step, rn))
+            yield Rejection(item["row"], out.reason, rows.reject_detail(item, out, step, rn))
             return
         if step == "compress":
             yield _emit_event(rn, "compressed", tags=out["tags_before"])
@@ -174,7 +174,7 @@ class _Expand:
             return
         if isinstance(out, Failure):
             yield Rejection(item["row"], out.reason,
-                            core.reject_detail(item, out, "expand", self._round))
+                            rows.reject_detail(item, out, "expand", self._round))
         else:
             yield _emit_event(self._round, "expanded", chosen=out["chosen_reward"],
                               rewards=[c["reward"] for c in out["candidates"]],
@@ -206,14 +206,14 @@ def step_spec(step: str, cfg: TagInstructConfig, seed: int, round_no: int,
     return StepSpec(
         step, None, build=build, parse=parse, row_of=lambda item: item["row"],
         role=STEP_ROLES[step], gather=(lambda x: x["id"]) if fan_in else None,
-        detail=lambda item: core.reject_detail(item, Failure("", {}), step, round_no),
+        detail=lambda item: rows.reject_detail(item, Failure("", {}), step, round_no),
         event=partial(_step_event, step=step, round_no=round_no))
 
 
 def _accept(item: dict[str, Any], cfg: TagInstructConfig) -> Iterator[Any]:
     count(STAGE, "rows_out")
-    yield core.new_example(item, cfg)
-    yield _event(item["round"], "accepted", tags_after=core.item_tags(item))
+    yield rows.new_example(item, cfg)
+    yield _event(item["round"], "accepted", tags_after=rows.item_tags(item))
 
 
 def _add_utility_row(acc: Partial, row: tuple[list[str], int]) -> Partial:
