@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms.io.files import (
-    CHUNK,
     arrow_input,
+    chunks,
     copy_file,
     exists,
     join,
@@ -32,7 +32,7 @@ def sha256_files(paths: list[str]) -> str:
     h = hashlib.sha256()
     for path in paths:
         with open_read(path) as f:
-            for chunk in iter(lambda f=f: f.read(CHUNK), b""):
+            for chunk in chunks(f):
                 h.update(chunk)
     return h.hexdigest()
 
@@ -41,12 +41,8 @@ def sha256_prefix(path: str, size: int) -> str:
     """sha256 of the first `size` bytes of one file, streamed."""
     h = hashlib.sha256()
     with open_read(path) as f:
-        while size > 0:
-            chunk = f.read(min(CHUNK, size))
-            if not chunk:
-                break
+        for chunk in chunks(f, size):
             h.update(chunk)
-            size -= len(chunk)
     return h.hexdigest()
 
 

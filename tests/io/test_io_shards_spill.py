@@ -20,6 +20,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from pipeline.config import EmitConfig
 from schemas.ids import content_id
 from schemas.records import EXAMPLE_SCHEMA, PAIR_SCHEMA, example_row, examples_to_batch
+from schemas.unify import canonical_schema, conform, unify_schemas
 from transforms.io.files import delete_tree, read_arrow_batches, write_bytes
 from transforms.io.shards import (
     column_options,
@@ -118,15 +119,24 @@ def test_spill_step_writes_one_file_per_distinct_batch_even_when_retried(tmp_pat
 
 
 def test_gather_reads_a_path_once_uses_it_as_often_as_named(tmp_path: Path) -> None:
-    data = spill_bytes(_batch(0, 8))
-    path = str(tmp_path / spill_name(data))
-    write_bytes(path, data)
-    parts = [(path, np.array([5, 1], np.int32)), (path, np.array([0], np.int32)),
-             (path, np.array([5, 1], np.int32))]
-    got = [t.column("id").to_pylist() for t in gather(parts)]
-    assert got == [t.column("id").to_pylist() for t in gather(parts[::-1])]
-    assert sorted(sum(got, [])) == sorted(_batch(0, 8).column("id").take([0, 1, 5, 1, 5])
-                                          .to_pylist())
+    batches = [_batch(0, 8), _batch(8, 6, dataset="e", score=1.5)]
+    schema = canonical_schema(unify_schemas([EXAMPLE_SCHEMA, *(b.schema for b in batches)]),
+                              EXAMPLE_SCHEMA)
+    paths = []
+    for b in batches:
+        data = spill_bytes(b)
+        paths.append(str(tmp_path / spill_name(data)))
+        write_bytes(paths[-1], data)
+    parts = [(paths[0], np.array([5, 1], np.int32)), (paths[1], np.array([4, 0], np.int32)),
+             (paths[0], np.array([0], np.int32)), (paths[0], np.array([5, 1], np.int32))]
+    got = gather(parts, schema)
+    assert got.equals(gather(parts[::-1], schema))
+    assert all(c.num_chunks == 1 for c in got.columns)
+    # the reference: each part's rows taken, conformed, concatenated, then sorted
+    taken = [conform(batches[paths.index(p)].take(pa.array(i)), schema) for p, i in parts]
+    assert got.equals(sort_rows(pa.concat_tables(taken)))
+    assert got.column("id").to_pylist() == sorted(got.column("id").to_pylist())
+    assert gather([], schema).equals(schema.empty_table())
 
 
 def test_every_row_once_same_bytes_whatever_the_batch_order(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ s3_clients.share()  # one boto3 client per configuration, not one per s3:// call
 CHUNK = 1 << 20  # bytes per read when streaming a file
 
 
-def write_bytes(path: str, data: bytes) -> None:
+def write_bytes(path: str, data: bytes | pa.Buffer) -> None:
     """Write `data` as the whole file, stored as given (a `.gz` name is not compressed again,
     so `read_bytes` gives back `data`)."""
     if not data and FileSystems.get_scheme(path) == "s3":
@@ -151,6 +151,32 @@ def open_read(path: str) -> IO[bytes]:
     """A seekable binary stream of the file as stored (no codec guessed from the name): the
     local file, or ranged reads of an object (gs://, s3://) as you seek and read."""
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def read_into(f: IO[bytes], buf: bytearray | memoryview) -> int:
+    """Fill `buf` from `f`'s position (less only at the end of the file); the bytes read.
+    Big reads into one reused buffer touch no new memory, which on a virtual machine costs
+    more than the read itself (bench/README.md, ingest_emit)."""
+    view = memoryview(buf)
+    done = 0
+    while done < len(view):
+        got = f.readinto(view[done:])
+        if not got:
+            break
+        done += got
+    return done
+
+
+def chunks(f: IO[bytes], size: int | None = None) -> Iterator[memoryview]:
+    """The next `size` bytes of `f` (default: to the end) as CHUNK-sized views of one reused
+    buffer; each view is valid until the next is taken."""
+    buf = bytearray(CHUNK)
+    while size is None or size > 0:
+        got = read_into(f, memoryview(buf)[:CHUNK if size is None else min(CHUNK, size)])
+        if not got:
+            return
+        yield memoryview(buf)[:got]
+        size = None if size is None else size - got
 
 
 def read_range(path: str, start: int, length: int) -> bytes:

@@ -212,27 +212,33 @@ def _head(path: str, size: int = 1 << 20) -> bytes:
 
 def plan_jsonl(path: str, split_bytes: int) -> list[tuple[int, int, int]]:
     """(start, end, first_row) byte ranges aligned to line starts, rows counted exactly; one
-    whole-file split (end -1) for files that cannot be read by byte range."""
+    whole-file split (end -1) for files that cannot be read by byte range. Each range is read
+    into one reused buffer."""
     plans: list[tuple[int, int, int]] = []
     row = 0
     with files.open_read(path) as f:
         if sniff_head(f.read(4)) != (None, None):
             return [(0, -1, 0)]
         size = f.seek(0, os.SEEK_END)
+        buf = bytearray(min(split_bytes, size))
         start = 0
         while start < size:
             f.seek(start)
-            chunk = f.read(split_bytes)
-            if start + len(chunk) < size:
-                cut = chunk.rfind(b"\n")
-                if cut < 0:  # one line longer than a split: extend to its end
+            got = files.read_into(f, buf)
+            if not got:  # the file shrank while it was planned
+                break
+            end = got
+            if start + got < size:
+                end = buf.rfind(b"\n", 0, got) + 1
+                if not end:  # one line longer than a split: extend to its end
                     rest = f.readline()
-                    chunk += rest
-                    cut = len(chunk) - 1
-                chunk = chunk[: cut + 1]
-            plans.append((start, start + len(chunk), row))
-            row += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-            start += len(chunk)
+                    plans.append((start, start + got + len(rest), row))
+                    row += rest.count(b"\n") + (0 if rest.endswith(b"\n") else 1)
+                    start += got + len(rest)
+                    continue
+            plans.append((start, start + end, row))
+            row += buf.count(b"\n", 0, end) + (0 if buf[end - 1] == 10 else 1)
+            start += end
     return plans
 
 

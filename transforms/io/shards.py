@@ -62,15 +62,16 @@ def rows_by_shard(prefix: np.ndarray, n: int) -> Iterator[tuple[int, np.ndarray]
             yield s, order[bounds[s]:bounds[s + 1]]
 
 
-def spill_bytes(batch: pa.RecordBatch | pa.Table) -> bytes:
-    """`batch` as an Arrow IPC file (random access, memory-mappable); same batch, same bytes."""
+def spill_bytes(batch: pa.RecordBatch | pa.Table) -> pa.Buffer:
+    """`batch` as an Arrow IPC file (random access, memory-mappable); same batch, same bytes.
+    An Arrow buffer, not a `bytes` copy (written and hashed as it is)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, batch.schema) as writer:
         writer.write(batch)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
-def spill_name(data: bytes) -> str:
+def spill_name(data: bytes | pa.Buffer) -> str:
     """Content-derived file name: a retried bundle rewrites the same file, never a second one."""
     return hashlib.sha256(data).hexdigest()[:40] + ".arrow"
 
@@ -79,11 +80,9 @@ def shard_name(split: str, index: int, n: int, suffix: str = "parquet") -> str:
     return f"{split}-{index:05d}-of-{n:05d}.{suffix}"
 
 
-def sort_rows(table: pa.Table, extra_keys: Sequence[str] = ()) -> pa.Table:
-    """Rows ordered by id, then source file and row, then `extra_keys` (top-level columns).
-    The sort is stable, so rows equal on every key keep their order in `table`."""
-    if table.num_rows == 0:
-        return table
+def sort_order(table: pa.Table, extra_keys: Sequence[str] = ()) -> pa.Array:
+    """The row indices that order `table` by id, then source file and row, then `extra_keys`
+    (top-level columns). The sort is stable: rows equal on every key keep their order."""
     keys = {"__id": table.column("id")}
     if "source" in table.column_names:
         src = table.column("source").combine_chunks()
@@ -91,7 +90,14 @@ def sort_rows(table: pa.Table, extra_keys: Sequence[str] = ()) -> pa.Table:
         keys["__row"] = src.field("row")
     for k in extra_keys:
         keys[f"__{k}"] = table.column(k)
-    order = pc.sort_indices(pa.table(keys), sort_keys=[(k, "ascending") for k in keys])
+    return pc.sort_indices(pa.table(keys), sort_keys=[(k, "ascending") for k in keys])
+
+
+def sort_rows(table: pa.Table, extra_keys: Sequence[str] = ()) -> pa.Table:
+    """`table` in `sort_order`."""
+    if table.num_rows == 0:
+        return table
+    order = sort_order(table, extra_keys)
     if any(c.num_chunks > 1 for c in table.columns):  # take is far faster on one chunk
         table = table.combine_chunks()
     return table.take(order)

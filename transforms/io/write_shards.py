@@ -24,12 +24,11 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.utils.windowed_value import WindowedValue
 
-from schemas.unify import canonical_schema, unify_schemas
+from schemas.unify import canonical_schema, conform, unify_schemas
 from transforms.io._threads import InFlight
 from transforms.io.config import EmitConfig
 from transforms.io.files import delete_tree, read_arrow_batches, write_bytes
 from transforms.io.shards import (
-    build_table,
     id_prefix,
     jsonl_bytes,
     origin_counts,
@@ -38,6 +37,7 @@ from transforms.io.shards import (
     sha256,
     shard_count,
     shard_name,
+    sort_order,
     spill_bytes,
     spill_name,
 )
@@ -79,26 +79,36 @@ def plan_shards(spilled: Iterable[Spilled], base: pa.Schema, emit: EmitConfig
     return [(i, (schema, n, parts[i])) for i in range(n)]
 
 
-def gather(parts: Iterable[tuple[str, np.ndarray]]) -> list[pa.RecordBatch | pa.Table]:
-    """(spill path, row indices) pairs → those rows, in an order that does not depend on the
-    order of `parts` (by path, then indices); a path named twice is read once, used twice."""
-    loaded: dict[str, pa.RecordBatch | pa.Table] = {}
-    out = []
+def gather(parts: Iterable[tuple[str, np.ndarray]], schema: pa.Schema) -> pa.Table:
+    """(spill path, row indices) pairs → one table of those rows in `schema`, sorted as
+    `sort_rows` sorts (ties keep the order of the parts by path, then indices, so the result
+    does not depend on the order of `parts`). A path named twice is read once, used twice.
+    Only the sort keys are gathered first; the rows are copied once, by one take over the
+    memory-mapped spills (chunked take copies each row once, into one chunk)."""
+    tables: dict[str, tuple[int, pa.Table]] = {}
+    rows: list[np.ndarray] = []
+    start = 0
     for path, idx in sorted(parts, key=lambda p: (p[0], p[1].tobytes())):
-        if path not in loaded:
-            batches = read_arrow_batches(path)
-            loaded[path] = batches[0] if len(batches) == 1 else pa.Table.from_batches(batches)
-        out.append(loaded[path].take(pa.array(idx)))
-    return out
+        if path not in tables:
+            table = conform(pa.Table.from_batches(read_arrow_batches(path)), schema)
+            tables[path] = (start, table)
+            start += table.num_rows
+        rows.append(idx.astype(np.int64) + tables[path][0])
+    if not rows:
+        return schema.empty_table()
+    spills = pa.concat_tables([t for _, t in tables.values()])
+    picked = pa.array(np.concatenate(rows))
+    keys = pa.table({k: spills.column(k).take(picked) for k in ("id", "source")
+                     if k in spills.column_names})
+    return spills.take(picked.take(sort_order(keys))).combine_chunks()
 
 
 class _WriteShard(beam.DoFn):
     """(shard, [plan]) → its files and info dicts; two shards are written at once (see
     _threads.py)."""
 
-    def __init__(self, dataset: str, directory: str, emit: EmitConfig, base: pa.Schema,
-                 jsonl_directory: str):
-        self._dataset, self._dir, self._emit, self._base = dataset, directory, emit, base
+    def __init__(self, dataset: str, directory: str, emit: EmitConfig, jsonl_directory: str):
+        self._dataset, self._dir, self._emit = dataset, directory, emit
         self._jsonl_dir = jsonl_directory
 
     def setup(self) -> None:
@@ -123,7 +133,7 @@ class _WriteShard(beam.DoFn):
 
     def _write(self, item: tuple[int, list[tuple[pa.Schema, int, list]]]) -> list[dict]:
         index, [(schema, n, parts)] = item
-        table = build_table(gather(parts), self._base, schema)
+        table = gather(parts, schema)
         expected = sum(len(idx) for _, idx in parts)
         if table.num_rows != expected:
             raise RuntimeError(f"shard {index}: gathered {table.num_rows} rows, expected {expected}")
@@ -167,7 +177,7 @@ class WriteShards(beam.PTransform):
             | "Plan" >> beam.FlatMap(lambda _, sp: plan_shards(sp, base, emit),
                                      sp=beam.pvalue.AsList(spilled))
             | "Group" >> beam.GroupByKey()  # spreads the shards over workers
-            | "Write" >> beam.ParDo(_WriteShard(self._dataset, self._dir, self._emit, self._base,
+            | "Write" >> beam.ParDo(_WriteShard(self._dataset, self._dir, self._emit,
                                                 self._jsonl_dir))
         )
         if self._cleanup:
