@@ -107,8 +107,13 @@ def _say(line: str) -> None:
         print(f"[refinery] {line}", file=sys.stderr, flush=True)
 
 
+def _stage_names(cfg: RunConfig) -> list[str]:
+    """The enabled stages' names, in run order."""
+    return [s for s in (*CURATION, *SYNTHESIS) if getattr(cfg.stages, s).enabled]
+
+
 def run_config(cfg: RunConfig, extra_args: list[str] | None = None) -> RunResult:
-    options = pipeline_options(cfg.beam, extra_args)
+    options = pipeline_options(cfg.beam, extra_args, shuffles_rows=bool(_stage_names(cfg)))
     FileSystems.set_options(options)  # the driver's own reads and writes (object stores)
     out = out_root(cfg.run.output_dir)
     try:
@@ -139,7 +144,7 @@ def _run_locked(cfg: RunConfig, out: str, run_dir: str, options: PipelineOptions
     ctx = make_context(cfg)
     p = beam.Pipeline(options=options)
     build_graph(p, cfg, ctx, run_dir)
-    stages = [s for s in (*CURATION, *SYNTHESIS) if getattr(cfg.stages, s).enabled]
+    stages = _stage_names(cfg)
     _say(f"run: {len(cfg.sources)} source(s) → {', '.join(stages) or 'no stage'} → {run_dir}")
     started = time.monotonic()
     with progress.running():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -56,6 +57,15 @@ def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
     seekable stream elsewhere (only the footer and the column chunks asked for are fetched)."""
     with arrow_input(path) as src:
         return pq.read_table(src, columns=columns)
+
+
+def read_parquet_groups(path: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """A Parquet file's row groups in order, one table each (only `columns`, if given): a
+    reader that wants the first rows reads no more groups than it takes."""
+    with arrow_input(path) as src:
+        parquet = pq.ParquetFile(src)
+        for group in range(parquet.num_row_groups):
+            yield parquet.read_row_group(group, columns=columns)
 
 
 def parquet_schema(path: str) -> pa.Schema:

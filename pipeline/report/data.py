@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.outputs.layout import RunLayout
-from pipeline.outputs.storage import read_jsonl, read_parquet
+from pipeline.outputs.storage import read_jsonl, read_parquet, read_parquet_groups
 from transforms.io.files import join, list_files
 
 MAX_TEXT = 400
@@ -96,17 +96,23 @@ class Shards:
         return out
 
     def answer_words(self, mask: Callable[[pa.Table], pa.Array], limit: int) -> list[int]:
-        """Words of the last answer of rows where `mask` holds, from as many files as it
-        takes to reach `limit` rows (only their `messages` column is read)."""
+        """Words of the last answer of the first `limit` rows where `mask` holds, reading only
+        the row groups they are in (and only their `messages` column)."""
         out: list[int] = []
         for f, light in zip(self.files, self.light, strict=True):
             if len(out) >= limit:
                 break
-            keep = pc.fill_null(mask(light), False)
-            if light.num_rows and pc.any(keep).as_py():
-                msgs = pc.filter(read_parquet(f, ["messages"]).column("messages"), keep)
-                msgs = msgs.slice(0, limit - len(out)).combine_chunks()
-                out += answer_word_counts(msgs).tolist()
+            keep = pc.fill_null(mask(light), False).to_numpy(zero_copy_only=False)
+            wanted = np.flatnonzero(keep)[:limit - len(out)]  # ascending row numbers
+            start = 0
+            for group in read_parquet_groups(f, ["messages"]) if len(wanted) else ():
+                here, wanted = np.split(wanted, [np.searchsorted(wanted, start + group.num_rows)])
+                if len(here):
+                    picked = group.column("messages").take(pa.array(here - start))
+                    out += answer_word_counts(picked.combine_chunks()).tolist()
+                if not len(wanted):
+                    break
+                start += group.num_rows
         return out
 
 

@@ -85,8 +85,13 @@ def remember_dofn_specs() -> None:
         transform_evaluator.get_dofn_specs = get_dofn_specs
 
 
-def prepare_local_runner() -> None:
-    """The three fixes above."""
+def prepare_local_runner(shuffles_rows: bool = True) -> None:
+    """The three fixes above; glibc's settings only for a pipeline whose shuffles carry rows
+    (`shuffles_rows`: a run with a stage). A run without stages (ingest → emit) shuffles
+    only spill-file paths and row indices, so returning freed memory would only cost it CPU:
+    every large temporary gets fresh pages, 0.25-0.45 s of its 3.2 s for 200k records
+    (bench/README.md, ingest_emit). The settings stay for the rest of the process."""
     size_flushed_runner_data_plane()
-    malloc_returns_freed_memory()
+    if shuffles_rows:
+        malloc_returns_freed_memory()
     remember_dofn_specs()

@@ -8,10 +8,12 @@ from pipeline.config import BeamConfig
 from pipeline.runner.local_runner import prepare_local_runner
 
 
-def pipeline_options(beam_cfg: BeamConfig, extra_args: list[str] | None = None) -> PipelineOptions:
+def pipeline_options(beam_cfg: BeamConfig, extra_args: list[str] | None = None,
+                     shuffles_rows: bool = True) -> PipelineOptions:
     """Config values first; `extra_args` (e.g. --project, --region for Dataflow) override.
-    Also applies the local runner's fixes (pipeline/runner/local_runner.py)."""
-    prepare_local_runner()
+    Also applies the local runner's fixes (pipeline/runner/local_runner.py; `shuffles_rows`
+    False for a pipeline without stages)."""
+    prepare_local_runner(shuffles_rows)
     kwargs = dict(beam_cfg.options)
     kwargs["runner"] = beam_cfg.runner
     if beam_cfg.runner in ("DirectRunner", "direct"):

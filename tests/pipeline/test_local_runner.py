@@ -72,6 +72,22 @@ def test_glibc_takes_the_malloc_settings() -> None:
     assert malloc_returns_freed_memory()  # glibc (Linux) accepts each mallopt parameter
 
 
+def test_only_pipelines_whose_shuffles_carry_rows_get_the_malloc_settings(monkeypatch) -> None:
+    from pipeline.config import load_config
+    from pipeline.run import _stage_names
+    from pipeline.runner import local_runner
+
+    calls: list[bool] = []
+    monkeypatch.setattr(local_runner, "malloc_returns_freed_memory", lambda: calls.append(True))
+    local_runner.prepare_local_runner(shuffles_rows=False)
+    assert calls == []
+    pipeline_options(BeamConfig(), shuffles_rows=True)
+    assert calls == [True]
+    assert _stage_names(load_config(None, [], inputs=["x.jsonl"], out="o")) == []
+    assert _stage_names(load_config(None, ["stages.dedup.enabled=true"], inputs=["x.jsonl"],
+                                    out="o")) == ["dedup"]
+
+
 class _Stateful(beam.DoFn):
     COUNT = userstate.CombiningValueStateSpec("count", sum)
 

@@ -122,3 +122,36 @@ def test_answer_words_match_python_split() -> None:
     messages = pa.array(rows, pa.list_(pa.struct([("role", pa.string()),
                                                   ("content", pa.string())])))
     assert answer_word_counts(messages).tolist() == [len(response_text(r).split()) for r in rows]
+
+
+def test_answer_words_take_the_first_rows_asked_for_across_row_groups_and_files(
+        tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from pipeline.report.data import Shards, answer_word_counts
+    from schemas.ids import content_id
+    from schemas.records import example_row, examples_to_batch
+
+    for part, first in enumerate((0, 23)):  # two files of 23 rows, row groups of 5
+        rows = [example_row(content_id("t", i), [
+            {"role": "user", "content": f"q {i}"},
+            {"role": "assistant", "content": " ".join(["w"] * (i + 1))}],
+            {"dataset": "odd" if i % 3 else "even", "file": "f.jsonl", "row": i})
+            for i in range(first, first + 23)]
+        pq.write_table(pa.Table.from_batches([examples_to_batch(rows)]),
+                       tmp_path / f"train-{part}.parquet", row_group_size=5)
+    shards = Shards(str(tmp_path))
+
+    def odd(light: pa.Table) -> pa.Array:
+        return pc.equal(pc.struct_field(light.column("source").combine_chunks(), "dataset"),
+                        "odd")
+
+    every = [answer_word_counts(pq.read_table(f, columns=["messages"]).column("messages")
+                                .combine_chunks()).tolist() for f in shards.files]
+    kept = [n for f, light, words in zip(shards.files, shards.light, every, strict=True)
+            for n, k in zip(words, odd(light).to_pylist(), strict=True) if k]
+    assert kept == [i + 1 for i in range(46) if i % 3]  # the reference: every row read
+    for limit in (0, 1, 4, 5, 14, 15, 16, 30, 100):
+        assert shards.answer_words(odd, limit) == kept[:limit], limit

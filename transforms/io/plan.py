@@ -38,10 +38,26 @@ class SourceError(Exception):
     """A source that cannot be read at all (missing file, unknown format)."""
 
 
+def _head(split: FileSplit, lines: int) -> FileSplit:
+    """A JSONL byte-range split cut after its first `lines` non-blank lines (the whole split
+    when it has fewer): the sample reads those, not up to 16 MiB."""
+    if split.format != "jsonl" or split.end < 0:
+        return split
+    size = 1 << 16
+    while split.start + size < split.end:
+        head = files.read_range(split.read_path, split.start, size)
+        cut = head.rfind(b"\n") + 1
+        if sum(1 for line in head[:cut].split(b"\n") if line.strip()) >= lines:
+            return dataclasses.replace(split, end=split.start + cut)
+        size *= 4
+    return split
+
+
 def _sample_layout(first: FileSplit, max_bytes: int, hf_split: str) -> str:
     """The layout most of the first rows have; `auto` (every row detected on its own) when
     none of them has a known one, so a file that starts with junk is not condemned."""
-    rows = [r for _, _, r in itertools.islice(read_split(first, max_bytes, hf_split),
+    rows = [r for _, _, r in itertools.islice(read_split(_head(first, SAMPLE_ROWS * 4),
+                                                         max_bytes, hf_split),
                                               SAMPLE_ROWS * 4)
             if not isinstance(r, Exception)][:SAMPLE_ROWS]
     try:

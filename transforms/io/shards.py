@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -152,19 +151,19 @@ def column_options(schema: pa.Schema) -> tuple[list[str], list[str]]:
     return dictionary, stats
 
 
-def parquet_bytes(table: pa.Table, compression: str) -> bytes:
-    """The Parquet file of `table`; an empty table gives a file with no row group (`datasets`
-    fails on a row group of 0 rows, and skips a file without one)."""
+def parquet_bytes(table: pa.Table, compression: str) -> pa.Buffer:
+    """The Parquet file of `table`, in an Arrow buffer (written and hashed as it is); an empty
+    table gives a file with no row group (`datasets` fails on a row group of 0 rows, and
+    skips a file without one)."""
     dictionary, stats = column_options(table.schema)
-    buf = io.BytesIO()
+    sink = pa.BufferOutputStream()
+    codec = None if compression == "none" else compression
     if not table.num_rows:
-        pq.ParquetWriter(buf, table.schema, compression=None if compression == "none"
-                         else compression).close()
-        return buf.getvalue()
-    pq.write_table(table, buf, compression=None if compression == "none" else compression,
-                   row_group_size=ROW_GROUP_ROWS, use_dictionary=dictionary or False,
-                   write_statistics=stats or False)
-    return buf.getvalue()
+        pq.ParquetWriter(sink, table.schema, compression=codec).close()
+        return sink.getvalue()
+    pq.write_table(table, sink, compression=codec, row_group_size=ROW_GROUP_ROWS,
+                   use_dictionary=dictionary or False, write_statistics=stats or False)
+    return sink.getvalue()
 
 
 def origin_counts(table: pa.Table) -> dict[str, int] | None:
@@ -184,5 +183,5 @@ def jsonl_bytes(table: pa.Table) -> bytes:
         for r in table.to_pylist())
 
 
-def sha256(data: bytes) -> str:
+def sha256(data: bytes | pa.Buffer) -> str:
     return hashlib.sha256(data).hexdigest()
