@@ -10,8 +10,11 @@ under the same writes.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
+from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -70,6 +73,22 @@ def test_pipeline_options_make_the_runner_data_plane_size_flushed_and_lossless(
 
 def test_glibc_takes_the_malloc_settings() -> None:
     assert malloc_returns_freed_memory()  # glibc (Linux) accepts each mallopt parameter
+
+
+@pytest.mark.parametrize("chosen", [None, "system"])
+def test_arrow_pool_is_jemalloc_unless_the_environment_chooses(chosen: str | None) -> None:
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    code = ("import os, pyarrow as pa\n"
+            "from pipeline.runner.local_runner import arrow_reuses_freed_memory as switch\n"
+            "print(switch(), pa.default_memory_pool().backend_name,"
+            " os.environ['ARROW_DEFAULT_MEMORY_POOL'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == (["False", chosen, chosen] if chosen else ["True", "jemalloc", "jemalloc"])
 
 
 def test_only_pipelines_whose_shuffles_carry_rows_get_the_malloc_settings(monkeypatch) -> None:
