@@ -59,13 +59,13 @@ def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(src, columns=columns)
 
 
-def read_parquet_groups(path: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
-    """A Parquet file's row groups in order, one table each (only `columns`, if given): a
-    reader that wants the first rows reads no more groups than it takes."""
+def read_parquet_batches(path: str, columns: list[str] | None = None, batch_size: int = 8192
+                         ) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's rows in order, `batch_size` at a time (only `columns`, if given):
+    pages are decoded as batches are taken, so a reader that stops early decodes little more
+    than the rows it took."""
     with arrow_input(path) as src:
-        parquet = pq.ParquetFile(src)
-        for group in range(parquet.num_row_groups):
-            yield parquet.read_row_group(group, columns=columns)
+        yield from pq.ParquetFile(src).iter_batches(batch_size=batch_size, columns=columns)
 
 
 def parquet_schema(path: str) -> pa.Schema:

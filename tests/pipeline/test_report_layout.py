@@ -113,8 +113,10 @@ def test_answer_words_match_python_split() -> None:
     alphabet = ["a", "é", "字", " ", "\t", "\n", "\xa0", "\u2003", "\u3000", "\x1f", "\x85", ".",
                 "\r", "\x0b"]
     rows = []
-    for i in range(600):  # half of them ASCII only (Arrow's split), half not (the regex)
-        letters = alphabet if i % 2 else [c for c in alphabet if c.isascii() and c != "\x1f"]
+    plain = [c for c in alphabet if c.isascii() and c != "\x1f"]
+    for i in range(900):  # ASCII spaces only (Arrow's split): ASCII texts and non-ASCII ones;
+        # and texts with other spaces (the regex)
+        letters = [plain, [*plain, "é", "字"], alphabet][i % 3]
         turns = [{"role": rng.choice(["user", "assistant", "system"]),
                   "content": "".join(rng.choice(letters) for _ in range(rng.randint(0, 12)))}
                  for _ in range(rng.randint(0, 4))]
@@ -124,8 +126,18 @@ def test_answer_words_match_python_split() -> None:
     assert answer_word_counts(messages).tolist() == [len(response_text(r).split()) for r in rows]
 
 
-def test_answer_words_take_the_first_rows_asked_for_across_row_groups_and_files(
-        tmp_path: Path) -> None:
+def test_other_spaces_are_every_non_ascii_space_python_splits_on() -> None:
+    from pipeline.report.data import OTHER_SPACES
+
+    ascii_spaces = " \t\n\r\x0b\x0c"
+    python_splits_on = "".join(chr(c) for c in range(0x110000)
+                               if chr(c).isspace() and chr(c) not in ascii_spaces)
+    assert python_splits_on == OTHER_SPACES
+
+
+@pytest.mark.parametrize("batch_rows", [4, 8192])
+def test_answer_words_take_the_first_rows_asked_for_across_batches_and_files(
+        tmp_path: Path, monkeypatch, batch_rows: int) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -143,6 +155,7 @@ def test_answer_words_take_the_first_rows_asked_for_across_row_groups_and_files(
         pq.write_table(pa.Table.from_batches([examples_to_batch(rows)]),
                        tmp_path / f"train-{part}.parquet", row_group_size=5)
     shards = Shards(str(tmp_path))
+    monkeypatch.setattr(Shards, "BATCH_ROWS", batch_rows)
 
     def odd(light: pa.Table) -> pa.Array:
         return pc.equal(pc.struct_field(light.column("source").combine_chunks(), "dataset"),
