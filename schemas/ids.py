@@ -21,10 +21,6 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 ID_BYTES = 16
 US, RS, GS = "\x1f", "\x1e", "\x1d"
 
@@ -61,35 +57,13 @@ def row_id(content_hash: str, file: str | None, row: int | None) -> str:
     return digest(f"row{GS}{content_hash}{GS}{file or ''}{US}{row}".encode())
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
-
-
-def digests(values: pa.Array) -> pa.Array:
-    """`digest` of every value of a string array (no nulls), as a string array: the hashing
-    loop makes bytes only, the hex digits are spelled out by numpy."""
-    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    offs = np.frombuffer(values.buffers()[1], width)[values.offset:values.offset + len(values) + 1]
-    data = memoryview(values.buffers()[2] or b"")
+def row_ids(content_hashes: Iterable[str], file: str | None, rows: Iterable[int]) -> list[str]:
+    """`row_id` of many rows of one file (the columnar reader's loop)."""
+    head = f"row{GS}"
+    tail = f"{GS}{file or ''}{US}"
     b2 = hashlib.blake2b
-    raw = np.frombuffer(b"".join([b2(data[s:e], digest_size=ID_BYTES).digest()
-                                  for s, e in zip(offs[:-1].tolist(), offs[1:].tolist(),
-                                                  strict=True)]), np.uint8)
-    hexed = np.empty(2 * len(raw), np.uint8)
-    hexed[0::2], hexed[1::2] = _HEX[raw >> 4], _HEX[raw & 15]
-    size = 2 * ID_BYTES
-    return pa.Array.from_buffers(pa.string(), len(values), [
-        None, pa.py_buffer(np.arange(0, size * (len(values) + 1), size, dtype=np.int32)),
-        pa.py_buffer(hexed)])
-
-
-def row_ids(content_hashes: pa.Array, file: str | None, rows: np.ndarray) -> pa.Array:
-    """`row_id` of many rows of one file, as a string array (the columnar reader's)."""
-    if not len(content_hashes):
-        return pa.array([], pa.string())
-    encoded = pc.binary_join_element_wise(
-        f"row{GS}", content_hashes, f"{GS}{file or ''}{US}",
-        pc.cast(pa.array(rows, pa.int64()), pa.string()), "")
-    return digests(encoded)
+    return [b2(f"{head}{h}{tail}{r}".encode(), digest_size=ID_BYTES).hexdigest()
+            for h, r in zip(content_hashes, rows, strict=True)]
 
 
 def pair_id(

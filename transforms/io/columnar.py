@@ -14,6 +14,7 @@ The layouts → long message form step and the column helpers are in columnar_la
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.ids import GS, RS, US, digests, row_ids
+from schemas.ids import GS, ID_BYTES, RS, US, row_ids
 from schemas.records import EXAMPLE_SCHEMA, examples_to_batch, pairs_to_batch
 from transforms.io._jsonl_block import Lines, parse_lines, screen
 from transforms.io._rows import fold_keys
@@ -47,6 +48,15 @@ RowFn = Callable[[int, bytes, Any], tuple[str, Any]]  # per-row reference: (kind
 
 
 # --- long message form → Example batch ----------------------------------------------------
+
+def _hashes(enc: pa.Array) -> list[str]:
+    """blake2b-16 hex of every value of a string array, straight from its buffers."""
+    width = np.int64 if pa.types.is_large_string(enc.type) else np.int32
+    offs = np.frombuffer(enc.buffers()[1], width)[enc.offset:enc.offset + len(enc) + 1].tolist()
+    data = memoryview(enc.buffers()[2]) if enc.buffers()[2] is not None else memoryview(b"")
+    b2 = hashlib.blake2b
+    return [b2(data[s:e], digest_size=ID_BYTES).hexdigest() for s, e in zip(offs[:-1], offs[1:], strict=True)]
+
 
 def _fields(struct: pa.DataType) -> list[pa.Field]:
     return [struct.field(i) for i in range(struct.num_fields)]
@@ -134,10 +144,10 @@ def examples_from_table(table: pa.Table, layout: str, raws: Sequence[bytes],
     source = pa.StructArray.from_arrays(
         [pa.repeat(pa.scalar(dataset, pa.string()), k), pa.repeat(pa.scalar(file, pa.string()), k),
          pa.array(rows[keep], pa.int64())], fields=_fields(src_t))
-    hashes = digests(encoded)
+    hashes = _hashes(encoded)
     batch = pa.RecordBatch.from_arrays(
-        [row_ids(hashes, file if key is None else key, rows[keep]), hashes, messages, source,
-         _meta(m, keep, extra)],
+        [pa.array(row_ids(hashes, file if key is None else key, rows[keep].tolist()), pa.string()),
+         pa.array(hashes, pa.string()), messages, source, _meta(m, keep, extra)],
         schema=EXAMPLE_SCHEMA)
     return batch, keep
 
