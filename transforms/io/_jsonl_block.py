@@ -5,8 +5,6 @@ Reads bytes; writes an Arrow table plus the indices of lines left to the per-row
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
@@ -32,12 +30,13 @@ class Lines:
     def __getitem__(self, i: int) -> bytes:
         return self.data[self.starts[i]:self.ends[i]]
 
-    def block(self, idx: np.ndarray) -> bytes:
-        """The lines `idx` (ascending) joined by newlines; a slice when they are consecutive."""
+    def block(self, idx: np.ndarray) -> bytes | memoryview:
+        """The lines `idx` (ascending) joined by newlines; a view (no copy) when they are
+        consecutive."""
         if not len(idx):
             return b""
         if idx[-1] - idx[0] + 1 == len(idx):
-            return self.data[self.starts[idx[0]]:self.ends[idx[-1]]]
+            return memoryview(self.data)[self.starts[idx[0]]:self.ends[idx[-1]]]
         return b"\n".join([self[int(i)] for i in idx])
 
 
@@ -68,7 +67,7 @@ def screen(lines: Lines, max_bytes: int) -> tuple[np.ndarray, np.ndarray]:
     quick = (lens > 0) & (buf[np.minimum(starts, len(buf) - 1)] == 0x7B) & closes
     shallow = _opens(lines) <= MAX_BULK_OPENS
     quick &= (lens <= max_bytes) & shallow
-    cand, slow = set(np.flatnonzero(quick).tolist()), []
+    more, slow = [], []
     for i in np.flatnonzero(~quick & (lens > 0)).tolist():
         line = lines[i]
         if line.isspace():
@@ -76,10 +75,13 @@ def screen(lines: Lines, max_bytes: int) -> tuple[np.ndarray, np.ndarray]:
         stripped = line.strip()
         if (len(line) <= max_bytes and shallow[i] and stripped[:1] == b"{"
                 and stripped[-1:] == b"}"):
-            cand.add(i)
+            more.append(i)
         else:
             slow.append(i)
-    return np.array(sorted(cand), np.int64), np.array(sorted(slow), np.int64)
+    cand = np.flatnonzero(quick)
+    if more:
+        cand = np.union1d(cand, more)
+    return cand.astype(np.int64), np.array(slow, np.int64)
 
 
 def _has_float(t: pa.DataType) -> bool:
@@ -120,9 +122,9 @@ def _read_block(lines: Lines, idx: np.ndarray) -> pa.Table | None:
     block = lines.block(idx)
     opts = pj.ReadOptions(use_threads=False, block_size=max(len(block) + 1, 1 << 16))
     try:
-        table = pj.read_json(io.BytesIO(block), read_options=opts)
-        if not block.isascii():  # pyarrow.json does not validate UTF-8
-            table.validate(full=True)
+        table = pj.read_json(pa.BufferReader(block), read_options=opts)
+        if np.frombuffer(block, np.uint8).max(initial=0) > 0x7F:  # pyarrow.json does not
+            table.validate(full=True)  # validate UTF-8
             table.column_names  # noqa: B018 - field names are decoded here
     except (pa.ArrowException, ValueError):
         return None
