@@ -61,7 +61,9 @@ def runtime() -> str:
 def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     from vl_convert import vegalite_to_vega
 
-    return vegalite_to_vega(chart.to_dict())
+    # the whole spec is not checked against the JSON schema again (half of this call's
+    # time): altair checked each part as it was built, and the compiler rejects the rest
+    return vegalite_to_vega(chart.to_dict(validate=False))
 
 
 def funnel(data: dict[str, Any]) -> dict[str, Any] | None:
