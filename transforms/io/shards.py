@@ -79,9 +79,11 @@ def shard_name(split: str, index: int, n: int, suffix: str = "parquet") -> str:
     return f"{split}-{index:05d}-of-{n:05d}.{suffix}"
 
 
-def sort_order(table: pa.Table, extra_keys: Sequence[str] = ()) -> pa.Array:
-    """The row indices that order `table` by id, then source file and row, then `extra_keys`
-    (top-level columns). The sort is stable: rows equal on every key keep their order."""
+def sort_rows(table: pa.Table, extra_keys: Sequence[str] = ()) -> pa.Table:
+    """Rows ordered by id, then source file and row, then `extra_keys` (top-level columns).
+    The sort is stable, so rows equal on every key keep their order in `table`."""
+    if table.num_rows == 0:
+        return table
     keys = {"__id": table.column("id")}
     if "source" in table.column_names:
         src = table.column("source").combine_chunks()
@@ -89,14 +91,7 @@ def sort_order(table: pa.Table, extra_keys: Sequence[str] = ()) -> pa.Array:
         keys["__row"] = src.field("row")
     for k in extra_keys:
         keys[f"__{k}"] = table.column(k)
-    return pc.sort_indices(pa.table(keys), sort_keys=[(k, "ascending") for k in keys])
-
-
-def sort_rows(table: pa.Table, extra_keys: Sequence[str] = ()) -> pa.Table:
-    """`table` in `sort_order`."""
-    if table.num_rows == 0:
-        return table
-    order = sort_order(table, extra_keys)
+    order = pc.sort_indices(pa.table(keys), sort_keys=[(k, "ascending") for k in keys])
     if any(c.num_chunks > 1 for c in table.columns):  # take is far faster on one chunk
         table = table.combine_chunks()
     return table.take(order)

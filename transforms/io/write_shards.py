@@ -29,6 +29,7 @@ from transforms.io._threads import InFlight
 from transforms.io.config import EmitConfig
 from transforms.io.files import delete_tree, read_arrow_batches, write_bytes
 from transforms.io.shards import (
+    concat_rows,
     id_prefix,
     jsonl_bytes,
     origin_counts,
@@ -37,7 +38,7 @@ from transforms.io.shards import (
     sha256,
     shard_count,
     shard_name,
-    sort_order,
+    sort_rows,
     spill_bytes,
     spill_name,
 )
@@ -80,27 +81,18 @@ def plan_shards(spilled: Iterable[Spilled], base: pa.Schema, emit: EmitConfig
 
 
 def gather(parts: Iterable[tuple[str, np.ndarray]], schema: pa.Schema) -> pa.Table:
-    """(spill path, row indices) pairs → one table of those rows in `schema`, sorted as
-    `sort_rows` sorts (ties keep the order of the parts by path, then indices, so the result
-    does not depend on the order of `parts`). A path named twice is read once, used twice.
-    Only the sort keys are gathered first; the rows are copied once, by one take over the
-    memory-mapped spills (chunked take copies each row once, into one chunk)."""
-    tables: dict[str, tuple[int, pa.Table]] = {}
-    rows: list[np.ndarray] = []
-    start = 0
+    """(spill path, row indices) pairs → one table of those rows in `schema`, sorted by
+    `sort_rows` (ties keep the order of the parts by path, then indices, so the result does
+    not depend on the order of `parts`). A path named twice is read once, used twice. Each
+    part is taken from its memory-mapped spill, so a shard copies only its own rows
+    (Arrow's take over chunks would first concatenate every spill, for every shard)."""
+    loaded: dict[str, pa.Table] = {}
+    taken = []
     for path, idx in sorted(parts, key=lambda p: (p[0], p[1].tobytes())):
-        if path not in tables:
-            table = conform(pa.Table.from_batches(read_arrow_batches(path)), schema)
-            tables[path] = (start, table)
-            start += table.num_rows
-        rows.append(idx.astype(np.int64) + tables[path][0])
-    if not rows:
-        return schema.empty_table()
-    spills = pa.concat_tables([t for _, t in tables.values()])
-    picked = pa.array(np.concatenate(rows))
-    keys = pa.table({k: spills.column(k).take(picked) for k in ("id", "source")
-                     if k in spills.column_names})
-    return spills.take(picked.take(sort_order(keys))).combine_chunks()
+        if path not in loaded:
+            loaded[path] = conform(pa.Table.from_batches(read_arrow_batches(path)), schema)
+        taken.append(loaded[path].take(pa.array(idx)))
+    return sort_rows(concat_rows(taken, schema))
 
 
 class _WriteShard(beam.DoFn):
