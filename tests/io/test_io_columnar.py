@@ -228,3 +228,21 @@ def test_clean_rows_take_the_columnar_path(tmp_path: Path) -> None:
         calls.append(row), ("deadletter", {}))[1]))
     assert not calls
     assert sum(b.num_rows for k, b in items if k == "example") == len(rows)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_batches_are_compact_copies_not_slices(tmp_path: Path, mixed: bool) -> None:
+    """Each batch holds only its own rows' bytes (a slice would pickle the whole split), in
+    table order (all rows columnar) and in row order (some rows from the per-row path)."""
+    clean = [r for r in ALPACA if set(r) == {"instruction", "input", "output"}
+             and all(isinstance(v, str) and v.strip() for k, v in r.items() if k != "input")]
+    path = _write(tmp_path, (ALPACA if mixed else clean) * 40)
+    cfg = IngestConfig(batch_rows=7)
+    source = SourceConfig(path=str(path), layout="alpaca" if mixed else "auto")
+    batches = [v for split in plan_sources([source], cfg)
+               for k, v in convert_split(split, source, cfg) if k == "example"]
+    assert len(batches) > 3 and all(b.num_rows <= 7 for b in batches)
+    for b in batches:
+        assert b.get_total_buffer_size() <= b.nbytes + 1024, b.num_rows
+    rows = [r["source"]["row"] for b in batches for r in b.to_pylist()]
+    assert rows == sorted(rows)
