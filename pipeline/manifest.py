@@ -67,9 +67,7 @@ def input_checksums(files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """`input_checksum` of every input file (by path, with its `planned` stat), in order;
     several files at once, so two large inputs take the time of one on two cores and
     object-store inputs wait on their reads together."""
-    if len(files) < 2:
-        return [input_checksum(p, f.get("planned")) for p, f in files.items()]
-    with ThreadPoolExecutor(min(HASH_THREADS, len(files))) as pool:
+    with ThreadPoolExecutor(max(1, min(HASH_THREADS, len(files)))) as pool:
         return list(pool.map(lambda p: input_checksum(p, files[p].get("planned")), files))
 
 

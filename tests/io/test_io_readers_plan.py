@@ -286,3 +286,24 @@ def test_file_keys_name_files_relative_to_their_source_and_never_collide(tmp_pat
     assert keys == {str(tmp_path / "a" / "other.jsonl"): "other.jsonl",
                     str(tmp_path / "a" / "train.jsonl"): str(tmp_path / "a" / "train.jsonl"),
                     str(tmp_path / "b" / "train.jsonl"): str(tmp_path / "b" / "train.jsonl")}
+
+
+def test_layout_sample_reads_the_first_lines_not_the_whole_split(tmp_path: Path) -> None:
+    """The sample's head grows until it holds 200 non-blank lines (here past 64 KiB, with blank
+    lines between) and gives the same first 200 records as the whole split."""
+    import itertools
+
+    from transforms.io.plan import _first_lines
+
+    rows = [json.dumps({"instruction": "x" * (50 + 700 * (i % 3)), "output": str(i)})
+            for i in range(1000)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("\n\n".join(rows) + "\n")
+    start, end, first = plan_jsonl(str(path), 16 << 20)[0]
+    split = FileSplit(0, str(path), "jsonl", "alpaca", start, end, first)
+    head = _first_lines(split, 200)
+    assert 1 << 16 < head.end < end
+    whole = list(itertools.islice(read_split(split, 1 << 20), 200))
+    assert [r[:2] for r in itertools.islice(read_split(head, 1 << 20), 200)] == [
+        r[:2] for r in whole]
+    assert _first_lines(split, 2000).end == end  # fewer lines than asked: the whole split

@@ -24,6 +24,7 @@ from transforms.io.readers import (
     FileSplit,
     ReadError,
     UnknownFormat,
+    _head,
     detect_format,
     expand_paths,
     load_hf,
@@ -38,17 +39,16 @@ class SourceError(Exception):
     """A source that cannot be read at all (missing file, unknown format)."""
 
 
-def _head(split: FileSplit, lines: int) -> FileSplit:
-    """A JSONL byte-range split cut after its first `lines` non-blank lines (the whole split
-    when it has fewer): the sample reads those, not up to 16 MiB."""
-    if split.format != "jsonl" or split.end < 0:
+def _first_lines(split: FileSplit, lines: int) -> FileSplit:
+    """The first split of a JSONL file cut after its first `lines` non-blank lines (whole when
+    it has fewer): the sample reads those, not up to 16 MiB."""
+    if split.format != "jsonl" or split.end < 0 or split.start:
         return split
     size = 1 << 16
-    while split.start + size < split.end:
-        head = files.read_range(split.read_path, split.start, size)
-        cut = head.rfind(b"\n") + 1
-        if sum(1 for line in head[:cut].split(b"\n") if line.strip()) >= lines:
-            return dataclasses.replace(split, end=split.start + cut)
+    while size < split.end:
+        head = _head(split.read_path, size)  # whole lines from the file's start
+        if sum(1 for line in head.split(b"\n") if line.strip()) >= lines:
+            return dataclasses.replace(split, end=len(head))
         size *= 4
     return split
 
@@ -56,7 +56,7 @@ def _head(split: FileSplit, lines: int) -> FileSplit:
 def _sample_layout(first: FileSplit, max_bytes: int, hf_split: str) -> str:
     """The layout most of the first rows have; `auto` (every row detected on its own) when
     none of them has a known one, so a file that starts with junk is not condemned."""
-    rows = [r for _, _, r in itertools.islice(read_split(_head(first, SAMPLE_ROWS * 4),
+    rows = [r for _, _, r in itertools.islice(read_split(_first_lines(first, SAMPLE_ROWS * 4),
                                                          max_bytes, hf_split),
                                               SAMPLE_ROWS * 4)
             if not isinstance(r, Exception)][:SAMPLE_ROWS]
