@@ -124,7 +124,8 @@ def data_dir() -> Path:
 @pytest.fixture
 def evaldata_dir() -> Path:
     if not EVALDATA.exists():
-        pytest.skip("../shared/evaldata is not beside this checkout")
+        pytest.skip("needs the public datasets in ../shared/evaldata: runs where they are "
+                    "beside the checkout (the development machine)")
     return EVALDATA
 
 

@@ -11,6 +11,7 @@ and charts whose title names a stage other than the `data-stage` block they sit 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -44,6 +45,19 @@ COUNT_TITLES = ("rows", "pairs", "clusters")  # axes of counts: whole numbers on
 
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require_chromium() -> str:
+    """Chromium's path; a failure under CI (the Makefile's test target installs it), a skip
+    on a machine set up without `make test`."""
+    import pytest
+
+    path = chromium()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: the Makefile's test target installs it")
+        pytest.skip("chromium is not installed: runs under `make test`, which installs it")
+    return path
 
 
 def browse(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:

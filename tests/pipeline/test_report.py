@@ -4,7 +4,6 @@ demo run whose output is a pipe (as in `make run | cat`)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from pipeline.cli import main
 from pipeline.outputs.publish import published_dir
 from pipeline.report.page import highlight
 from tests.conftest import HOSTILE_INSTRUCTION
+from tests.pipeline import report_browser as rb
 
 SECTIONS = ("flow", "rejected", "signals", "lengths", "dedup", "decontam", "synthesis",
             "deadletter", "facts")
@@ -31,17 +31,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync"]
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: the Makefile's test target installs it")
-        pytest.skip("chromium is not installed (`make test` installs it)")
-    return path
-
-
 def _browse(page: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'profile'}",
+    cmd = [rb.require_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'profile'}",
            "--virtual-time-budget=6000", *args, page.as_uri()]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 

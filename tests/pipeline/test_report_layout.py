@@ -16,8 +16,7 @@ MAX_BYTES = 1_000_000
 
 
 def _layout(report: Path, work: Path) -> list[str]:
-    if rb.chromium() is None:
-        pytest.skip("chromium is not installed (`make test` installs it)")
+    rb.require_chromium()
     work.mkdir(parents=True, exist_ok=True)
     return rb.problems_of(rb.measure(report, work))
 
@@ -60,7 +59,8 @@ def test_report_of_a_100k_row_run_is_small_and_lays_out(tmp_path: Path) -> None:
 def test_demo_report_lays_out_with_each_chart_under_its_stage(demo_run, tmp_path: Path) -> None:
     report = (demo_run.out / "report.html").resolve()
     assert report.stat().st_size < MAX_BYTES
-    charts = rb.measure(report, tmp_path) if rb.chromium() else pytest.skip("no chromium")
+    rb.require_chromium()
+    charts = rb.measure(report, tmp_path)
     assert rb.problems_of(charts) == []
     staged = {c["stage"] for c in charts if c["stage"]}
     assert {"rise", "quality"} <= staged  # RISE's charts sit in RISE's block
