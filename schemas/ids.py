@@ -57,15 +57,6 @@ def row_id(content_hash: str, file: str | None, row: int | None) -> str:
     return digest(f"row{GS}{content_hash}{GS}{file or ''}{US}{row}".encode())
 
 
-def row_ids(content_hashes: Iterable[str], file: str | None, rows: Iterable[int]) -> list[str]:
-    """`row_id` of many rows of one file (the columnar reader's loop)."""
-    head = f"row{GS}"
-    tail = f"{GS}{file or ''}{US}"
-    b2 = hashlib.blake2b
-    return [b2(f"{head}{h}{tail}{r}".encode(), digest_size=ID_BYTES).hexdigest()
-            for h, r in zip(content_hashes, rows, strict=True)]
-
-
 def pair_id(
     prompt: Iterable[Mapping[str, str]],
     chosen: Iterable[Mapping[str, str]],

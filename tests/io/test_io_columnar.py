@@ -9,14 +9,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.ids import digest, row_id
 from schemas.text import is_canonical
 from tests._hypothesis import examples
 from transforms.io._jsonl_block import MAX_BULK_OPENS, Lines, screen
-from transforms.io.columnar import convert_jsonl
+from transforms.io.columnar import _hashes, _row_ids, convert_jsonl
 from transforms.io.columnar_layouts import needs_work_pattern
 from transforms.io.config import IngestConfig, SourceConfig
 from transforms.io.plan import plan_sources
@@ -246,3 +249,16 @@ def test_batches_are_compact_copies_not_slices(tmp_path: Path, mixed: bool) -> N
         assert b.get_total_buffer_size() <= b.nbytes + 1024, b.num_rows
     rows = [r["source"]["row"] for b in batches for r in b.to_pylist()]
     assert rows == sorted(rows)
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_hashes_and_row_ids_match_the_per_row_functions(large: bool) -> None:
+    texts = ["", "a", "café ≈ 3.14", "x" * 5000, "\x1e\x1f", "last"]
+    arr = pa.array(texts, pa.large_string() if large else pa.string()).slice(1)  # an offset
+    hashes = _hashes(arr)
+    assert hashes.type == pa.string()
+    assert hashes.to_pylist() == [digest(t.encode()) for t in texts[1:]]
+    rows = np.array([0, 7, 10, 123456, 2**40], np.int64)
+    assert _row_ids(hashes, "dir/a b.jsonl", rows).to_pylist() == [
+        row_id(h, "dir/a b.jsonl", int(r)) for h, r in zip(hashes.to_pylist(), rows, strict=True)]
+    assert _hashes(pa.array([], pa.string())).to_pylist() == []

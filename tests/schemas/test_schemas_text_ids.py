@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.ids import content_id, example_id, pair_id, row_id, row_ids
+from schemas.ids import content_id, example_id, pair_id, row_id
 from schemas.text import fold_text, normalize_text
 from tests._hypothesis import examples
 
@@ -145,9 +145,6 @@ def test_row_id_is_unique_per_position_and_stable() -> None:
     assert row_id(h, "a.jsonl", 1) == row_id(h, "a.jsonl", 1)
     assert row_id(h, "a.jsonl", 1) != row_id(example_id(_msgs(("user", "Q"))), "a.jsonl", 1)
     assert row_id(h, "a.jsonl1", 0) != row_id(h, "a.jsonl", 10)  # file and row kept apart
-    # the columnar reader's loop gives the same ids
-    assert row_ids([h, h], "a.jsonl", [0, 10]) == [row_id(h, "a.jsonl", 0),
-                                                   row_id(h, "a.jsonl", 10)]
 
 
 def test_content_id_is_order_and_type_sensitive() -> None:

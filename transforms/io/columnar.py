@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.ids import GS, ID_BYTES, RS, US, row_ids
+from schemas.ids import GS, ID_BYTES, RS, US
 from schemas.records import EXAMPLE_SCHEMA, examples_to_batch, pairs_to_batch
 from transforms.io._jsonl_block import Lines, parse_lines, screen
 from transforms.io._rows import fold_keys
@@ -49,13 +49,31 @@ RowFn = Callable[[int, bytes, Any], tuple[str, Any]]  # per-row reference: (kind
 
 # --- long message form → Example batch ----------------------------------------------------
 
-def _hashes(enc: pa.Array) -> list[str]:
-    """blake2b-16 hex of every value of a string array, straight from its buffers."""
+def _hashes(enc: pa.Array) -> pa.Array:
+    """blake2b-16 of every value of a string array, straight from its buffers, as an array of
+    lowercase hex strings (the digests are joined and hex-encoded with numpy)."""
     width = np.int64 if pa.types.is_large_string(enc.type) else np.int32
     offs = np.frombuffer(enc.buffers()[1], width)[enc.offset:enc.offset + len(enc) + 1].tolist()
     data = memoryview(enc.buffers()[2]) if enc.buffers()[2] is not None else memoryview(b"")
     b2 = hashlib.blake2b
-    return [b2(data[s:e], digest_size=ID_BYTES).hexdigest() for s, e in zip(offs[:-1], offs[1:], strict=True)]
+    digests = np.frombuffer(b"".join([b2(data[s:e], digest_size=ID_BYTES).digest()
+                                      for s, e in zip(offs[:-1], offs[1:], strict=True)]), np.uint8)
+    hexed = np.empty(2 * len(digests), np.uint8)
+    hexed[0::2], hexed[1::2] = _HEX_DIGITS[digests >> 4], _HEX_DIGITS[digests & 15]
+    size = 2 * ID_BYTES
+    return pa.Array.from_buffers(pa.string(), len(enc), [
+        None, pa.py_buffer(np.arange(0, size * len(enc) + 1, size, dtype=np.int32)),
+        pa.py_buffer(hexed)])
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def _row_ids(hashes: pa.Array, file: str, rows: np.ndarray) -> pa.Array:
+    """`schemas.ids.row_id` of every row of one file, its encodings built with Arrow."""
+    keys = pc.binary_join_element_wise("row", hashes, file, GS)
+    return _hashes(pc.binary_join_element_wise(keys, pc.cast(pa.array(rows, pa.int64()),
+                                                              pa.string()), US))
 
 
 def _fields(struct: pa.DataType) -> list[pa.Field]:
@@ -132,9 +150,14 @@ def examples_from_table(table: pa.Table, layout: str, raws: Sequence[bytes],
     counts = np.bincount(msg_rows[sel], minlength=n)[keep]
     offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
     role_arr = pa.array(ROLE_NAMES).take(pa.array(roles))
-    per_msg = pc.binary_join_element_wise(role_arr, contents, US)
-    encoded = pc.binary_join_element_wise(
-        "example", pc.binary_join(pa.ListArray.from_arrays(offsets, per_msg), RS), GS)
+    # the encoding schemas.ids hashes: "example" GS, then role US content per message, RS
+    # between messages; the head goes in front of each row's first role (one copy less)
+    first = np.zeros(len(roles), np.int64)
+    first[offsets.to_numpy()[:-1]] = len(ROLE_NAMES)  # every kept row has messages
+    heads = pa.array([*ROLE_NAMES, *(f"example{GS}{r}" for r in ROLE_NAMES)]).take(
+        pa.array(roles + first))
+    encoded = pc.binary_join(pa.ListArray.from_arrays(
+        offsets, pc.binary_join_element_wise(heads, contents, US)), RS)
     msg_t = EXAMPLE_SCHEMA.field("messages").type
     messages = pa.ListArray.from_arrays(
         offsets, pa.StructArray.from_arrays([role_arr, contents],
@@ -146,9 +169,8 @@ def examples_from_table(table: pa.Table, layout: str, raws: Sequence[bytes],
          pa.array(rows[keep], pa.int64())], fields=_fields(src_t))
     hashes = _hashes(encoded)
     batch = pa.RecordBatch.from_arrays(
-        [pa.array(row_ids(hashes, file if key is None else key, rows[keep].tolist()), pa.string()),
-         pa.array(hashes, pa.string()), messages, source, _meta(m, keep, extra)],
-        schema=EXAMPLE_SCHEMA)
+        [_row_ids(hashes, file if key is None else key, rows[keep]), hashes, messages, source,
+         _meta(m, keep, extra)], schema=EXAMPLE_SCHEMA)
     return batch, keep
 
 
