@@ -56,9 +56,12 @@ def arrow_reuses_freed_memory() -> bool:
     ARROW_DEFAULT_MEMORY_POOL chooses one. mimalloc hands freed memory back to the system
     within milliseconds, so each large Arrow buffer of a run (a parsed split, a batch, a
     shard) lands on fresh pages, and on a virtual machine first-touched pages cost more
-    than the work done in them; jemalloc, as Arrow configures it, keeps freed memory for
-    about a second and reuses it. Measured (bench/README.md): ingest_emit's CPU for 200k
-    records 4.5-5.0 s → 4.1-4.2 s; dedup_scale at 200k documents peaks at 961 MB in the
+    than the work done in them. jemalloc as Arrow configures it does the same in the main
+    thread and keeps one arena per thread; with the options pipeline/__init__.py sets before
+    pyarrow loads (one arena, freed pages kept until the kernel wants them) a freed buffer's
+    pages serve the next one in any thread. Measured (bench/README.md): ingest_emit's CPU for
+    200k records 4.5-5.0 s with mimalloc, 4.1-4.2 s with jemalloc; its shard writers' page
+    faults 298k → 208k with the options. dedup_scale at 200k documents peaks at 961 MB in the
     runner and 1,500 MB in a worker (976 and 1,520 MB with mimalloc). Worker processes get
     it through the environment. False where this pyarrow has no jemalloc or the variable
     was set."""

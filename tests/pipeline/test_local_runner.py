@@ -91,6 +91,48 @@ def test_arrow_pool_is_jemalloc_unless_the_environment_chooses(chosen: str | Non
     assert out == (["False", chosen, chosen] if chosen else ["True", "jemalloc", "jemalloc"])
 
 
+_REUSE = """
+import resource, sys, threading
+import numpy as np
+import pipeline  # sets Arrow's jemalloc options before pyarrow is loaded
+import pyarrow as pa
+from pipeline.runner.local_runner import arrow_reuses_freed_memory
+assert arrow_reuses_freed_memory()
+def faults(): return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+def fill():  # a 64 MiB Arrow buffer, every page written, then freed
+    buf = pa.allocate_buffer(64 << 20); np.frombuffer(buf, np.uint8)[:] = 1
+fill()
+before = faults()
+for _ in range(4): fill()
+main = faults() - before
+out = []
+def other(): before = faults(); fill(); out.append(faults() - before)
+t = threading.Thread(target=other); t.start(); t.join()
+print(main, out[0])
+"""
+
+
+@pytest.mark.parametrize("conf", [None, ""])
+def test_arrow_buffers_reuse_freed_pages_across_threads(conf: str | None) -> None:
+    """With the options pipeline/__init__.py gives Arrow's jemalloc, a freed 64 MiB buffer's
+    pages serve the next buffer, in the same thread and in another (16,384 pages each when
+    they do not); with the options emptied (jemalloc as Arrow configures it) they do not."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ARROW_DEFAULT_MEMORY_POOL", "JE_ARROW_MALLOC_CONF")}
+    if conf is not None:
+        env["JE_ARROW_MALLOC_CONF"] = conf
+    out = subprocess.run([sys.executable, "-c", _REUSE], env=env, capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[2])
+    same_thread, other_thread = map(int, out.stdout.split())
+    pages = (64 << 20) // os.sysconf("SC_PAGE_SIZE")
+    if conf is None:
+        assert same_thread < pages // 4 and other_thread < pages // 4
+    else:
+        assert same_thread > 3 * pages and other_thread > pages // 2
+
+
 def test_only_pipelines_whose_shuffles_carry_rows_get_the_malloc_settings(monkeypatch) -> None:
     from pipeline.config import load_config
     from pipeline.run import _stage_names
