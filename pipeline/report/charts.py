@@ -58,6 +58,13 @@ def runtime() -> str:
                        lambda: javascript_bundle(snippet=snippet))
 
 
+def _tooltips(*shorthands: str) -> list[alt.Tooltip]:
+    """Tooltip channels. Every channel is passed to `encode` as an object, not a shorthand
+    string: altair turns each string into a channel through `from_dict`, which hashes its
+    whole schema first (12 ms a string, half of the report's chart time)."""
+    return [alt.Tooltip(s) for s in shorthands]
+
+
 def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     from vl_convert import vegalite_to_vega
 
@@ -86,7 +93,7 @@ def funnel(data: dict[str, Any]) -> dict[str, Any] | None:
         color=alt.Color("source:N"),
         opacity=alt.Opacity("part:N", scale=alt.Scale(domain=["continues", "removed here"],
                                                       range=[1.0, 0.35]), title=None),
-        tooltip=["step:N", "source:N", "part:N", "sum(rows):Q"],
+        tooltip=_tooltips("step:N", "source:N", "part:N", "sum(rows):Q"),
     ).properties(width=WIDTH, title="Records through curation, per source")
     return _spec(chart)
 
@@ -101,7 +108,7 @@ def bars(counts: dict[str, int | float], title: str, label: str = "reason",
         x=alt.X("count:Q", title=x_title,
                 axis=count_axis(max(counts.values())) if whole
                 else alt.Axis(labelOverlap="greedy")),
-        tooltip=[f"{label}:N", "count:Q"],
+        tooltip=_tooltips(f"{label}:N", "count:Q"),
     ).properties(width=WIDTH, title=title)
     return _spec(chart)
 
@@ -159,13 +166,13 @@ def histogram(groups: dict[str, list[float]], title: str, x_title: str,
                                                         max(r["end"] for r in rows),
                                                         max(2, width // 80)),
                                   "format": ",d"} if whole else {}))),
-        x2="end:Q",
+        x2=alt.X2("end:Q"),
         y=alt.Y("count:Q", title="rows", scale=alt.Scale(zero=True),
                 axis=count_axis(max(r["count"] for r in rows))),
-        y2=alt.datum(0),
+        y2=alt.Y2Datum(0),
         color=alt.Color("group:N", title=None),
-        tooltip=["group:N", alt.Tooltip("start:Q", title="from"),
-                 alt.Tooltip("end:Q", title="to"), "count:Q"],
+        tooltip=[alt.Tooltip("group:N"), alt.Tooltip("start:Q", title="from"),
+                 alt.Tooltip("end:Q", title="to"), alt.Tooltip("count:Q")],
     )
     layers: list[Any] = [base]
     if thresholds:
@@ -173,7 +180,7 @@ def histogram(groups: dict[str, list[float]], title: str, x_title: str,
                      for t in thresholds]
         layers.append(alt.Chart(alt.Data(values=rule_rows)).mark_rule(
             color="#c0392b", strokeWidth=2, strokeDash=[4, 3]).encode(
-            x="value:Q", tooltip=["label:N"]))
+            x=alt.X("value:Q"), tooltip=_tooltips("label:N")))
     return _spec(alt.layer(*layers).properties(width=width, height=140, title=title))
 
 
