@@ -11,14 +11,19 @@ files, measures:
   naive  ReadFromText → json.loads → json.dumps → WriteToText, one element per record, on the
          same DirectRunner mode.
 
-Prints a table and ends with one JSON line: ours_records_per_s, naive_records_per_s, ratio
-(wall clock), plus the CPU seconds of each (this process; in_memory mode runs the workers
+The measurement runs `--repeat` times (default 3), each round in a fresh Python process (so
+every timed run of ours is the first large run of its process, as a user's `refinery run` is),
+ours first in odd rounds and naive first in even ones; the figures are the medians of each
+side, so one slow moment of a shared machine moves neither much (each round's seconds are in
+the JSON). Prints a table and ends with one JSON line: ours_records_per_s,
+naive_records_per_s, ratio (wall clock, of the medians), plus the CPU seconds of each (this process; in_memory mode runs the workers
 in-process; ours converts two splits and writes two shards at once on threads, so its CPU
 seconds can exceed its wall seconds) and cpu_ratio, which is steadier than wall clock on a
 shared machine, and the 1-minute load average at the start and the end (load_1m).
-A warm-up run of each pipeline on a few records comes first, so one-time imports and Beam
-start-up caches are not charged to whichever pipeline happens to run first.
-`--profile` also writes a cProfile of our path (top functions by cumulative and own time).
+In each round a warm-up run of each pipeline on a few records comes first, so one-time imports
+and Beam start-up caches are not charged to whichever pipeline happens to run first.
+`--profile` runs one round in this process with a cProfile of our path (top functions by
+cumulative and own time).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import os
 import pstats
 import random
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -145,6 +152,51 @@ def run_naive(pattern: str, out: Path, mode: str, workers: int) -> tuple[float, 
     return elapsed, cpu, rows
 
 
+def measure_round(paths: list[Path], tmp: Path, mode: str, workers: int, naive_first: bool,
+                  profile: bool = False) -> dict:
+    """Warm-up runs of both pipelines on 200 records, then one timed run of each on `paths`
+    (in the given order); seconds, CPU seconds and what each wrote."""
+    warm = tmp / "warm"
+    warm.mkdir()
+    warm_paths = make_records(warm, 200, seed=1)
+    run_ours(warm_paths, warm / "ours", mode, workers)
+    run_naive(str(warm / "*.jsonl"), warm / "naive", mode, workers)
+    out: dict = {}
+    prof = cProfile.Profile() if profile else None
+    for side in (("naive", "ours") if naive_first else ("ours", "naive")):
+        if side == "naive":
+            pattern = str(paths[0].parent / "*.jsonl")
+            out["naive_s"], out["naive_cpu_s"], out["naive_rows"] = run_naive(
+                pattern, tmp / "naive", mode, workers)
+            continue
+        out["ours_start_load_1m"] = round(os.getloadavg()[0], 2)  # the load rule reads it
+        if prof:
+            prof.enable()
+        out["ours_s"], out["ours_cpu_s"], manifest = run_ours(paths, tmp / "ours", mode, workers)
+        if prof:
+            prof.disable()
+        out["conservation"] = manifest["conservation"]
+        out["ours_shards"] = sum(s["format"] == "parquet" for s in manifest["shards"])
+    if prof:
+        buf = io.StringIO()
+        stats = pstats.Stats(prof, stream=buf)
+        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats("tottime").print_stats(25)
+        print(buf.getvalue())
+    return out
+
+
+def _round_in_fresh_process(src: Path, tmp: Path, args: argparse.Namespace, naive_first: bool
+                            ) -> dict:
+    cmd = [sys.executable, __file__, "--round", str(src), "--mode", args.mode,
+           "--workers", str(args.workers)] + (["--naive-first"] if naive_first else [])
+    tmp.mkdir()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, env=os.environ.copy())
+    if done.returncode:
+        raise RuntimeError(f"a round failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=200_000, help="records to generate")
@@ -152,13 +204,23 @@ def main(argv: list[str] | None = None) -> int:
                     choices=["in_memory", "multi_threading", "multi_processing"],
                     help="DirectRunner mode for both pipelines")
     ap.add_argument("--workers", type=int, default=1, help="direct_num_workers for both")
-    ap.add_argument("--profile", action="store_true", help="cProfile our path (prints top 25)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds, each in a fresh process; medians are reported")
+    ap.add_argument("--profile", action="store_true",
+                    help="one round in this process, with a cProfile of our path (top 25)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--round", metavar="DIR", help=argparse.SUPPRESS)  # one round on DIR's files
+    ap.add_argument("--naive-first", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     import logging
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    if args.round:  # a child: one round, in the current directory, one JSON line
+        paths = sorted(Path(args.round).glob("*.jsonl"))
+        print(json.dumps(measure_round(paths, Path.cwd(), args.mode, args.workers,
+                                       args.naive_first)))
+        return 0
     load_start = os.getloadavg()[0]  # printed with the figures: this machine is shared
     tmp = Path(tempfile.mkdtemp(prefix="bench_ingest_emit_"))
     try:
@@ -170,53 +232,46 @@ def main(argv: list[str] | None = None) -> int:
         gen_s = time.perf_counter() - t0
         print(f"generated {args.records} records ({size / 1e6:.1f} MB, "
               f"{', '.join(p.name for p in paths)}) in {gen_s:.1f}s under {src}")
-
-        warm = tmp / "warm"
-        warm.mkdir()
-        warm_paths = make_records(warm, 200, seed=1)
-        run_ours(warm_paths, warm / "ours", args.mode, args.workers)
-        run_naive(str(warm / "*.jsonl"), warm / "naive", args.mode, args.workers)
-
-        prof = cProfile.Profile() if args.profile else None
-        if prof:
-            prof.enable()
-        ours_s, ours_cpu, manifest = run_ours(paths, tmp / "ours", args.mode, args.workers)
-        if prof:
-            prof.disable()
-        naive_s, naive_cpu, naive_rows = run_naive(str(src / "*.jsonl"), tmp / "naive", args.mode, args.workers)
-
-        c = manifest["conservation"]
-        ours_rows = c["records_in"]
-        if ours_rows != args.records or naive_rows != args.records or not c["holds"]:
-            print(f"count mismatch: ours read {ours_rows} (conservation {c}), naive wrote "
-                  f"{naive_rows}, expected {args.records}", file=sys.stderr)
-            return 1
-        ours_rps = ours_rows / ours_s
-        naive_rps = naive_rows / naive_s
+        if args.profile:
+            rounds = [measure_round(paths, tmp, args.mode, args.workers, False, profile=True)]
+        else:
+            rounds = [_round_in_fresh_process(src, tmp / f"round{i}", args, i % 2 == 1)
+                      for i in range(max(1, args.repeat))]
+        for r in rounds:
+            c = r["conservation"]
+            if c["records_in"] != args.records or r["naive_rows"] != args.records \
+                    or not c["holds"]:
+                print(f"count mismatch: ours read {c['records_in']} (conservation {c}), naive "
+                      f"wrote {r['naive_rows']}, expected {args.records}", file=sys.stderr)
+                return 1
+        med = {k: statistics.median(r[k] for r in rounds)
+               for k in ("ours_s", "ours_cpu_s", "naive_s", "naive_cpu_s")}
+        n = args.records
+        ours_rps, naive_rps = n / med["ours_s"], n / med["naive_s"]
         ratio = ours_rps / naive_rps
-        shards = [s for s in manifest["shards"] if s["format"] == "parquet"]
-        print()
+        c = rounds[-1]["conservation"]
+        print(f"\nmedians of {len(rounds)} round(s), each in a fresh process")
         print(f"{'pipeline':<44} {'records':>9} {'wall s':>8} {'cpu s':>8} {'records/s':>10}")
-        print(f"{'ours: ReadSources → WriteShards (+manifest)':<44} {ours_rows:>9} "
-              f"{ours_s:>8.2f} {ours_cpu:>8.2f} {ours_rps:>10.0f}")
-        print(f"{'naive: ReadFromText → json.loads → Write':<44} {naive_rows:>9} "
-              f"{naive_s:>8.2f} {naive_cpu:>8.2f} {naive_rps:>10.0f}")
+        print(f"{'ours: ReadSources → WriteShards (+manifest)':<44} {n:>9} "
+              f"{med['ours_s']:>8.2f} {med['ours_cpu_s']:>8.2f} {ours_rps:>10.0f}")
+        print(f"{'naive: ReadFromText → json.loads → Write':<44} {n:>9} "
+              f"{med['naive_s']:>8.2f} {med['naive_cpu_s']:>8.2f} {naive_rps:>10.0f}")
         print(f"ratio ours/naive: {ratio:.2f}x  (runner DirectRunner/{args.mode}, "
               f"workers {args.workers}, cpus {os.cpu_count()}; ours wrote "
-              f"{c['records_out']} rows in {len(shards)} shard(s), {c['deadletter']} dead letter)")
-        if prof:
-            buf = io.StringIO()
-            stats = pstats.Stats(prof, stream=buf)
-            stats.sort_stats("cumulative").print_stats(25)
-            stats.sort_stats("tottime").print_stats(25)
-            print(buf.getvalue())
+              f"{c['records_out']} rows in {rounds[-1]['ours_shards']} shard(s), "
+              f"{c['deadletter']} dead letter)")
         print(json.dumps({
-            "bench": "ingest_emit", "records": args.records, "mode": args.mode,
+            "bench": "ingest_emit", "records": n, "mode": args.mode,
             "workers": args.workers, "cpus": os.cpu_count(),
             "ours_records_per_s": round(ours_rps), "naive_records_per_s": round(naive_rps),
-            "ratio": round(ratio, 2), "ours_s": round(ours_s, 2), "naive_s": round(naive_s, 2),
-            "ours_cpu_s": round(ours_cpu, 2), "naive_cpu_s": round(naive_cpu, 2),
-            "cpu_ratio": round((naive_cpu / naive_rows) / (ours_cpu / ours_rows), 2),
+            "ratio": round(ratio, 2), "ours_s": round(med["ours_s"], 2),
+            "naive_s": round(med["naive_s"], 2), "ours_cpu_s": round(med["ours_cpu_s"], 2),
+            "naive_cpu_s": round(med["naive_cpu_s"], 2),
+            "cpu_ratio": round(med["naive_cpu_s"] / med["ours_cpu_s"], 2),
+            "rounds": len(rounds),
+            "ours_rounds_s": [round(r["ours_s"], 2) for r in rounds],
+            "naive_rounds_s": [round(r["naive_s"], 2) for r in rounds],
+            "ours_start_load_1m": [r["ours_start_load_1m"] for r in rounds],
             "load_1m": [round(load_start, 1), round(os.getloadavg()[0], 1)],
         }))
         return 0
