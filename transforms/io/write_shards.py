@@ -92,7 +92,9 @@ def gather(parts: Iterable[tuple[str, np.ndarray]], schema: pa.Schema) -> pa.Tab
         if path not in loaded:
             loaded[path] = conform(pa.Table.from_batches(read_arrow_batches(path)), schema)
         taken.append(loaded[path].take(pa.array(idx)))
-    return sort_rows(concat_rows(taken, schema))
+    rows = concat_rows(taken, schema)
+    del taken, loaded  # their memory serves the sorted copy
+    return sort_rows(rows)
 
 
 class _WriteShard(beam.DoFn):
