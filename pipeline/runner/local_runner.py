@@ -61,9 +61,9 @@ def arrow_reuses_freed_memory() -> bool:
     pyarrow loads (one arena, freed pages kept until the kernel wants them) a freed buffer's
     pages serve the next one in any thread. Measured (bench/README.md): ingest_emit's CPU for
     200k records 4.5-5.0 s with mimalloc, 4.1-4.2 s with jemalloc; its shard writers' page
-    faults 298k → 208k with the options. dedup_scale at 200k documents peaks at 961 MB in the
-    runner and 1,500 MB in a worker (976 and 1,520 MB with mimalloc). Worker processes get
-    it through the environment. False where this pyarrow has no jemalloc or the variable
+    faults 298k → 208k with the options. dedup_scale at 1M documents peaks at 3.46 GB in the
+    runner with them (3.51 GB without, 3.49 GB with mimalloc). Worker processes get it
+    through the environment. False where this pyarrow has no jemalloc or the variable
     was set."""
     if os.environ.get(ARROW_POOL_ENV):
         return False
