@@ -191,7 +191,7 @@ def _round_in_fresh_process(src: Path, tmp: Path, args: argparse.Namespace, naiv
     cmd = [sys.executable, __file__, "--round", str(src), "--mode", args.mode,
            "--workers", str(args.workers)] + (["--naive-first"] if naive_first else [])
     tmp.mkdir()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, env=os.environ.copy())
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
     if done.returncode:
         raise RuntimeError(f"a round failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -49,6 +49,9 @@ RowFn = Callable[[int, bytes, Any], tuple[str, Any]]  # per-row reference: (kind
 
 # --- long message form → Example batch ----------------------------------------------------
 
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
 def _hashes(enc: pa.Array) -> pa.Array:
     """blake2b-16 of every value of a string array, straight from its buffers, as an array of
     lowercase hex strings (the digests are joined and hex-encoded with numpy)."""
@@ -64,9 +67,6 @@ def _hashes(enc: pa.Array) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(enc), [
         None, pa.py_buffer(np.arange(0, size * len(enc) + 1, size, dtype=np.int32)),
         pa.py_buffer(hexed)])
-
-
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
 def _row_ids(hashes: pa.Array, file: str, rows: np.ndarray) -> pa.Array:
